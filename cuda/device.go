@@ -1,0 +1,52 @@
+// Package cuda is vramseal's device boundary: the Device interface, a
+// simulated GPU for tests (Sim), and the real NVIDIA backends.
+//
+// Device memory addresses never leave this package: callers hold opaque
+// Handles.
+package cuda
+
+// Handle names one allocation on one device. It is opaque: it carries no
+// device address, and it means nothing to another device.
+type Handle uint64
+
+// Properties describe a device as vramseal needs to know it.
+type Properties struct {
+	// Name is the product name, such as "NVIDIA H100 80GB HBM3".
+	Name string
+	// UUID identifies the physical device, where the backend knows it.
+	UUID string
+	// TotalMemory is the device memory in bytes.
+	TotalMemory int64
+	// ComputeMajor and ComputeMinor are the compute capability.
+	ComputeMajor, ComputeMinor int
+	// Integrated is true for GPUs that share system memory.
+	Integrated bool
+	// ManagedMemory is true when the device supports managed (unified) memory.
+	ManagedMemory bool
+	// PageableMemoryAccess is true when the device can access pageable host
+	// memory directly.
+	PageableMemoryAccess bool
+}
+
+// Device is one GPU's memory, shaped by what vramseal does with it. Every
+// method is safe for concurrent use. Errors wrap the sentinels in package
+// messages: ErrInvalidInput for bad sizes, handles or bounds,
+// ErrInsufficientVRAM when memory is short, ErrAllocationFailed when an
+// allocation is refused otherwise, ErrDeviceFault when the device fails, and
+// ErrStopped after Close.
+type Device interface {
+	// Properties describes the device.
+	Properties() Properties
+	// MemInfo returns the device's free and total memory in bytes.
+	MemInfo() (free, total int64, err error)
+	// Allocate reserves size bytes of device memory.
+	Allocate(size int64) (Handle, error)
+	// Free releases an allocation.
+	Free(h Handle) error
+	// Write copies p into the allocation at offset.
+	Write(h Handle, offset int64, p []byte) error
+	// Read copies len(p) bytes of the allocation at offset into p.
+	Read(h Handle, offset int64, p []byte) error
+	// Close frees every allocation still outstanding and releases the device.
+	Close() error
+}
