@@ -34,19 +34,27 @@ type Properties struct {
 // ErrInsufficientVRAM when memory is short, ErrAllocationFailed when an
 // allocation is refused otherwise, ErrDeviceFault when the device fails, and
 // ErrStopped after Close.
+//
+// Handles are never reused and the zero Handle names no allocation, so a
+// freed or unknown handle is always ErrInvalidInput. A copy must lie within
+// its allocation, 0 <= offset and offset+len(p) <= size, checked without
+// overflow for every copy, including empty ones. Package cudatest holds the
+// contract suite every implementation passes.
 type Device interface {
-	// Properties describes the device.
+	// Properties describes the device. It answers even after Close.
 	Properties() Properties
 	// MemInfo returns the device's free and total memory in bytes.
 	MemInfo() (free, total int64, err error)
-	// Allocate reserves size bytes of device memory.
+	// Allocate reserves size bytes of device memory; size must be positive.
 	Allocate(size int64) (Handle, error)
-	// Free releases an allocation.
+	// Free releases an allocation. Freeing it twice is ErrInvalidInput.
 	Free(h Handle) error
 	// Write copies p into the allocation at offset.
 	Write(h Handle, offset int64, p []byte) error
 	// Read copies len(p) bytes of the allocation at offset into p.
 	Read(h Handle, offset int64, p []byte) error
 	// Close frees every allocation still outstanding and releases the device.
+	// It is idempotent; later calls other than Close and Properties fail with
+	// ErrStopped.
 	Close() error
 }
