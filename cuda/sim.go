@@ -53,6 +53,7 @@ type AllocInfo struct {
 type Sim struct {
 	props Properties
 
+	// mu guards the fields below.
 	mu         sync.Mutex
 	allocs     map[Handle]*simAllocation
 	allocated  int64
@@ -63,7 +64,8 @@ type Sim struct {
 }
 
 // simAllocation is one allocation's bytes. Its lock orders copies on it
-// against Free and Close; it may be taken before Sim.mu, never after.
+// against Free and Close. Sim.mu may be taken while holding it, never the
+// other way round.
 type simAllocation struct {
 	size int64
 
@@ -122,7 +124,8 @@ func (s *Sim) MemInfo() (free, total int64, err error) {
 	return s.props.TotalMemory - s.allocated, s.props.TotalMemory, nil
 }
 
-// Allocate reserves size bytes of host memory standing in for VRAM.
+// Allocate reserves size bytes of host memory standing in for VRAM. Only
+// allocations take host memory, never the capacity as a whole.
 func (s *Sim) Allocate(size int64) (Handle, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

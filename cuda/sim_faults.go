@@ -76,7 +76,7 @@ func (s *Sim) FlipBit(h Handle, offset int64, bit uint) error {
 // FlipRandomBit flips one bit chosen with the seeded generator: an allocation,
 // an offset in it and a bit. For a given seed and sequence of calls the choice
 // is the same every run. It fails with messages.ErrInvalidInput when nothing
-// is allocated.
+// is allocated, or when the chosen allocation is freed before the flip.
 func (s *Sim) FlipRandomBit() (Handle, int64, uint, error) {
 	h, offset, bit, err := s.pickBit()
 	if err != nil {
