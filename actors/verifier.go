@@ -1,0 +1,172 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/vramseal/vramseal/messages"
+)
+
+// VerifierConfig configures one device's background verifier.
+type VerifierConfig struct {
+	// GPU is the actor that owns the device being scrubbed.
+	GPU *GPURef
+	// Interval is the pause between the end of one full pass and the start
+	// of the next.
+	Interval time.Duration
+	// Verify tunes each shard's re-hash; its Limiter bounds the scrub rate.
+	Verify VerifyOptions
+	// Now tells the time.
+	Now func() time.Time
+	// Logger receives the verifier's log lines.
+	Logger *slog.Logger
+	// OnVerified is called after a shard fully matched. An error from it
+	// (such as an audit record that could not be made durable) ends the
+	// pass; the next pass tries again.
+	OnVerified func(ctx context.Context, v ShardView) error
+	// OnFailure is called once with the error that ended scrubbing for good:
+	// an integrity failure or a device fault. It must not block on the
+	// verifier.
+	OnFailure func(err error)
+	// BeforePass, if set, runs at the start of every pass. It is a test
+	// hook: a panic in it is a panic in the verifier.
+	BeforePass func()
+}
+
+// scrubPanicked carries a panic from the scrub loop into the actor, so that
+// supervision sees it.
+type scrubPanicked struct{ value any }
+
+func (*scrubPanicked) isVerifierMessage() {}
+
+// verifierMessage is implemented by every message the verifier accepts.
+type verifierMessage interface{ isVerifierMessage() }
+
+var _ verifierMessage = (*scrubPanicked)(nil)
+
+// verifier is the actor that scrubs one device. The hashing runs on a loop
+// goroutine the actor owns: started when the actor starts, stopped and waited
+// for when it stops or restarts.
+type verifier struct {
+	cfg     VerifierConfig
+	ref     *VerifierRef
+	cancel  context.CancelFunc
+	running sync.WaitGroup
+}
+
+// Receive handles one message.
+func (v *verifier) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *actor.Started:
+		ctx, cancel := context.WithCancel(context.Background())
+		v.cancel = cancel
+		self, root := c.Self(), c.ActorSystem().Root
+		v.running.Go(func() { v.loop(ctx, func(p any) { root.Send(self, &scrubPanicked{value: p}) }) })
+	case *actor.Restarting, *actor.Stopping:
+		v.stopLoop()
+	case *actor.Stopped:
+		close(v.ref.stopped)
+	case *scrubPanicked:
+		panic(m.value)
+	}
+}
+
+func (v *verifier) stopLoop() {
+	if v.cancel != nil {
+		v.cancel()
+		v.running.Wait()
+		v.cancel = nil
+	}
+}
+
+// loop runs a full pass every Interval until ctx ends or a pass finds a
+// fatal error.
+func (v *verifier) loop(ctx context.Context, reportPanic func(any)) {
+	defer func() {
+		if p := recover(); p != nil {
+			v.cfg.Logger.Error("verifier panicked", "device", v.cfg.GPU.index, "panic", p, "stack", string(debug.Stack()))
+			reportPanic(p)
+		}
+	}()
+	timer := time.NewTimer(v.cfg.Interval)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		if err := v.pass(ctx); err != nil {
+			if ctx.Err() == nil {
+				v.cfg.OnFailure(err)
+			}
+			return
+		}
+		timer.Reset(v.cfg.Interval)
+	}
+}
+
+// pass re-hashes every shard once. It returns only fatal errors.
+func (v *verifier) pass(ctx context.Context) error {
+	if v.cfg.BeforePass != nil {
+		v.cfg.BeforePass()
+	}
+	views, err := v.cfg.GPU.Snapshot(ctx)
+	if err != nil {
+		return nil // stopping
+	}
+	for _, view := range views {
+		err := VerifyShard(ctx, v.cfg.GPU, view, v.cfg.Verify)
+		switch {
+		case err == nil:
+			view.LastVerified = v.cfg.Now()
+			v.cfg.GPU.MarkVerified(view)
+			if err := v.cfg.OnVerified(ctx, view); err != nil {
+				v.cfg.Logger.Warn("scrub pass cut short", "device", v.cfg.GPU.index, "err", err)
+				return nil
+			}
+		case messages.IsFatal(err):
+			return err
+		case errors.Is(err, messages.ErrUnknownShard):
+			// Released while we were reading it.
+		case ctx.Err() != nil || errors.Is(err, messages.ErrStopped):
+			return nil
+		default:
+			return fmt.Errorf("scrub shard %q: %w: %w", view.Record.ID, messages.ErrDeviceFault, err)
+		}
+	}
+	return nil
+}
+
+// VerifierRef is the handle of one device's background verifier.
+type VerifierRef struct {
+	root    *actor.RootContext
+	pid     *actor.PID
+	stopped chan struct{}
+}
+
+// SpawnVerifier starts a background verifier under the given supervision
+// strategy.
+func SpawnVerifier(root *actor.RootContext, cfg VerifierConfig, strategy actor.SupervisorStrategy) (*VerifierRef, error) {
+	ref := &VerifierRef{root: root, stopped: make(chan struct{})}
+	props := actor.PropsFromProducer(func() actor.Actor { return &verifier{cfg: cfg, ref: ref} }, actor.WithGuardian(strategy))
+	pid, err := root.SpawnNamed(props, fmt.Sprintf("verifier-%d", cfg.GPU.index))
+	if err != nil {
+		return nil, fmt.Errorf("spawn verifier %d: %w", cfg.GPU.index, err)
+	}
+	ref.pid = pid
+	return ref, nil
+}
+
+// Stop stops the verifier and waits until its loop has ended.
+func (r *VerifierRef) Stop() {
+	r.root.Stop(r.pid)
+	<-r.stopped
+}

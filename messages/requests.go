@@ -1,0 +1,53 @@
+package messages
+
+import (
+	"io"
+	"time"
+)
+
+// SealRequest asks the runtime to seal one shard onto one device.
+type SealRequest struct {
+	// Device is the index of the device to seal onto.
+	Device int
+	// ID names the shard; empty gets an opaque generated ID.
+	ID string
+	// Data supplies exactly Size bytes of weights.
+	Data io.Reader
+	// Size is the number of bytes Data supplies.
+	Size int64
+	// ModelRef names the model the shard belongs to, for the record.
+	ModelRef string
+	// ShardIndex and TotalShards place the shard within its model.
+	ShardIndex, TotalShards int
+}
+
+// Capacity is one device's memory as the runtime accounts for it.
+type Capacity struct {
+	// Device is the device index.
+	Device int
+	// Total is the device's memory in bytes.
+	Total int64
+	// Free is the device's free memory in bytes.
+	Free int64
+	// Held is what this runtime holds: live shards plus seals in progress.
+	Held int64
+	// Pending is the part of Held that belongs to seals in progress.
+	Pending int64
+	// Headroom is the memory kept free by configuration.
+	Headroom int64
+	// Shards is the number of live shards.
+	Shards int
+}
+
+// ShardStatus describes one live shard.
+type ShardStatus struct {
+	ID       string    `json:"id"`
+	Device   int       `json:"device"`
+	Size     int64     `json:"size"`
+	Digest   string    `json:"digest"`
+	ModelRef string    `json:"model_ref,omitempty"`
+	SealedAt time.Time `json:"sealed_at"`
+	// LastVerified is when every chunk of the shard was last re-hashed and
+	// matched; zero if never since sealing.
+	LastVerified time.Time `json:"last_verified"`
+}

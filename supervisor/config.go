@@ -1,0 +1,116 @@
+package supervisor
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/sealer"
+)
+
+// Defaults for the zero values of Config.
+const (
+	// DefaultChunkSize is the chunk size when Config.ChunkSize is zero.
+	DefaultChunkSize = sealer.DefaultChunkSize
+	// DefaultReadRetries is how often a failed read is retried when
+	// Config.ReadRetries is zero.
+	DefaultReadRetries = 3
+	// VerifierMaxRestarts and VerifierRestartWindow bound how often a
+	// panicking verifier is restarted before the worker fail-stops.
+	VerifierMaxRestarts   = 3
+	VerifierRestartWindow = time.Minute
+)
+
+// Config configures a Runtime. Zero values take the documented defaults.
+type Config struct {
+	// Devices are the GPUs to seal onto, by index. Start takes ownership of
+	// them: the runtime alone uses them, and closes them when it stops.
+	Devices []cuda.Device
+	// Key signs shard records. Required.
+	Key *sealer.Key
+	// WorkerID names this worker in audit records. Required.
+	WorkerID string
+	// ChunkSize is the unit of copying and hashing: a power of two from
+	// 64 KiB to 64 MiB. Zero means 4 MiB.
+	ChunkSize int64
+	// VerifyInterval is the pause between background scrub passes. Zero
+	// means no background scrub.
+	VerifyInterval time.Duration
+	// ScrubRate bounds background scrubbing, in bytes per second per
+	// device. Zero means unlimited.
+	ScrubRate int64
+	// MaxModelSize is the largest shard accepted, in bytes. Zero means no
+	// limit beyond device memory.
+	MaxModelSize int64
+	// Headroom is the memory, in bytes, kept free on every device.
+	Headroom int64
+	// ReadRetries is how often a failed device read is retried before it
+	// counts as a device fault. Zero means 3.
+	ReadRetries int
+	// Audit receives a durable record of every operation. Required.
+	Audit audit.Sink
+	// Logger receives log lines. Nil discards them.
+	Logger *slog.Logger
+	// Now tells the time. Nil means time.Now.
+	Now func() time.Time
+
+	// hooks are test hooks, set only by this package's tests.
+	hooks testHooks
+}
+
+// testHooks let tests make actors panic where production code never does.
+type testHooks struct {
+	gpuMessage      func(device int, msg any)
+	beforeScrubPass func(device int)
+}
+
+// withDefaults checks cfg and fills in its defaults.
+func (cfg Config) withDefaults() (Config, error) {
+	bad := func(format string, args ...any) (Config, error) {
+		return cfg, fmt.Errorf("%w: %s", messages.ErrConfig, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case len(cfg.Devices) == 0:
+		return bad("no devices")
+	case cfg.Key == nil:
+		return bad("no key")
+	case cfg.Audit == nil:
+		return bad("no audit sink")
+	case cfg.WorkerID == "":
+		return bad("no worker ID")
+	case cfg.VerifyInterval < 0:
+		return bad("verify interval %v is negative", cfg.VerifyInterval)
+	case cfg.ScrubRate < 0:
+		return bad("scrub rate %d is negative", cfg.ScrubRate)
+	case cfg.MaxModelSize < 0:
+		return bad("max model size %d is negative", cfg.MaxModelSize)
+	case cfg.Headroom < 0:
+		return bad("headroom %d is negative", cfg.Headroom)
+	case cfg.ReadRetries < 0:
+		return bad("read retries %d is negative", cfg.ReadRetries)
+	}
+	for i, d := range cfg.Devices {
+		if d == nil {
+			return bad("device %d is nil", i)
+		}
+	}
+	if cfg.ChunkSize == 0 {
+		cfg.ChunkSize = DefaultChunkSize
+	}
+	if err := sealer.ValidateChunkSize(cfg.ChunkSize); err != nil {
+		return cfg, fmt.Errorf("%w: %w", messages.ErrConfig, err)
+	}
+	if cfg.ReadRetries == 0 {
+		cfg.ReadRetries = DefaultReadRetries
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return cfg, nil
+}

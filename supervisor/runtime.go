@@ -1,0 +1,232 @@
+// Package supervisor is vramseal's embedding API: Start spawns one GPU actor
+// and one background verifier per device, supervises them, and fail-stops the
+// worker on any integrity failure.
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"golang.org/x/time/rate"
+
+	"github.com/vramseal/vramseal/actors"
+	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/messages"
+)
+
+// Runtime seals shards onto GPUs and keeps proving them intact. It is safe
+// for concurrent use by thousands of callers; every call honours its context
+// and returns messages.ErrStopped once the runtime is stopping.
+type Runtime struct {
+	cfg       Config
+	system    *actor.ActorSystem
+	gpus      []*actors.GPURef
+	verifiers []*actors.VerifierRef
+	buffers   *actors.BufferPool
+	ids       *idRegistry
+	calls     gate
+
+	mu       sync.Mutex
+	stopping bool
+	cause    error
+	quit     chan struct{} // closed when stopping begins
+	done     chan struct{} // closed when stopped
+	shutdown sync.WaitGroup
+	stopErr  error // set before done closes
+}
+
+// Start checks cfg, spawns the actors and returns a running Runtime. It
+// records WorkerStarted before returning.
+func Start(ctx context.Context, cfg Config) (*Runtime, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	r := &Runtime{
+		cfg:     cfg,
+		buffers: actors.NewBufferPool(cfg.ChunkSize),
+		ids:     newIDRegistry(),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	logger := cfg.Logger.With("component", "protoactor")
+	r.system = actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }),
+		// Dead letters only occur while stopping; keep the throttle's timer
+		// goroutine short-lived.
+		actor.WithDeadLetterThrottleInterval(10*time.Millisecond),
+	)
+	if err := r.record(ctx, audit.Record{Event: audit.EventWorkerStarted, Severity: audit.SeverityInfo, Fields: map[string]any{
+		"devices": len(cfg.Devices), "key_fingerprint": cfg.Key.Fingerprint(), "chunk_size": cfg.ChunkSize,
+	}}); err != nil {
+		r.system.Shutdown()
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	if err := r.spawn(); err != nil {
+		r.beginStop(err)
+		<-r.done
+		return nil, err
+	}
+	return r, nil
+}
+
+// spawn starts one GPU actor and, if scrubbing is on, one verifier per device.
+func (r *Runtime) spawn() error {
+	gpuStrategy := actors.NewGPUStrategy(r.fail)
+	verifierStrategy := actors.NewVerifierStrategy(VerifierMaxRestarts, VerifierRestartWindow, r.fail)
+	r.shutdown.Add(1)
+	go r.stopWhenAsked()
+	for i, dev := range r.cfg.Devices {
+		gcfg := actors.GPUConfig{Index: i, Device: dev, Headroom: r.cfg.Headroom, Logger: r.cfg.Logger}
+		if hook := r.cfg.hooks.gpuMessage; hook != nil {
+			gcfg.OnMessage = func(msg any) { hook(i, msg) }
+		}
+		g, err := actors.SpawnGPU(r.system.Root, gcfg, gpuStrategy)
+		if err != nil {
+			return err
+		}
+		r.gpus = append(r.gpus, g)
+	}
+	if r.cfg.VerifyInterval == 0 {
+		return nil
+	}
+	for _, g := range r.gpus {
+		vcfg := actors.VerifierConfig{
+			GPU:        g,
+			Interval:   r.cfg.VerifyInterval,
+			Verify:     r.verifyOptions(r.scrubLimiter()),
+			Now:        r.cfg.Now,
+			Logger:     r.cfg.Logger,
+			OnVerified: func(ctx context.Context, v actors.ShardView) error { return r.recordVerified(ctx, v.Record, "scrub") },
+			OnFailure:  r.failIntegrity,
+		}
+		if hook := r.cfg.hooks.beforeScrubPass; hook != nil {
+			vcfg.BeforePass = func() { hook(g.Index()) }
+		}
+		v, err := actors.SpawnVerifier(r.system.Root, vcfg, verifierStrategy)
+		if err != nil {
+			return err
+		}
+		r.verifiers = append(r.verifiers, v)
+	}
+	return nil
+}
+
+func (r *Runtime) scrubLimiter() *rate.Limiter {
+	if r.cfg.ScrubRate == 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(r.cfg.ScrubRate), int(r.cfg.ChunkSize))
+}
+
+func (r *Runtime) verifyOptions(limiter *rate.Limiter) actors.VerifyOptions {
+	return actors.VerifyOptions{
+		Workers:     runtime.GOMAXPROCS(0),
+		Limiter:     limiter,
+		ReadRetries: r.cfg.ReadRetries,
+		Buffers:     r.buffers,
+	}
+}
+
+// Done is closed once the runtime has stopped, for any reason.
+func (r *Runtime) Done() <-chan struct{} { return r.done }
+
+// Err is nil while running and after a graceful Stop; after a fail-stop it is
+// the cause, wrapping ErrSealVerificationFailed, ErrDeviceFault or another
+// fatal error kind.
+func (r *Runtime) Err() error {
+	select {
+	case <-r.done:
+	default:
+		return nil
+	}
+	return r.cause
+}
+
+// Stop stops the runtime gracefully: no new calls, calls in flight end,
+// scrubbing stops, every shard is freed and recorded, devices are closed.
+// It is idempotent. It returns ctx's error if ctx ends first (shutdown goes
+// on), or an error if freeing or recording failed.
+func (r *Runtime) Stop(ctx context.Context) error {
+	r.beginStop(nil)
+	select {
+	case <-r.done:
+		r.shutdown.Wait()
+		return r.stopErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// enter admits a call, or returns ErrStopped.
+func (r *Runtime) enter() error {
+	if !r.calls.enter() {
+		return fmt.Errorf("%w", messages.ErrStopped)
+	}
+	return nil
+}
+
+// beginStop starts shutting down, once. A nil cause is a graceful stop.
+func (r *Runtime) beginStop(cause error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopping {
+		return
+	}
+	r.stopping, r.cause = true, cause
+	r.calls.close()
+	close(r.quit)
+}
+
+// stopWhenAsked waits for beginStop, then shuts down.
+func (r *Runtime) stopWhenAsked() {
+	defer r.shutdown.Done()
+	<-r.quit
+	r.stopErr = r.shutdownActors()
+	close(r.done)
+}
+
+// shutdownActors lets calls in flight end, stops the verifiers, frees every
+// shard through its GPU actor, stops the GPU actors, closes the devices and
+// records WorkerStopped.
+func (r *Runtime) shutdownActors() error {
+	r.calls.wait()
+	for _, v := range r.verifiers {
+		v.Stop()
+	}
+	ctx := context.Background()
+	var errs []error
+	for _, g := range r.gpus {
+		freed, err := g.Drain()
+		if err != nil && !errors.Is(err, messages.ErrStopped) {
+			errs = append(errs, err)
+		}
+		freed = append(freed, g.Stop()...)
+		for _, s := range freed {
+			if err := r.recordDeallocated(ctx, s, "shutdown"); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for i, dev := range r.cfg.Devices {
+		if err := dev.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close device %d: %w", i, err))
+		}
+	}
+	stopped := audit.Record{Event: audit.EventWorkerStopped, Severity: audit.SeverityInfo, Fields: map[string]any{"graceful": r.cause == nil}}
+	if r.cause != nil {
+		stopped.Severity = audit.SeverityCritical
+		stopped.Fields["cause"] = r.cause.Error()
+	}
+	if err := r.record(ctx, stopped); err != nil {
+		errs = append(errs, err)
+	}
+	r.system.Shutdown()
+	return errors.Join(errs...)
+}

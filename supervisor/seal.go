@@ -1,0 +1,198 @@
+package supervisor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/vramseal/vramseal/actors"
+	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/sealer"
+)
+
+// maxModelRefLen bounds the model reference kept in each record.
+const maxModelRefLen = 1024
+
+// Seal copies req.Size bytes from req.Data onto device req.Device, hashes
+// them, signs the shard record and makes its VramSealed audit record durable;
+// only then does it return the record. A seal that fails part-way frees its
+// memory and leaves no shard.
+func (r *Runtime) Seal(ctx context.Context, req messages.SealRequest) (sealer.Shard, error) {
+	if err := r.enter(); err != nil {
+		return sealer.Shard{}, err
+	}
+	defer r.calls.leave()
+	if err := r.validate(&req); err != nil {
+		return sealer.Shard{}, fmt.Errorf("seal: %w", err)
+	}
+	if err := r.ids.claim(req.ID); err != nil {
+		return sealer.Shard{}, fmt.Errorf("seal: %w", err)
+	}
+	shard, err := r.seal(ctx, req)
+	if err != nil {
+		r.ids.drop(req.ID)
+		return sealer.Shard{}, fmt.Errorf("seal %q: %w", req.ID, err)
+	}
+	return shard, nil
+}
+
+// validate checks a request in the caller's goroutine, before any device
+// work, and gives it an ID if it has none.
+func (r *Runtime) validate(req *messages.SealRequest) error {
+	if err := sealer.ValidateDevice(req.Device, len(r.gpus)); err != nil {
+		return err
+	}
+	if err := sealer.ValidateSize(req.Size, r.cfg.MaxModelSize); err != nil {
+		return err
+	}
+	if req.Data == nil {
+		return fmt.Errorf("%w: no data", messages.ErrInvalidInput)
+	}
+	if len(req.ModelRef) > maxModelRefLen {
+		return fmt.Errorf("%w: model ref is %d bytes, want at most %d", messages.ErrInvalidInput, len(req.ModelRef), maxModelRefLen)
+	}
+	if req.ShardIndex < 0 || req.TotalShards < 0 || (req.TotalShards > 0 && req.ShardIndex >= req.TotalShards) {
+		return fmt.Errorf("%w: shard %d of %d", messages.ErrInvalidInput, req.ShardIndex, req.TotalShards)
+	}
+	if req.ID == "" {
+		req.ID = newShardID()
+	}
+	return sealer.ValidateShardID(req.ID)
+}
+
+// newShardID returns an opaque, random shard ID.
+func newShardID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "shard-" + hex.EncodeToString(b[:])
+}
+
+// seal allocates, streams and commits one validated request.
+func (r *Runtime) seal(ctx context.Context, req messages.SealRequest) (sealer.Shard, error) {
+	g := r.gpus[req.Device]
+	if err := g.Allocate(req.ID, req.Size); err != nil {
+		return sealer.Shard{}, r.sealFailed(ctx, req, err)
+	}
+	shard, chunks, err := r.stream(ctx, g, req)
+	if err == nil {
+		err = r.record(ctx, audit.Record{Event: audit.EventVramSealed, Severity: audit.SeverityInfo, Fields: shardFields(shard)})
+	}
+	if err == nil {
+		err = g.Commit(shard, chunks)
+	}
+	if err != nil {
+		if abortErr := g.Abort(req.ID); abortErr != nil && !errors.Is(abortErr, messages.ErrStopped) {
+			err = errors.Join(err, abortErr)
+		}
+		return sealer.Shard{}, r.sealFailed(ctx, req, err)
+	}
+	return shard, nil
+}
+
+// stream copies the data to the device chunk by chunk through one staging
+// buffer, hashing as it goes, and returns the signed record.
+func (r *Runtime) stream(ctx context.Context, g *actors.GPURef, req messages.SealRequest) (sealer.Shard, []sealer.ChunkDigest, error) {
+	digester, err := sealer.NewDigester(r.cfg.ChunkSize)
+	if err != nil {
+		return sealer.Shard{}, nil, err
+	}
+	buf := r.buffers.Get()
+	defer r.buffers.Put(buf)
+	for off := int64(0); off < req.Size; {
+		if err := r.interrupted(ctx); err != nil {
+			return sealer.Shard{}, nil, err
+		}
+		n := min(r.cfg.ChunkSize, req.Size-off)
+		chunk := (*buf)[:n]
+		if _, err := io.ReadFull(req.Data, chunk); err != nil {
+			return sealer.Shard{}, nil, fmt.Errorf("%w: data ended after %d of %d bytes: %v", messages.ErrInvalidInput, off, req.Size, err)
+		}
+		digester.Write(chunk)
+		if err := g.Write(req.ID, off, chunk); err != nil {
+			return sealer.Shard{}, nil, err
+		}
+		off += n
+	}
+	var extra [1]byte
+	if n, _ := req.Data.Read(extra[:]); n > 0 {
+		return sealer.Shard{}, nil, fmt.Errorf("%w: data is longer than size %d", messages.ErrInvalidInput, req.Size)
+	}
+	sums := digester.Digests()
+	shard := sealer.Shard{
+		ID: req.ID, Device: req.Device, Size: req.Size,
+		Digest: sums.Digest, ChunkSize: r.cfg.ChunkSize, ChunkRoot: sums.ChunkRoot,
+		SealedAt: r.cfg.Now().UTC(), ModelRef: req.ModelRef,
+		ShardIndex: req.ShardIndex, TotalShards: req.TotalShards,
+	}
+	if err := sealer.Sign(r.cfg.Key, &shard); err != nil {
+		return sealer.Shard{}, nil, err
+	}
+	return shard, sums.Chunks, nil
+}
+
+// interrupted returns ctx's error or ErrStopped once either has ended.
+func (r *Runtime) interrupted(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.quit:
+		return messages.ErrStopped
+	default:
+		return nil
+	}
+}
+
+// sealFailed records a failed seal, fail-stops on a device fault, and
+// returns the error to give the caller.
+func (r *Runtime) sealFailed(ctx context.Context, req messages.SealRequest, err error) error {
+	if messages.IsFatal(err) {
+		r.fail(fmt.Errorf("seal %q on device %d: %w", req.ID, req.Device, err))
+	}
+	rec := audit.Record{Event: audit.EventVramAllocationFailed, Severity: audit.SeverityWarning, Fields: map[string]any{
+		"shard_id": req.ID, "device": req.Device, "size": req.Size, "reason": failureReason(err), "error": err.Error(),
+	}}
+	if ctx.Err() != nil {
+		ctx = context.WithoutCancel(ctx)
+	}
+	if recErr := r.record(ctx, rec); recErr != nil {
+		return errors.Join(err, recErr)
+	}
+	return err
+}
+
+// failureReason names the kind of a seal failure for the audit record.
+func failureReason(err error) string {
+	var reasons = []struct {
+		target error
+		name   string
+	}{
+		{messages.ErrInsufficientVRAM, "insufficient_vram"},
+		{messages.ErrAllocationFailed, "allocation_failed"},
+		{messages.ErrDuplicateShard, "duplicate_shard"},
+		{messages.ErrInvalidInput, "invalid_input"},
+		{messages.ErrStopped, "stopped"},
+		{context.Canceled, "cancelled"},
+		{context.DeadlineExceeded, "deadline_exceeded"},
+		{messages.ErrDeviceFault, "device_fault"},
+		{errAudit, "audit_failed"},
+	}
+	for _, r := range reasons {
+		if errors.Is(err, r.target) {
+			return r.name
+		}
+	}
+	return "copy_failed"
+}
+
+// shardFields are a shard record's audit fields.
+func shardFields(s sealer.Shard) map[string]any {
+	return map[string]any{
+		"shard_id": s.ID, "device": s.Device, "size": s.Size, "digest": s.Digest,
+		"chunk_size": s.ChunkSize, "chunk_root": s.ChunkRoot, "model_ref": s.ModelRef,
+		"shard_index": s.ShardIndex, "total_shards": s.TotalShards,
+	}
+}

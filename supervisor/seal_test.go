@@ -1,0 +1,58 @@
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/messages"
+)
+
+func TestSealOneMiB(t *testing.T) {
+	w := newTestWorker(t, []int64{10 * MiB}, nil)
+	s := w.seal(t, 0, "model-a", MiB)
+
+	assert.Equal(t, 0, s.Device)
+	assert.Equal(t, MiB, s.Size)
+	assert.Regexp(t, regexp.MustCompile(`^[0-9a-f]{64}$`), s.Digest)
+	assert.True(t, s.Signed())
+	sealed := w.events(audit.EventVramSealed)
+	require.Len(t, sealed, 1)
+	assert.Equal(t, "model-a", sealed[0].Fields["shard_id"])
+	assert.Equal(t, 0, sealed[0].Fields["device"])
+	assert.Equal(t, MiB, sealed[0].Fields["size"])
+	assert.Equal(t, s.Digest, sealed[0].Fields["digest"])
+	require.NoError(t, w.Verify(context.Background(), s))
+}
+
+func TestSealRejectsBadInputBeforeDeviceWork(t *testing.T) {
+	w := newTestWorker(t, []int64{10 * MiB}, nil)
+	before := len(w.audit.Records())
+	for _, id := range []string{"../etc/passwd", "shard\x00null"} {
+		_, err := w.Seal(context.Background(), messages.SealRequest{ID: id, Data: bytes.NewReader(make([]byte, KiB)), Size: KiB})
+		assert.ErrorIs(t, err, messages.ErrInvalidInput, id)
+	}
+	_, err := w.Seal(context.Background(), messages.SealRequest{ID: "empty", Data: bytes.NewReader(nil), Size: 0})
+	assert.ErrorIs(t, err, messages.ErrInvalidInput)
+	assert.Zero(t, w.sims[0].Outstanding())
+	assert.Len(t, w.audit.Records(), before, "no record for rejected input")
+	w.seal(t, 0, "valid", KiB)
+}
+
+func TestSealInsufficientVRAM(t *testing.T) {
+	w := newTestWorker(t, []int64{10 * MiB}, nil)
+	_, err := w.Seal(context.Background(), messages.SealRequest{ID: "big", Data: bytes.NewReader(make([]byte, 20*MiB)), Size: 20 * MiB})
+	var vramErr *messages.InsufficientVRAMError
+	require.True(t, errors.As(err, &vramErr), "%v", err)
+	assert.Equal(t, 20*MiB, vramErr.Needed)
+	assert.Equal(t, 10*MiB, vramErr.Available)
+	assert.ErrorIs(t, err, messages.ErrInsufficientVRAM)
+	assert.True(t, messages.IsRetriable(err))
+	w.seal(t, 0, "five", 5*MiB)
+}

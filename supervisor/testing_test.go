@@ -1,0 +1,95 @@
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/sealer"
+)
+
+const (
+	KiB = int64(1) << 10
+	MiB = int64(1) << 20
+)
+
+// testWorker is a runtime over simulated devices, with its audit sink, for
+// tests. It stops the runtime when the test ends.
+type testWorker struct {
+	*Runtime
+	sims  []*cuda.Sim
+	audit *audit.Memory
+}
+
+// newTestWorker starts a runtime over one simulated device of capacity bytes
+// per entry in capacities, with 64 KiB chunks. edit may change the config.
+func newTestWorker(t *testing.T, capacities []int64, edit func(*Config)) *testWorker {
+	t.Helper()
+	key, err := sealer.DeriveKey([]byte("test-token-0123456789abcdef"), "test-worker")
+	require.NoError(t, err)
+	w := &testWorker{audit: audit.NewMemory()}
+	cfg := Config{Key: key, WorkerID: "test-worker", ChunkSize: 64 * KiB, Audit: w.audit}
+	for i, c := range capacities {
+		sim, err := cuda.NewSim(cuda.SimConfig{Capacity: c, Seed: int64(i + 1)})
+		require.NoError(t, err)
+		w.sims = append(w.sims, sim)
+		cfg.Devices = append(cfg.Devices, sim)
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	w.Runtime, err = Start(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		require.NoError(t, w.Stop(ctx))
+	})
+	return w
+}
+
+// randomData returns n deterministic pseudo-random bytes.
+func randomData(seed uint64, n int64) []byte {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+// seal seals size random bytes on device as id and requires success.
+func (w *testWorker) seal(t *testing.T, device int, id string, size int64) sealer.Shard {
+	t.Helper()
+	s, err := w.Seal(context.Background(), messages.SealRequest{Device: device, ID: id, Data: bytes.NewReader(randomData(uint64(size), size)), Size: size})
+	require.NoError(t, err)
+	return s
+}
+
+// events lists the audit events recorded so far, with the given name.
+func (w *testWorker) events(name string) []audit.Record {
+	var out []audit.Record
+	for _, r := range w.audit.Records() {
+		if r.Event == name {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// waitStopped waits, generously, for the runtime to stop by itself.
+func (w *testWorker) waitStopped(t *testing.T) {
+	t.Helper()
+	select {
+	case <-w.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("runtime did not stop")
+	}
+}
