@@ -1,0 +1,456 @@
+package cuda
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/messages"
+)
+
+// eventually is the generous deadline for something a goroutine will do.
+const eventually = 10 * time.Second
+
+// waitResult is one answer of the mock event set's Wait.
+type waitResult struct {
+	data nvml.EventData
+	ret  nvml.Return
+}
+
+// mockEvents is an NVML event set, installed on a mock server, whose Wait
+// returns what the test sends on results, or ERROR_TIMEOUT after the
+// requested timeout.
+type mockEvents struct {
+	results chan waitResult
+	set     *mock.EventSet
+
+	mu         sync.Mutex
+	registered map[int]uint64
+}
+
+// installMockEvents gives s an event set fed by the returned mockEvents. Every
+// device supports supported event types and records what it registers.
+func installMockEvents(t *testing.T, s *server.Server, supported uint64) *mockEvents {
+	t.Helper()
+	m := &mockEvents{results: make(chan waitResult), registered: make(map[int]uint64)}
+	m.set = &mock.EventSet{
+		WaitFunc: func(timeoutMS uint32) (nvml.EventData, nvml.Return) {
+			timer := time.NewTimer(time.Duration(timeoutMS) * time.Millisecond)
+			defer timer.Stop()
+			select {
+			case r := <-m.results:
+				return r.data, r.ret
+			case <-timer.C:
+				return nvml.EventData{}, nvml.ERROR_TIMEOUT
+			}
+		},
+		FreeFunc: func() nvml.Return { return nvml.SUCCESS },
+	}
+	s.EventSetCreateFunc = func() (nvml.EventSet, nvml.Return) { return m.set, nvml.SUCCESS }
+	for i := range s.Devices {
+		d := mockDevice(t, s, i)
+		d.GetSupportedEventTypesFunc = func() (uint64, nvml.Return) { return supported, nvml.SUCCESS }
+		d.RegisterEventsFunc = func(mask uint64, set nvml.EventSet) nvml.Return {
+			assert.Same(t, m.set, set, "device %d registers on the watcher's set", i)
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			m.registered[i] = mask
+			return nvml.SUCCESS
+		}
+	}
+	return m
+}
+
+// send makes the next Wait return an event of type kind with data on device.
+func (m *mockEvents) send(t *testing.T, s *server.Server, device int, kind, data uint64) {
+	t.Helper()
+	ev := nvml.EventData{Device: s.Devices[device], EventType: kind, EventData: data}
+	select {
+	case m.results <- waitResult{data: ev, ret: nvml.SUCCESS}:
+	case <-time.After(eventually):
+		t.Fatalf("the watcher never waited for event %#x on device %d", kind, device)
+	}
+}
+
+// syncBuffer is a log destination safe to write from the watcher's goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// faultRecorder collects OnFault's errors.
+type faultRecorder chan error
+
+func (f faultRecorder) onFault(err error) { f <- err }
+
+// next returns the next fault, failing the test if none comes.
+func (f faultRecorder) next(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-f:
+		return err
+	case <-time.After(eventually):
+		t.Fatal("no fault reported")
+		return nil
+	}
+}
+
+// startWatcher starts a health watcher over s with cfg, logging to the
+// returned buffer, and stops it when the test ends.
+func startWatcher(t *testing.T, s *server.Server, cfg HealthConfig) (*HealthWatcher, faultRecorder, *syncBuffer) {
+	t.Helper()
+	faults := make(faultRecorder, 8)
+	logs := &syncBuffer{}
+	cfg.OnFault = faults.onFault
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if cfg.WaitTimeout == 0 {
+		cfg.WaitTimeout = 20 * time.Millisecond
+	}
+	w, err := NewHealthWatcher(openMockNVML(t, s), cfg)
+	require.NoError(t, err)
+	require.NoError(t, w.Start(context.Background()))
+	t.Cleanup(w.Stop)
+	return w, faults, logs
+}
+
+func TestHealthWatcherClassifiesXIDs(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		ignored []uint64
+		xid     uint64
+		fatal   bool
+	}{
+		{"XID 79 fallen off the bus is fatal", nil, 79, true},
+		{"XID 48 double-bit ECC is fatal", nil, 48, true},
+		{"XID 13 is the application's", nil, 13, false},
+		{"XID 31 is the application's", nil, 31, false},
+		{"XID 43 is the application's", nil, 43, false},
+		{"XID 45 is the application's", nil, 45, false},
+		{"XID 68 is the application's", nil, 68, false},
+		{"XID 109 is the application's", nil, 109, false},
+		{"configured list replaces the default", []uint64{79}, 79, false},
+		{"configured list makes 13 fatal", []uint64{79}, 13, true},
+		{"empty list ignores nothing", []uint64{}, 13, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newMockServer(t)
+			events := installMockEvents(t, s, nvml.EventTypeAll)
+			_, faults, logs := startWatcher(t, s, HealthConfig{IgnoredXIDs: tc.ignored})
+
+			events.send(t, s, 3, nvml.EventTypeXidCriticalError, tc.xid)
+			// A double-bit ECC error on another device marks the end: events
+			// are handled in order, so once it is reported the XID has been.
+			events.send(t, s, 6, nvml.EventTypeDoubleBitEccError, 0)
+
+			first := faults.next(t)
+			if tc.fatal {
+				assert.ErrorIs(t, first, messages.ErrDeviceFault)
+				assert.EqualError(t, first, "device fault: device 3: XID "+uintString(tc.xid))
+				first = faults.next(t)
+			} else {
+				assert.Contains(t, logs.String(), "xid="+uintString(tc.xid), "ignored XID is logged")
+				assert.Contains(t, logs.String(), "device=3")
+			}
+			assert.ErrorIs(t, first, messages.ErrDeviceFault)
+			assert.EqualError(t, first, "device fault: device 6: double-bit ECC error")
+		})
+	}
+}
+
+func TestHealthWatcherLogsSingleBitECC(t *testing.T) {
+	s := newMockServer(t)
+	events := installMockEvents(t, s, nvml.EventTypeAll)
+	_, faults, logs := startWatcher(t, s, HealthConfig{})
+
+	events.send(t, s, 1, nvml.EventTypeSingleBitEccError, 0)
+	events.send(t, s, 2, nvml.EventTypeXidCriticalError, 79)
+
+	assert.EqualError(t, faults.next(t), "device fault: device 2: XID 79", "the single-bit error is not a fault")
+	assert.Contains(t, logs.String(), "single-bit ECC")
+}
+
+func TestHealthWatcherRegistersSupportedEvents(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		supported uint64
+		want      uint64
+		watched   bool
+	}{
+		{"all", nvml.EventTypeAll, nvml.EventTypeXidCriticalError | nvml.EventTypeDoubleBitEccError | nvml.EventTypeSingleBitEccError, true},
+		{"no single-bit", nvml.EventTypeXidCriticalError | nvml.EventTypeDoubleBitEccError, nvml.EventTypeXidCriticalError | nvml.EventTypeDoubleBitEccError, true},
+		{"XID only", nvml.EventTypeXidCriticalError | nvml.EventTypePState, nvml.EventTypeXidCriticalError, true},
+		{"none of ours", nvml.EventTypePState | nvml.EventTypeClock, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newMockServer(t)
+			events := installMockEvents(t, s, tc.supported)
+			w, _, _ := startWatcher(t, s, HealthConfig{})
+
+			events.mu.Lock()
+			defer events.mu.Unlock()
+			if !tc.watched {
+				assert.Empty(t, events.registered)
+				assert.Empty(t, w.Watched())
+				return
+			}
+			assert.Equal(t, []int{0, 1, 2, 3, 4, 5, 6, 7}, w.Watched())
+			require.Len(t, events.registered, len(s.Devices))
+			for i, mask := range events.registered {
+				assert.Equal(t, tc.want, mask, "device %d mask", i)
+			}
+		})
+	}
+}
+
+func TestHealthWatcherSkipsDevicesWithoutEvents(t *testing.T) {
+	s := newMockServer(t)
+	installMockEvents(t, s, nvml.EventTypeAll)
+	mockDevice(t, s, 2).GetSupportedEventTypesFunc = func() (uint64, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED }
+	mockDevice(t, s, 5).RegisterEventsFunc = func(uint64, nvml.EventSet) nvml.Return { return nvml.ERROR_NOT_SUPPORTED }
+
+	w, _, logs := startWatcher(t, s, HealthConfig{})
+
+	assert.Equal(t, []int{0, 1, 3, 4, 6, 7}, w.Watched())
+	assert.Contains(t, logs.String(), "device=2")
+	assert.Contains(t, logs.String(), "device=5")
+}
+
+func TestHealthWatcherStartFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		inject func(s *server.Server)
+		freed  int
+	}{
+		{"event set", func(s *server.Server) {
+			s.EventSetCreateFunc = func() (nvml.EventSet, nvml.Return) { return nil, nvml.ERROR_UNKNOWN }
+		}, 0},
+		{"supported types", func(s *server.Server) {
+			mockDevice(t, s, 4).GetSupportedEventTypesFunc = func() (uint64, nvml.Return) { return 0, nvml.ERROR_GPU_IS_LOST }
+		}, 1},
+		{"registration", func(s *server.Server) {
+			mockDevice(t, s, 4).RegisterEventsFunc = func(uint64, nvml.EventSet) nvml.Return { return nvml.ERROR_GPU_IS_LOST }
+		}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newMockServer(t)
+			events := installMockEvents(t, s, nvml.EventTypeAll)
+			tc.inject(s)
+			w, err := NewHealthWatcher(openMockNVML(t, s), HealthConfig{OnFault: func(error) {}})
+			require.NoError(t, err)
+
+			err = w.Start(context.Background())
+			assert.ErrorIs(t, err, messages.ErrDeviceFault)
+			w.Stop()
+			assert.Empty(t, events.set.WaitCalls(), "no wait ran")
+			assert.Len(t, events.set.FreeCalls(), tc.freed, "event sets freed")
+		})
+	}
+}
+
+func TestHealthWatcherKeepsWatchingAfterFailedWait(t *testing.T) {
+	s := newMockServer(t)
+	events := installMockEvents(t, s, nvml.EventTypeAll)
+	_, faults, logs := startWatcher(t, s, HealthConfig{})
+
+	for range 3 {
+		select {
+		case events.results <- waitResult{ret: nvml.ERROR_UNKNOWN}:
+		case <-time.After(eventually):
+			t.Fatal("the watcher stopped waiting")
+		}
+	}
+	events.send(t, s, 7, nvml.EventTypeXidCriticalError, 94)
+
+	assert.EqualError(t, faults.next(t), "device fault: device 7: XID 94")
+	assert.Equal(t, 1, bytes.Count([]byte(logs.String()), []byte("waiting for NVML events failed")),
+		"a repeated failure is logged once")
+}
+
+func TestHealthWatcherStops(t *testing.T) {
+	t.Run("Stop", func(t *testing.T) {
+		s := newMockServer(t)
+		events := installMockEvents(t, s, nvml.EventTypeAll)
+		w, _, _ := startWatcher(t, s, HealthConfig{WaitTimeout: 100 * time.Millisecond})
+
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			w.Stop()
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(eventually):
+			t.Fatal("Stop did not return")
+		}
+		assertClosed(t, w.Done())
+		assert.Len(t, events.set.FreeCalls(), 1, "the event set is freed once")
+		w.Stop()
+		assert.Len(t, events.set.FreeCalls(), 1, "a second Stop frees nothing")
+		assert.ErrorIs(t, w.Start(context.Background()), messages.ErrStopped)
+	})
+	t.Run("context", func(t *testing.T) {
+		s := newMockServer(t)
+		events := installMockEvents(t, s, nvml.EventTypeAll)
+		w, err := NewHealthWatcher(openMockNVML(t, s), HealthConfig{OnFault: func(error) {}, WaitTimeout: 10 * time.Millisecond})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		require.NoError(t, w.Start(ctx))
+
+		cancel()
+		select {
+		case <-w.Done():
+		case <-time.After(eventually):
+			t.Fatal("the watcher ignored its context")
+		}
+		assert.Empty(t, events.set.FreeCalls(), "the set lives until Stop")
+		w.Stop()
+		assert.Len(t, events.set.FreeCalls(), 1)
+	})
+	t.Run("before start", func(t *testing.T) {
+		w, err := NewHealthWatcher(openMockNVML(t, newMockServer(t)), HealthConfig{OnFault: func(error) {}})
+		require.NoError(t, err)
+		w.Stop()
+		assertClosed(t, w.Done())
+		assert.ErrorIs(t, w.Start(context.Background()), messages.ErrStopped)
+	})
+	t.Run("twice started", func(t *testing.T) {
+		s := newMockServer(t)
+		installMockEvents(t, s, nvml.EventTypeAll)
+		w, _, _ := startWatcher(t, s, HealthConfig{})
+		assert.ErrorIs(t, w.Start(context.Background()), messages.ErrInvalidInput)
+	})
+}
+
+func TestNewHealthWatcherConfig(t *testing.T) {
+	n := openMockNVML(t, newMockServer(t))
+	onFault := func(error) {}
+	for _, tc := range []struct {
+		name string
+		cfg  HealthConfig
+		ok   bool
+	}{
+		{"defaults", HealthConfig{OnFault: onFault}, true},
+		{"one millisecond", HealthConfig{OnFault: onFault, WaitTimeout: time.Millisecond}, true},
+		{"no callback", HealthConfig{}, false},
+		{"negative timeout", HealthConfig{OnFault: onFault, WaitTimeout: -time.Second}, false},
+		{"sub-millisecond timeout", HealthConfig{OnFault: onFault, WaitTimeout: time.Microsecond}, false},
+		{"longest timeout", HealthConfig{OnFault: onFault, WaitTimeout: MaxHealthWaitTimeout}, true},
+		{"timeout too long", HealthConfig{OnFault: onFault, WaitTimeout: MaxHealthWaitTimeout + time.Millisecond}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, err := NewHealthWatcher(n, tc.cfg)
+			if tc.ok {
+				require.NoError(t, err)
+				assert.NotNil(t, w)
+				return
+			}
+			assert.ErrorIs(t, err, messages.ErrConfig)
+			assert.Nil(t, w)
+		})
+	}
+}
+
+func TestDefaultIgnoredXIDsIsACopy(t *testing.T) {
+	xids := DefaultIgnoredXIDs()
+	require.Equal(t, []uint64{13, 31, 43, 45, 68, 109}, xids)
+	xids[0] = 79
+	assert.Equal(t, uint64(13), DefaultIgnoredXIDs()[0])
+}
+
+func TestReady(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		pending func() (nvml.EnableState, nvml.Return)
+		remap   func() (int, int, bool, bool, nvml.Return)
+		ready   bool
+		reason  string
+	}{
+		{"healthy", nil, nil, true, ""},
+		{"pages pending retirement",
+			func() (nvml.EnableState, nvml.Return) { return nvml.FEATURE_ENABLED, nvml.SUCCESS }, nil,
+			false, "pending retirement"},
+		{"retirement not supported",
+			func() (nvml.EnableState, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED }, nil,
+			true, ""},
+		{"retirement query fails",
+			func() (nvml.EnableState, nvml.Return) { return 0, nvml.ERROR_GPU_IS_LOST }, nil,
+			false, "cannot query retired pages"},
+		{"row remap failed", nil,
+			func() (int, int, bool, bool, nvml.Return) { return 0, 3, false, true, nvml.SUCCESS },
+			false, "row remap failed"},
+		{"row remap pending only", nil,
+			func() (int, int, bool, bool, nvml.Return) { return 1, 0, true, false, nvml.SUCCESS },
+			true, ""},
+		{"row remap not supported", nil,
+			func() (int, int, bool, bool, nvml.Return) { return 0, 0, false, false, nvml.ERROR_NOT_SUPPORTED },
+			true, ""},
+		{"row remap query fails", nil,
+			func() (int, int, bool, bool, nvml.Return) { return 0, 0, false, false, nvml.ERROR_UNKNOWN },
+			false, "cannot query row remapping"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newMockServer(t)
+			d := mockDevice(t, s, 4)
+			if tc.pending != nil {
+				d.GetRetiredPagesPendingStatusFunc = tc.pending
+			}
+			if tc.remap != nil {
+				d.GetRemappedRowsFunc = tc.remap
+			}
+			n := openMockNVML(t, s)
+
+			ready, reason := n.Ready(4)
+			assert.Equal(t, tc.ready, ready)
+			if tc.ready {
+				assert.Empty(t, reason)
+			} else {
+				assert.Contains(t, reason, "device 4")
+				assert.Contains(t, reason, tc.reason)
+			}
+			other, _ := n.Ready(3)
+			assert.True(t, other, "the other devices stay ready")
+		})
+	}
+	t.Run("no such device", func(t *testing.T) {
+		ready, reason := openMockNVML(t, newMockServer(t)).Ready(8)
+		assert.False(t, ready)
+		assert.NotEmpty(t, reason)
+	})
+}
+
+// assertClosed checks ch is closed.
+func assertClosed(t *testing.T, ch <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	default:
+		t.Error("channel not closed")
+	}
+}
+
+// uintString formats n in decimal.
+func uintString(n uint64) string {
+	return strconv.FormatUint(n, 10)
+}
