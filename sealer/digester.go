@@ -1,0 +1,101 @@
+package sealer
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"hash"
+	"slices"
+	"sync"
+)
+
+// concurrentWriteMin is the smallest Write whose chunk hashing runs on a
+// helper goroutine beside the whole-stream hashing. Below it, starting and
+// joining the helper costs more than the hashing it overlaps.
+const concurrentWriteMin = 256 << 10
+
+// Digests are the results of a Digester: the hex SHA-256 of the whole
+// stream, one SHA-256 per chunk in order, and the hex root over them.
+type Digests struct {
+	Digest    string
+	ChunkRoot string
+	Chunks    []ChunkDigest
+}
+
+// Digester is an io.Writer that computes, in one pass, the SHA-256 of
+// everything written and one SHA-256 per chunk of a fixed size (the last
+// chunk may be shorter). A large Write hashes the chunks on a helper goroutine
+// while the caller hashes the whole stream; the helper ends before Write
+// returns. A Digester is not safe for concurrent use.
+type Digester struct {
+	chunkSize int64
+	whole     hash.Hash
+	chunk     hash.Hash
+	inChunk   int64 // bytes of the current chunk written so far
+	chunks    []ChunkDigest
+}
+
+// NewDigester returns a Digester for chunks of chunkSize bytes, which must
+// pass ValidateChunkSize.
+func NewDigester(chunkSize int64) (*Digester, error) {
+	if err := ValidateChunkSize(chunkSize); err != nil {
+		return nil, err
+	}
+	return &Digester{chunkSize: chunkSize, whole: sha256.New(), chunk: sha256.New()}, nil
+}
+
+// Write hashes p. It never fails and does not keep p.
+func (d *Digester) Write(p []byte) (int, error) {
+	if len(p) < concurrentWriteMin {
+		d.whole.Write(p)
+		d.writeChunks(p)
+		return len(p), nil
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { d.writeChunks(p) })
+	d.whole.Write(p)
+	wg.Wait()
+	return len(p), nil
+}
+
+// writeChunks feeds p to the chunk hash, closing each chunk as it fills.
+func (d *Digester) writeChunks(p []byte) {
+	for len(p) > 0 {
+		take := min(int64(len(p)), d.chunkSize-d.inChunk)
+		d.chunk.Write(p[:take])
+		d.inChunk += take
+		p = p[take:]
+		if d.inChunk == d.chunkSize {
+			var c ChunkDigest
+			d.chunk.Sum(c[:0])
+			d.chunks = append(d.chunks, c)
+			d.chunk.Reset()
+			d.inChunk = 0
+		}
+	}
+}
+
+// Digests returns the digests of everything written so far, counting a
+// partly filled last chunk as a chunk. It does not end the stream: more
+// writes continue it. The returned slice is the caller's own.
+func (d *Digester) Digests() Digests {
+	chunks := slices.Clone(d.chunks)
+	if d.inChunk > 0 {
+		var c ChunkDigest
+		d.chunk.Sum(c[:0])
+		chunks = append(chunks, c)
+	}
+	return Digests{
+		Digest:    hex.EncodeToString(d.whole.Sum(nil)),
+		ChunkRoot: ChunkRoot(chunks),
+		Chunks:    chunks,
+	}
+}
+
+// Reset empties the Digester so it can hash a new stream with the same
+// chunk size.
+func (d *Digester) Reset() {
+	d.whole.Reset()
+	d.chunk.Reset()
+	d.inChunk = 0
+	d.chunks = nil
+}
