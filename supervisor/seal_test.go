@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"testing"
 
@@ -55,4 +56,55 @@ func TestSealInsufficientVRAM(t *testing.T) {
 	assert.ErrorIs(t, err, messages.ErrInsufficientVRAM)
 	assert.True(t, messages.IsRetriable(err))
 	w.seal(t, 0, "five", 5*MiB)
+}
+
+func TestSealCapacityIsExact(t *testing.T) {
+	t.Run("exactly the device fits an empty device", func(t *testing.T) {
+		w := newTestWorker(t, []int64{10 * MiB}, nil)
+		w.seal(t, 0, "whole", 10*MiB)
+	})
+	t.Run("four 15 MiB seals on 50 MiB", func(t *testing.T) {
+		w := newTestWorker(t, []int64{50 * MiB}, nil)
+		for i := range 3 {
+			w.seal(t, 0, fmt.Sprintf("s%d", i), 15*MiB)
+		}
+		_, err := w.Seal(context.Background(), messages.SealRequest{ID: "s3", Data: bytes.NewReader(make([]byte, 15*MiB)), Size: 15 * MiB})
+		var vramErr *messages.InsufficientVRAMError
+		require.ErrorAs(t, err, &vramErr)
+		assert.Equal(t, 5*MiB, vramErr.Available)
+	})
+	t.Run("headroom is kept free", func(t *testing.T) {
+		w := newTestWorker(t, []int64{10 * MiB}, func(c *Config) { c.Headroom = 2 * MiB })
+		_, err := w.Seal(context.Background(), messages.SealRequest{ID: "all", Data: bytes.NewReader(make([]byte, 10*MiB)), Size: 10 * MiB})
+		var vramErr *messages.InsufficientVRAMError
+		require.ErrorAs(t, err, &vramErr)
+		assert.Equal(t, 8*MiB, vramErr.Available)
+		w.seal(t, 0, "fits", 8*MiB)
+		c, err := w.Capacity(context.Background(), 0)
+		require.NoError(t, err)
+		assert.Equal(t, 8*MiB, c.Held)
+		assert.Equal(t, 2*MiB, c.Free)
+	})
+}
+
+func TestSealIDs(t *testing.T) {
+	w := newTestWorker(t, []int64{10 * MiB, 10 * MiB}, nil)
+	generated := w.seal(t, 0, "", KiB)
+	assert.Regexp(t, `^shard-[0-9a-f]{24}$`, generated.ID)
+	w.seal(t, 0, "taken", KiB)
+	_, err := w.Seal(context.Background(), messages.SealRequest{Device: 1, ID: "taken", Data: bytes.NewReader(make([]byte, KiB)), Size: KiB})
+	assert.ErrorIs(t, err, messages.ErrDuplicateShard, "IDs are unique across devices")
+	assert.Zero(t, w.sims[1].Outstanding())
+}
+
+func TestSealRejectsDataOfTheWrongLength(t *testing.T) {
+	w := newTestWorker(t, []int64{10 * MiB}, nil)
+	for name, n := range map[string]int64{"short": KiB - 1, "long": KiB + 1} {
+		_, err := w.Seal(context.Background(), messages.SealRequest{ID: name, Data: bytes.NewReader(make([]byte, n)), Size: KiB})
+		assert.ErrorIs(t, err, messages.ErrInvalidInput, name)
+	}
+	assert.Zero(t, w.sims[0].Outstanding())
+	c, err := w.Capacity(context.Background(), 0)
+	require.NoError(t, err)
+	assert.Zero(t, c.Held)
 }
