@@ -1,4 +1,37 @@
 // Package audit records what happens to every shard: the Sink interface the
 // runtime writes to, an in-memory sink for tests, and the durable,
 // hash-chained log file with its verifier.
+//
+// # The log file
+//
+// A log is a file of JSON lines, one record each, appended to and never
+// rewritten:
+//
+//	{"seq":1,"time":"2026-01-02T03:04:05.000000006Z","worker_id":"w1","event":"VramSealed","severity":"info","fields":{"shard":"s1"},"mac":"9f…"}
+//
+// seq counts from 1 without gaps; time is RFC 3339 in UTC with nine digits
+// of nanoseconds; a record's Fields are kept under "fields" (always an
+// object), so they can never collide with the keys around them. mac is
+// HMAC-SHA256, in hex, under the audit key, of the previous record's mac
+// followed by this line without its mac (the line up to `,"mac":` and a
+// closing brace). The first record chains from a genesis value, the mac of
+// a fixed label and the worker ID. The audit key is derived from the worker
+// token with HKDF under its own label, so whoever edits, deletes, reorders
+// or inserts lines without the token cannot repair the chain; Verify finds
+// the first bad line and says which of these happened. Deleting records
+// from the end leaves a shorter intact log: compare Report.Head with a copy
+// kept elsewhere to catch that.
+//
+// # Durability
+//
+// Log.Record returns only once its record is on disk. Records from
+// concurrent callers are committed together, one write and one fsync for
+// all of them (group commit), by the one writer goroutine a Log owns. The
+// queue to it is bounded: when it is full callers wait, and no record is
+// ever dropped. A write or fsync that fails fails the log for good (what
+// reached the disk is unknown); reopening the file checks it. A crash can
+// leave a torn last line, never acknowledged: Open cuts it off and records
+// the cut as an EventLogTruncated record with fields "bytes_cut" and
+// "after_seq" (the last intact seq). Any other damage makes Open fail with
+// messages.ErrIntegrityViolation rather than continue a tampered log.
 package audit

@@ -1,0 +1,191 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vramseal/vramseal/messages"
+)
+
+// Log is the durable audit log: an append-only file of hash-chained JSON
+// lines, written by one goroutine that commits concurrent records together.
+// It is safe for concurrent use.
+//
+// A write or fsync that fails leaves the log failed: the records of that
+// batch return an error wrapping the cause, and since what reached the disk
+// is then unknown, every later Record fails too (wrapping
+// messages.ErrStopped and the cause). Reopening the file checks it and
+// continues it, cutting a torn last line.
+type Log struct {
+	path     string
+	workerID string
+	file     logFile
+	queue    chan *pending
+	stop     chan struct{}
+	wg       sync.WaitGroup
+
+	mu     sync.RWMutex // held for reading while enqueueing; Close takes it to stop them
+	closed bool
+
+	closeOnce sync.Once
+	closeErr  error
+
+	failed   atomic.Pointer[error] // the cause, once a write has failed
+	inflight atomic.Int64          // records taken by the writer and not yet answered
+	stats    counters
+
+	// Owned by the writer goroutine.
+	chain *chain
+	seq   uint64
+	now   func() time.Time
+	mode  SyncMode
+	buf   []byte
+}
+
+var _ Sink = (*Log)(nil)
+
+// logFile is what the writer needs of the file; tests give it faults.
+type logFile interface {
+	Write(b []byte) (int, error)
+	Sync() error
+	Close() error
+}
+
+// pending is one record waiting for the writer, and where its outcome goes.
+type pending struct {
+	tail encodedTail
+	done chan error // buffered 1: the writer never waits for the caller
+}
+
+// Open opens the log at path, creating it (mode 0600) if need be, and starts
+// its writer. An existing log is checked with the key and continued: a torn
+// last line, left by a crash mid-write, is cut off and the cut recorded as
+// an EventLogTruncated record; any other damage fails Open with
+// messages.ErrIntegrityViolation. A log file that its group or others may
+// access fails Open with messages.ErrConfig. Close stops the writer.
+func Open(path string, cfg LogConfig) (*Log, error) {
+	return open(path, cfg, func(f *os.File) logFile { return f })
+}
+
+// open is Open with the writer's view of the file chosen by wrap.
+func open(path string, cfg LogConfig, wrap func(*os.File) logFile) (*Log, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	f, found, err := openExisting(path, cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	c := newChain(cfg.Key)
+	c.prev = found.head
+	l := &Log{
+		path:     path,
+		workerID: cfg.WorkerID,
+		file:     wrap(f),
+		queue:    make(chan *pending, cfg.QueueSize),
+		stop:     make(chan struct{}),
+		chain:    c,
+		seq:      found.lastSeq,
+		now:      cfg.Now,
+		mode:     cfg.Sync,
+	}
+	l.stats.lastSeq.Store(found.lastSeq)
+	l.wg.Add(1)
+	go l.run()
+	cfg.Logger.Info("audit log opened", "path", path, "records", found.Records, "sync", cfg.Sync.String(), "key", cfg.Key.Fingerprint())
+	if found.cut > 0 {
+		cfg.Logger.Warn("audit log had a torn last line; cut it", "path", path, "bytes_cut", found.cut, "after_seq", found.lastSeq)
+		err := l.Record(context.Background(), Record{
+			Event:    EventLogTruncated,
+			Severity: SeverityWarning,
+			Fields:   map[string]any{"bytes_cut": found.cut, "after_seq": found.lastSeq},
+		})
+		if err != nil {
+			return nil, errors.Join(err, l.Close())
+		}
+	}
+	return l, nil
+}
+
+// Record appends r to the log and returns once it is on disk (see
+// SyncMode). When the queue is full it waits, for ctx at most; nothing is
+// dropped. After Close it returns messages.ErrStopped. If ctx ends while the
+// record waits to be written, Record returns ctx's error and the record may
+// still be written.
+func (l *Log) Record(ctx context.Context, r Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tail, err := encodeTail(l.workerID, r)
+	if err != nil {
+		return err
+	}
+	if err := l.failure(); err != nil {
+		return err
+	}
+	p := &pending{tail: tail, done: make(chan error, 1)}
+	if err := l.enqueue(ctx, p); err != nil {
+		return err
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("audit: %s record not yet durable: %w", r.Event, ctx.Err())
+	}
+}
+
+// enqueue hands p to the writer, waiting while the queue is full.
+func (l *Log) enqueue(ctx context.Context, p *pending) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return fmt.Errorf("audit: log closed: %w", messages.ErrStopped)
+	}
+	select {
+	case l.queue <- p:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// failure is the sticky error of a failed log, or nil.
+func (l *Log) failure() error {
+	if cause := l.failed.Load(); cause != nil {
+		return fmt.Errorf("%w: audit log failed earlier: %w", messages.ErrStopped, *cause)
+	}
+	return nil
+}
+
+// QueueDepth is the number of records queued or being written, and so not
+// yet durable, for a gauge. Callers waiting for room in a full queue are
+// not counted.
+func (l *Log) QueueDepth() int { return len(l.queue) + int(l.inflight.Load()) }
+
+// Close writes every record already accepted, stops the writer, waits for
+// it, and closes the file; later Records return messages.ErrStopped. It
+// returns the same result when called again. The caller still owns the key.
+func (l *Log) Close() error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		close(l.stop)
+		l.wg.Wait()
+		var syncErr error
+		if l.failed.Load() == nil {
+			syncErr = l.file.Sync()
+		}
+		if err := errors.Join(syncErr, l.file.Close()); err != nil {
+			l.closeErr = fmt.Errorf("audit: close log %s: %w", l.path, err)
+		}
+	})
+	return l.closeErr
+}
