@@ -3,64 +3,55 @@ package sealer
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 
 	"github.com/vramseal/vramseal/messages"
 )
 
-// Sign signs every field of s under key and stores the signature in s.
+// Sign checks that s is a well-formed record, sets SealedAt to UTC (the same
+// instant), and stores in s the HMAC-SHA256 under key of the canonical,
+// versioned encoding of every field. A nil or zeroed key gives an error
+// wrapping messages.ErrConfig; a malformed record (bad ID, size <= 0, digest
+// or chunk root not 64 lowercase hex digits, bad chunk size, negative device,
+// bad placement or model ref) one wrapping messages.ErrInvalidInput.
 func Sign(key *Key, s *Shard) error {
-	if err := checkRecord(key, s); err != nil {
+	if err := checkInputs(key, s); err != nil {
 		return err
 	}
+	s.SealedAt = s.SealedAt.UTC()
 	s.signature = mac(key, s)
 	return nil
 }
 
-// CheckSignature checks s's signature under key in constant time.
+// CheckSignature checks s against its signature under key, in constant time.
+// Besides the errors of Sign, it returns one wrapping messages.ErrNotSealed
+// if s has no signature, and one wrapping messages.ErrSealVerificationFailed
+// if the signature does not match the record.
 func CheckSignature(key *Key, s *Shard) error {
-	if err := checkRecord(key, s); err != nil {
+	if err := checkInputs(key, s); err != nil {
 		return err
 	}
-	if len(s.signature) == 0 {
-		return fmt.Errorf("shard %q: %w", s.ID, messages.ErrNotSealed)
+	if !s.Signed() {
+		return fmt.Errorf("shard %s: %w", quotePrefix(s.ID), messages.ErrNotSealed)
 	}
 	if !hmac.Equal(s.signature, mac(key, s)) {
-		return fmt.Errorf("shard %q: signature mismatch: %w", s.ID, messages.ErrSealVerificationFailed)
+		return fmt.Errorf("shard %s: signature does not match the record: %w", quotePrefix(s.ID), messages.ErrSealVerificationFailed)
 	}
 	return nil
 }
 
-func checkRecord(key *Key, s *Shard) error {
-	if key == nil || len(key.secret) == 0 {
-		return fmt.Errorf("%w: no key", messages.ErrConfig)
+func checkInputs(key *Key, s *Shard) error {
+	if !key.usable() {
+		return fmt.Errorf("%w: no seal key, or it was zeroed", messages.ErrConfig)
 	}
-	if s.ID == "" || s.Size <= 0 || len(s.Digest) != 64 {
-		return fmt.Errorf("%w: incomplete shard record", messages.ErrInvalidInput)
+	if s == nil {
+		return fmt.Errorf("%w: no shard record", messages.ErrInvalidInput)
 	}
-	return nil
+	return validateRecord(s)
 }
 
 func mac(key *Key, s *Shard) []byte {
-	h := hmac.New(sha256.New, key.secret)
-	put := func(b []byte) {
-		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
-		h.Write(n[:])
-		h.Write(b)
-	}
-	num := func(v int64) { var b [8]byte; binary.BigEndian.PutUint64(b[:], uint64(v)); put(b[:]) }
-	put([]byte("vramseal-shard-v1"))
-	put([]byte(s.ID))
-	num(int64(s.Device))
-	num(s.Size)
-	put([]byte(s.Digest))
-	put([]byte(s.ChunkRoot))
-	num(s.ChunkSize)
-	num(s.SealedAt.UnixNano())
-	put([]byte(s.ModelRef))
-	num(int64(s.ShardIndex))
-	num(int64(s.TotalShards))
+	h := hmac.New(sha256.New, key.secret[:])
+	h.Write(canonicalRecord(s))
 	return h.Sum(nil)
 }
