@@ -2,44 +2,75 @@ package sealer
 
 import (
 	"crypto/hmac"
+	"fmt"
 	"time"
 )
 
-// Shard is the record of one sealed model shard. It holds no device address.
-// The signature is set by Sign and checked by CheckSignature; every exported
-// field is covered by it.
+// Shard is the record of one sealed model shard. It holds no device address:
+// Device is an index, and where the bytes live on the device is the GPU
+// actor's business. Sign covers every exported field; the signature travels
+// with the record (in JSON too) but is set only by Sign or by decoding.
 type Shard struct {
-	ID          string
-	Device      int
-	Size        int64
-	Digest      string // hex SHA-256 of the whole data
-	ChunkSize   int64
-	ChunkRoot   string // hex SHA-256 over the ordered chunk digests
-	SealedAt    time.Time
-	ModelRef    string
-	ShardIndex  int
-	TotalShards int
+	ID          string    // names the shard; see ValidateShardID
+	Device      int       // index of the device holding the shard
+	Size        int64     // bytes of data
+	Digest      string    // hex SHA-256 of the whole data
+	ChunkSize   int64     // bytes per chunk; the last may be shorter
+	ChunkRoot   string    // hex SHA-256 over the ordered chunk digests
+	SealedAt    time.Time // when the shard was sealed, in UTC
+	ModelRef    string    // the model the shard belongs to; may be empty
+	ShardIndex  int       // the shard's place in its model, from 0
+	TotalShards int       // how many shards the model has; 0 if unsplit
 
-	signature []byte
+	signature []byte // HMAC-SHA256 of the canonical record; nil if unsigned
 }
 
-// Signed reports whether the record carries a signature.
+// Signed reports whether the record carries a signature. It says nothing of
+// whether the signature is valid; CheckSignature does.
 func (s Shard) Signed() bool { return len(s.signature) > 0 }
 
-// Chunks returns the number of chunks the shard's data is split into.
+// Chunks returns the number of chunks the shard's data is split into, or 0
+// when Size or ChunkSize is not positive.
 func (s Shard) Chunks() int64 {
-	if s.ChunkSize <= 0 {
+	if s.Size <= 0 || s.ChunkSize <= 0 {
 		return 0
 	}
-	return (s.Size + s.ChunkSize - 1) / s.ChunkSize
+	n := s.Size / s.ChunkSize
+	if s.Size%s.ChunkSize != 0 {
+		n++
+	}
+	return n
 }
 
-// Equal reports whether s and o are the same record: every field and the
-// signature. The signature is compared in constant time.
+// Equal reports whether s and o are the same record: every field, SealedAt
+// as an instant, and the signature, which is compared in constant time.
 func (s Shard) Equal(o Shard) bool {
 	return hmac.Equal(s.signature, o.signature) &&
 		s.ID == o.ID && s.Device == o.Device && s.Size == o.Size &&
 		s.Digest == o.Digest && s.ChunkSize == o.ChunkSize && s.ChunkRoot == o.ChunkRoot &&
 		s.SealedAt.Equal(o.SealedAt) && s.ModelRef == o.ModelRef &&
 		s.ShardIndex == o.ShardIndex && s.TotalShards == o.TotalShards
+}
+
+// String gives every field on one line, with strings escaped to ASCII, and
+// says whether the record is signed. It is what %v and %+v print.
+func (s Shard) String() string {
+	return fmt.Sprintf("sealer.Shard{id:%+q device:%d size:%d digest:%+q chunk_size:%d chunk_root:%+q sealed_at:%s model_ref:%+q shard:%d/%d %s}",
+		s.ID, s.Device, s.Size, s.Digest, s.ChunkSize, s.ChunkRoot,
+		s.SealedAt.UTC().Format(time.RFC3339Nano), s.ModelRef, s.ShardIndex, s.TotalShards, s.signedWord())
+}
+
+// GoString gives the record in Go syntax, without the signature bytes. It is
+// what %#v prints.
+func (s Shard) GoString() string {
+	return fmt.Sprintf("sealer.Shard{ID:%+q, Device:%d, Size:%d, Digest:%+q, ChunkSize:%d, ChunkRoot:%+q, SealedAt:%#v, ModelRef:%+q, ShardIndex:%d, TotalShards:%d} /* %s */",
+		s.ID, s.Device, s.Size, s.Digest, s.ChunkSize, s.ChunkRoot,
+		s.SealedAt.UTC(), s.ModelRef, s.ShardIndex, s.TotalShards, s.signedWord())
+}
+
+func (s Shard) signedWord() string {
+	if s.Signed() {
+		return "signed"
+	}
+	return "unsigned"
 }
