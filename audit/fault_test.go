@@ -1,0 +1,230 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/messages"
+)
+
+// faultyFile is a log file whose writes and fsyncs can fail or stall.
+type faultyFile struct {
+	*os.File
+	entered chan struct{} // signalled (without blocking) when Sync starts
+
+	mu       sync.Mutex
+	writeErr error
+	partial  bool          // write half the buffer before failing
+	syncErr  error         // fail every Sync
+	gate     chan struct{} // when set, Sync waits until it is closed
+}
+
+func newFaultyFile() *faultyFile { return &faultyFile{entered: make(chan struct{}, 1)} }
+
+func (f *faultyFile) Write(b []byte) (int, error) {
+	f.mu.Lock()
+	err, partial := f.writeErr, f.partial
+	f.mu.Unlock()
+	if err == nil {
+		return f.File.Write(b)
+	}
+	if !partial {
+		return 0, err
+	}
+	n, werr := f.File.Write(b[:len(b)/2])
+	return n, errors.Join(err, werr)
+}
+
+func (f *faultyFile) Sync() error {
+	f.mu.Lock()
+	err, gate := f.syncErr, f.gate
+	f.mu.Unlock()
+	select {
+	case f.entered <- struct{}{}:
+	default:
+	}
+	if gate != nil {
+		<-gate
+	}
+	if err != nil {
+		return err
+	}
+	return f.File.Sync()
+}
+
+// set changes the faults under the lock.
+func (f *faultyFile) set(change func(f *faultyFile)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change(f)
+}
+
+// openFaulty opens a log at path whose writer goes through ff.
+func openFaulty(t *testing.T, path string, cfg LogConfig, ff *faultyFile) *Log {
+	t.Helper()
+	l, err := open(path, cfg, func(f *os.File) logFile {
+		ff.File = f
+		return ff
+	})
+	require.NoError(t, err)
+	return l
+}
+
+// recordAsync starts Record in a goroutine the test waits for through the
+// returned channel.
+func recordAsync(l *Log, r Record) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- l.Record(context.Background(), r) }()
+	return done
+}
+
+func TestWriteFailureFailsTheLog(t *testing.T) {
+	key := testKey(t, "w1")
+	tests := []struct {
+		name  string
+		fault func(f *faultyFile)
+		cause error
+		// events a reopen finds: the failed record is there if it reached
+		// the disk whole, and a torn one is cut
+		reopened []string
+	}{
+		{"disk full", func(f *faultyFile) { f.writeErr = syscall.ENOSPC }, syscall.ENOSPC,
+			[]string{EventVramSealed}},
+		{"torn write", func(f *faultyFile) { f.writeErr, f.partial = syscall.EIO, true }, syscall.EIO,
+			[]string{EventVramSealed, EventLogTruncated}},
+		{"fsync error", func(f *faultyFile) { f.syncErr = syscall.EIO }, syscall.EIO,
+			[]string{EventVramSealed, EventVramSealed}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.log")
+			ff := newFaultyFile()
+			l := openFaulty(t, path, LogConfig{Key: key}, ff)
+			ctx := context.Background()
+			require.NoError(t, l.Record(ctx, record(1)))
+
+			ff.set(tt.fault)
+			err := l.Record(ctx, record(2))
+			assert.ErrorIs(t, err, tt.cause)
+			assert.NotErrorIs(t, err, messages.ErrStopped)
+			ff.set(func(f *faultyFile) { f.writeErr, f.partial, f.syncErr = nil, false, nil })
+
+			err = l.Record(ctx, record(3))
+			assert.ErrorIs(t, err, messages.ErrStopped, "a failed log stays failed")
+			assert.ErrorIs(t, err, tt.cause)
+			assert.Equal(t, uint64(1), l.Stats().Records)
+			require.NoError(t, l.Close())
+
+			reopened, err := Open(path, LogConfig{Key: key})
+			require.NoError(t, err)
+			require.NoError(t, reopened.Close())
+			got := readLog(t, path)
+			var events []string
+			for _, line := range got {
+				events = append(events, line.Event)
+			}
+			assert.Equal(t, tt.reopened, events)
+			assert.Equal(t, "shard-1", got[0].Fields["shard"], "the acknowledged record survives")
+			verifyFile(t, path, key)
+		})
+	}
+}
+
+func TestWriteFailureFailsTheWholeBatch(t *testing.T) {
+	ff := newFaultyFile()
+	ff.gate = make(chan struct{})
+	l := openFaulty(t, filepath.Join(t.TempDir(), "audit.log"), LogConfig{Key: testKey(t, "w1")}, ff)
+
+	first := recordAsync(l, record(1))
+	<-ff.entered // the writer is inside the first fsync
+	var batch []<-chan error
+	for i := range 3 {
+		batch = append(batch, recordAsync(l, record(i+2)))
+	}
+	require.Eventually(t, func() bool { return l.QueueDepth() == 4 }, 10*time.Second, time.Millisecond)
+	ff.set(func(f *faultyFile) { f.writeErr = syscall.ENOSPC })
+	close(ff.gate)
+
+	assert.NoError(t, <-first)
+	for _, done := range batch {
+		assert.ErrorIs(t, <-done, syscall.ENOSPC)
+	}
+	assert.Equal(t, 0, l.QueueDepth())
+	assert.Equal(t, uint64(1), l.Stats().Records)
+	require.NoError(t, l.Close())
+}
+
+func TestFullQueueMakesCallersWait(t *testing.T) {
+	key := testKey(t, "w1")
+	path := filepath.Join(t.TempDir(), "audit.log")
+	ff := newFaultyFile()
+	ff.gate = make(chan struct{})
+	l := openFaulty(t, path, LogConfig{Key: key, QueueSize: 2}, ff)
+
+	waiting := []<-chan error{recordAsync(l, record(1))}
+	<-ff.entered // the writer holds record 1 inside its fsync
+	for i := range 4 {
+		waiting = append(waiting, recordAsync(l, record(i+2)))
+	}
+	require.Eventually(t, func() bool { return l.QueueDepth() == 3 }, 10*time.Second, time.Millisecond,
+		"one record in flight and two queued; the other two callers wait for room")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, l.Record(ctx, record(99)), context.DeadlineExceeded, "a caller waits for room only as long as its context")
+	for i, done := range waiting {
+		assert.Empty(t, done, "record %d answered before it was durable", i+1)
+	}
+
+	close(ff.gate)
+	for _, done := range waiting {
+		assert.NoError(t, <-done)
+	}
+	require.NoError(t, l.Close())
+
+	got := readLog(t, path)
+	assert.Len(t, got, 5, "every caller that waited was written; none dropped")
+	for _, line := range got {
+		assert.NotEqual(t, "shard-99", line.Fields["shard"])
+	}
+	verifyFile(t, path, key)
+}
+
+func TestCloseWritesWhatIsQueued(t *testing.T) {
+	key := testKey(t, "w1")
+	path := filepath.Join(t.TempDir(), "audit.log")
+	ff := newFaultyFile()
+	ff.gate = make(chan struct{})
+	l := openFaulty(t, path, LogConfig{Key: key}, ff)
+
+	waiting := []<-chan error{recordAsync(l, record(1))}
+	<-ff.entered
+	waiting = append(waiting, recordAsync(l, record(2)), recordAsync(l, record(3)))
+	require.Eventually(t, func() bool { return l.QueueDepth() == 3 }, 10*time.Second, time.Millisecond)
+
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	require.Eventually(t, func() bool {
+		l.mu.RLock()
+		defer l.mu.RUnlock()
+		return l.closed
+	}, 10*time.Second, time.Millisecond)
+	assert.ErrorIs(t, l.Record(context.Background(), record(4)), messages.ErrStopped)
+
+	close(ff.gate)
+	for _, done := range waiting {
+		assert.NoError(t, <-done)
+	}
+	assert.NoError(t, <-closed)
+	assert.Len(t, readLog(t, path), 3)
+	verifyFile(t, path, key)
+}
