@@ -20,7 +20,7 @@ type Shard struct {
 	SealedAt    time.Time // when the shard was sealed, in UTC
 	ModelRef    string    // the model the shard belongs to; may be empty
 	ShardIndex  int       // the shard's place in its model, from 0
-	TotalShards int       // how many shards the model has; 0 if unsplit
+	TotalShards int       // how many shards the model has; 0 if not given
 
 	signature []byte // HMAC-SHA256 of the canonical record; nil if unsigned
 }

@@ -103,15 +103,13 @@ func ValidateDevice(device, count int) error {
 	return nil
 }
 
-// ValidatePlacement checks a shard's place in its model: either both are zero
-// (the model is not split), or 0 <= index < total. The error wraps
+// ValidatePlacement checks a shard's place in its model: index and total are
+// not negative, and index < total when total is known (positive); a total of
+// 0 means the model's shard count is not given. The error wraps
 // messages.ErrInvalidInput.
 func ValidatePlacement(index, total int) error {
-	if index == 0 && total == 0 {
-		return nil
-	}
-	if total < 0 || index < 0 || index >= total {
-		return fmt.Errorf("%w: shard %d of %d: want 0 <= shard index < total shards, or both 0 for an unsplit model",
+	if index < 0 || total < 0 || (total > 0 && index >= total) {
+		return fmt.Errorf("%w: shard %d of %d: want 0 <= shard index < total shards, or total shards 0 when not given",
 			messages.ErrInvalidInput, index, total)
 	}
 	return nil

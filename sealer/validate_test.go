@@ -126,8 +126,8 @@ func TestValidatePlacement(t *testing.T) {
 		index, total int
 		ok           bool
 	}{
-		{0, 0, true}, {0, 1, true}, {3, 4, true},
-		{4, 4, false}, {1, 0, false}, {-1, 4, false}, {0, -1, false}, {-1, -1, false},
+		{0, 0, true}, {0, 1, true}, {3, 4, true}, {5, 0, true},
+		{4, 4, false}, {-1, 4, false}, {-1, 0, false}, {0, -1, false}, {-1, -1, false},
 	}
 	for _, tt := range tests {
 		err := ValidatePlacement(tt.index, tt.total)
