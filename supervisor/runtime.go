@@ -68,9 +68,15 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 		r.system.Shutdown()
 		return nil, fmt.Errorf("start: %w", err)
 	}
-	if err := r.spawn(); err != nil {
+	err = r.spawn()
+	// Shutdown may start as soon as the actors run, but it reads the
+	// actor lists, so it waits for spawn to finish filling them.
+	r.shutdown.Add(1)
+	go r.stopWhenAsked()
+	if err != nil {
 		r.beginStop(err)
 		<-r.done
+		r.shutdown.Wait()
 		return nil, err
 	}
 	return r, nil
@@ -80,8 +86,6 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 func (r *Runtime) spawn() error {
 	gpuStrategy := actors.NewGPUStrategy(r.fail)
 	verifierStrategy := actors.NewVerifierStrategy(VerifierMaxRestarts, VerifierRestartWindow, r.fail)
-	r.shutdown.Add(1)
-	go r.stopWhenAsked()
 	for i, dev := range r.cfg.Devices {
 		gcfg := actors.GPUConfig{Index: i, Device: dev, Headroom: r.cfg.Headroom, Logger: r.cfg.Logger}
 		if hook := r.cfg.hooks.gpuMessage; hook != nil {
