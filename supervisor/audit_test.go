@@ -1,0 +1,70 @@
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/messages"
+)
+
+func TestEachOperationLeavesOneRecord(t *testing.T) {
+	w := newTestWorker(t, []int64{10 * MiB}, nil)
+	count := func() int { return len(w.audit.Records()) }
+	last := func() audit.Record { r := w.audit.Records(); return r[len(r)-1] }
+
+	before := count()
+	s := w.seal(t, 0, "counted", 100*KiB)
+	assert.Equal(t, before+1, count())
+	assert.Equal(t, audit.EventVramSealed, last().Event)
+
+	require.NoError(t, w.Verify(context.Background(), s))
+	assert.Equal(t, before+2, count())
+	assert.Equal(t, audit.EventSealVerified, last().Event)
+
+	_, err := w.Seal(context.Background(), messages.SealRequest{ID: "huge", Data: bytes.NewReader(nil), Size: 20 * MiB})
+	require.ErrorIs(t, err, messages.ErrInsufficientVRAM)
+	assert.Equal(t, before+3, count())
+	assert.Equal(t, audit.EventVramAllocationFailed, last().Event)
+
+	require.NoError(t, w.Release(context.Background(), s))
+	assert.Equal(t, before+4, count())
+	assert.Equal(t, audit.EventVramDeallocated, last().Event)
+}
+
+func TestSealIsNotAcknowledgedWithoutItsRecord(t *testing.T) {
+	w := newTestWorker(t, []int64{10 * MiB}, nil)
+	diskFull := errors.New("no space left on device")
+	w.audit.FailWith(diskFull)
+	_, err := w.Seal(context.Background(), messages.SealRequest{ID: "unrecorded", Data: bytes.NewReader(make([]byte, MiB)), Size: MiB})
+	require.ErrorIs(t, err, diskFull)
+	assert.Contains(t, err.Error(), "audit record not durable")
+	w.audit.FailWith(nil)
+
+	assertNothingHeld(t, w)
+	assert.Empty(t, w.events(audit.EventVramSealed))
+	w.seal(t, 0, "unrecorded", MiB)
+}
+
+func TestCriticalRecordPrecedesDone(t *testing.T) {
+	w := newTestWorker(t, []int64{10 * MiB}, nil)
+	s := w.seal(t, 0, "victim", 64*KiB)
+	require.NoError(t, w.sims[0].FlipBit(w.sims[0].Allocations()[0].Handle, 0, 0))
+	require.ErrorIs(t, w.Verify(context.Background(), s), messages.ErrSealVerificationFailed)
+	<-w.Done()
+	records := w.audit.Records()
+	critical := -1
+	for i, r := range records {
+		if r.Event == audit.EventSealVerificationFailed {
+			critical = i
+		}
+	}
+	require.GreaterOrEqual(t, critical, 0, "the critical record is durable once Done closes")
+	assert.Equal(t, audit.SeverityCritical, records[critical].Severity)
+	assert.Equal(t, audit.EventWorkerStopped, records[len(records)-1].Event)
+}
