@@ -7,10 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"runtime"
 	"sync"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"golang.org/x/time/rate"
@@ -55,13 +53,7 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	logger := cfg.Logger.With("component", "protoactor")
-	r.system = actor.NewActorSystem(
-		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }),
-		// Dead letters only occur while stopping; keep the throttle's timer
-		// goroutine short-lived.
-		actor.WithDeadLetterThrottleInterval(10*time.Millisecond),
-	)
+	r.system = actors.NewSystem(cfg.Logger.With("component", "protoactor"))
 	if err := r.record(ctx, audit.Record{Event: audit.EventWorkerStarted, Severity: audit.SeverityInfo, Fields: map[string]any{
 		"devices": len(cfg.Devices), "key_fingerprint": cfg.Key.Fingerprint(), "chunk_size": cfg.ChunkSize,
 	}}); err != nil {

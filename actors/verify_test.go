@@ -1,0 +1,85 @@
+package actors
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/time/rate"
+
+	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/sealer"
+)
+
+func randomBytes(n int) []byte {
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+func verifyOpts(workers int) VerifyOptions {
+	return VerifyOptions{Workers: workers, ReadRetries: 2, Buffers: NewBufferPool(chunkSize)}
+}
+
+func TestVerifyShardPassesIntactMemory(t *testing.T) {
+	f := newGPUFixture(t, 4<<20, 0)
+	v := f.seal(t, "intact", randomBytes(5*chunkSize+17))
+	for _, workers := range []int{1, 2, 8} {
+		assert.NoError(t, VerifyShard(context.Background(), f.gpu, v, verifyOpts(workers)))
+	}
+	limited := verifyOpts(2)
+	limited.Limiter = rate.NewLimiter(rate.Limit(64<<20), chunkSize)
+	assert.NoError(t, VerifyShard(context.Background(), f.gpu, v, limited))
+}
+
+func TestVerifyShardNamesTheCorruptedChunk(t *testing.T) {
+	for _, offset := range []int64{0, chunkSize - 1, 3*chunkSize + 5, 5*chunkSize + 16} {
+		f := newGPUFixture(t, 4<<20, 0)
+		v := f.seal(t, "victim", randomBytes(5*chunkSize+17))
+		require.NoError(t, f.sim.FlipBit(f.sim.Allocations()[0].Handle, offset, 7))
+		err := VerifyShard(context.Background(), f.gpu, v, verifyOpts(2))
+		var ie *IntegrityError
+		require.ErrorAs(t, err, &ie, "offset %d", offset)
+		assert.ErrorIs(t, err, messages.ErrSealVerificationFailed)
+		chunk := offset / chunkSize
+		assert.Equal(t, chunk, ie.Chunk)
+		assert.Equal(t, chunk*chunkSize, ie.Offset)
+		assert.Equal(t, min(int64(chunkSize), v.Record.Size-chunk*chunkSize), ie.Length)
+		assert.NotEqual(t, ie.Expected, ie.Actual)
+		assert.Equal(t, ReasonDigestMismatch, ie.Reason)
+	}
+}
+
+func TestVerifyShardChecksTheChunkTable(t *testing.T) {
+	f := newGPUFixture(t, 4<<20, 0)
+	v := f.seal(t, "table", randomBytes(3*chunkSize))
+	v.Chunks = append([]sealer.ChunkDigest(nil), v.Chunks...)
+	v.Chunks[1][0] ^= 1
+	var ie *IntegrityError
+	require.ErrorAs(t, VerifyShard(context.Background(), f.gpu, v, verifyOpts(2)), &ie)
+	assert.Equal(t, ReasonChunkRootMismatch, ie.Reason)
+}
+
+func TestVerifyShardRetriesReads(t *testing.T) {
+	f := newGPUFixture(t, 4<<20, 0)
+	v := f.seal(t, "flaky", randomBytes(chunkSize))
+	f.sim.FailReads(2)
+	assert.NoError(t, VerifyShard(context.Background(), f.gpu, v, verifyOpts(1)))
+	f.sim.FailReads(3)
+	err := VerifyShard(context.Background(), f.gpu, v, verifyOpts(1))
+	assert.ErrorIs(t, err, messages.ErrDeviceFault)
+	assert.True(t, messages.IsFatal(err))
+}
+
+func TestVerifyShardStopsWithItsContext(t *testing.T) {
+	f := newGPUFixture(t, 4<<20, 0)
+	v := f.seal(t, "slow", randomBytes(4*chunkSize))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.ErrorIs(t, VerifyShard(ctx, f.gpu, v, verifyOpts(2)), context.Canceled)
+}
