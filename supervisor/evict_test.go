@@ -1,0 +1,46 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/messages"
+)
+
+func TestEvictFreesOneDevice(t *testing.T) {
+	w := newTestWorker(t, []int64{10 * MiB, 10 * MiB}, nil)
+	a := w.seal(t, 0, "a", MiB)
+	w.seal(t, 0, "b", MiB)
+	c := w.seal(t, 1, "c", MiB)
+
+	freed, err := w.Evict(context.Background(), 0, "foreign process 4242")
+	require.NoError(t, err)
+	assert.Len(t, freed, 2)
+	assert.Zero(t, w.sims[0].Outstanding())
+	assert.Equal(t, 1, w.sims[1].Outstanding())
+
+	violations := w.events(audit.EventPolicyViolation)
+	require.Len(t, violations, 1)
+	assert.Equal(t, "foreign process 4242", violations[0].Fields["reason"])
+	assert.Len(t, w.events(audit.EventVramDeallocated), 2)
+
+	assert.ErrorIs(t, w.Verify(context.Background(), a), messages.ErrUnknownShard)
+	require.NoError(t, w.Verify(context.Background(), c), "other devices keep serving")
+	w.seal(t, 0, "a", MiB) // the evicted ID is free again
+	assert.Nil(t, w.Err())
+}
+
+func TestFailStopFromOutside(t *testing.T) {
+	w := newTestWorker(t, []int64{10 * MiB}, nil)
+	w.seal(t, 0, "a", MiB)
+	w.FailStop(fmt.Errorf("device 0: XID 79: %w", messages.ErrDeviceFault))
+	w.waitStopped(t)
+	assert.ErrorIs(t, w.Err(), messages.ErrDeviceFault)
+	assert.Contains(t, w.Err().Error(), "XID 79")
+	assert.Zero(t, w.sims[0].Outstanding())
+}
