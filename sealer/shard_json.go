@@ -104,7 +104,7 @@ func decodeShardJSON(data []byte) (shardJSON, error) {
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return w, err
+			return w, malformed(dec, err)
 		}
 		name, _ := tok.(string) // inside an object, Token yields string keys
 		i := slices.IndexFunc(fields, func(f wireField) bool { return f.name == name })
@@ -117,7 +117,7 @@ func decodeShardJSON(data []byte) (shardJSON, error) {
 		seen[i] = true
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return w, err
+			return w, malformed(dec, err)
 		}
 		if string(raw) == "null" {
 			return w, fmt.Errorf("field %q is null", name)
@@ -130,7 +130,7 @@ func decodeShardJSON(data []byte) (shardJSON, error) {
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
-		return w, err
+		return w, malformed(dec, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return w, errors.New("data after the JSON object")
@@ -141,6 +141,15 @@ func decodeShardJSON(data []byte) (shardJSON, error) {
 		}
 	}
 	return w, nil
+}
+
+// malformed describes a JSON syntax error without quoting the input, whose
+// bytes encoding/json would put in its message raw.
+func malformed(dec *json.Decoder, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("JSON ends early")
+	}
+	return fmt.Errorf("malformed JSON near byte %d", dec.InputOffset())
 }
 
 // wireField is one name of the wire form and where its value goes.
