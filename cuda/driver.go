@@ -1,0 +1,261 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/vramseal/vramseal/messages"
+)
+
+// Driver is one NVIDIA GPU driven through the CUDA driver API. libcuda.so.1
+// is loaded with dlopen at run time, so programs using Driver build and run
+// on machines without a GPU; OpenDriver then fails with ErrNoDriver.
+//
+// Memory comes only from cuMemAlloc: dedicated device memory, never managed,
+// host-mapped or pinned host memory. Copies are synchronous cuMemcpy calls
+// from and to the caller's buffers, with the device's primary context made
+// current on the calling OS thread within each call.
+//
+// It is safe for concurrent use. Copies on different allocations run in
+// parallel; Free and Close wait for copies under way on what they free.
+type Driver struct {
+	dev   cudaDevice
+	props Properties
+
+	mu         sync.Mutex
+	allocs     map[Handle]*driverAllocation
+	lastHandle Handle
+	closed     bool
+}
+
+// driverAllocation is one cuMemAlloc allocation. Copies hold its read lock;
+// freeing takes the write lock, so memory is never freed under a copy.
+type driverAllocation struct {
+	size int64
+
+	mu    sync.RWMutex
+	ptr   devicePtr
+	freed bool
+}
+
+var _ Device = (*Driver)(nil)
+
+// DriverDeviceCount returns the number of CUDA devices. Without a driver it
+// fails with ErrNoDriver; with a driver but no device it returns zero.
+func DriverDeviceCount() (int, error) {
+	return cudaDeviceCount()
+}
+
+// OpenDriver opens CUDA device index and retains its primary context. It
+// fails with ErrNoDriver without a driver, with messages.ErrInvalidInput for
+// an index that names no device, and with messages.ErrDeviceFault if the
+// device does not answer.
+func OpenDriver(index int) (*Driver, error) {
+	if index < 0 {
+		return nil, fmt.Errorf("%w: cuda device index %d is negative", messages.ErrInvalidInput, index)
+	}
+	count, err := cudaDeviceCount()
+	if err != nil {
+		return nil, err
+	}
+	if index >= count {
+		return nil, fmt.Errorf("%w: no cuda device %d (%d devices)", messages.ErrInvalidInput, index, count)
+	}
+	dev, err := cudaOpen(index)
+	if err != nil {
+		return nil, err
+	}
+	props, err := dev.properties()
+	if err != nil {
+		return nil, errors.Join(err, dev.release())
+	}
+	return &Driver{dev: dev, props: props, allocs: make(map[Handle]*driverAllocation)}, nil
+}
+
+// Properties describes the device. It answers even after Close.
+func (d *Driver) Properties() Properties { return d.props }
+
+// MemInfo returns the device's free and total memory as the driver reports
+// them; other processes' allocations count against free memory.
+func (d *Driver) MemInfo() (free, total int64, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.usableLocked("meminfo"); err != nil {
+		return 0, 0, err
+	}
+	free, total, res := d.dev.memInfo()
+	if res != cudaSuccess {
+		return 0, 0, cudaError(d.dev.index, "cuMemGetInfo", res)
+	}
+	return free, total, nil
+}
+
+// Allocate reserves size bytes of device memory with cuMemAlloc.
+func (d *Driver) Allocate(size int64) (Handle, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.usableLocked("allocate"); err != nil {
+		return 0, err
+	}
+	if size <= 0 {
+		return 0, fmt.Errorf("%w: cuda device %d: allocate %d bytes: size must be positive",
+			messages.ErrInvalidInput, d.dev.index, size)
+	}
+	if size > d.props.TotalMemory {
+		return 0, d.insufficientLocked(size)
+	}
+	ptr, res := d.dev.alloc(size)
+	switch res {
+	case cudaSuccess:
+	case cudaErrorOutOfMemory:
+		return 0, d.insufficientLocked(size)
+	default:
+		return 0, cudaError(d.dev.index, fmt.Sprintf("cuMemAlloc %d bytes", size), res)
+	}
+	d.lastHandle++
+	d.allocs[d.lastHandle] = &driverAllocation{size: size, ptr: ptr}
+	return d.lastHandle, nil
+}
+
+// insufficientLocked reports a refused allocation with the memory free now.
+func (d *Driver) insufficientLocked(size int64) error {
+	free, _, res := d.dev.memInfo()
+	if res != cudaSuccess {
+		free = 0
+	}
+	return &messages.InsufficientVRAMError{Device: d.dev.index, Needed: size, Available: free}
+}
+
+// Free releases an allocation, after any copy under way on it.
+func (d *Driver) Free(h Handle) error {
+	d.mu.Lock()
+	if err := d.usableLocked("free"); err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	a, ok := d.allocs[h]
+	if !ok {
+		d.mu.Unlock()
+		return fmt.Errorf("%w: cuda device %d: free handle %d: no such allocation", messages.ErrInvalidInput, d.dev.index, h)
+	}
+	delete(d.allocs, h)
+	d.mu.Unlock()
+	return d.freeAllocation(a)
+}
+
+// freeAllocation frees a's memory once no copy is using it.
+func (d *Driver) freeAllocation(a *driverAllocation) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.freed = true
+	if res := d.dev.free(a.ptr); res != cudaSuccess {
+		return cudaError(d.dev.index, "cuMemFree", res)
+	}
+	return nil
+}
+
+// Write copies p into the allocation at offset with cuMemcpyHtoD.
+func (d *Driver) Write(h Handle, offset int64, p []byte) error {
+	a, err := d.lookup("write", h, offset, int64(len(p)))
+	if err != nil || len(p) == 0 {
+		return err
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.freed {
+		return driverFreedError(d.dev.index, "write", h)
+	}
+	if res := d.dev.copyToDevice(a.ptr, offset, p); res != cudaSuccess {
+		return cudaError(d.dev.index, fmt.Sprintf("cuMemcpyHtoD %d bytes at offset %d", len(p), offset), res)
+	}
+	return nil
+}
+
+// Read copies len(p) bytes of the allocation at offset into p with
+// cuMemcpyDtoH.
+func (d *Driver) Read(h Handle, offset int64, p []byte) error {
+	a, err := d.lookup("read", h, offset, int64(len(p)))
+	if err != nil || len(p) == 0 {
+		return err
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.freed {
+		return driverFreedError(d.dev.index, "read", h)
+	}
+	if res := d.dev.copyFromDevice(p, a.ptr, offset); res != cudaSuccess {
+		return cudaError(d.dev.index, fmt.Sprintf("cuMemcpyDtoH %d bytes at offset %d", len(p), offset), res)
+	}
+	return nil
+}
+
+// Close frees every outstanding allocation, waiting for copies under way, and
+// releases the primary context. Later calls other than Close, Properties and
+// Outstanding fail with messages.ErrStopped. It is idempotent.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	allocs := d.allocs
+	d.allocs = make(map[Handle]*driverAllocation)
+	d.mu.Unlock()
+
+	var errs []error
+	for _, a := range allocs {
+		errs = append(errs, d.freeAllocation(a))
+	}
+	errs = append(errs, d.dev.release())
+	return errors.Join(errs...)
+}
+
+// Outstanding returns the number of live allocations. It answers after Close.
+func (d *Driver) Outstanding() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.allocs)
+}
+
+// usableLocked fails once the device is closed. d.mu must be held.
+func (d *Driver) usableLocked(op string) error {
+	if d.closed {
+		return fmt.Errorf("cuda device %d: %s: device closed: %w", d.dev.index, op, messages.ErrStopped)
+	}
+	return nil
+}
+
+// lookup finds a live allocation and checks that [offset, offset+n) lies
+// within it, without overflowing.
+func (d *Driver) lookup(op string, h Handle, offset, n int64) (*driverAllocation, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.usableLocked(op); err != nil {
+		return nil, err
+	}
+	a, ok := d.allocs[h]
+	if !ok {
+		return nil, fmt.Errorf("%w: cuda device %d: %s handle %d: no such allocation", messages.ErrInvalidInput, d.dev.index, op, h)
+	}
+	if offset < 0 || n > a.size || offset > a.size-n {
+		return nil, fmt.Errorf("%w: cuda device %d: %s %d bytes at offset %d of a %d-byte allocation: out of bounds",
+			messages.ErrInvalidInput, d.dev.index, op, n, offset, a.size)
+	}
+	return a, nil
+}
+
+// driverFreedError reports a copy that lost a race with Free or Close.
+func driverFreedError(device int, op string, h Handle) error {
+	return fmt.Errorf("%w: cuda device %d: %s handle %d: allocation freed", messages.ErrInvalidInput, device, op, h)
+}
+
+// formatGPUUUID writes a 16-byte device UUID as NVIDIA's tools do:
+// "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx".
+func formatGPUUUID(b []byte) string {
+	if len(b) != 16 {
+		return ""
+	}
+	return fmt.Sprintf("GPU-%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

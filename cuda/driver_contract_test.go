@@ -1,0 +1,28 @@
+package cuda_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/cuda/cudatest"
+)
+
+// TestDriverContract runs the Device contract against CUDA device 0. It
+// skips on machines without an NVIDIA driver or GPU; gpucheck.sh runs it on
+// one that has both.
+func TestDriverContract(t *testing.T) {
+	count, err := cuda.DriverDeviceCount()
+	if err != nil {
+		t.Skipf("no NVIDIA driver: %v", err)
+	}
+	if count == 0 {
+		t.Skip("no NVIDIA driver: the driver reports no CUDA device")
+	}
+	cudatest.Run(t, func(t *testing.T) cuda.Device {
+		d, err := cuda.OpenDriver(0)
+		require.NoError(t, err)
+		return d
+	})
+}

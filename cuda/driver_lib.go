@@ -1,0 +1,317 @@
+package cuda
+
+/*
+#cgo LDFLAGS: -ldl
+#include <dlfcn.h>
+#include <stddef.h>
+
+// The few CUDA driver API types the backend needs, declared here so that no
+// CUDA header is needed at build time. They match cuda.h on 64-bit Linux.
+typedef int vs_CUresult;
+typedef int vs_CUdevice;
+typedef void *vs_CUcontext;
+typedef unsigned long long vs_CUdeviceptr;
+typedef struct { unsigned char bytes[16]; } vs_CUuuid;
+
+static vs_CUresult (*vs_cuInit)(unsigned int);
+static vs_CUresult (*vs_cuGetErrorName)(vs_CUresult, const char **);
+static vs_CUresult (*vs_cuDeviceGetCount)(int *);
+static vs_CUresult (*vs_cuDeviceGet)(vs_CUdevice *, int);
+static vs_CUresult (*vs_cuDeviceGetName)(char *, int, vs_CUdevice);
+static vs_CUresult (*vs_cuDeviceGetUuid)(vs_CUuuid *, vs_CUdevice);
+static vs_CUresult (*vs_cuDeviceTotalMem)(size_t *, vs_CUdevice);
+static vs_CUresult (*vs_cuDeviceGetAttribute)(int *, int, vs_CUdevice);
+static vs_CUresult (*vs_cuDevicePrimaryCtxRetain)(vs_CUcontext *, vs_CUdevice);
+static vs_CUresult (*vs_cuDevicePrimaryCtxRelease)(vs_CUdevice);
+static vs_CUresult (*vs_cuCtxSetCurrent)(vs_CUcontext);
+static vs_CUresult (*vs_cuMemAlloc)(vs_CUdeviceptr *, size_t);
+static vs_CUresult (*vs_cuMemFree)(vs_CUdeviceptr);
+static vs_CUresult (*vs_cuMemcpyHtoD)(vs_CUdeviceptr, const void *, size_t);
+static vs_CUresult (*vs_cuMemcpyDtoH)(void *, vs_CUdeviceptr, size_t);
+static vs_CUresult (*vs_cuMemGetInfo)(size_t *, size_t *);
+
+// vs_sym resolves name in lib into *fn; it reports whether it was found.
+static int vs_sym(void *lib, void **fn, const char *name) {
+	*fn = dlsym(lib, name);
+	return *fn != NULL;
+}
+
+// vs_load opens libcuda.so.1 and resolves every entry point the backend uses.
+// It returns 0 on success, 1 when the library cannot be opened, and 2 when an
+// entry point is missing (then *missing names it and the library is closed).
+// cuDeviceGetUuid is optional. The library is never closed after success:
+// the CUDA driver does not support being unloaded.
+static int vs_load(const char **missing) {
+	void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+	if (lib == NULL) {
+		return 1;
+	}
+	struct { void **fn; const char *name; } syms[] = {
+		{(void **)&vs_cuInit, "cuInit"},
+		{(void **)&vs_cuGetErrorName, "cuGetErrorName"},
+		{(void **)&vs_cuDeviceGetCount, "cuDeviceGetCount"},
+		{(void **)&vs_cuDeviceGet, "cuDeviceGet"},
+		{(void **)&vs_cuDeviceGetName, "cuDeviceGetName"},
+		{(void **)&vs_cuDeviceTotalMem, "cuDeviceTotalMem_v2"},
+		{(void **)&vs_cuDeviceGetAttribute, "cuDeviceGetAttribute"},
+		{(void **)&vs_cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain"},
+		{(void **)&vs_cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2"},
+		{(void **)&vs_cuCtxSetCurrent, "cuCtxSetCurrent"},
+		{(void **)&vs_cuMemAlloc, "cuMemAlloc_v2"},
+		{(void **)&vs_cuMemFree, "cuMemFree_v2"},
+		{(void **)&vs_cuMemcpyHtoD, "cuMemcpyHtoD_v2"},
+		{(void **)&vs_cuMemcpyDtoH, "cuMemcpyDtoH_v2"},
+		{(void **)&vs_cuMemGetInfo, "cuMemGetInfo_v2"},
+	};
+	for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
+		if (vs_sym(lib, syms[i].fn, syms[i].name)) {
+			continue;
+		}
+		// Drivers before CUDA 11 have only the first version.
+		if (syms[i].fn == (void **)&vs_cuDevicePrimaryCtxRelease &&
+		    vs_sym(lib, syms[i].fn, "cuDevicePrimaryCtxRelease")) {
+			continue;
+		}
+		*missing = syms[i].name;
+		dlclose(lib);
+		return 2;
+	}
+	vs_sym(lib, (void **)&vs_cuDeviceGetUuid, "cuDeviceGetUuid");
+	return 0;
+}
+
+static vs_CUresult vs_init(void) { return vs_cuInit(0); }
+
+static const char *vs_error_name(vs_CUresult r) {
+	const char *name = NULL;
+	if (vs_cuGetErrorName(r, &name) != 0) {
+		return NULL;
+	}
+	return name;
+}
+
+static vs_CUresult vs_device_count(int *count) { return vs_cuDeviceGetCount(count); }
+static vs_CUresult vs_device_get(vs_CUdevice *dev, int ordinal) { return vs_cuDeviceGet(dev, ordinal); }
+static vs_CUresult vs_device_name(char *name, int len, vs_CUdevice dev) { return vs_cuDeviceGetName(name, len, dev); }
+static vs_CUresult vs_device_total_mem(size_t *bytes, vs_CUdevice dev) { return vs_cuDeviceTotalMem(bytes, dev); }
+static vs_CUresult vs_device_attribute(int *value, int attr, vs_CUdevice dev) { return vs_cuDeviceGetAttribute(value, attr, dev); }
+static vs_CUresult vs_primary_ctx_retain(vs_CUcontext *ctx, vs_CUdevice dev) { return vs_cuDevicePrimaryCtxRetain(ctx, dev); }
+static vs_CUresult vs_primary_ctx_release(vs_CUdevice dev) { return vs_cuDevicePrimaryCtxRelease(dev); }
+
+// vs_device_uuid fills uuid; it reports CUDA_ERROR_NOT_SUPPORTED (801) when
+// the driver lacks cuDeviceGetUuid.
+static vs_CUresult vs_device_uuid(vs_CUuuid *uuid, vs_CUdevice dev) {
+	if (vs_cuDeviceGetUuid == NULL) {
+		return 801;
+	}
+	return vs_cuDeviceGetUuid(uuid, dev);
+}
+
+// The memory calls below make ctx current on the calling thread first. A cgo
+// call runs start to finish on one OS thread, so the context is current for
+// the call that follows, whichever thread Go chose.
+
+static vs_CUresult vs_mem_alloc(vs_CUcontext ctx, vs_CUdeviceptr *ptr, size_t size) {
+	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
+	return r != 0 ? r : vs_cuMemAlloc(ptr, size);
+}
+
+static vs_CUresult vs_mem_free(vs_CUcontext ctx, vs_CUdeviceptr ptr) {
+	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
+	return r != 0 ? r : vs_cuMemFree(ptr);
+}
+
+static vs_CUresult vs_copy_to_device(vs_CUcontext ctx, vs_CUdeviceptr base, size_t offset, const void *src, size_t n) {
+	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
+	return r != 0 ? r : vs_cuMemcpyHtoD(base + offset, src, n);
+}
+
+static vs_CUresult vs_copy_from_device(vs_CUcontext ctx, void *dst, vs_CUdeviceptr base, size_t offset, size_t n) {
+	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
+	return r != 0 ? r : vs_cuMemcpyDtoH(dst, base + offset, n);
+}
+
+static vs_CUresult vs_mem_info(vs_CUcontext ctx, size_t *free, size_t *total) {
+	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
+	return r != 0 ? r : vs_cuMemGetInfo(free, total);
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+)
+
+// CUdevice_attribute values the backend reads.
+const (
+	cuAttrIntegrated           = 18
+	cuAttrComputeMajor         = 75
+	cuAttrComputeMinor         = 76
+	cuAttrManagedMemory        = 83
+	cuAttrPageableMemoryAccess = 88
+)
+
+// deviceNameLen is the buffer cuDeviceGetName fills.
+const deviceNameLen = 256
+
+// cudaLib is the CUDA driver library, loaded and initialised once per process.
+var cudaLib struct {
+	once      sync.Once
+	err       error
+	noDevices bool
+}
+
+// loadCUDA loads libcuda.so.1 and calls cuInit, once. It reports whether the
+// driver found no device at all. A missing or stub library wraps ErrNoDriver.
+func loadCUDA() (noDevices bool, err error) {
+	cudaLib.once.Do(func() {
+		var missing *C.char
+		switch C.vs_load(&missing) {
+		case 0:
+		case 1:
+			cudaLib.err = fmt.Errorf("%w: libcuda.so.1 could not be loaded", ErrNoDriver)
+			return
+		default:
+			cudaLib.err = fmt.Errorf("%w: libcuda.so.1 lacks %s; the driver is too old", ErrNoDriver, C.GoString(missing))
+			return
+		}
+		switch res := C.vs_init(); res {
+		case cudaSuccess:
+		case cudaErrorNoDevice:
+			cudaLib.noDevices = true
+		case cudaErrorStubLibrary:
+			cudaLib.err = fmt.Errorf("%w: libcuda.so.1 is the CUDA toolkit's stub, not a driver", ErrNoDriver)
+		default:
+			cudaLib.err = cudaError(-1, "cuInit", res)
+		}
+	})
+	return cudaLib.noDevices, cudaLib.err
+}
+
+// cudaError describes a failed call; see cudaResultError.
+func cudaError(device int, op string, res C.vs_CUresult) error {
+	name := ""
+	if p := C.vs_error_name(res); p != nil {
+		name = C.GoString(p)
+	}
+	return cudaResultError(device, op, int(res), name)
+}
+
+// cudaDeviceCount returns the number of CUDA devices, loading the driver.
+func cudaDeviceCount() (int, error) {
+	noDevices, err := loadCUDA()
+	if err != nil {
+		return 0, err
+	}
+	if noDevices {
+		return 0, nil
+	}
+	var count C.int
+	if res := C.vs_device_count(&count); res != cudaSuccess {
+		return 0, cudaError(-1, "cuDeviceGetCount", res)
+	}
+	return int(count), nil
+}
+
+// cudaDevice is one device's handle and retained primary context.
+type cudaDevice struct {
+	index int
+	dev   C.vs_CUdevice
+	ctx   C.vs_CUcontext
+}
+
+// cudaOpen returns the device at index, which the caller has checked exists,
+// with its primary context retained.
+func cudaOpen(index int) (cudaDevice, error) {
+	d := cudaDevice{index: index}
+	if res := C.vs_device_get(&d.dev, C.int(index)); res != cudaSuccess {
+		return cudaDevice{}, cudaError(index, "cuDeviceGet", res)
+	}
+	if res := C.vs_primary_ctx_retain(&d.ctx, d.dev); res != cudaSuccess {
+		return cudaDevice{}, cudaError(index, "cuDevicePrimaryCtxRetain", res)
+	}
+	return d, nil
+}
+
+// release releases the primary context.
+func (d cudaDevice) release() error {
+	if res := C.vs_primary_ctx_release(d.dev); res != cudaSuccess {
+		return cudaError(d.index, "cuDevicePrimaryCtxRelease", res)
+	}
+	return nil
+}
+
+// properties reads what Properties reports.
+func (d cudaDevice) properties() (Properties, error) {
+	var p Properties
+	var name [deviceNameLen]C.char
+	if res := C.vs_device_name(&name[0], deviceNameLen, d.dev); res != cudaSuccess {
+		return Properties{}, cudaError(d.index, "cuDeviceGetName", res)
+	}
+	p.Name = C.GoString(&name[0])
+	var uuid C.vs_CUuuid
+	if res := C.vs_device_uuid(&uuid, d.dev); res == cudaSuccess {
+		p.UUID = formatGPUUUID(C.GoBytes(unsafe.Pointer(&uuid.bytes[0]), 16))
+	}
+	var total C.size_t
+	if res := C.vs_device_total_mem(&total, d.dev); res != cudaSuccess {
+		return Properties{}, cudaError(d.index, "cuDeviceTotalMem", res)
+	}
+	p.TotalMemory = int64(total)
+	attrs := []struct {
+		attr int
+		name string
+		set  func(int)
+	}{
+		{cuAttrComputeMajor, "compute capability major", func(v int) { p.ComputeMajor = v }},
+		{cuAttrComputeMinor, "compute capability minor", func(v int) { p.ComputeMinor = v }},
+		{cuAttrIntegrated, "integrated", func(v int) { p.Integrated = v != 0 }},
+		{cuAttrManagedMemory, "managed memory", func(v int) { p.ManagedMemory = v != 0 }},
+		{cuAttrPageableMemoryAccess, "pageable memory access", func(v int) { p.PageableMemoryAccess = v != 0 }},
+	}
+	for _, a := range attrs {
+		var v C.int
+		if res := C.vs_device_attribute(&v, C.int(a.attr), d.dev); res != cudaSuccess {
+			return Properties{}, cudaError(d.index, "cuDeviceGetAttribute "+a.name, res)
+		}
+		a.set(int(v))
+	}
+	return p, nil
+}
+
+// devicePtr is a device address. It never leaves this package and never
+// appears in an error or a log.
+type devicePtr C.vs_CUdeviceptr
+
+// alloc reserves size bytes of device memory with cuMemAlloc. This is the
+// only way the backend obtains memory: never managed, mapped or pinned host
+// memory.
+func (d cudaDevice) alloc(size int64) (devicePtr, C.vs_CUresult) {
+	var ptr C.vs_CUdeviceptr
+	res := C.vs_mem_alloc(d.ctx, &ptr, C.size_t(size))
+	return devicePtr(ptr), res
+}
+
+// free releases memory from alloc.
+func (d cudaDevice) free(ptr devicePtr) C.vs_CUresult {
+	return C.vs_mem_free(d.ctx, C.vs_CUdeviceptr(ptr))
+}
+
+// copyToDevice copies src to ptr+offset; src must not be empty.
+func (d cudaDevice) copyToDevice(ptr devicePtr, offset int64, src []byte) C.vs_CUresult {
+	return C.vs_copy_to_device(d.ctx, C.vs_CUdeviceptr(ptr), C.size_t(offset), unsafe.Pointer(&src[0]), C.size_t(len(src)))
+}
+
+// copyFromDevice copies len(dst) bytes from ptr+offset; dst must not be empty.
+func (d cudaDevice) copyFromDevice(dst []byte, ptr devicePtr, offset int64) C.vs_CUresult {
+	return C.vs_copy_from_device(d.ctx, unsafe.Pointer(&dst[0]), C.vs_CUdeviceptr(ptr), C.size_t(offset), C.size_t(len(dst)))
+}
+
+// memInfo returns the device's free and total memory.
+func (d cudaDevice) memInfo() (free, total int64, res C.vs_CUresult) {
+	var f, t C.size_t
+	res = C.vs_mem_info(d.ctx, &f, &t)
+	return int64(f), int64(t), res
+}
