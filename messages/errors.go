@@ -5,6 +5,7 @@ package messages
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // The error kinds. Every layer wraps one of these with short context; callers
@@ -97,7 +98,9 @@ func HumanBytes(n int64) string {
 	v := float64(n)
 	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
 	i := -1
-	for (v >= unit || v <= -unit) && i < len(units)-1 {
+	// Step up while the value would print as 1024.0 or more, so that
+	// 1 MiB - 1 reads "1.0 MiB", not "1024.0 KiB".
+	for math.Abs(v) >= unit-0.05 && i < len(units)-1 {
 		v /= unit
 		i++
 	}
