@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# gpucheck.sh checks vramseal on a machine with an NVIDIA GPU and driver but
+# no Go toolchain. It uses binaries built elsewhere, from the repository root:
+#
+#   CGO_CFLAGS=-Wno-deprecated-declarations go test -c -o bin/cuda.test ./cuda/
+#   CGO_CFLAGS=-Wno-deprecated-declarations go build -o bin/vramseal ./cmd/vramseal
+#
+# Copy bin/ and this script to the GPU machine and run:
+#
+#   cuda/gpucheck.sh [BIN_DIR]      (BIN_DIR defaults to ./bin)
+#
+# GPUCHECK_MODEL_BYTES changes the synthetic model's size (default 1 GiB).
+#
+# It runs, and stops at the first failure:
+#   1. the Device contract suite against CUDA device 0 (TestDriverContract),
+#      which must run, not skip;
+#   2. vramseal devices;
+#   3. vramseal run --backend cuda for 20 s on a 1 GiB synthetic model, with a
+#      fresh 0600 token file and audit log, scrubbing every 5 s, then
+#      vramseal audit verify on the log it wrote;
+#   4. BenchmarkDriverCopy, and prints host-to-device, device-to-host and
+#      verify (device-to-host plus SHA-256) throughput.
+# Needs: bash, coreutils, awk, grep; nvidia-smi is used when present.
+set -euo pipefail
+
+bin_dir=${1:-bin}
+model_bytes=${GPUCHECK_MODEL_BYTES:-1073741824}
+cuda_test="$bin_dir/cuda.test"
+vramseal="$bin_dir/vramseal"
+
+step() { printf '\n== %s\n' "$*"; }
+fail() { printf 'gpucheck: %s\n' "$*" >&2; exit 1; }
+
+for exe in "$cuda_test" "$vramseal"; do
+	[[ -x $exe ]] || fail "$exe is missing or not executable; build it as this script's header says"
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/vramseal-gpucheck.XXXXXX")
+trap 'rm -rf -- "$work"' EXIT
+
+step "GPU"
+if command -v nvidia-smi >/dev/null 2>&1; then
+	nvidia-smi --query-gpu=index,name,memory.total,memory.used,driver_version --format=csv
+else
+	echo "nvidia-smi not found; relying on the driver library alone"
+fi
+
+step "Device contract on CUDA device 0"
+contract_log="$work/contract.log"
+"$cuda_test" -test.run '^TestDriverContract$' -test.v -test.count 1 2>&1 | tee "$contract_log"
+grep -q -- '--- PASS: TestDriverContract ' "$contract_log" ||
+	fail "TestDriverContract did not pass (skipped means no driver or GPU was found)"
+
+step "vramseal devices"
+"$vramseal" devices
+
+step "vramseal run --backend cuda on a $model_bytes-byte synthetic model"
+(
+	umask 077
+	head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n' >"$work/token"
+	head -c "$model_bytes" /dev/urandom >"$work/model.bin"
+)
+[[ $(stat -c %a "$work/token") == 600 ]] || fail "token file is not mode 0600"
+"$vramseal" run --backend cuda --duration 20s --verify-interval 5s --listen 127.0.0.1:0 \
+	--token-file "$work/token" --audit-log "$work/audit.jsonl" "$work/model.bin"
+"$vramseal" audit verify --token-file "$work/token" "$work/audit.jsonl"
+
+step "Copy throughput (BenchmarkDriverCopy)"
+bench_log="$work/bench.log"
+"$cuda_test" -test.run '^$' -test.bench '^BenchmarkDriverCopy$' -test.benchtime 20x 2>&1 | tee "$bench_log"
+awk '
+	/^BenchmarkDriverCopy\/(HtoD|DtoH|Verify)/ {
+		name = $1; sub(/^BenchmarkDriverCopy\//, "", name); sub(/-[0-9]+$/, "", name)
+		for (i = 2; i < NF; i++) if ($(i + 1) == "MB/s") rate[name] = $i
+	}
+	END {
+		if (!("HtoD" in rate) || !("DtoH" in rate) || !("Verify" in rate)) exit 1
+		printf "host-to-device: %10.0f MB/s\n", rate["HtoD"]
+		printf "device-to-host: %10.0f MB/s\n", rate["DtoH"]
+		printf "verify:         %10.0f MB/s  (device-to-host + SHA-256, one core)\n", rate["Verify"]
+	}
+' "$bench_log" || fail "BenchmarkDriverCopy reported no throughput (skipped means no driver or GPU was found)"
+
+step "gpucheck passed"
