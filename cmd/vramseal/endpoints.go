@@ -1,0 +1,64 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// shardJSON is one shard as /shards lists it. It holds no device address.
+type shardJSON struct {
+	ID       string    `json:"id"`
+	Device   int       `json:"device"`
+	Size     int64     `json:"size"`
+	Digest   string    `json:"digest"`
+	ModelRef string    `json:"model_ref,omitempty"`
+	SealedAt time.Time `json:"sealed_at"`
+	// LastVerified is null until the shard is first fully verified.
+	LastVerified *time.Time `json:"last_verified"`
+}
+
+// newHandler serves the worker's endpoints: /metrics (Prometheus), /healthz
+// (200 while the worker runs), /readyz (200 once every shard is freshly
+// verified) and /shards (JSON).
+func newHandler(rt runtimeView, stopped <-chan struct{}, m *metrics, ready *readiness) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if isClosed(stopped) {
+			http.Error(w, "worker stopped", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := ready.check(r.Context(), rt, stopped, time.Now()); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("GET /shards", func(w http.ResponseWriter, r *http.Request) {
+		shards, err := rt.Shards(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		out := make([]shardJSON, 0, len(shards))
+		for _, s := range shards {
+			j := shardJSON{ID: s.ID, Device: s.Device, Size: s.Size, Digest: s.Digest, ModelRef: s.ModelRef, SealedAt: s.SealedAt}
+			if !s.LastVerified.IsZero() {
+				j.LastVerified = &s.LastVerified
+			}
+			out = append(out, j)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+	})
+	return mux
+}

@@ -1,0 +1,38 @@
+// Command vramseal keeps ML model shards in GPU memory and proves nobody
+// changed them: it seals each shard, re-hashes it in the background, and
+// fail-stops the moment a byte differs.
+//
+// Run "vramseal --help" for the commands, and "vramseal run --help" for the
+// worker's flags and examples.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/term"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, term.IsTerminal(int(os.Stderr.Fd()))))
+}
+
+// run executes one command line and returns the process's exit code. SIGINT
+// and SIGTERM cancel the command's context, which stops a worker gracefully.
+// An error is printed to stderr as one line.
+func run(args []string, stdout, stderr io.Writer, stderrIsTerminal bool) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a := &app{stdout: stdout, stderr: stderr, stderrIsTerminal: stderrIsTerminal}
+	root := newRootCommand(a)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "vramseal: %v\n", err)
+	}
+	return exitCodeOf(err, a.started)
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/audit"
+)
+
+// smallRunFlags keep a worker under test small and quick: two 64 MiB
+// simulated devices, 64 KiB chunks and a scrub every 200 ms.
+func smallRunFlags(dir, token string) []string {
+	return []string{
+		"run", "--backend", "sim", "--sim-devices", "2", "--sim-vram", "64MiB",
+		"--chunk-size", "64KiB", "--verify-interval", "200ms", "--listen", "127.0.0.1:0",
+		"--token-file", token, "--audit-log", filepath.Join(dir, "audit.jsonl"),
+		"--log-format", "json", "--worker-id", "e2e-worker",
+	}
+}
+
+func TestRunSealsFilesServesThemAndStopsCleanlyOnSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	fileA, dataA := writeRandomFile(t, dir, "weights-a.bin", 1<<20)
+	fileB, dataB := writeRandomFile(t, dir, "weights b.bin", 3<<20+123)
+	want := map[string][]byte{"weights-a.bin": dataA, "weights_b.bin": dataB}
+
+	p := startVramseal(t, dir, append(smallRunFlags(dir, token), fileA, fileB)...)
+	first := p.waitForLog(t, "using simulated GPUs")
+	assert.Equal(t, "sim", first["backend"])
+	base := "http://" + p.waitForLog(t, "serving")["addr"].(string)
+
+	eventually(t, func() (bool, string) {
+		code, body := httpGet(t, base+"/readyz")
+		return code == http.StatusOK, fmt.Sprintf("/readyz %d: %s", code, body)
+	})
+	code, _ := httpGet(t, base+"/healthz")
+	assert.Equal(t, http.StatusOK, code)
+
+	t.Run("shards", func(t *testing.T) {
+		code, body := httpGet(t, base+"/shards")
+		require.Equal(t, http.StatusOK, code)
+		var shards []shardJSON
+		require.NoError(t, json.Unmarshal([]byte(body), &shards))
+		require.Len(t, shards, len(want))
+		for _, s := range shards {
+			data, ok := want[s.ID]
+			require.True(t, ok, "unexpected shard %q", s.ID)
+			sum := sha256.Sum256(data)
+			assert.Equal(t, int64(len(data)), s.Size, s.ID)
+			assert.Equal(t, hex.EncodeToString(sum[:]), s.Digest, s.ID)
+			assert.NotNil(t, s.LastVerified, s.ID)
+			assert.False(t, s.SealedAt.IsZero(), s.ID)
+		}
+		assert.NotContains(t, body, "0x", "no device addresses")
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		sealedBytes := float64(len(dataA) + len(dataB))
+		// Wait until the background scrub has re-hashed every shard at least once.
+		var families map[string]*dto.MetricFamily
+		eventually(t, func() (bool, string) {
+			families = scrapeMetrics(t, base)
+			scrubbed := sumSeries(families["vram_scrubbed_bytes_total"])
+			return scrubbed >= sealedBytes, fmt.Sprintf("scrubbed %v of %v bytes", scrubbed, sealedBytes)
+		})
+		for _, name := range []string{
+			"vram_total_bytes", "vram_used_bytes", "vram_available_bytes",
+			"vram_seal_operations_total", "vram_verify_operations_total", "vram_scrubbed_bytes_total",
+			"vram_shard_seconds_since_verified", "vram_audit_queue_depth",
+		} {
+			assert.Contains(t, families, name)
+		}
+		assert.Equal(t, map[string]float64{"0": 64 << 20, "1": 64 << 20}, byLabel(families["vram_total_bytes"], "device"))
+		assert.Equal(t, sealedBytes, sumSeries(families["vram_used_bytes"]), "simulated VRAM in use is exactly the sealed bytes")
+		assert.Equal(t, 2*float64(64<<20)-sealedBytes, sumSeries(families["vram_available_bytes"]))
+		assert.Equal(t, map[string]float64{"success": 2, "failure": 0}, byLabel(families["vram_seal_operations_total"], "result"))
+		verifies := byLabel(families["vram_verify_operations_total"], "result")
+		assert.GreaterOrEqual(t, verifies["success"], 4.0, "two on-demand verifies and at least one scrub of each shard")
+		assert.Zero(t, verifies["failure"])
+		ages := byLabel(families["vram_shard_seconds_since_verified"], "shard")
+		assert.ElementsMatch(t, []string{"weights-a.bin", "weights_b.bin"}, keys(ages))
+	})
+
+	p.signal(t, syscall.SIGTERM)
+	require.Equal(t, exitOK, p.wait(t), "stderr:\n%s", p.stderr(t))
+	assert.NotContains(t, p.stderr(t), `"level":"ERROR"`)
+
+	logPath := filepath.Join(dir, "audit.jsonl")
+	lines := readAuditLog(t, logPath)
+	assert.Equal(t, map[string]int{"weights-a.bin": 1, "weights_b.bin": 1}, countEvents(lines, audit.EventVramSealed))
+	assert.Equal(t, map[string]int{"weights-a.bin": 1, "weights_b.bin": 1}, countEvents(lines, audit.EventVramDeallocated))
+	last := lines[len(lines)-1]
+	assert.Equal(t, audit.EventWorkerStopped, last.Event)
+	assert.Equal(t, true, last.Fields["graceful"])
+
+	verify := runVramseal(t, dir, "audit", "verify", logPath, "--token-file", token)
+	require.Equal(t, exitOK, verify.code, "stderr: %s", verify.stderr)
+	assert.Contains(t, verify.stdout, fmt.Sprintf("is intact: %d records by worker \"e2e-worker\"", len(lines)))
+}
+
+func TestRunFailStopsOnAFlippedBit(t *testing.T) {
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	file, _ := writeRandomFile(t, dir, "layer0.bin", 2<<20)
+
+	res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--sim-fault", "bitflip@1s", file)...)
+
+	require.Equal(t, exitFailStop, res.code, "stderr:\n%s", res.stderr)
+	errLine := lastLine(res.stderr)
+	assert.True(t, strings.HasPrefix(errLine, "vramseal: fail-stop: "), errLine)
+	assert.Contains(t, errLine, `shard "layer0.bin"`)
+	assert.Regexp(t, `chunk \d+ \(bytes \d+-\d+\)`, errLine)
+
+	logPath := filepath.Join(dir, "audit.jsonl")
+	lines := readAuditLog(t, logPath)
+	failed := -1
+	for i, l := range lines {
+		if l.Event == audit.EventSealVerificationFailed {
+			failed = i
+			break
+		}
+	}
+	require.GreaterOrEqual(t, failed, 0, "no SealVerificationFailed record")
+	assert.Equal(t, audit.SeverityCritical, lines[failed].Severity)
+	assert.Equal(t, "layer0.bin", lines[failed].Fields["shard_id"])
+	assert.Contains(t, lines[failed].Fields, "chunk")
+	for _, l := range lines[failed+1 : len(lines)-1] {
+		assert.Equal(t, audit.EventVramDeallocated, l.Event, "only the freeing of VRAM comes between the failure and the stop")
+	}
+	last := lines[len(lines)-1]
+	assert.Equal(t, audit.EventWorkerStopped, last.Event)
+	assert.Equal(t, audit.SeverityCritical, last.Severity)
+
+	verify := runVramseal(t, dir, "audit", "verify", logPath, "--token-file", token)
+	assert.Equal(t, exitOK, verify.code, "the log of a fail-stop is itself intact: %s", verify.stderr)
+}
+
+func TestRunSealsTheDemoModelWhenGivenNoFiles(t *testing.T) {
+	dir := t.TempDir()
+	res := runVramseal(t, dir, "run", "--backend", "sim", "--duration", "2s", "--verify-interval", "500ms",
+		"--listen", "", "--log-format", "json")
+
+	require.Equal(t, exitOK, res.code, "stderr:\n%s", res.stderr)
+	assert.Contains(t, res.stderr, "random one-off token, so the audit log cannot be verified")
+	lines := readAuditLog(t, filepath.Join(dir, "vramseal-audit.jsonl"))
+	sealed := 0
+	for _, l := range lines {
+		if l.Event == audit.EventVramSealed {
+			sealed++
+			assert.Equal(t, demoModelRef, l.Fields["model_ref"])
+			assert.EqualValues(t, demoShards, l.Fields["total_shards"])
+			assert.EqualValues(t, demoShardBytes, l.Fields["size"])
+		}
+	}
+	assert.Equal(t, demoShards, sealed)
+	assert.Len(t, countEvents(lines, audit.EventVramDeallocated), demoShards)
+}
+
+// scrapeMetrics fetches and parses /metrics.
+func scrapeMetrics(t *testing.T, base string) map[string]*dto.MetricFamily {
+	t.Helper()
+	code, body := httpGet(t, base+"/metrics")
+	require.Equal(t, http.StatusOK, code, body)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	require.NoError(t, err)
+	return families
+}
+
+// value is a counter's or gauge's value.
+func value(m *dto.Metric) float64 {
+	if m.GetCounter() != nil {
+		return m.GetCounter().GetValue()
+	}
+	return m.GetGauge().GetValue()
+}
+
+// sumSeries adds up every series of a family; 0 for a missing family.
+func sumSeries(f *dto.MetricFamily) float64 {
+	var total float64
+	for _, m := range f.GetMetric() {
+		total += value(m)
+	}
+	return total
+}
+
+// byLabel maps each series' value of label to its value.
+func byLabel(f *dto.MetricFamily, label string) map[string]float64 {
+	out := map[string]float64{}
+	for _, m := range f.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == label {
+				out[l.GetValue()] = value(m)
+			}
+		}
+	}
+	return out
+}
+
+func keys(m map[string]float64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}

@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/sealer"
+	"github.com/vramseal/vramseal/supervisor"
+)
+
+// How long shutting down may take before it is cut short.
+const (
+	serverShutdownTimeout  = 5 * time.Second
+	runtimeShutdownTimeout = time.Minute
+)
+
+// worker is one "vramseal run": what it has opened so far, each released by
+// close in reverse order.
+type worker struct {
+	opts   *runOptions
+	logger *slog.Logger
+
+	srcs     []*modelSource
+	listener net.Listener // until the server takes it
+	devices  *deviceSet   // until the runtime takes them
+	sims     []*cuda.Sim  // the simulated devices, for --sim-fault
+	keys     *workerKeys
+	auditLog *audit.Log
+	metrics  *metrics
+	ready    *readiness
+	rt       *supervisor.Runtime
+	server   *httpServer
+}
+
+// run is "vramseal run": check everything that can be checked before
+// touching a device, start the worker, seal, verify, serve until stopped,
+// and shut down.
+func (o *runOptions) run(ctx context.Context, a *app, files []string) (err error) {
+	w := &worker{opts: o, logger: a.logger}
+	defer func() { err = w.close(err) }()
+	if err := w.prepare(files); err != nil {
+		return err
+	}
+	if err := w.start(ctx); err != nil {
+		return err
+	}
+	err = w.sealAndServe(ctx, &progress{terminal: a.stderrIsTerminal, out: a.stderr, logger: a.logger})
+	if ctx.Err() != nil && w.rt.Err() == nil {
+		w.logger.Info("stopping", "reason", "signal received")
+		return nil
+	}
+	return err
+}
+
+// prepare checks the flags, files, token, listen address and devices, and
+// that every shard fits, before anything is sealed or logged to the audit log.
+func (w *worker) prepare(files []string) error {
+	o := w.opts
+	if err := o.validate(); err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		w.srcs = demoSources()
+	} else {
+		srcs, err := openModelFiles(files, o.shardID, o.modelRef)
+		if err != nil {
+			return err
+		}
+		w.srcs = srcs
+	}
+	var token []byte
+	if path := tokenPath(o.tokenFile); path != "" {
+		t, err := readToken(path)
+		if err != nil {
+			return err
+		}
+		token = t
+	}
+	defer clear(token)
+	if o.listen != "" {
+		ln, err := listen(o.listen)
+		if err != nil {
+			return err
+		}
+		w.listener = ln
+	}
+	devices, err := o.backend.openDevices()
+	if err != nil {
+		return err
+	}
+	w.devices, w.sims = devices, devices.sims
+	w.logBackend()
+	if o.simFault.set && !devices.simulated() {
+		return usageErrorf("--sim-fault flips bits in simulated VRAM and cannot run on real GPUs; drop it, or use --backend sim")
+	}
+	if err := w.deriveKeys(token); err != nil {
+		return err
+	}
+	return w.checkPlacement()
+}
+
+// logBackend writes the run's first log line: which devices it uses and why.
+func (w *worker) logBackend() {
+	d := w.devices
+	if d.simulated() {
+		attrs := []any{"backend", backendSim, "devices", len(d.devices), "vram_per_device", formatSize(w.opts.backend.simVRAM.bytes)}
+		if d.reason != "" {
+			attrs = append(attrs, "reason", d.reason)
+		}
+		w.logger.Info("using simulated GPUs", attrs...)
+		return
+	}
+	w.logger.Info("using NVIDIA GPUs", "backend", backendCUDA, "devices", len(d.devices))
+	for i, dev := range d.devices {
+		p := dev.Properties()
+		w.logger.Info("GPU", "device", i, "name", p.Name, "uuid", p.UUID, "memory", messages.HumanBytes(p.TotalMemory),
+			"compute_capability", fmt.Sprintf("%d.%d", p.ComputeMajor, p.ComputeMinor))
+	}
+}
+
+// deriveKeys derives the worker's keys from token (zeroing it), or from a
+// random token on simulated devices when none was given.
+func (w *worker) deriveKeys(token []byte) error {
+	ephemeral := token == nil
+	if ephemeral {
+		if !w.devices.simulated() {
+			return usageErrorf("real GPUs need a worker token; pass --token-file PATH or set %s, and %s", tokenFileEnv, tokenHowTo)
+		}
+		if info, err := os.Stat(w.opts.auditLog); err == nil && info.Size() > 0 {
+			return usageErrorf("audit log %s already holds records chained with another token, and no token was given; pass the --token-file that wrote it, or a new --audit-log path", w.opts.auditLog)
+		}
+		token = ephemeralToken()
+	}
+	keys, err := deriveKeys(token, w.opts.workerID, ephemeral)
+	if err != nil {
+		return err
+	}
+	w.keys = keys
+	if ephemeral {
+		w.logger.Warn("no worker token given: using a random one-off token, so the audit log cannot be verified once this run ends; pass --token-file PATH to keep a verifiable log",
+			"key", keys.fingerprint())
+	}
+	return nil
+}
+
+// checkPlacement checks that every shard fits on the devices as they are now.
+func (w *worker) checkPlacement() error {
+	available := make([]int64, len(w.devices.devices))
+	for i, d := range w.devices.devices {
+		free, _, err := d.MemInfo()
+		if err != nil {
+			return fmt.Errorf("device %d: %w", i, err)
+		}
+		available[i] = availableBytes(free, w.opts.headroom.bytes)
+	}
+	fix := "free memory on the GPUs, lower --headroom, or split the model into smaller files"
+	if w.devices.simulated() {
+		fix = "give the simulated devices more memory with --sim-vram, lower --headroom, or split the model into smaller files"
+	}
+	return planPlacement(available, w.srcs, fix)
+}
+
+// start opens the audit log, starts the runtime and serves the endpoints.
+func (w *worker) start(ctx context.Context) error {
+	o := w.opts
+	log, err := audit.Open(o.auditLog, audit.LogConfig{Key: w.keys.audit, WorkerID: o.workerID, Logger: w.logger})
+	if err != nil {
+		return withExitCode(exitUsage, fmt.Errorf("%w; if another token or --worker-id wrote this log, pass those, or a new --audit-log path", err))
+	}
+	w.auditLog = log
+	w.keys.audit.Zero() // the log keeps what it needs
+	m, err := newMetrics(log.QueueDepth)
+	if err != nil {
+		return err
+	}
+	w.metrics = m
+	w.ready = newReadiness()
+	sink := &observedSink{next: log, observers: []func(audit.Record){m.observe, w.ready.observe}}
+	rt, err := supervisor.Start(context.WithoutCancel(ctx), supervisor.Config{
+		Devices:        w.devices.devices,
+		Key:            w.keys.seal,
+		WorkerID:       o.workerID,
+		ChunkSize:      o.chunkSize.bytes,
+		VerifyInterval: o.verifyInterval,
+		ScrubRate:      o.scrubRate.bytesPerSecond,
+		Headroom:       o.headroom.bytes,
+		Audit:          sink,
+		Logger:         w.logger,
+	})
+	if err != nil {
+		if errors.Is(err, messages.ErrConfig) {
+			err = withExitCode(exitUsage, err)
+		}
+		return err
+	}
+	w.rt, w.devices = rt, nil
+	if err := m.watch(rt, time.Now); err != nil {
+		return err
+	}
+	w.logger.Info("worker started", "worker_id", o.workerID, "key", w.keys.fingerprint(), "audit_log", o.auditLog,
+		"verify_interval", o.verifyInterval, "chunk_size", formatSize(o.chunkSize.bytes))
+	if w.listener != nil {
+		addr := w.listener.Addr().String()
+		w.server = startServer(w.listener, newHandler(rt, rt.Done(), m, w.ready), w.logger)
+		w.listener = nil
+		w.logger.Info("serving", "addr", addr, "endpoints", "/metrics /healthz /readyz /shards")
+	}
+	return nil
+}
+
+// sealAndServe seals and verifies every shard, then waits until ctx ends,
+// --duration has passed or the runtime stops, injecting --sim-fault on the
+// way.
+func (w *worker) sealAndServe(ctx context.Context, p *progress) error {
+	shards, err := sealSources(ctx, w.rt, w.srcs, p, w.logger)
+	if err != nil {
+		return err
+	}
+	if err := verifyShards(ctx, w.rt, shards, w.logger); err != nil {
+		return err
+	}
+	w.ready.sealingDone(len(shards), w.opts.freshnessWindow(fullestDevice(shards)))
+	w.logger.Info("every shard sealed and verified", "shards", len(shards), "verify_interval", w.opts.verifyInterval)
+	var durationC, faultC <-chan time.Time
+	if w.opts.duration > 0 {
+		t := time.NewTimer(w.opts.duration)
+		defer t.Stop()
+		durationC = t.C
+	}
+	if w.opts.simFault.set {
+		t := time.NewTimer(w.opts.simFault.after)
+		defer t.Stop()
+		faultC = t.C
+	}
+	var serverDone <-chan struct{}
+	if w.server != nil {
+		serverDone = w.server.done
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-durationC:
+			w.logger.Info("stopping", "reason", "--duration elapsed")
+			return nil
+		case <-w.rt.Done():
+			return nil // close reports the fail-stop
+		case <-serverDone:
+			return fmt.Errorf("HTTP server stopped: %w", w.server.err)
+		case <-faultC:
+			faultC = nil
+			if err := flipRandomBit(w.sims, w.logger); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// fullestDevice is the most bytes sealed onto any one device.
+func fullestDevice(shards []sealer.Shard) int64 {
+	perDevice := map[int]int64{}
+	var most int64
+	for _, s := range shards {
+		perDevice[s.Device] += s.Size
+		most = max(most, perDevice[s.Device])
+	}
+	return most
+}
+
+// close releases everything the worker opened, in reverse order, and decides
+// the outcome: a fail-stop exits 3 with its cause, whatever else happened.
+func (w *worker) close(runErr error) error {
+	errs := []error{runErr}
+	if w.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), serverShutdownTimeout)
+		errs = append(errs, w.server.shutdown(ctx))
+		cancel()
+	}
+	if w.listener != nil {
+		w.listener.Close()
+	}
+	var failStop error
+	if w.rt != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), runtimeShutdownTimeout)
+		errs = append(errs, w.rt.Stop(ctx))
+		cancel()
+		failStop = w.rt.Err()
+	}
+	if w.devices != nil {
+		errs = append(errs, w.devices.close())
+	}
+	if w.auditLog != nil {
+		errs = append(errs, w.auditLog.Close())
+	}
+	if w.keys != nil {
+		w.keys.zero()
+	}
+	closeSources(w.srcs)
+	if failStop != nil {
+		return withExitCode(exitFailStop, fmt.Errorf("fail-stop: %w", failStop))
+	}
+	err := errors.Join(errs...)
+	if w.rt != nil {
+		if err == nil {
+			w.logger.Info("stopped: every shard freed, audit log closed", "audit_log", w.opts.auditLog)
+		}
+	}
+	return err
+}
