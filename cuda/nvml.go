@@ -141,6 +141,26 @@ func (n *NVML) Device(index int) (GPUInfo, error) {
 	return info, nil
 }
 
+// IndexByUUID returns NVML's index of the device with the given UUID. NVML
+// numbers devices in PCI bus order while CUDA, by default, puts the fastest
+// first, so the index in a HealthWatcher or ContentionMonitor report is not
+// always the Driver's: match them by UUID (Driver.Properties().UUID).
+func (n *NVML) IndexByUUID(uuid string) (int, error) {
+	dev, ret := n.lib.DeviceGetHandleByUUID(uuid)
+	switch ret {
+	case nvml.SUCCESS:
+	case nvml.ERROR_INVALID_ARGUMENT, nvml.ERROR_NOT_FOUND:
+		return 0, fmt.Errorf("%w: no NVML device has UUID %q", messages.ErrInvalidInput, uuid)
+	default:
+		return 0, fmt.Errorf("%w: nvml device by UUID: %v", messages.ErrDeviceFault, ret)
+	}
+	index, ret := dev.GetIndex()
+	if ret != nvml.SUCCESS {
+		return 0, fmt.Errorf("%w: nvml index of device %q: %v", messages.ErrDeviceFault, uuid, ret)
+	}
+	return index, nil
+}
+
 // Discover lists the GPUs that lib sees: it initialises lib, describes every
 // device and shuts lib down. Without a driver the error wraps ErrNoDriver.
 func Discover(lib nvml.Interface) (infos []GPUInfo, err error) {

@@ -192,3 +192,19 @@ func TestDeviceCountFailure(t *testing.T) {
 	_, err = Discover(s)
 	assert.ErrorIs(t, err, messages.ErrDeviceFault)
 }
+
+func TestIndexByUUID(t *testing.T) {
+	s := newMockServer(t)
+	n := openMockNVML(t, s)
+	for i := range s.Devices {
+		got, err := n.IndexByUUID(mockDevice(t, s, i).UUID)
+		require.NoError(t, err)
+		assert.Equal(t, i, got)
+	}
+	_, err := n.IndexByUUID("GPU-00000000-0000-0000-0000-000000000000")
+	assert.ErrorIs(t, err, messages.ErrInvalidInput)
+
+	s.DeviceGetHandleByUUIDFunc = func(string) (nvml.Device, nvml.Return) { return nil, nvml.ERROR_UNKNOWN }
+	_, err = n.IndexByUUID(mockDevice(t, s, 0).UUID)
+	assert.ErrorIs(t, err, messages.ErrDeviceFault)
+}
