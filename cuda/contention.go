@@ -72,8 +72,9 @@ const DefaultContentionInterval = 5 * time.Second
 // ContentionConfig configures a ContentionMonitor.
 type ContentionConfig struct {
 	// OnContention is called, from the monitor's goroutine, when the set of
-	// other processes on a device changes and is not empty. pids is sorted
-	// and belongs to the callee. It must not block for long. Required.
+	// other processes on a device changes and is not empty. device is the
+	// NVML index (see NVML.IndexByUUID); pids is sorted and belongs to the
+	// callee. It must not block for long, nor call Stop. Required.
 	OnContention func(device int, pids []uint32)
 	// Interval is the time between looks. Zero means
 	// DefaultContentionInterval; otherwise it must be positive.

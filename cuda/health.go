@@ -43,8 +43,9 @@ func DefaultIgnoredXIDs() []uint64 {
 type HealthConfig struct {
 	// OnFault receives, from the watcher's goroutine, one error per critical
 	// XID or double-bit ECC error. Each wraps messages.ErrDeviceFault and names
-	// the device index and the XID, such as "device fault: device 3: XID 79".
-	// It must not block for long. Required.
+	// the device's NVML index and the XID, such as "device fault: device 3:
+	// XID 79" (see NVML.IndexByUUID), or device -1 when NVML cannot say which.
+	// It must not block for long, nor call Stop. Required.
 	OnFault func(err error)
 	// IgnoredXIDs are XIDs that are logged, not reported as faults. Nil means
 	// DefaultIgnoredXIDs(); an empty, non-nil slice ignores none.
