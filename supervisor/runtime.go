@@ -15,6 +15,7 @@ import (
 
 	"github.com/vramseal/vramseal/actors"
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/messages"
 )
 
@@ -39,11 +40,17 @@ type Runtime struct {
 	stopErr  error // set before done closes
 }
 
-// Start checks cfg, spawns the actors and returns a running Runtime. It
-// records WorkerStarted before returning.
+// Start checks cfg and the VRAM-only policy, spawns the actors and returns a
+// running Runtime; it records WorkerStarted before returning. From the call
+// on, the runtime owns cfg.Devices: it closes them when it stops, or before
+// returning an error.
 func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 	cfg, err := cfg.withDefaults()
+	if err == nil {
+		err = checkPolicy(ctx, cfg)
+	}
 	if err != nil {
+		closeDevices(cfg.Devices)
 		return nil, err
 	}
 	r := &Runtime{
@@ -56,8 +63,10 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 	r.system = actors.NewSystem(cfg.Logger.With("component", "protoactor"))
 	if err := r.record(ctx, audit.Record{Event: audit.EventWorkerStarted, Severity: audit.SeverityInfo, Fields: map[string]any{
 		"devices": len(cfg.Devices), "key_fingerprint": cfg.Key.Fingerprint(), "chunk_size": cfg.ChunkSize,
+		"vram_policy": "passed",
 	}}); err != nil {
 		r.system.Shutdown()
+		closeDevices(cfg.Devices)
 		return nil, fmt.Errorf("start: %w", err)
 	}
 	err = r.spawn()
@@ -210,11 +219,7 @@ func (r *Runtime) shutdownActors() error {
 			}
 		}
 	}
-	for i, dev := range r.cfg.Devices {
-		if err := dev.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close device %d: %w", i, err))
-		}
-	}
+	errs = append(errs, closeDevices(r.cfg.Devices))
 	stopped := audit.Record{Event: audit.EventWorkerStopped, Severity: audit.SeverityInfo, Fields: map[string]any{"graceful": r.cause == nil}}
 	if r.cause != nil {
 		stopped.Severity = audit.SeverityCritical
@@ -224,5 +229,19 @@ func (r *Runtime) shutdownActors() error {
 		errs = append(errs, err)
 	}
 	r.system.Shutdown()
+	return errors.Join(errs...)
+}
+
+// closeDevices closes every device, freeing what each still holds.
+func closeDevices(devices []cuda.Device) error {
+	var errs []error
+	for i, dev := range devices {
+		if dev == nil {
+			continue
+		}
+		if err := dev.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close device %d: %w", i, err))
+		}
+	}
 	return errors.Join(errs...)
 }
