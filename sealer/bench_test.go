@@ -26,7 +26,7 @@ func BenchmarkDigest64MiB(b *testing.B) {
 		}
 	})
 	for _, write := range []int{benchSize, DefaultChunkSize, concurrentWriteMin, 64 << 10} {
-		b.Run("digester-write"+strconv.Itoa(write>>10)+"KiB", func(b *testing.B) {
+		b.Run("digester-write"+sizeName(write), func(b *testing.B) {
 			b.SetBytes(benchSize)
 			d, err := NewDigester(DefaultChunkSize)
 			if err != nil {
@@ -49,4 +49,12 @@ func BenchmarkDigest64MiB(b *testing.B) {
 			b.ReportMetric(float64(plain)/float64(b.Elapsed()), "x-sha256")
 		})
 	}
+}
+
+// sizeName names a power-of-two size of at least 1 KiB, as in "4MiB".
+func sizeName(n int) string {
+	if n >= 1<<20 {
+		return strconv.Itoa(n>>20) + "MiB"
+	}
+	return strconv.Itoa(n>>10) + "KiB"
 }

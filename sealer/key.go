@@ -61,7 +61,8 @@ func (k *Key) usable() bool {
 }
 
 // Zero wipes the key's bytes. A zeroed key signs and checks nothing. Zero on
-// a nil Key does nothing.
+// a nil Key does nothing. Call it once nothing signs or checks with the key
+// any more: it must not race with Sign or CheckSignature.
 func (k *Key) Zero() {
 	if k == nil || k.secret == nil {
 		return
@@ -84,6 +85,8 @@ func (k *Key) String() string {
 	switch {
 	case k == nil:
 		return "sealer.Key(nil)"
+	case k.fingerprint == "":
+		return "sealer.Key(unset)"
 	case !k.usable():
 		return "sealer.Key(" + k.fingerprint + ", zeroed)"
 	default:

@@ -99,6 +99,8 @@ func TestKeyPrintsNoSecret(t *testing.T) {
 	assert.Equal(t, k.String(), fmt.Sprintf("%v", k))
 	assert.Equal(t, k.String(), fmt.Sprintf("%#v", k))
 	assert.Equal(t, "sealer.Key(nil)", (*Key)(nil).String())
+	assert.Equal(t, "<nil>", fmt.Sprintf("%v", (*Key)(nil)))
+	assert.Equal(t, "sealer.Key(unset)", fmt.Sprintf("%v", Key{}))
 }
 
 func TestKeyZero(t *testing.T) {
