@@ -21,7 +21,7 @@ const MaxModelRefLen = 1024
 const quoteLimit = 32
 
 // shardIDRule says what a shard ID may be; error messages end with it.
-const shardIDRule = "a shard ID is 1 to 256 bytes of ASCII letters, digits, '-', '_' and '.', starts with a letter or digit, and has no \"..\""
+var shardIDRule = fmt.Sprintf("a shard ID is 1 to %d bytes of ASCII letters, digits, '-', '_' and '.', starts with a letter or digit, and has no \"..\"", MaxShardIDLen)
 
 // quotePrefix quotes at most the first quoteLimit bytes of s, escaped to
 // ASCII (so look-alike letters show as \u escapes), and marks a cut with
