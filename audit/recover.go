@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/vramseal/vramseal/messages"
 )
@@ -24,10 +25,25 @@ func openExisting(path string, key *Key) (*os.File, found, error) {
 		return nil, found{}, fmt.Errorf("%w: open audit log: %w", messages.ErrConfig, err)
 	}
 	got, err := checkExisting(f, key)
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
 	if err != nil {
 		return nil, found{}, errors.Join(err, f.Close())
 	}
 	return f, got, nil
+}
+
+// syncDir makes the directory entry of a newly created log durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("audit: open log directory: %w", err)
+	}
+	if err := errors.Join(d.Sync(), d.Close()); err != nil {
+		return fmt.Errorf("audit: sync log directory: %w", err)
+	}
+	return nil
 }
 
 // checkExisting does the checks of openExisting on the open file f.
