@@ -23,9 +23,9 @@ func (cl *classifier) belongs(q parsedLine, seq uint64, prev *[sha256.Size]byte)
 	return q.Seq == seq && q.WorkerID == cl.key.workerID && cl.chain.follows(prev, &q)
 }
 
-// nextParsed reads the next line; ok is false at the end of the log or when
+// nextLine reads the next line; ok is false at the end of the log or when
 // the line is not a complete record.
-func (cl *classifier) nextParsed() (q parsedLine, ok bool, err error) {
+func (cl *classifier) nextLine() (q parsedLine, ok bool, err error) {
 	ln, err := cl.lines.next()
 	if errors.Is(err, io.EOF) {
 		return q, false, nil
@@ -41,7 +41,7 @@ func (cl *classifier) nextParsed() (q parsedLine, ok bool, err error) {
 // if it did not) and describes it.
 func (cl *classifier) classify(p parsedLine, perr error) (reason, detail string, err error) {
 	e := cl.expected
-	q, qok, err := cl.nextParsed()
+	q, qok, err := cl.nextLine()
 	if err != nil {
 		return "", "", err
 	}
@@ -72,7 +72,7 @@ func (cl *classifier) classify(p parsedLine, perr error) (reason, detail string,
 	earlier := qok && q.Seq >= e && q.Seq < p.Seq
 	for !earlier {
 		var more bool
-		if q, more, err = cl.nextLine(); err != nil || !more {
+		if q, more, err = cl.nextRecord(); err != nil || !more {
 			break
 		}
 		earlier = q.Seq >= e && q.Seq < p.Seq
@@ -89,9 +89,9 @@ func (cl *classifier) classify(p parsedLine, perr error) (reason, detail string,
 	return ReasonMissing, fmt.Sprintf("seq %d to %d are missing", e, p.Seq-1), nil
 }
 
-// nextLine reads the next line that parses, skipping those that do not;
+// nextRecord reads the next line that parses, skipping those that do not;
 // more is false at the end of the log.
-func (cl *classifier) nextLine() (q parsedLine, more bool, err error) {
+func (cl *classifier) nextRecord() (q parsedLine, more bool, err error) {
 	for {
 		ln, err := cl.lines.next()
 		if errors.Is(err, io.EOF) {
@@ -112,7 +112,7 @@ func (cl *classifier) nextLine() (q parsedLine, more bool, err error) {
 func (cl *classifier) chainsLater(p, q parsedLine) (bool, error) {
 	head, seq := q.mac, q.Seq
 	for seq+1 < p.Seq {
-		r, ok, err := cl.nextParsed()
+		r, ok, err := cl.nextLine()
 		if err != nil || !ok || !cl.belongs(r, seq+1, &head) {
 			return false, err
 		}

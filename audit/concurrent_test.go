@@ -1,8 +1,11 @@
 package audit
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -46,12 +49,19 @@ func TestConcurrentWritersShareCommits(t *testing.T) {
 	assert.Equal(t, uint64(total), st.Records)
 	assert.Less(t, st.Syncs, st.Records/2, "concurrent records share fsyncs")
 
-	lines := readLog(t, path)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	lines := bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
 	require.Len(t, lines, total)
 	next := make([]int, writers) // the n each writer's next record must carry
-	for i, line := range lines {
+	for i, raw := range lines {
+		var line struct {
+			Seq    uint64
+			Fields struct{ Writer, N int }
+		}
+		require.NoError(t, json.Unmarshal(raw, &line))
 		require.Equal(t, uint64(i+1), line.Seq, "seq has a gap or repeats")
-		w, n := int(line.Fields["writer"].(float64)), int(line.Fields["n"].(float64))
+		w, n := line.Fields.Writer, line.Fields.N
 		require.Equal(t, next[w], n, "writer %d's records out of order or repeated", w)
 		next[w]++
 	}

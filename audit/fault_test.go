@@ -140,27 +140,34 @@ func TestWriteFailureFailsTheLog(t *testing.T) {
 }
 
 func TestWriteFailureFailsTheWholeBatch(t *testing.T) {
-	ff := newFaultyFile()
-	ff.gate = make(chan struct{})
-	l := openFaulty(t, filepath.Join(t.TempDir(), "audit.log"), LogConfig{Key: testKey(t, "w1")}, ff)
+	for _, mode := range []SyncMode{GroupCommit, SyncEach} {
+		t.Run(mode.String(), func(t *testing.T) {
+			ff := newFaultyFile()
+			ff.gate = make(chan struct{})
+			l := openFaulty(t, filepath.Join(t.TempDir(), "audit.log"), LogConfig{Key: testKey(t, "w1"), Sync: mode, QueueSize: 2}, ff)
 
-	first := recordAsync(l, record(1))
-	<-ff.entered // the writer is inside the first fsync
-	var batch []<-chan error
-	for i := range 3 {
-		batch = append(batch, recordAsync(l, record(i+2)))
-	}
-	require.Eventually(t, func() bool { return l.QueueDepth() == 4 }, 10*time.Second, time.Millisecond)
-	ff.set(func(f *faultyFile) { f.writeErr = syscall.ENOSPC })
-	close(ff.gate)
+			first := recordAsync(l, record(1))
+			<-ff.entered // the writer is inside the first fsync
+			batch := []<-chan error{recordAsync(l, record(2)), recordAsync(l, record(3))}
+			require.Eventually(t, func() bool { return l.QueueDepth() == 3 }, 10*time.Second, time.Millisecond)
+			behind := recordAsync(l, record(4)) // waits for room, so it comes in a later batch
+			ff.set(func(f *faultyFile) { f.writeErr = syscall.ENOSPC })
+			close(ff.gate)
 
-	assert.NoError(t, <-first)
-	for _, done := range batch {
-		assert.ErrorIs(t, <-done, syscall.ENOSPC)
+			assert.NoError(t, <-first)
+			for _, done := range batch {
+				err := <-done
+				assert.ErrorIs(t, err, syscall.ENOSPC)
+				assert.NotErrorIs(t, err, messages.ErrStopped)
+			}
+			err := <-behind
+			assert.ErrorIs(t, err, syscall.ENOSPC)
+			assert.ErrorIs(t, err, messages.ErrStopped, "records queued behind a failed batch fail too")
+			assert.Equal(t, 0, l.QueueDepth())
+			assert.Equal(t, uint64(1), l.Stats().Records)
+			require.NoError(t, l.Close())
+		})
 	}
-	assert.Equal(t, 0, l.QueueDepth())
-	assert.Equal(t, uint64(1), l.Stats().Records)
-	require.NoError(t, l.Close())
 }
 
 func TestFullQueueMakesCallersWait(t *testing.T) {
@@ -227,4 +234,27 @@ func TestCloseWritesWhatIsQueued(t *testing.T) {
 	assert.NoError(t, <-closed)
 	assert.Len(t, readLog(t, path), 3)
 	verifyFile(t, path, key)
+}
+
+func TestRecordStopsWaitingWithItsContext(t *testing.T) {
+	key := testKey(t, "w1")
+	path := filepath.Join(t.TempDir(), "audit.log")
+	ff := newFaultyFile()
+	ff.gate = make(chan struct{})
+	l := openFaulty(t, path, LogConfig{Key: key}, ff)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Record(ctx, record(1)) }()
+	<-ff.entered // record 1 is being written
+	cancel()
+	err := <-done
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.ErrorContains(t, err, "not yet durable")
+
+	close(ff.gate)
+	require.NoError(t, l.Close())
+	got := readLog(t, path)
+	require.Len(t, got, 1, "a record handed to the writer is written even if its caller stopped waiting")
+	assert.Equal(t, "shard-1", got[0].Fields["shard"])
 }

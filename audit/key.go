@@ -23,8 +23,8 @@ const auditKeyLabel = "vramseal/v1/audit-log"
 const genesisLabel = "vramseal/v1/audit-genesis"
 
 // Key is the secret that chains one worker's audit log. It lives in one
-// buffer that Zero wipes; its String and GoString forms show only a
-// fingerprint of the token.
+// buffer that Zero wipes; printed with any verb it shows only a fingerprint
+// of the token.
 type Key struct {
 	secret      []byte
 	workerID    string
@@ -59,12 +59,14 @@ func (k *Key) Fingerprint() string { return k.fingerprint }
 func (k *Key) Zero() { clear(k.secret); k.secret = nil }
 
 // String shows only the fingerprint.
-func (k *Key) String() string { return "audit.Key(" + k.fingerprint + ")" }
+func (k *Key) String() string {
+	if k == nil {
+		return "audit.Key(nil)"
+	}
+	return "audit.Key(" + k.fingerprint + ")"
+}
 
-// GoString shows only the fingerprint.
-func (k *Key) GoString() string { return k.String() }
-
-// Format shows only the fingerprint, whatever the verb, so %x or %+v of a
+// Format shows only the fingerprint, whatever the verb, so %x or %#v of a
 // Key reveal nothing either.
 func (k *Key) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(k.String())) }
 

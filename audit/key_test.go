@@ -89,6 +89,7 @@ func TestKeyRevealsNothing(t *testing.T) {
 	}
 	assert.Equal(t, "audit.Key("+k.Fingerprint()+")", k.String())
 	assert.Len(t, k.Fingerprint(), 6)
+	assert.Equal(t, "audit.Key(nil)", fmt.Sprint((*Key)(nil)))
 }
 
 func TestZeroedKeyIsRefused(t *testing.T) {
