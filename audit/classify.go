@@ -69,18 +69,21 @@ func (cl *classifier) classify(p parsedLine, perr error) (reason, detail string,
 	case p.Seq < e:
 		return ReasonInserted, fmt.Sprintf("seq %d repeats an earlier record", p.Seq), nil
 	}
-	earlier := qok && q.Seq >= e && q.Seq < p.Seq
-	for !earlier {
-		var more bool
-		if q, more, err = cl.nextRecord(); err != nil || !more {
+	// p's seq skips ahead. If a record it skips over comes later, the lines
+	// were reordered; if none does, they were deleted.
+	skipped := func(seq uint64) bool { return seq >= e && seq < p.Seq }
+	comesLater := qok && skipped(q.Seq)
+	for !comesLater {
+		r, more, err := cl.nextRecord()
+		if err != nil {
+			return "", "", err
+		}
+		if !more {
 			break
 		}
-		earlier = q.Seq >= e && q.Seq < p.Seq
+		comesLater = skipped(r.Seq)
 	}
-	if err != nil {
-		return "", "", err
-	}
-	if earlier {
+	if comesLater {
 		return ReasonReordered, fmt.Sprintf("seq %d comes before seq %d", p.Seq, e), nil
 	}
 	if p.Seq == e+1 {

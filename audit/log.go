@@ -67,7 +67,8 @@ type pending struct {
 // last line, left by a crash mid-write, is cut off and the cut recorded as
 // an EventLogTruncated record; any other damage fails Open with
 // messages.ErrIntegrityViolation. A log file that its group or others may
-// access fails Open with messages.ErrConfig. Close stops the writer.
+// access, or that another Log holds open (an exclusive flock), fails Open
+// with messages.ErrConfig. Close stops the writer.
 func Open(path string, cfg LogConfig) (*Log, error) {
 	return open(path, cfg, func(f *os.File) logFile { return f })
 }
