@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/vramseal/vramseal/audit"
 )
@@ -30,19 +29,14 @@ func (s *observedSink) Record(ctx context.Context, r audit.Record) error {
 	return err
 }
 
-// fieldInt64 reads an integer field of a record, written in process (an
-// int or int64) or read back from JSON (a float64 or json.Number).
+// fieldInt64 reads an integer field of a record as the runtime writes it:
+// an int64 or an int.
 func fieldInt64(fields map[string]any, key string) (int64, bool) {
 	switch v := fields[key].(type) {
 	case int64:
 		return v, true
 	case int:
 		return int64(v), true
-	case float64:
-		return int64(v), true
-	case json.Number:
-		n, err := v.Int64()
-		return n, err == nil
 	}
 	return 0, false
 }

@@ -33,7 +33,7 @@ func parseSize(s string) (int64, error) {
 		split = len(text)
 	}
 	number, unit := text[:split], strings.TrimSpace(text[split:])
-	if strings.HasPrefix(unit, "-") {
+	if strings.HasPrefix(text, "-") {
 		return 0, fmt.Errorf("size %q is negative; sizes are zero or more bytes", s)
 	}
 	if number == "" || strings.Count(number, ".") > 1 || number == "." {

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/messages"
+)
+
+// fakeRuntime is a runtimeView with a fixed set of devices and shards.
+type fakeRuntime struct {
+	fakeCapacity
+	shards []messages.ShardStatus
+	err    error
+}
+
+func (f *fakeRuntime) Shards(context.Context) ([]messages.ShardStatus, error) { return f.shards, f.err }
+
+func TestReadinessWantsEveryShardFreshlyVerifiedAndNoFailure(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	fresh := messages.ShardStatus{ID: "a", LastVerified: now.Add(-time.Second)}
+	stale := messages.ShardStatus{ID: "b", LastVerified: now.Add(-time.Minute)}
+	never := messages.ShardStatus{ID: "c"}
+	open := make(chan struct{})
+	closed := make(chan struct{})
+	close(closed)
+
+	tests := []struct {
+		name     string
+		sealed   int // -1: still sealing
+		window   time.Duration
+		rt       *fakeRuntime
+		stopped  chan struct{}
+		observed []audit.Record
+		wantErr  string
+	}{
+		{name: "ready", sealed: 1, window: 10 * time.Second, rt: &fakeRuntime{shards: []messages.ShardStatus{fresh}}, stopped: open},
+		{name: "no window: verified once will do", sealed: 2, rt: &fakeRuntime{shards: []messages.ShardStatus{fresh, stale}}, stopped: open},
+		{name: "sealing", sealed: -1, rt: &fakeRuntime{}, stopped: open, wantErr: "sealing in progress"},
+		{name: "stale", sealed: 2, window: 10 * time.Second, rt: &fakeRuntime{shards: []messages.ShardStatus{fresh, stale}}, stopped: open,
+			wantErr: `shard "b" was last verified 1m0s ago, longer than the 10s freshness window`},
+		{name: "never verified", sealed: 1, rt: &fakeRuntime{shards: []messages.ShardStatus{never}}, stopped: open,
+			wantErr: `shard "c" has not been verified since it was sealed`},
+		{name: "shard missing", sealed: 2, rt: &fakeRuntime{shards: []messages.ShardStatus{fresh}}, stopped: open,
+			wantErr: "1 of 2 sealed shards are live"},
+		{name: "runtime error", sealed: 1, rt: &fakeRuntime{err: errors.New("boom")}, stopped: open, wantErr: "list shards: boom"},
+		{name: "stopped", sealed: 1, rt: &fakeRuntime{shards: []messages.ShardStatus{fresh}}, stopped: closed, wantErr: "worker stopped"},
+		{name: "failed verification", sealed: 1, rt: &fakeRuntime{shards: []messages.ShardStatus{fresh}}, stopped: open,
+			observed: []audit.Record{{Event: audit.EventSealVerificationFailed, Severity: audit.SeverityCritical, Fields: map[string]any{"error": "chunk 3"}}},
+			wantErr:  "integrity failure: SealVerificationFailed: chunk 3"},
+		{name: "fail-stop", sealed: 1, rt: &fakeRuntime{shards: []messages.ShardStatus{fresh}}, stopped: open,
+			observed: []audit.Record{{Event: audit.EventWorkerStopped, Severity: audit.SeverityCritical, Fields: map[string]any{"cause": "device lost"}}},
+			wantErr:  "integrity failure: WorkerStopped: device lost"},
+		{name: "graceful stop record is no failure", sealed: 1, rt: &fakeRuntime{shards: []messages.ShardStatus{fresh}}, stopped: open,
+			observed: []audit.Record{{Event: audit.EventWorkerStopped, Severity: audit.SeverityInfo}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newReadiness()
+			if tt.sealed >= 0 {
+				r.sealingDone(tt.sealed, tt.window)
+			}
+			for _, rec := range tt.observed {
+				r.observe(rec)
+			}
+			err := r.check(context.Background(), tt.rt, tt.stopped, now)
+			if tt.wantErr == "" {
+				assert.NoError(t, err)
+				return
+			}
+			assert.EqualError(t, err, tt.wantErr)
+		})
+	}
+}
+
+func TestFreshnessWindowIsThreeScrubCycles(t *testing.T) {
+	tests := []struct {
+		name        string
+		interval    time.Duration
+		rate        int64
+		deviceBytes int64
+		want        time.Duration
+	}{
+		{"no scrub", 0, 0, 1 << 30, 0},
+		{"unlimited rate", 2 * time.Second, 0, 1 << 30, 6 * time.Second},
+		{"rate-limited pass", 2 * time.Second, 1 << 30, 2 << 30, 12 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := runOptions{verifyInterval: tt.interval, scrubRate: rateFlag{bytesPerSecond: tt.rate}}
+			assert.Equal(t, tt.want, o.freshnessWindow(tt.deviceBytes))
+		})
+	}
+}

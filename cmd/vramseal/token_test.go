@@ -1,0 +1,139 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestReadTokenAcceptsAPrivateFileAndCutsOneNewline(t *testing.T) {
+	tests := []struct {
+		name, content, want string
+		mode                os.FileMode
+	}{
+		{name: "raw", content: "0123456789abcdef", want: "0123456789abcdef", mode: 0o600},
+		{name: "newline", content: "0123456789abcdef\n", want: "0123456789abcdef", mode: 0o600},
+		{name: "CRLF", content: "0123456789abcdef\r\n", want: "0123456789abcdef", mode: 0o400},
+		{name: "only one newline cut", content: "0123456789abcdef\n\n", want: "0123456789abcdef\n", mode: 0o600},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "token")
+			require.NoError(t, os.WriteFile(path, []byte(tt.content), tt.mode))
+			got, err := readToken(path)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, string(got))
+		})
+	}
+}
+
+func TestReadTokenRefusesWithTheFix(t *testing.T) {
+	tests := []struct {
+		name     string
+		setup    func(t *testing.T, path string)
+		wantErrs []string
+	}{
+		{
+			name:     "missing",
+			setup:    func(*testing.T, string) {},
+			wantErrs: []string{"does not exist", "head -c 32 /dev/urandom"},
+		},
+		{
+			name: "group-readable",
+			setup: func(t *testing.T, path string) {
+				require.NoError(t, os.WriteFile(path, []byte("0123456789abcdef"), 0o600))
+				require.NoError(t, os.Chmod(path, 0o640))
+			},
+			wantErrs: []string{"mode 0640", "chmod 600 "},
+		},
+		{
+			name: "world-readable",
+			setup: func(t *testing.T, path string) {
+				require.NoError(t, os.WriteFile(path, []byte("0123456789abcdef"), 0o600))
+				require.NoError(t, os.Chmod(path, 0o604))
+			},
+			wantErrs: []string{"mode 0604", "chmod 600 "},
+		},
+		{
+			name: "short after the newline is cut",
+			setup: func(t *testing.T, path string) {
+				require.NoError(t, os.WriteFile(path, []byte("0123456789abcde\n"), 0o600))
+			},
+			wantErrs: []string{"15 bytes, too short", "at least 16"},
+		},
+		{
+			name: "too long",
+			setup: func(t *testing.T, path string) {
+				require.NoError(t, os.WriteFile(path, make([]byte, maxTokenFileBytes+1), 0o600))
+			},
+			wantErrs: []string{"longer than 4096 bytes"},
+		},
+		{
+			name:     "a directory",
+			setup:    func(t *testing.T, path string) { require.NoError(t, os.Mkdir(path, 0o700)) },
+			wantErrs: []string{"is not a regular file"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "token")
+			tt.setup(t, path)
+			token, err := readToken(path)
+			require.Error(t, err)
+			assert.Nil(t, token)
+			assert.Equal(t, exitUsage, exitCodeOf(err, true))
+			for _, want := range tt.wantErrs {
+				assert.Contains(t, err.Error(), want)
+			}
+			assert.Contains(t, err.Error(), path, "the message names the file")
+		})
+	}
+}
+
+func TestTokenPathPrefersTheFlagThenTheEnvironmentThenSystemd(t *testing.T) {
+	creds := t.TempDir()
+	credential := filepath.Join(creds, credentialName)
+	tests := []struct {
+		name, flag, env, credsDir string
+		credentialExists          bool
+		want                      string
+	}{
+		{name: "flag", flag: "/f", env: "/e", credsDir: creds, credentialExists: true, want: "/f"},
+		{name: "environment", env: "/e", credsDir: creds, credentialExists: true, want: "/e"},
+		{name: "systemd credential", credsDir: creds, credentialExists: true, want: credential},
+		{name: "credentials directory without the token", credsDir: creds, want: ""},
+		{name: "nothing", want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(tokenFileEnv, tt.env)
+			t.Setenv("CREDENTIALS_DIRECTORY", tt.credsDir)
+			os.Remove(credential)
+			if tt.credentialExists {
+				require.NoError(t, os.WriteFile(credential, []byte("0123456789abcdef"), 0o400))
+			}
+			assert.Equal(t, tt.want, tokenPath(tt.flag))
+		})
+	}
+}
+
+func TestDeriveKeysZeroesTheTokenAndKeysZeroOnRequest(t *testing.T) {
+	token := []byte("0123456789abcdef0123")
+	keys, err := deriveKeys(token, "w1", false)
+	require.NoError(t, err)
+	assert.Equal(t, make([]byte, len(token)), token, "token bytes are zeroed once the keys are derived")
+	assert.Len(t, keys.fingerprint(), 6)
+	assert.Equal(t, "w1", keys.audit.WorkerID())
+
+	keys.zero()
+	assert.Contains(t, keys.seal.String(), "zeroed")
+}
+
+func TestEphemeralTokensAreLongEnoughAndDiffer(t *testing.T) {
+	a, b := ephemeralToken(), ephemeralToken()
+	assert.GreaterOrEqual(t, len(a), 16)
+	assert.NotEqual(t, a, b)
+}
