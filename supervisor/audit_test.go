@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -67,4 +69,27 @@ func TestCriticalRecordPrecedesDone(t *testing.T) {
 	require.GreaterOrEqual(t, critical, 0, "the critical record is durable once Done closes")
 	assert.Equal(t, audit.SeverityCritical, records[critical].Severity)
 	assert.Equal(t, audit.EventWorkerStopped, records[len(records)-1].Event)
+}
+
+func TestRuntimeOverADurableLog(t *testing.T) {
+	token := []byte("durable-log-token-0123456789")
+	auditKey, err := audit.DeriveKey(token, "test-worker")
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	log, err := audit.Open(path, audit.LogConfig{Key: auditKey})
+	require.NoError(t, err)
+
+	w := newTestWorker(t, []int64{10 * MiB}, func(c *Config) { c.Audit = log })
+	s := w.seal(t, 0, "durable", MiB)
+	require.NoError(t, w.Verify(context.Background(), s))
+	require.NoError(t, w.Stop(context.Background()))
+	require.NoError(t, log.Close())
+
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	report, err := audit.Verify(f, auditKey)
+	require.NoError(t, err)
+	assert.True(t, report.Intact())
+	assert.Equal(t, 5, report.Records, "started, sealed, verified, deallocated, stopped")
 }
