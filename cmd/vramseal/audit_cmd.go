@@ -19,7 +19,9 @@ func newAuditCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Work with audit logs",
-		Args:  cobra.NoArgs,
+		Example: `  # Check a worker's audit log with the worker's token
+  vramseal audit verify vramseal-audit.jsonl --token-file vramseal.token`,
+		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newAuditVerifyCommand(a))
 	return cmd

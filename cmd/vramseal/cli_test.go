@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestDevicesListsSimulatedDevices(t *testing.T) {
+	t.Run("json", func(t *testing.T) {
+		res := runVramseal(t, t.TempDir(), "devices", "--backend", "sim", "--sim-devices", "3", "--sim-vram", "512MiB", "--json")
+		require.Equal(t, exitOK, res.code, res.stderr)
+		var list []deviceJSON
+		require.NoError(t, json.Unmarshal([]byte(res.stdout), &list))
+		require.Len(t, list, 3)
+		uuids := map[string]bool{}
+		for i, d := range list {
+			assert.Equal(t, i, d.Index)
+			assert.Equal(t, int64(512<<20), d.TotalMemoryBytes)
+			assert.Equal(t, int64(512<<20), d.FreeMemoryBytes)
+			assert.True(t, d.Simulated)
+			assert.NotEmpty(t, d.Name)
+			assert.Regexp(t, `^\d+\.\d+$`, d.ComputeCapability)
+			uuids[d.UUID] = true
+		}
+		assert.Len(t, uuids, 3, "each device has its own UUID")
+	})
+	t.Run("table", func(t *testing.T) {
+		res := runVramseal(t, t.TempDir(), "devices", "--backend", "sim", "--sim-devices", "2", "--sim-vram", "1GiB")
+		require.Equal(t, exitOK, res.code, res.stderr)
+		lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+		require.Len(t, lines, 3)
+		assert.Regexp(t, `^INDEX\s+NAME\s+UUID\s+TOTAL\s+FREE\s+COMPUTE$`, lines[0])
+		assert.Regexp(t, `^1\s+.*\s+1\.0 GiB\s+1\.0 GiB\s+\d+\.\d+$`, lines[2])
+	})
+	t.Run("bad flag", func(t *testing.T) {
+		res := runVramseal(t, t.TempDir(), "devices", "--backend", "sim", "--sim-devices", "0")
+		assert.Equal(t, exitUsage, res.code)
+		assert.Contains(t, res.stderr, "--sim-devices 0: need at least 1")
+	})
+}
+
+func TestVersionPrintsVersionCommitAndGo(t *testing.T) {
+	res := runVramseal(t, t.TempDir(), "version")
+	require.Equal(t, exitOK, res.code, res.stderr)
+	assert.Regexp(t, `^vramseal \S+\ncommit: \S+.*\ngo: go\S+ \w+/\w+\n$`, res.stdout)
+}
+
+func TestUsageErrorsBeforeAnyCommandRunsExitTwo(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown command", []string{"seal"}, `unknown command "seal"`},
+		{"unknown flag", []string{"run", "--no-such-flag"}, "unknown flag: --no-such-flag"},
+		{"bad log format", []string{"version", "--log-format", "xml"}, `"xml" is not one of text, json`},
+		{"extra argument", []string{"version", "now"}, `unknown command "now"`},
+		{"audit verify without a file", []string{"audit", "verify"}, "accepts 1 arg(s), received 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := runVramseal(t, t.TempDir(), tt.args...)
+			assert.Equal(t, exitUsage, res.code, res.stderr)
+			assert.Contains(t, res.stderr, tt.want)
+		})
+	}
+}
+
+func TestHelpTeachesWithExamples(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"devices", "--help"}, {"audit", "--help"}, {"audit", "verify", "--help"}, {"version", "--help"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			res := runVramseal(t, t.TempDir(), args...)
+			require.Equal(t, exitOK, res.code, res.stderr)
+			assert.Contains(t, res.stdout, "Examples:")
+		})
+	}
+}
+
+// sealedAuditLog runs a short worker and returns its audit log and token.
+func sealedAuditLog(t *testing.T) (dir, logPath, token string) {
+	t.Helper()
+	dir = t.TempDir()
+	token = writeToken(t, dir)
+	file, _ := writeRandomFile(t, dir, "w.bin", 256<<10)
+	res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--duration", "1ms", "--listen", "", file)...)
+	require.Equal(t, exitOK, res.code, res.stderr)
+	return dir, filepath.Join(dir, "audit.jsonl"), token
+}
+
+func TestAuditVerifyNamesTheFirstTamperedLine(t *testing.T) {
+	dir, logPath, token := sealedAuditLog(t)
+	original, err := os.ReadFile(logPath)
+	require.NoError(t, err)
+	lines := bytes.SplitAfter(original, []byte("\n"))
+	require.Greater(t, len(lines), 4)
+
+	tests := []struct {
+		name     string
+		tamper   func() []byte
+		wantLine string
+	}{
+		{
+			name: "edited",
+			tamper: func() []byte {
+				return bytes.Replace(original, []byte(`"size":262144`), []byte(`"size":262145`), 1)
+			},
+			wantLine: "is NOT intact: line ",
+		},
+		{
+			name:     "line deleted",
+			tamper:   func() []byte { return bytes.Join(append(append([][]byte{}, lines[:2]...), lines[3:]...), nil) },
+			wantLine: "is NOT intact: line 3: missing",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tampered := filepath.Join(t.TempDir(), "tampered.jsonl")
+			require.NoError(t, os.WriteFile(tampered, tt.tamper(), 0o600))
+			res := runVramseal(t, dir, "audit", "verify", tampered, "--token-file", token)
+			assert.Equal(t, exitFailure, res.code, res.stderr)
+			assert.Contains(t, res.stderr, tt.wantLine)
+			assert.Empty(t, res.stdout)
+		})
+	}
+}
+
+func TestAuditVerifyNeedsTheRightTokenAndAReadableLog(t *testing.T) {
+	dir, logPath, token := sealedAuditLog(t)
+	otherToken := filepath.Join(t.TempDir(), "other.token")
+	require.NoError(t, os.WriteFile(otherToken, []byte("another-token-0123456789"), 0o600))
+
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		want     string
+	}{
+		{"intact", []string{logPath, "--token-file", token}, exitOK, "is intact"},
+		{"wrong token", []string{logPath, "--token-file", otherToken}, exitFailure, "or the token or --worker-id is not the one that wrote it"},
+		{"wrong worker", []string{logPath, "--token-file", token, "--worker-id", "someone-else"}, exitFailure, "line 1: edited"},
+		{"missing log", []string{filepath.Join(dir, "nope.jsonl"), "--token-file", token}, exitUsage, "does not exist"},
+		{"no token", []string{logPath}, exitUsage, "pass --token-file PATH"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := runVramseal(t, dir, append([]string{"audit", "verify"}, tt.args...)...)
+			assert.Equal(t, tt.wantCode, res.code, res.stderr)
+			assert.Contains(t, res.stdout+res.stderr, tt.want)
+		})
+	}
+}
