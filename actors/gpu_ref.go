@@ -164,6 +164,6 @@ func ask[T any](ctx context.Context, g *GPURef, req replyRequest[T]) (T, error) 
 			return zero, fmt.Errorf("device %d: %w", g.index, messages.ErrStopped)
 		}
 	case <-ctx.Done():
-		return zero, ctx.Err()
+		return zero, context.Cause(ctx)
 	}
 }

@@ -18,6 +18,9 @@ func (r *Runtime) record(ctx context.Context, rec audit.Record) error {
 		rec.Fields = map[string]any{}
 	}
 	if err := r.cfg.Audit.Record(ctx, rec); err != nil {
+		if ctx.Err() != nil {
+			err = context.Cause(ctx) // the caller gave up, or the runtime is stopping
+		}
 		return fmt.Errorf("%s: %w: %w", rec.Event, errAudit, err)
 	}
 	return nil

@@ -34,7 +34,10 @@ type Runtime struct {
 	mu       sync.Mutex
 	stopping bool
 	cause    error
-	quit     chan struct{} // closed when stopping begins
+	// stopping is cancelled, with ErrStopped as its cause, when stopping
+	// begins; calls in flight derive their contexts from it.
+	stopCtx  context.Context
+	stopNow  context.CancelCauseFunc
 	done     chan struct{} // closed when stopped
 	shutdown sync.WaitGroup
 	stopErr  error // set before done closes
@@ -57,9 +60,9 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 		cfg:     cfg,
 		buffers: actors.NewBufferPool(cfg.ChunkSize),
 		ids:     newIDRegistry(),
-		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	r.stopCtx, r.stopNow = context.WithCancelCause(context.Background())
 	r.system = actors.NewSystem(cfg.Logger.With("component", "protoactor"))
 	if err := r.record(ctx, audit.Record{Event: audit.EventWorkerStarted, Severity: audit.SeverityInfo, Fields: map[string]any{
 		"devices": len(cfg.Devices), "key_fingerprint": cfg.Key.Fingerprint(), "chunk_size": cfg.ChunkSize,
@@ -169,12 +172,20 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	}
 }
 
-// enter admits a call, or returns ErrStopped.
-func (r *Runtime) enter() error {
+// enter admits a call, or returns ErrStopped. The call runs under the
+// returned context: ctx, also cancelled with cause ErrStopped once the
+// runtime starts stopping. The call must run leave when it returns.
+func (r *Runtime) enter(ctx context.Context) (_ context.Context, leave func(), _ error) {
 	if !r.calls.enter() {
-		return fmt.Errorf("%w", messages.ErrStopped)
+		return nil, nil, messages.ErrStopped
 	}
-	return nil
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(r.stopCtx, func() { cancel(messages.ErrStopped) })
+	return ctx, func() {
+		stop()
+		cancel(nil)
+		r.calls.leave()
+	}, nil
 }
 
 // beginStop starts shutting down, once. A nil cause is a graceful stop.
@@ -186,13 +197,13 @@ func (r *Runtime) beginStop(cause error) {
 	}
 	r.stopping, r.cause = true, cause
 	r.calls.close()
-	close(r.quit)
+	r.stopNow(messages.ErrStopped)
 }
 
 // stopWhenAsked waits for beginStop, then shuts down.
 func (r *Runtime) stopWhenAsked() {
 	defer r.shutdown.Done()
-	<-r.quit
+	<-r.stopCtx.Done()
 	r.stopErr = r.shutdownActors()
 	close(r.done)
 }

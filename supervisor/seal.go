@@ -22,10 +22,11 @@ const maxModelRefLen = 1024
 // only then does it return the record. A seal that fails part-way frees its
 // memory and leaves no shard.
 func (r *Runtime) Seal(ctx context.Context, req messages.SealRequest) (sealer.Shard, error) {
-	if err := r.enter(); err != nil {
+	ctx, leave, err := r.enter(ctx)
+	if err != nil {
 		return sealer.Shard{}, err
 	}
-	defer r.calls.leave()
+	defer leave()
 	if err := r.validate(&req); err != nil {
 		return sealer.Shard{}, fmt.Errorf("seal: %w", err)
 	}
@@ -103,7 +104,7 @@ func (r *Runtime) stream(ctx context.Context, g *actors.GPURef, req messages.Sea
 	buf := r.buffers.Get()
 	defer r.buffers.Put(buf)
 	for off := int64(0); off < req.Size; {
-		if err := r.interrupted(ctx); err != nil {
+		if err := interrupted(ctx); err != nil {
 			return sealer.Shard{}, nil, err
 		}
 		n := min(r.cfg.ChunkSize, req.Size-off)
@@ -134,16 +135,12 @@ func (r *Runtime) stream(ctx context.Context, g *actors.GPURef, req messages.Sea
 	return shard, sums.Chunks, nil
 }
 
-// interrupted returns ctx's error or ErrStopped once either has ended.
-func (r *Runtime) interrupted(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-r.quit:
-		return messages.ErrStopped
-	default:
+// interrupted says why ctx ended: the caller gave up, or ErrStopped.
+func interrupted(ctx context.Context) error {
+	if ctx.Err() == nil {
 		return nil
 	}
+	return context.Cause(ctx)
 }
 
 // sealFailed records a failed seal, fail-stops on a device fault, and
