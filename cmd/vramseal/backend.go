@@ -77,7 +77,7 @@ func (f *backendFlags) openDevices() (*deviceSet, error) {
 	case backendCUDA:
 		set, err := openCUDA()
 		if errors.Is(err, cuda.ErrNoDriver) {
-			return nil, usageErrorf("--backend cuda: no NVIDIA driver found (%v); install the driver, or use --backend sim for simulated devices", err)
+			return nil, usageErrorf("--backend cuda: %v; install the NVIDIA driver, or use --backend sim for simulated devices", err)
 		}
 		return set, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/cuda"
 )
 
 func TestDevicesListsSimulatedDevices(t *testing.T) {
@@ -44,6 +47,28 @@ func TestDevicesListsSimulatedDevices(t *testing.T) {
 		assert.Equal(t, exitUsage, res.code)
 		assert.Contains(t, res.stderr, "--sim-devices 0: need at least 1")
 	})
+}
+
+func TestDevicesAndRunSayWhenThereIsNoDriver(t *testing.T) {
+	n, err := cuda.OpenNVML()
+	driver := !errors.Is(err, cuda.ErrNoDriver)
+	if err == nil {
+		require.NoError(t, n.Close())
+	}
+	list := runVramseal(t, t.TempDir(), "devices")
+	dir := t.TempDir()
+	model, _ := writeRandomFile(t, dir, "m.bin", 1024)
+	run := runVramseal(t, dir, "run", "--backend", "cuda", "--token-file", writeToken(t, dir), "--listen", "", "--duration", "1ms", model)
+	if driver {
+		assert.Equal(t, exitOK, list.code, list.stderr)
+		assert.Equal(t, exitOK, run.code, run.stderr)
+		return
+	}
+	assert.Equal(t, exitFailure, list.code)
+	assert.Equal(t, "vramseal: NVIDIA driver not found: libnvidia-ml.so.1 could not be loaded; list simulated devices with --backend sim\n", list.stderr)
+	assert.Equal(t, exitUsage, run.code)
+	assert.Contains(t, run.stderr, "--backend cuda: NVIDIA driver not found")
+	assert.Contains(t, run.stderr, "use --backend sim")
 }
 
 func TestVersionPrintsVersionCommitAndGo(t *testing.T) {

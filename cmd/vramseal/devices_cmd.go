@@ -97,7 +97,7 @@ func listSims(f *backendFlags) ([]deviceJSON, error) {
 func listGPUs() ([]deviceJSON, error) {
 	n, err := cuda.OpenNVML()
 	if errors.Is(err, cuda.ErrNoDriver) {
-		return nil, fmt.Errorf("no NVIDIA driver found (%v); list simulated devices with --backend sim", err)
+		return nil, fmt.Errorf("%w; list simulated devices with --backend sim", err)
 	}
 	if err != nil {
 		return nil, err

@@ -31,6 +31,7 @@ func (p *progress) track(src *modelSource, device int) (io.Reader, func()) {
 		progressbar.OptionSetWriter(p.out),
 		progressbar.OptionSetDescription(fmt.Sprintf("sealing %s on device %d", src.id, device)),
 		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowCount(),
 		progressbar.OptionShowTotalBytes(true),
 		progressbar.OptionUseIECUnits(true),
 		progressbar.OptionSetPredictTime(true),

@@ -40,7 +40,7 @@ or device failure.`,
   vramseal devices`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+		PersistentPreRunE: func(*cobra.Command, []string) error {
 			logger, err := a.logFlags.newLogger(a.stderr)
 			if err != nil {
 				return err

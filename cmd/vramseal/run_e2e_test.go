@@ -151,7 +151,7 @@ func TestRunFailStopsOnAFlippedBit(t *testing.T) {
 
 func TestRunSealsTheDemoModelWhenGivenNoFiles(t *testing.T) {
 	dir := t.TempDir()
-	res := runVramseal(t, dir, "run", "--backend", "sim", "--duration", "2s", "--verify-interval", "500ms",
+	res := runVramseal(t, dir, "run", "--backend", "sim", "--duration", "200ms", "--verify-interval", "100ms",
 		"--listen", "", "--log-format", "json")
 
 	require.Equal(t, exitOK, res.code, "stderr:\n%s", res.stderr)

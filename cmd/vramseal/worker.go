@@ -34,7 +34,6 @@ type worker struct {
 	sims     []*cuda.Sim  // the simulated devices, for --sim-fault
 	keys     *workerKeys
 	auditLog *audit.Log
-	metrics  *metrics
 	ready    *readiness
 	rt       *supervisor.Runtime
 	server   *httpServer
@@ -181,7 +180,6 @@ func (w *worker) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.metrics = m
 	w.ready = newReadiness()
 	sink := &observedSink{next: log, observers: []func(audit.Record){m.observe, w.ready.observe}}
 	rt, err := supervisor.Start(context.WithoutCancel(ctx), supervisor.Config{
@@ -308,10 +306,8 @@ func (w *worker) close(runErr error) error {
 		return withExitCode(exitFailStop, fmt.Errorf("fail-stop: %w", failStop))
 	}
 	err := errors.Join(errs...)
-	if w.rt != nil {
-		if err == nil {
-			w.logger.Info("stopped: every shard freed, audit log closed", "audit_log", w.opts.auditLog)
-		}
+	if err == nil && w.rt != nil {
+		w.logger.Info("stopped: every shard freed, audit log closed", "audit_log", w.opts.auditLog)
 	}
 	return err
 }
