@@ -21,7 +21,12 @@ func newAuditCommand(a *app) *cobra.Command {
 		Short: "Work with audit logs",
 		Example: `  # Check a worker's audit log with the worker's token
   vramseal audit verify vramseal-audit.jsonl --token-file vramseal.token`,
-		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return usageErrorf("unknown command %q for \"vramseal audit\"; use: vramseal audit verify FILE", args[0])
+		},
 	}
 	cmd.AddCommand(newAuditVerifyCommand(a))
 	return cmd

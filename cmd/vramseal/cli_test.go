@@ -88,6 +88,7 @@ func TestUsageErrorsBeforeAnyCommandRunsExitTwo(t *testing.T) {
 		{"bad log format", []string{"version", "--log-format", "xml"}, `"xml" is not one of text, json`},
 		{"extra argument", []string{"version", "now"}, `unknown command "now"`},
 		{"audit verify without a file", []string{"audit", "verify"}, "accepts 1 arg(s), received 0"},
+		{"unknown audit command", []string{"audit", "check"}, `unknown command "check" for "vramseal audit"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -32,10 +32,10 @@ func newRunCommand(a *app) *cobra.Command {
 		Use:   "run [flags] [MODEL_FILE...]",
 		Short: "Seal model files into GPU memory and keep proving them intact",
 		Long: `run seals each MODEL_FILE as one shard onto the device with the most free
-memory, streaming it through a few chunk-sized buffers, verifies every shard,
-then re-hashes them in the background every --verify-interval until SIGINT,
-SIGTERM, or for --duration once every shard is verified. With no files it seals a demo model: three random
-64 MiB shards.
+memory, streaming it through a few chunk-sized buffers, and verifies every
+shard; then it re-hashes them in the background every --verify-interval until
+SIGINT or SIGTERM, or for --duration. With no files it seals a demo model:
+three random 64 MiB shards.
 
 The worker token is read from --token-file, else $VRAMSEAL_TOKEN_FILE, else
 $CREDENTIALS_DIRECTORY/vramseal-token (systemd LoadCredential); never from the
@@ -44,7 +44,7 @@ Real GPUs need a token; simulated ones get a random one-off token if none is
 given, and then the audit log cannot be verified after the run.
 
 --listen serves /metrics (Prometheus), /healthz, /readyz (200 once every shard
-was verified within 3 x --verify-interval and nothing failed) and /shards.
+was verified within three scrub cycles and nothing failed) and /shards.
 
 Exit codes: 0 stopped by a signal or --duration, with VRAM freed and the audit
 log closed; 1 other failure; 2 bad usage or configuration (nothing sealed);
@@ -69,7 +69,7 @@ chunk and byte range).`,
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the worker token (else $"+tokenFileEnv+", else $CREDENTIALS_DIRECTORY/"+credentialName+")")
 	f.StringVar(&o.auditLog, "audit-log", "./vramseal-audit.jsonl", "append-only audit log; continued if it exists")
 	f.DurationVar(&o.verifyInterval, "verify-interval", 30*time.Second, "pause between background scrub passes; 0 turns scrubbing off")
-	f.Var(&o.scrubRate, "scrub-rate", "bytes per second per device the scrub may read (e.g. 1GiB/s); unlimited by default")
+	f.Var(&o.scrubRate, "scrub-rate", "bytes per second per device the scrub may read (e.g. 1GiB/s)")
 	f.Var(&o.chunkSize, "chunk-size", "unit of copying and hashing: a power of two from 64KiB to 64MiB")
 	f.Var(&o.headroom, "headroom", "device memory to leave free on every device (e.g. 1GiB)")
 	f.DurationVar(&o.duration, "duration", 0, "once every shard is sealed and verified, serve this long (e.g. 10s) and stop gracefully; 0 runs until SIGINT or SIGTERM")

@@ -170,18 +170,18 @@ func (w *worker) checkPlacement() error {
 // start opens the audit log, starts the runtime and serves the endpoints.
 func (w *worker) start(ctx context.Context) error {
 	o := w.opts
-	log, err := audit.Open(o.auditLog, audit.LogConfig{Key: w.keys.audit, WorkerID: o.workerID, Logger: w.logger})
+	auditLog, err := audit.Open(o.auditLog, audit.LogConfig{Key: w.keys.audit, WorkerID: o.workerID, Logger: w.logger})
 	if err != nil {
 		return withExitCode(exitUsage, fmt.Errorf("%w; if another token or --worker-id wrote this log, pass those, or a new --audit-log path", err))
 	}
-	w.auditLog = log
+	w.auditLog = auditLog
 	w.keys.audit.Zero() // the log keeps what it needs
-	m, err := newMetrics(log.QueueDepth)
+	m, err := newMetrics(auditLog.QueueDepth)
 	if err != nil {
 		return err
 	}
 	w.ready = newReadiness()
-	sink := &observedSink{next: log, observers: []func(audit.Record){m.observe, w.ready.observe}}
+	sink := &observedSink{next: auditLog, observers: []func(audit.Record){m.observe, w.ready.observe}}
 	rt, err := supervisor.Start(context.WithoutCancel(ctx), supervisor.Config{
 		Devices:        w.devices.devices,
 		Key:            w.keys.seal,
