@@ -12,12 +12,18 @@ import (
 // progressThrottle bounds how often a progress bar redraws.
 const progressThrottle = 100 * time.Millisecond
 
+// progressLogInterval is how often a progress line is logged while a large
+// shard seals and stderr is not a terminal.
+const progressLogInterval = 10 * time.Second
+
 // progress shows how sealing goes: on a terminal a bar per shard (bytes,
-// rate, time left), otherwise a log line as each shard starts.
+// rate, time left), otherwise log lines: one as each shard starts, and one
+// every logEvery while it seals.
 type progress struct {
 	terminal bool
 	out      io.Writer
 	logger   *slog.Logger
+	logEvery time.Duration
 }
 
 // track wraps src's data so that reading it advances the shard's bar. The
@@ -25,7 +31,8 @@ type progress struct {
 func (p *progress) track(src *modelSource, device int) (io.Reader, func()) {
 	if !p.terminal {
 		p.logger.Info("sealing", "shard", src.id, "source", src.name, "device", device, "size", src.size)
-		return src.data, func() {}
+		now := time.Now()
+		return &loggingReader{r: src.data, id: src.id, size: src.size, logger: p.logger, every: p.logEvery, start: now, last: now}, func() {}
 	}
 	bar := progressbar.NewOptions64(src.size,
 		progressbar.OptionSetWriter(p.out),
@@ -46,4 +53,32 @@ func (p *progress) track(src *modelSource, device int) (io.Reader, func()) {
 			bar.Exit() // ends the line, through OptionOnCompletion
 		}
 	}
+}
+
+// loggingReader logs how far a shard's seal has got, every so often.
+type loggingReader struct {
+	r           io.Reader
+	id          string
+	size, read  int64
+	logger      *slog.Logger
+	every       time.Duration
+	start, last time.Time
+}
+
+// Read reads from the shard's data and logs progress when it is time to.
+func (l *loggingReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.read += int64(n)
+	now := time.Now()
+	if n > 0 && l.read < l.size && now.Sub(l.last) >= l.every {
+		l.last = now
+		elapsed := now.Sub(l.start)
+		attrs := []any{"shard", l.id, "percent", 100 * l.read / l.size, "bytes", l.read, "rate", rateString(l.read, elapsed)}
+		if elapsed > 0 {
+			left := time.Duration(float64(l.size-l.read) / float64(l.read) * float64(elapsed))
+			attrs = append(attrs, "eta", left.Round(time.Second))
+		}
+		l.logger.Info("sealing progress", attrs...)
+	}
+	return n, err
 }

@@ -30,7 +30,7 @@ type worker struct {
 
 	srcs     []*modelSource
 	listener net.Listener // until the server takes it
-	devices  *deviceSet   // until the runtime takes them
+	devices  *deviceSet   // until the runtime is given them
 	sims     []*cuda.Sim  // the simulated devices, for --sim-fault
 	keys     *workerKeys
 	auditLog *audit.Log
@@ -51,7 +51,7 @@ func (o *runOptions) run(ctx context.Context, a *app, files []string) (err error
 	if err := w.start(ctx); err != nil {
 		return err
 	}
-	err = w.sealAndServe(ctx, &progress{terminal: a.stderrIsTerminal, out: a.stderr, logger: a.logger})
+	err = w.sealAndServe(ctx, &progress{terminal: a.stderrIsTerminal, out: a.stderr, logger: a.logger, logEvery: progressLogInterval})
 	if ctx.Err() != nil && w.rt.Err() == nil {
 		w.logger.Info("stopping", "reason", "signal received")
 		return nil
@@ -182,8 +182,10 @@ func (w *worker) start(ctx context.Context) error {
 	}
 	w.ready = newReadiness()
 	sink := &observedSink{next: auditLog, observers: []func(audit.Record){m.observe, w.ready.observe}}
+	devices := w.devices.devices
+	w.devices = nil // Start owns them from the call on, even when it fails
 	rt, err := supervisor.Start(context.WithoutCancel(ctx), supervisor.Config{
-		Devices:        w.devices.devices,
+		Devices:        devices,
 		Key:            w.keys.seal,
 		WorkerID:       o.workerID,
 		ChunkSize:      o.chunkSize.bytes,
@@ -199,7 +201,7 @@ func (w *worker) start(ctx context.Context) error {
 		}
 		return err
 	}
-	w.rt, w.devices = rt, nil
+	w.rt = rt
 	if err := m.watch(rt, time.Now); err != nil {
 		return err
 	}
