@@ -95,7 +95,7 @@ func (o *runOptions) validate() error {
 		return err
 	}
 	if o.simFault.set && o.backend.kind.String() == backendCUDA {
-		return usageErrorf("--sim-fault flips bits in simulated VRAM and cannot run on real GPUs; drop it, or use --backend sim")
+		return simFaultOnRealGPUsError()
 	}
 	if err := sealer.ValidateChunkSize(o.chunkSize.bytes); err != nil {
 		return usageErrorf("--chunk-size %s: %v", o.chunkSize.String(), err)

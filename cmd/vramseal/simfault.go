@@ -43,6 +43,11 @@ func (f *simFaultFlag) Set(s string) error {
 // Type names the flag's form in --help.
 func (f *simFaultFlag) Type() string { return "bitflip@DURATION" }
 
+// simFaultOnRealGPUsError is the usage error for --sim-fault with real GPUs.
+func simFaultOnRealGPUsError() error {
+	return usageErrorf("--sim-fault flips bits in simulated VRAM and cannot run on real GPUs; drop it, or use --backend sim")
+}
+
 // flipRandomBit flips one bit of one allocation on one of the simulated
 // devices that hold any, chosen at random.
 func flipRandomBit(sims []*cuda.Sim, logger *slog.Logger) error {

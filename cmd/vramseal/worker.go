@@ -98,7 +98,7 @@ func (w *worker) prepare(files []string) error {
 	w.devices, w.sims = devices, devices.sims
 	w.logBackend()
 	if o.simFault.set && !devices.simulated() {
-		return usageErrorf("--sim-fault flips bits in simulated VRAM and cannot run on real GPUs; drop it, or use --backend sim")
+		return simFaultOnRealGPUsError()
 	}
 	if err := w.deriveKeys(token); err != nil {
 		return err
