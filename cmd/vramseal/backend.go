@@ -67,21 +67,21 @@ func (s *deviceSet) close() error {
 	return errors.Join(errs...)
 }
 
-// openDevices opens the devices the flags ask for. With auto, real GPUs are
-// used when the CUDA driver answers and has at least one; otherwise simulated
-// ones, and the reason says why.
-func (f *backendFlags) openDevices() (*deviceSet, error) {
+// openDevices opens the devices the flags ask for, the real ones from gpus.
+// With auto, real GPUs are used when the CUDA driver answers and has at least
+// one; otherwise simulated ones, and the reason says why.
+func (f *backendFlags) openDevices(gpus gpuSource) (*deviceSet, error) {
 	switch f.kind.String() {
 	case backendSim:
 		return f.openSims("")
 	case backendCUDA:
-		set, err := openCUDA()
+		set, err := openCUDA(gpus)
 		if errors.Is(err, cuda.ErrNoDriver) {
 			return nil, usageErrorf("--backend cuda: %v; install the NVIDIA driver, or use --backend sim for simulated devices", err)
 		}
 		return set, err
 	}
-	count, err := cuda.DriverDeviceCount()
+	count, err := gpus.deviceCount()
 	switch {
 	case errors.Is(err, cuda.ErrNoDriver):
 		return f.openSims("no NVIDIA driver found")
@@ -90,7 +90,7 @@ func (f *backendFlags) openDevices() (*deviceSet, error) {
 	case count == 0:
 		return f.openSims("the NVIDIA driver reports no GPUs")
 	}
-	return openCUDA()
+	return openCUDA(gpus)
 }
 
 // openSims makes the simulated devices the flags describe.
@@ -112,8 +112,8 @@ func (f *backendFlags) openSims(reason string) (*deviceSet, error) {
 }
 
 // openCUDA opens every GPU the CUDA driver reports.
-func openCUDA() (*deviceSet, error) {
-	count, err := cuda.DriverDeviceCount()
+func openCUDA(gpus gpuSource) (*deviceSet, error) {
+	count, err := gpus.deviceCount()
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +122,7 @@ func openCUDA() (*deviceSet, error) {
 	}
 	set := &deviceSet{backend: backendCUDA}
 	for i := range count {
-		d, err := cuda.OpenDriver(i)
+		d, err := gpus.openDevice(i)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("open GPU %d: %w", i, err), set.close())
 		}

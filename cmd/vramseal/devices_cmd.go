@@ -53,7 +53,7 @@ cuda) or the driver failed; 2 bad usage.`,
 			if backend.kind.String() == backendSim {
 				list, err = listSims(&backend)
 			} else {
-				list, err = listGPUs()
+				list, err = listGPUs(a.gpus)
 			}
 			if err != nil {
 				return err
@@ -93,9 +93,9 @@ func listSims(f *backendFlags) ([]deviceJSON, error) {
 	return list, nil
 }
 
-// listGPUs describes the real GPUs through NVML.
-func listGPUs() ([]deviceJSON, error) {
-	n, err := cuda.OpenNVML()
+// listGPUs describes the real GPUs through NVML, in NVML's order.
+func listGPUs(gpus gpuSource) ([]deviceJSON, error) {
+	n, err := gpus.openNVML()
 	if errors.Is(err, cuda.ErrNoDriver) {
 		return nil, fmt.Errorf("%w; list simulated devices with --backend sim", err)
 	}

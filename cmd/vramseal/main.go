@@ -27,10 +27,8 @@ func main() {
 func run(args []string, stdout, stderr io.Writer, stderrIsTerminal bool) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a := &app{stdout: stdout, stderr: stderr, stderrIsTerminal: stderrIsTerminal}
-	root := newRootCommand(a)
-	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	a := &app{stdout: stdout, stderr: stderr, stderrIsTerminal: stderrIsTerminal, gpus: driverGPUs()}
+	err := a.execute(ctx, args)
 	if err != nil {
 		fmt.Fprintf(stderr, "vramseal: %v\n", err)
 	}

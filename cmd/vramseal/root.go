@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"log/slog"
 
@@ -14,9 +15,18 @@ type app struct {
 	stderrIsTerminal bool
 	logFlags         logFlags
 	logger           *slog.Logger
+	// gpus reaches the real GPUs: the NVIDIA driver, or a test's stand-in.
+	gpus gpuSource
 	// started is set once the command line has parsed and a command runs;
 	// errors before that are usage errors.
 	started bool
+}
+
+// execute runs one command line; ctx's end stops a worker gracefully.
+func (a *app) execute(ctx context.Context, args []string) error {
+	root := newRootCommand(a)
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
 }
 
 // newRootCommand builds the vramseal command and adds every subcommand.

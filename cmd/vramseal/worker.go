@@ -27,6 +27,7 @@ const (
 type worker struct {
 	opts   *runOptions
 	logger *slog.Logger
+	gpus   gpuSource
 
 	srcs     []*modelSource
 	listener net.Listener // until the server takes it
@@ -43,7 +44,7 @@ type worker struct {
 // touching a device, start the worker, seal, verify, serve until stopped,
 // and shut down.
 func (o *runOptions) run(ctx context.Context, a *app, files []string) (err error) {
-	w := &worker{opts: o, logger: a.logger}
+	w := &worker{opts: o, logger: a.logger, gpus: a.gpus}
 	defer func() { err = w.close(err) }()
 	if err := w.prepare(files); err != nil {
 		return err
@@ -91,7 +92,7 @@ func (w *worker) prepare(files []string) error {
 		}
 		w.listener = ln
 	}
-	devices, err := o.backend.openDevices()
+	devices, err := o.backend.openDevices(w.gpus)
 	if err != nil {
 		return err
 	}
