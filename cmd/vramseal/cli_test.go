@@ -109,6 +109,20 @@ func TestHelpTeachesWithExamples(t *testing.T) {
 	}
 }
 
+func TestRunHelpExplainsTheGPUFlags(t *testing.T) {
+	p := runInProcess(t, newMockMachine(t, 1<<20, 0), "run", "--help")
+	require.Equal(t, exitOK, p.code, "%v", p.err)
+	help := p.stdout.String()
+	for _, want := range []string{
+		"--on-contention ignore|warn|evict", "(default warn)",
+		"--ignore-xids XID,...|none", "(default 13,31,43,45,68,109)",
+		"--contention-interval duration", "(default 5s)",
+		"fail-stops the worker", "pending retirement", "host's PID namespace",
+	} {
+		assert.Contains(t, help, want)
+	}
+}
+
 // sealedAuditLog runs a short worker and returns its audit log and token.
 func sealedAuditLog(t *testing.T) (dir, logPath, token string) {
 	t.Helper()

@@ -37,6 +37,8 @@ func TestReadinessWantsEveryShardFreshlyVerifiedAndNoFailure(t *testing.T) {
 		rt       *fakeRuntime
 		stopped  chan struct{}
 		observed []audit.Record
+		evicted  map[int]string
+		gpus     func() error
 		wantErr  string
 	}{
 		{name: "ready", sealed: 1, window: 10 * time.Second, rt: &fakeRuntime{shards: []messages.ShardStatus{fresh}}, stopped: open},
@@ -56,12 +58,28 @@ func TestReadinessWantsEveryShardFreshlyVerifiedAndNoFailure(t *testing.T) {
 		{name: "fail-stop", sealed: 1, rt: &fakeRuntime{shards: []messages.ShardStatus{fresh}}, stopped: open,
 			observed: []audit.Record{{Event: audit.EventWorkerStopped, Severity: audit.SeverityCritical, Fields: map[string]any{"cause": "device lost"}}},
 			wantErr:  "integrity failure: WorkerStopped: device lost"},
+		{name: "evicted device", sealed: 2, rt: &fakeRuntime{shards: []messages.ShardStatus{fresh}}, stopped: open,
+			evicted: map[int]string{3: "foreign processes [9]", 1: "foreign processes [4242 4343]"},
+			wantErr: "device 1 evicted: foreign processes [4242 4343]"},
+		{name: "GPU unfit", sealed: 1, rt: &fakeRuntime{shards: []messages.ShardStatus{fresh}}, stopped: open,
+			gpus: func() error { return errors.New("device 0 is not fit") }, wantErr: "device 0 is not fit"},
+		{name: "GPU unfit while sealing", sealed: -1, rt: &fakeRuntime{}, stopped: open,
+			gpus: func() error { return errors.New("device 0 is not fit") }, wantErr: "device 0 is not fit"},
+		{name: "GPUs fit", sealed: 1, rt: &fakeRuntime{shards: []messages.ShardStatus{fresh}}, stopped: open,
+			gpus: func() error { return nil }},
+		{name: "failure before eviction", sealed: 1, rt: &fakeRuntime{shards: []messages.ShardStatus{fresh}}, stopped: open,
+			observed: []audit.Record{{Event: audit.EventSealVerificationFailed, Severity: audit.SeverityCritical, Fields: map[string]any{"error": "chunk 3"}}},
+			evicted:  map[int]string{0: "foreign processes [9]"},
+			wantErr:  "integrity failure: SealVerificationFailed: chunk 3"},
 		{name: "graceful stop record is no failure", sealed: 1, rt: &fakeRuntime{shards: []messages.ShardStatus{fresh}}, stopped: open,
 			observed: []audit.Record{{Event: audit.EventWorkerStopped, Severity: audit.SeverityInfo}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newReadiness()
+			r := newReadiness(tt.gpus)
+			for device, reason := range tt.evicted {
+				r.evict(device, reason)
+			}
 			if tt.sealed >= 0 {
 				r.sealingDone(tt.sealed, tt.window)
 			}

@@ -41,8 +41,8 @@ the moment a byte differs. Every operation is written to a hash-chained audit
 log that "vramseal audit verify" checks.
 
 Exit codes: 0 success (a worker stopped by SIGINT/SIGTERM or --duration),
-1 other failure, 2 bad usage or configuration, 3 fail-stop on an integrity
-or device failure.`,
+1 other failure, 2 bad usage or configuration, 3 fail-stop on an integrity,
+device or VRAM policy failure.`,
 		Example: `  # Seal a demo model onto simulated GPUs for ten seconds, then stop cleanly
   vramseal run --duration 10s --verify-interval 2s
 

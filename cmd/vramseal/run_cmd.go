@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/sealer"
 )
 
@@ -24,10 +25,20 @@ type runOptions struct {
 	modelRef       string
 	listen         string
 	simFault       simFaultFlag
+
+	// Real GPUs only, through NVML.
+	contention         cuda.ContentionPolicy
+	contentionInterval time.Duration
+	ignoreXIDs         xidListFlag
 }
 
 func newRunCommand(a *app) *cobra.Command {
-	o := &runOptions{chunkSize: sizeFlag{bytes: sealer.DefaultChunkSize}}
+	o := &runOptions{
+		chunkSize:          sizeFlag{bytes: sealer.DefaultChunkSize},
+		contention:         cuda.ContentionWarn,
+		contentionInterval: cuda.DefaultContentionInterval,
+		ignoreXIDs:         newXIDListFlag(),
+	}
 	cmd := &cobra.Command{
 		Use:   "run [flags] [MODEL_FILE...]",
 		Short: "Seal model files into GPU memory and keep proving them intact",
@@ -46,10 +57,24 @@ given, and then the audit log cannot be verified after the run.
 --listen serves /metrics (Prometheus), /healthz, /readyz (200 once every shard
 was verified within three scrub cycles and nothing failed) and /shards.
 
+On real GPUs the worker also watches them through NVML, if the driver has it
+(else it warns and runs unwatched). A critical XID or a double-bit ECC error
+on any GPU fail-stops the worker, except the XIDs in --ignore-xids, which an
+application causes and which are only logged. /readyz answers 503 while NVML
+reports memory pages pending retirement or a failed row remap. Once sealing
+is done it looks for other processes on its GPUs every --contention-interval
+and, per --on-contention, ignores them, warns, or evicts: frees every shard on
+that GPU, audits why, and stays not ready. NVML numbers GPUs in PCI order and
+CUDA fastest first; the log maps one to the other by UUID, and health events
+name NVML's number. In a container with its own PID namespace NVML shows this
+process under its host PID, as if it were another: use warn there, or the
+host's PID namespace.
+
 Exit codes: 0 stopped by a signal or --duration, with VRAM freed and the audit
 log closed; 1 other failure; 2 bad usage or configuration (nothing sealed);
 3 fail-stop on an integrity or device failure (the cause names the shard,
-chunk and byte range).`,
+chunk and byte range, or the GPU and XID), or a GPU that breaks the VRAM-only
+policy (nothing sealed).`,
 		Example: `  # Seal the demo model on simulated GPUs, scrub every 2s for ten seconds, stop
   vramseal run --duration 10s --verify-interval 2s
 
@@ -59,7 +84,12 @@ chunk and byte range).`,
     model-00001-of-00002.safetensors model-00002-of-00002.safetensors
 
   # Watch a planted bit flip being caught (exits 3)
-  vramseal run --sim-fault bitflip@3s --verify-interval 500ms`,
+  vramseal run --sim-fault bitflip@3s --verify-interval 500ms
+
+  # On a shared GPU server: evict a GPU's shards when another process uses it,
+  # and treat XID 13 as a fault too
+  vramseal run --backend cuda --token-file /etc/vramseal/token \
+    --on-contention evict --ignore-xids 31,43,45,68,109 model.safetensors`,
 		RunE: func(cmd *cobra.Command, files []string) error {
 			return o.run(cmd.Context(), a, files)
 		},
@@ -78,6 +108,9 @@ chunk and byte range).`,
 	f.StringVar(&o.modelRef, "model-ref", "", "model the files belong to; they become its shards, in order")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:9400", "address for /metrics, /healthz, /readyz and /shards (port 0 picks a free port; empty turns them off)")
 	f.Var(&o.simFault, "sim-fault", "simulated devices only: flip one bit in a random shard this long after sealing, to show the fail-stop")
+	f.Var(&o.contention, "on-contention", "real GPUs only: when another process uses a GPU holding shards, ignore it, warn, or evict the GPU's shards and turn not ready")
+	f.DurationVar(&o.contentionInterval, "contention-interval", cuda.DefaultContentionInterval, "real GPUs only: how often to look for other processes on the GPUs")
+	f.Var(&o.ignoreXIDs, "ignore-xids", "real GPUs only: XIDs that are an application's fault and only logged, not a fail-stop; none makes every critical XID fatal")
 	return cmd
 }
 
@@ -103,6 +136,8 @@ func (o *runOptions) validate() error {
 	switch {
 	case o.verifyInterval < 0:
 		return usageErrorf("--verify-interval %s is negative; use e.g. 30s, or 0 to turn scrubbing off", o.verifyInterval)
+	case o.contentionInterval <= 0:
+		return usageErrorf("--contention-interval %s must be positive, e.g. 5s", o.contentionInterval)
 	case o.duration < 0:
 		return usageErrorf("--duration %s is negative; use e.g. 10s, or 0 to run until stopped", o.duration)
 	case o.workerID == "":

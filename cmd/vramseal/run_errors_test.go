@@ -116,6 +116,21 @@ func TestRunRefusesBadInputWithOneLineThatNamesTheFix(t *testing.T) {
 			wantInLine: []string{"use bitflip@DURATION"},
 		},
 		{
+			name:       "unknown contention policy",
+			args:       func(_ *testing.T, s setup) []string { return []string{"--on-contention", "kill", s.model} },
+			wantInLine: []string{`invalid argument "kill" for "--on-contention"`, "want ignore, warn or evict"},
+		},
+		{
+			name:       "zero contention interval",
+			args:       func(_ *testing.T, s setup) []string { return []string{"--contention-interval", "0s", s.model} },
+			wantInLine: []string{"--contention-interval 0s must be positive"},
+		},
+		{
+			name:       "malformed XID list",
+			args:       func(_ *testing.T, s setup) []string { return []string{"--ignore-xids", "13,x", s.model} },
+			wantInLine: []string{`invalid argument "13,x" for "--ignore-xids"`, "e.g. 13,31,43, or none"},
+		},
+		{
 			name:       "chunk size not a power of two",
 			args:       func(_ *testing.T, s setup) []string { return []string{"--chunk-size", "100KiB", s.model} },
 			wantInLine: []string{"--chunk-size", "power of two"},

@@ -33,6 +33,7 @@ type worker struct {
 	listener net.Listener // until the server takes it
 	devices  *deviceSet   // until the runtime is given them
 	sims     []*cuda.Sim  // the simulated devices, for --sim-fault
+	watch    *gpuWatch    // NVML's watch over real GPUs; nil without
 	keys     *workerKeys
 	auditLog *audit.Log
 	ready    *readiness
@@ -100,6 +101,9 @@ func (w *worker) prepare(files []string) error {
 	w.logBackend()
 	if o.simFault.set && !devices.simulated() {
 		return simFaultOnRealGPUsError()
+	}
+	if !devices.simulated() {
+		w.watch = openGPUWatch(w.gpus.openNVML, devices.devices, w.logger)
 	}
 	if err := w.deriveKeys(token); err != nil {
 		return err
@@ -181,7 +185,11 @@ func (w *worker) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.ready = newReadiness()
+	var gpuCheck func() error
+	if w.watch != nil {
+		gpuCheck = w.watch.notReady
+	}
+	w.ready = newReadiness(gpuCheck)
 	sink := &observedSink{next: auditLog, observers: []func(audit.Record){m.observe, w.ready.observe}}
 	devices := w.devices.devices
 	w.devices = nil // Start owns them from the call on, even when it fails
@@ -196,13 +204,18 @@ func (w *worker) start(ctx context.Context) error {
 		Audit:          sink,
 		Logger:         w.logger,
 	})
-	if err != nil {
-		if errors.Is(err, messages.ErrConfig) {
-			err = withExitCode(exitUsage, err)
-		}
+	switch {
+	case errors.Is(err, messages.ErrConfig):
+		return withExitCode(exitUsage, err)
+	case errors.Is(err, messages.ErrPolicyViolation):
+		return withExitCode(exitFailStop, err)
+	case err != nil:
 		return err
 	}
 	w.rt = rt
+	if w.watch != nil {
+		w.watch.startHealth(rt.FailStop, o.ignoreXIDs.xids)
+	}
 	if err := m.watch(rt, time.Now); err != nil {
 		return err
 	}
@@ -217,9 +230,9 @@ func (w *worker) start(ctx context.Context) error {
 	return nil
 }
 
-// sealAndServe seals and verifies every shard, then waits until ctx ends,
-// --duration has passed or the runtime stops, injecting --sim-fault on the
-// way.
+// sealAndServe seals and verifies every shard, starts looking for other
+// processes on real GPUs, then waits until ctx ends, --duration has passed or
+// the runtime stops, injecting --sim-fault on the way.
 func (w *worker) sealAndServe(ctx context.Context, p *progress) error {
 	shards, err := sealSources(ctx, w.rt, w.srcs, p, w.logger)
 	if err != nil {
@@ -230,6 +243,11 @@ func (w *worker) sealAndServe(ctx context.Context, p *progress) error {
 	}
 	w.ready.sealingDone(len(shards), w.opts.freshnessWindow(fullestDevice(shards)))
 	w.logger.Info("every shard sealed and verified", "shards", len(shards), "verify_interval", w.opts.verifyInterval)
+	if w.watch != nil {
+		if err := w.watch.startContention(w.opts.contention, w.opts.contentionInterval, w.rt, w.ready); err != nil {
+			return err
+		}
+	}
 	var durationC, faultC <-chan time.Time
 	if w.opts.duration > 0 {
 		t := time.NewTimer(w.opts.duration)
@@ -288,6 +306,9 @@ func (w *worker) close(runErr error) error {
 	if w.listener != nil {
 		w.listener.Close()
 	}
+	if w.watch != nil {
+		w.watch.stopWatchers() // before the runtime stops: they call into it
+	}
 	var failStop error
 	if w.rt != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), runtimeShutdownTimeout)
@@ -297,6 +318,9 @@ func (w *worker) close(runErr error) error {
 	}
 	if w.devices != nil {
 		errs = append(errs, w.devices.close())
+	}
+	if w.watch != nil {
+		errs = append(errs, w.watch.close())
 	}
 	if w.auditLog != nil {
 		errs = append(errs, w.auditLog.Close())

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/vramseal/vramseal/cuda"
+)
+
+// gpuWatch watches a worker's real GPUs through NVML: health events
+// fail-stop the worker, other processes on a GPU are handled as
+// --on-contention says, and NVML's memory checks feed /readyz. It owns the
+// NVML handle and every watcher goroutine; stopWatchers stops them before the
+// runtime stops, and close shuts NVML down after.
+type gpuWatch struct {
+	nvml   *cuda.NVML
+	logger *slog.Logger
+	// nvmlIndex maps each runtime device to NVML's index of the same GPU, or
+	// -1 when NVML knows no GPU with its UUID.
+	nvmlIndex []int
+
+	health     *cuda.HealthWatcher
+	contention *cuda.ContentionMonitor
+	evictor    *evictor
+}
+
+// openGPUWatch opens NVML and matches devices to its GPUs by UUID. Without
+// NVML it logs a warning and returns nil: the worker runs, unwatched. A
+// device NVML does not know is left unwatched, with a warning.
+func openGPUWatch(open func() (*cuda.NVML, error), devices []cuda.Device, logger *slog.Logger) *gpuWatch {
+	n, err := open()
+	if err != nil {
+		logger.Warn("NVML unavailable: GPU health and contention monitoring are off", "error", err)
+		return nil
+	}
+	g := &gpuWatch{nvml: n, logger: logger, nvmlIndex: make([]int, len(devices))}
+	for i, d := range devices {
+		uuid := d.Properties().UUID
+		index, err := n.IndexByUUID(uuid)
+		if err != nil {
+			logger.Warn("GPU unknown to NVML: its health and contention are not watched", "device", i, "uuid", uuid, "error", err)
+			index = -1
+		}
+		g.nvmlIndex[i] = index
+		if index < 0 {
+			continue
+		}
+		logger.Info("GPU watched through NVML", "device", i, "nvml_index", index, "uuid", uuid)
+		if ready, reason := n.Ready(index); !ready {
+			logger.Warn("GPU not fit for sealed weights; the worker will not be ready", "device", i, "reason", reason)
+		}
+	}
+	return g
+}
+
+// device is the runtime device that NVML numbers nvmlIndex, or -1 when the
+// worker does not use that GPU.
+func (g *gpuWatch) device(nvmlIndex int) int {
+	return slices.Index(g.nvmlIndex, nvmlIndex)
+}
+
+// startHealth starts watching NVML health events. A critical XID not in
+// ignoredXIDs, or a double-bit ECC error, on any GPU calls failStop, which
+// must not block; ignored XIDs are logged. The causes name NVML's device
+// index. If events cannot be watched, it logs a warning and carries on.
+func (g *gpuWatch) startHealth(failStop func(error), ignoredXIDs []uint64) {
+	h, err := cuda.NewHealthWatcher(g.nvml, cuda.HealthConfig{
+		OnFault:     func(err error) { failStop(fmt.Errorf("NVML health event: %w", err)) },
+		IgnoredXIDs: ignoredXIDs,
+		Logger:      g.logger,
+	})
+	if err == nil {
+		err = h.Start(context.Background())
+	}
+	if err != nil {
+		g.logger.Warn("GPU health events unavailable: XIDs and ECC errors are not watched", "error", err)
+		return
+	}
+	g.health = h
+	g.logger.Info("watching GPU health events", "nvml_devices", h.Watched(), "ignored_xids", ignoredXIDs)
+}
+
+// startContention starts looking for other processes on the worker's GPUs
+// every interval, as policy says: warn logs them; evict marks the device not
+// ready in ready and has rt evict its shards. Other processes on GPUs the
+// worker does not use are only logged at debug level.
+func (g *gpuWatch) startContention(policy cuda.ContentionPolicy, interval time.Duration, rt evictTarget, ready *readiness) error {
+	if policy == cuda.ContentionIgnore {
+		return nil
+	}
+	if policy == cuda.ContentionEvict {
+		g.evictor = startEvictor(rt, g.logger)
+	}
+	m, err := cuda.NewContentionMonitor(g.nvml, cuda.ContentionConfig{
+		OnContention: func(nvmlIndex int, pids []uint32) { g.onContention(policy, ready, nvmlIndex, pids) },
+		Interval:     interval,
+		Logger:       g.logger,
+	})
+	if err == nil {
+		err = m.Start(context.Background())
+	}
+	if err != nil {
+		return fmt.Errorf("watch for other processes on the GPUs: %w", err)
+	}
+	g.contention = m
+	return nil
+}
+
+// onContention handles other processes appearing on a GPU. It runs on the
+// contention monitor's goroutine and does not block.
+func (g *gpuWatch) onContention(policy cuda.ContentionPolicy, ready *readiness, nvmlIndex int, pids []uint32) {
+	device := g.device(nvmlIndex)
+	if device < 0 {
+		g.logger.Debug("other processes on a GPU this worker does not use", "nvml_index", nvmlIndex, "pids", pids)
+		return
+	}
+	if policy == cuda.ContentionWarn {
+		g.logger.Warn("other processes use a GPU that holds sealed shards", "device", device, "nvml_index", nvmlIndex, "pids", pids)
+		return
+	}
+	reason := fmt.Sprintf("foreign processes %v", pids)
+	g.logger.Warn("other processes use a GPU that holds sealed shards: evicting its shards", "device", device, "nvml_index", nvmlIndex, "pids", pids)
+	ready.evict(device, reason)
+	g.evictor.request(device, reason)
+}
+
+// notReady says why a GPU may not hold sealed weights now, as NVML sees it
+// (memory pages pending retirement, a failed row remap), or nil.
+func (g *gpuWatch) notReady() error {
+	for device, index := range g.nvmlIndex {
+		if index < 0 {
+			continue
+		}
+		if ready, reason := g.nvml.Ready(index); !ready {
+			return fmt.Errorf("device %d is not fit for sealed weights: NVML %s", device, reason)
+		}
+	}
+	return nil
+}
+
+// stopWatchers stops the contention monitor, then any eviction under way,
+// then the health watcher, and waits for each. Call it before the runtime
+// stops; later calls do nothing.
+func (g *gpuWatch) stopWatchers() {
+	if g.contention != nil {
+		g.contention.Stop()
+	}
+	if g.evictor != nil {
+		g.evictor.stop()
+	}
+	if g.health != nil {
+		g.health.Stop()
+	}
+}
+
+// close stops the watchers, if stopWatchers has not, and shuts NVML down.
+func (g *gpuWatch) close() error {
+	g.stopWatchers()
+	if err := g.nvml.Close(); err != nil {
+		return fmt.Errorf("close NVML: %w", err)
+	}
+	return nil
+}
