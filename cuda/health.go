@@ -42,10 +42,10 @@ func DefaultIgnoredXIDs() []uint64 {
 // HealthConfig configures a HealthWatcher.
 type HealthConfig struct {
 	// OnFault receives, from the watcher's goroutine, one error per critical
-	// XID or double-bit ECC error. Each wraps messages.ErrDeviceFault and names
-	// the device's NVML index and the XID, such as "device fault: device 3:
-	// XID 79" (see NVML.IndexByUUID), or device -1 when NVML cannot say which.
-	// It must not block for long, nor call Stop. Required.
+	// XID or double-bit ECC error. Each wraps messages.ErrDeviceFault and a
+	// *DeviceFaultError (get it with errors.As), which says which GPU, by NVML
+	// index and UUID, and what happened, such as "device fault: device 3:
+	// XID 79". It must not block for long, nor call Stop. Required.
 	OnFault func(err error)
 	// IgnoredXIDs are XIDs that are logged, not reported as faults. Nil means
 	// DefaultIgnoredXIDs(); an empty, non-nil slice ignores none.
@@ -248,33 +248,42 @@ func (w *HealthWatcher) pause(ctx context.Context) {
 
 // handle classifies one event: a fault goes to OnFault, the rest to the log.
 func (w *HealthWatcher) handle(ev nvml.EventData) {
-	device := eventDevice(ev)
+	device, uuid := eventDevice(ev)
 	switch {
 	case ev.EventType&nvml.EventTypeXidCriticalError != 0:
 		xid := ev.EventData
 		if w.ignored[xid] {
-			w.log.Warn("health: application XID, not a device fault", "device", device, "xid", xid)
+			w.log.Warn("health: application XID, not a device fault", "device", device, "uuid", uuid, "xid", xid)
 			return
 		}
-		w.onFault(fmt.Errorf("%w: device %d: XID %d", messages.ErrDeviceFault, device, xid))
+		w.fault(&DeviceFaultError{Index: device, UUID: uuid, Kind: FaultXID, XID: xid})
 	case ev.EventType&nvml.EventTypeDoubleBitEccError != 0:
-		w.onFault(fmt.Errorf("%w: device %d: double-bit ECC error", messages.ErrDeviceFault, device))
+		w.fault(&DeviceFaultError{Index: device, UUID: uuid, Kind: FaultDoubleBitECC})
 	case ev.EventType&nvml.EventTypeSingleBitEccError != 0:
-		w.log.Info("health: corrected single-bit ECC error", "device", device)
+		w.log.Info("health: corrected single-bit ECC error", "device", device, "uuid", uuid)
 	default:
-		w.log.Debug("health: unexpected NVML event", "device", device, "type", ev.EventType)
+		w.log.Debug("health: unexpected NVML event", "device", device, "uuid", uuid, "type", ev.EventType)
 	}
 }
 
-// eventDevice returns the index of the device an event names, or -1 when
-// NVML cannot say.
-func eventDevice(ev nvml.EventData) int {
+// fault hands f to OnFault, wrapped so that its text starts with the kind.
+func (w *HealthWatcher) fault(f *DeviceFaultError) {
+	w.onFault(fmt.Errorf("%w: %w", messages.ErrDeviceFault, f))
+}
+
+// eventDevice returns the NVML index and UUID of the device an event names:
+// -1 for an index NVML cannot say, "" for such a UUID.
+func eventDevice(ev nvml.EventData) (index int, uuid string) {
 	if ev.Device == nil {
-		return -1
+		return -1, ""
 	}
 	index, ret := ev.Device.GetIndex()
 	if ret != nvml.SUCCESS {
-		return -1
+		index = -1
 	}
-	return index
+	uuid, ret = ev.Device.GetUUID()
+	if ret != nvml.SUCCESS {
+		uuid = ""
+	}
+	return index, uuid
 }

@@ -74,11 +74,16 @@ func installMockEvents(t *testing.T, s *server.Server, supported uint64) *mockEv
 // send makes the next Wait return an event of type kind with data on device.
 func (m *mockEvents) send(t *testing.T, s *server.Server, device int, kind, data uint64) {
 	t.Helper()
-	ev := nvml.EventData{Device: s.Devices[device], EventType: kind, EventData: data}
+	m.sendEvent(t, nvml.EventData{Device: s.Devices[device], EventType: kind, EventData: data})
+}
+
+// sendEvent makes the next Wait return ev.
+func (m *mockEvents) sendEvent(t *testing.T, ev nvml.EventData) {
+	t.Helper()
 	select {
 	case m.results <- waitResult{data: ev, ret: nvml.SUCCESS}:
 	case <-time.After(eventually):
-		t.Fatalf("the watcher never waited for event %#x on device %d", kind, device)
+		t.Fatalf("the watcher never waited for event %#x", ev.EventType)
 	}
 }
 
@@ -115,6 +120,26 @@ func (f faultRecorder) next(t *testing.T) error {
 		t.Fatal("no fault reported")
 		return nil
 	}
+}
+
+// assertFault checks that err is the fault want, with the text msg.
+func assertFault(t *testing.T, err error, want DeviceFaultError, msg string) {
+	t.Helper()
+	assert.ErrorIs(t, err, messages.ErrDeviceFault)
+	assert.EqualError(t, err, msg)
+	var fault *DeviceFaultError
+	if assert.ErrorAs(t, err, &fault) {
+		assert.Equal(t, want, *fault)
+	}
+}
+
+// uuidOf is the UUID of the mock GPU at index.
+func uuidOf(t *testing.T, s *server.Server, index int) string {
+	t.Helper()
+	uuid, ret := s.Devices[index].GetUUID()
+	require.Equal(t, nvml.SUCCESS, ret)
+	require.NotEmpty(t, uuid)
+	return uuid
 }
 
 // startWatcher starts a health watcher over s with cfg, logging to the
@@ -166,15 +191,74 @@ func TestHealthWatcherClassifiesXIDs(t *testing.T) {
 
 			first := faults.next(t)
 			if tc.fatal {
-				assert.ErrorIs(t, first, messages.ErrDeviceFault)
-				assert.EqualError(t, first, "device fault: device 3: XID "+uintString(tc.xid))
+				assertFault(t, first, DeviceFaultError{Index: 3, UUID: uuidOf(t, s, 3), Kind: FaultXID, XID: tc.xid},
+					"device fault: device 3: XID "+uintString(tc.xid))
 				first = faults.next(t)
 			} else {
 				assert.Contains(t, logs.String(), "xid="+uintString(tc.xid), "ignored XID is logged")
 				assert.Contains(t, logs.String(), "device=3")
+				assert.Contains(t, logs.String(), "uuid="+uuidOf(t, s, 3))
 			}
-			assert.ErrorIs(t, first, messages.ErrDeviceFault)
-			assert.EqualError(t, first, "device fault: device 6: double-bit ECC error")
+			assertFault(t, first, DeviceFaultError{Index: 6, UUID: uuidOf(t, s, 6), Kind: FaultDoubleBitECC},
+				"device fault: device 6: double-bit ECC error")
+		})
+	}
+}
+
+func TestHealthWatcherNamesFaultedDevicesAsWellAsNVMLCan(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// device builds the event's device from the mock GPU 5.
+		device   func(d *server.Device) nvml.Device
+		index    int
+		withUUID bool
+		msg      string
+	}{
+		{"index and UUID", func(d *server.Device) nvml.Device { return d }, 5, true, "device fault: device 5: XID 79"},
+		{"no device", func(*server.Device) nvml.Device { return nil }, -1, false, "device fault: device -1: XID 79"},
+		{"index unknown", func(d *server.Device) nvml.Device {
+			d.GetIndexFunc = func() (int, nvml.Return) { return 0, nvml.ERROR_GPU_IS_LOST }
+			return d
+		}, -1, true, "device fault: device -1: XID 79"},
+		{"UUID unknown", func(d *server.Device) nvml.Device {
+			d.GetUUIDFunc = func() (string, nvml.Return) { return "", nvml.ERROR_GPU_IS_LOST }
+			return d
+		}, 5, false, "device fault: device 5: XID 79"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newMockServer(t)
+			events := installMockEvents(t, s, nvml.EventTypeAll)
+			want := DeviceFaultError{Index: tc.index, Kind: FaultXID, XID: 79}
+			if tc.withUUID {
+				want.UUID = uuidOf(t, s, 5)
+			}
+			_, faults, _ := startWatcher(t, s, HealthConfig{})
+
+			events.sendEvent(t, nvml.EventData{Device: tc.device(mockDevice(t, s, 5)), EventType: nvml.EventTypeXidCriticalError, EventData: 79})
+
+			assertFault(t, faults.next(t), want, tc.msg)
+		})
+	}
+}
+
+func TestDeviceFaultError(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault DeviceFaultError
+		msg   string
+		event string
+	}{
+		{"XID", DeviceFaultError{Index: 3, UUID: "GPU-a", Kind: FaultXID, XID: 79}, "device 3: XID 79", "XID 79"},
+		{"double-bit ECC", DeviceFaultError{Index: 6, Kind: FaultDoubleBitECC}, "device 6: double-bit ECC error", "double-bit ECC error"},
+		{"unknown device", DeviceFaultError{Index: -1, Kind: FaultXID, XID: 94}, "device -1: XID 94", "XID 94"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := &tc.fault
+			assert.EqualError(t, err, tc.msg)
+			assert.Equal(t, tc.event, err.Event())
+			assert.ErrorIs(t, err, messages.ErrDeviceFault)
+			assert.NotErrorIs(t, err, messages.ErrSealVerificationFailed)
+			assert.True(t, messages.IsFatal(err))
 		})
 	}
 }
