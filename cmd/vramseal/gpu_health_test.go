@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -39,35 +43,169 @@ func TestRunOnGPUsFailStopsOnFatalXIDsAndLogsTheRest(t *testing.T) {
 			p := startInProcess(t, m, args...)
 			base := p.serving(t)
 
-			m.events.sendXID(t, 3, tt.xid)
+			m.events.send(t, 3, nvml.EventTypeXidCriticalError, tt.xid)
 
 			if tt.fatal {
-				p.wait(t)
-				assert.Equal(t, exitFailStop, p.code)
-				assert.ErrorIs(t, p.err, messages.ErrDeviceFault)
-				assert.EqualError(t, p.err, fmt.Sprintf("fail-stop: NVML health event: device fault: device 3: XID %d", tt.xid))
-				for i, sim := range m.sims {
-					assert.Zero(t, sim.Outstanding(), "device %d freed", i)
-				}
-				lines := readAuditLog(t, filepath.Join(dir, "audit.jsonl"))
-				last := lines[len(lines)-1]
-				assert.Equal(t, audit.EventWorkerStopped, last.Event)
-				assert.Equal(t, audit.SeverityCritical, last.Severity)
-				assert.Contains(t, last.Fields["cause"], fmt.Sprintf("XID %d", tt.xid))
+				assertFailStopped(t, p, m, dir, fmt.Sprintf("fail-stop: NVML health event: device fault: device 0 (NVML 3, %s): XID %d", m.device(t, 3).UUID, tt.xid))
 				return
 			}
 			p.waitForLog(t, "health: application XID, not a device fault", map[string]any{"device": 3, "xid": tt.xid})
-			eventually(t, func() (bool, string) {
-				code, body := httpGet(t, base+"/readyz")
-				return code == http.StatusOK, fmt.Sprintf("/readyz %d: %s", code, body)
-			})
-			p.stop(t)
-			assert.Equal(t, exitOK, p.code, "%v", p.err)
-			assert.NoError(t, p.err)
-			lines := readAuditLog(t, filepath.Join(dir, "audit.jsonl"))
-			assert.Equal(t, true, lines[len(lines)-1].Fields["graceful"], "the worker ran on and stopped gracefully")
+			assertRunsOn(t, p, base, dir)
 		})
 	}
+}
+
+func TestRunOnGPUsFailStopsOnlyOnFaultsThatMayBeOnItsGPUs(t *testing.T) {
+	tests := []struct {
+		name      string
+		nvmlIndex int
+		kind      uint64
+		// cause is the fail-stop's, with %s for the GPU's UUID; empty when
+		// the worker runs on.
+		cause string
+		event string
+	}{
+		{
+			name: "XID 79 on device 1, NVML's 6", nvmlIndex: 6, kind: nvml.EventTypeXidCriticalError,
+			cause: "fail-stop: NVML health event: device fault: device 1 (NVML 6, %s): XID 79",
+		},
+		{
+			name: "double-bit ECC on device 0, NVML's 3", nvmlIndex: 3, kind: nvml.EventTypeDoubleBitEccError,
+			cause: "fail-stop: NVML health event: device fault: device 0 (NVML 3, %s): double-bit ECC error",
+		},
+		{
+			name: "XID 79 on a GPU NVML cannot name", nvmlIndex: notInNVML, kind: nvml.EventTypeXidCriticalError,
+			cause: "fail-stop: NVML health event on a GPU NVML cannot name: device fault: device -1: XID 79",
+		},
+		{name: "XID 79 on a GPU the worker does not use", nvmlIndex: 5, kind: nvml.EventTypeXidCriticalError, event: "XID 79"},
+		{name: "double-bit ECC on a GPU the worker does not use", nvmlIndex: 0, kind: nvml.EventTypeDoubleBitEccError, event: "double-bit ECC error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file, _ := writeRandomFile(t, dir, "w.bin", 256<<10)
+			m := newMockMachine(t, 4<<20, 3, 6)
+			p := startInProcess(t, m, append(gpuRunFlags(dir, writeToken(t, dir)), file)...)
+			base := p.serving(t)
+
+			m.events.send(t, tt.nvmlIndex, tt.kind, 79)
+
+			if tt.cause != "" {
+				cause := tt.cause
+				if tt.nvmlIndex != notInNVML {
+					cause = fmt.Sprintf(tt.cause, m.device(t, tt.nvmlIndex).UUID)
+				}
+				assertFailStopped(t, p, m, dir, cause)
+				return
+			}
+			line := p.waitForLog(t, "hardware fault on a GPU this worker does not use: the worker runs on",
+				map[string]any{"nvml_index": tt.nvmlIndex, "uuid": m.device(t, tt.nvmlIndex).UUID, "event": tt.event})
+			assert.Equal(t, "ERROR", line["level"])
+			assertRunsOn(t, p, base, dir)
+		})
+	}
+}
+
+func TestGPUWatchOnFaultNamesTheRuntimeDevice(t *testing.T) {
+	wrap := func(f *cuda.DeviceFaultError) error { return fmt.Errorf("%w: %w", messages.ErrDeviceFault, f) }
+	tests := []struct {
+		name  string
+		fault error
+		// cause is the fail-stop's; empty when the fault is only logged.
+		cause string
+	}{
+		{
+			name:  "matched by UUID",
+			fault: wrap(&cuda.DeviceFaultError{Index: 6, UUID: "GPU-b", Kind: cuda.FaultXID, XID: 79}),
+			cause: "NVML health event: device fault: device 1 (NVML 6, GPU-b): XID 79",
+		},
+		{
+			name:  "matched by UUID when NVML has no index",
+			fault: wrap(&cuda.DeviceFaultError{Index: -1, UUID: "GPU-a", Kind: cuda.FaultDoubleBitECC}),
+			cause: "NVML health event: device fault: device 0 (NVML 3, GPU-a): double-bit ECC error",
+		},
+		{
+			name:  "matched by index when NVML has no UUID",
+			fault: wrap(&cuda.DeviceFaultError{Index: 3, Kind: cuda.FaultXID, XID: 94}),
+			cause: "NVML health event: device fault: device 0 (NVML 3, GPU-a): XID 94",
+		},
+		{
+			name:  "the UUID decides over the index",
+			fault: wrap(&cuda.DeviceFaultError{Index: 3, UUID: "GPU-z", Kind: cuda.FaultXID, XID: 79}),
+		},
+		{
+			name:  "another GPU by index",
+			fault: wrap(&cuda.DeviceFaultError{Index: 5, Kind: cuda.FaultXID, XID: 79}),
+		},
+		{
+			name:  "a GPU NVML cannot name",
+			fault: wrap(&cuda.DeviceFaultError{Index: -1, Kind: cuda.FaultXID, XID: 79}),
+			cause: "NVML health event on a GPU NVML cannot name: device fault: device -1: XID 79",
+		},
+		{
+			name:  "an untyped fault",
+			fault: fmt.Errorf("%w: device 2: XID 79", messages.ErrDeviceFault),
+			cause: "NVML health event on a GPU NVML cannot name: device fault: device 2: XID 79",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			g := &gpuWatch{
+				logger:    slog.New(slog.NewTextHandler(&logs, nil)),
+				nvmlIndex: []int{3, 6, notInNVML},
+				uuids:     []string{"GPU-a", "GPU-b", ""},
+			}
+			var causes []error
+			g.onFault(func(err error) { causes = append(causes, err) }, tt.fault)
+
+			if tt.cause == "" {
+				assert.Empty(t, causes, "no fail-stop")
+				assert.Contains(t, logs.String(), "level=ERROR")
+				assert.Contains(t, logs.String(), "does not use")
+				return
+			}
+			require.Len(t, causes, 1)
+			assert.EqualError(t, causes[0], tt.cause)
+			assert.ErrorIs(t, causes[0], messages.ErrDeviceFault)
+			assert.Empty(t, logs.String(), "a fail-stop is not also logged here")
+		})
+	}
+}
+
+// assertFailStopped checks that the worker p fail-stops on a device fault
+// with cause, frees every device and audits the stop as critical.
+func assertFailStopped(t *testing.T, p *inProcess, m *mockMachine, dir, cause string) {
+	t.Helper()
+	p.wait(t)
+	assert.Equal(t, exitFailStop, p.code)
+	assert.ErrorIs(t, p.err, messages.ErrDeviceFault)
+	assert.EqualError(t, p.err, cause)
+	for i, sim := range m.sims {
+		assert.Zero(t, sim.Outstanding(), "device %d freed", i)
+	}
+	lines := readAuditLog(t, filepath.Join(dir, "audit.jsonl"))
+	require.NotEmpty(t, lines)
+	last := lines[len(lines)-1]
+	assert.Equal(t, audit.EventWorkerStopped, last.Event)
+	assert.Equal(t, audit.SeverityCritical, last.Severity)
+	assert.Equal(t, strings.TrimPrefix(cause, "fail-stop: "), last.Fields["cause"], "the audited cause")
+}
+
+// assertRunsOn checks that the worker p, served at base, is still ready,
+// then stops it and checks that it stopped gracefully.
+func assertRunsOn(t *testing.T, p *inProcess, base, dir string) {
+	t.Helper()
+	eventually(t, func() (bool, string) {
+		code, body := httpGet(t, base+"/readyz")
+		return code == http.StatusOK, fmt.Sprintf("/readyz %d: %s", code, body)
+	})
+	p.stop(t)
+	assert.Equal(t, exitOK, p.code, "%v", p.err)
+	assert.NoError(t, p.err)
+	lines := readAuditLog(t, filepath.Join(dir, "audit.jsonl"))
+	require.NotEmpty(t, lines)
+	assert.Equal(t, true, lines[len(lines)-1].Fields["graceful"], "the worker ran on and stopped gracefully")
 }
 
 func TestRunOnGPUsIsNotReadyWhileNVMLDistrustsTheirMemory(t *testing.T) {

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/messages"
 )
 
 // gpuWatch watches a worker's real GPUs through NVML: health events
@@ -21,6 +23,8 @@ type gpuWatch struct {
 	// nvmlIndex maps each runtime device to NVML's index of the same GPU, or
 	// -1 when NVML knows no GPU with its UUID.
 	nvmlIndex []int
+	// uuids are the runtime devices' UUIDs, by runtime index.
+	uuids []string
 
 	health     *cuda.HealthWatcher
 	contention *cuda.ContentionMonitor
@@ -36,9 +40,10 @@ func openGPUWatch(open func() (*cuda.NVML, error), devices []cuda.Device, logger
 		logger.Warn("NVML unavailable: GPU health and contention monitoring are off", "error", err)
 		return nil
 	}
-	g := &gpuWatch{nvml: n, logger: logger, nvmlIndex: make([]int, len(devices))}
+	g := &gpuWatch{nvml: n, logger: logger, nvmlIndex: make([]int, len(devices)), uuids: make([]string, len(devices))}
 	for i, d := range devices {
 		uuid := d.Properties().UUID
+		g.uuids[i] = uuid
 		index, err := n.IndexByUUID(uuid)
 		if err != nil {
 			logger.Warn("GPU unknown to NVML: its health and contention are not watched", "device", i, "uuid", uuid, "error", err)
@@ -63,12 +68,13 @@ func (g *gpuWatch) device(nvmlIndex int) int {
 }
 
 // startHealth starts watching NVML health events. A critical XID not in
-// ignoredXIDs, or a double-bit ECC error, on any GPU calls failStop, which
-// must not block; ignored XIDs are logged. The causes name NVML's device
-// index. If events cannot be watched, it logs a warning and carries on.
+// ignoredXIDs, or a double-bit ECC error, calls failStop, which must not
+// block, when it is on a GPU the worker uses or on one NVML cannot name; on
+// another GPU it is logged as an error and the worker runs on. Ignored XIDs
+// are logged. If events cannot be watched, it logs a warning and carries on.
 func (g *gpuWatch) startHealth(failStop func(error), ignoredXIDs []uint64) {
 	h, err := cuda.NewHealthWatcher(g.nvml, cuda.HealthConfig{
-		OnFault:     func(err error) { failStop(fmt.Errorf("NVML health event: %w", err)) },
+		OnFault:     func(err error) { g.onFault(failStop, err) },
 		IgnoredXIDs: ignoredXIDs,
 		Logger:      g.logger,
 	})
@@ -81,6 +87,44 @@ func (g *gpuWatch) startHealth(failStop func(error), ignoredXIDs []uint64) {
 	}
 	g.health = h
 	g.logger.Info("watching GPU health events", "nvml_devices", h.Watched(), "ignored_xids", ignoredXIDs)
+}
+
+// onFault handles one health fault from the health watcher's goroutine: a
+// fault on one of the worker's GPUs fail-stops it with a cause that names the
+// runtime device, NVML's index and UUID and the event; a fault on a GPU
+// NVML cannot name fail-stops it too, as it may be the worker's; a fault on
+// another GPU is only logged.
+func (g *gpuWatch) onFault(failStop func(error), err error) {
+	var fault *cuda.DeviceFaultError
+	if !errors.As(err, &fault) || (fault.UUID == "" && fault.Index < 0) {
+		failStop(fmt.Errorf("NVML health event on a GPU NVML cannot name: %w", err))
+		return
+	}
+	device := g.faultedDevice(fault)
+	if device < 0 {
+		g.logger.Error("hardware fault on a GPU this worker does not use: the worker runs on",
+			"nvml_index", fault.Index, "uuid", fault.UUID, "event", fault.Event())
+		return
+	}
+	nvmlIndex := fault.Index
+	if nvmlIndex < 0 {
+		nvmlIndex = g.nvmlIndex[device]
+	}
+	name := fmt.Sprintf("NVML %d", nvmlIndex)
+	if uuid := g.uuids[device]; uuid != "" {
+		name += ", " + uuid
+	}
+	failStop(fmt.Errorf("NVML health event: %w: device %d (%s): %s", messages.ErrDeviceFault, device, name, fault.Event()))
+}
+
+// faultedDevice is the runtime device that fault names, by UUID when NVML
+// gave one and by NVML's index otherwise, or -1 when the worker does not use
+// the GPU.
+func (g *gpuWatch) faultedDevice(fault *cuda.DeviceFaultError) int {
+	if fault.UUID != "" {
+		return slices.Index(g.uuids, fault.UUID)
+	}
+	return g.device(fault.Index)
 }
 
 // startContention starts looking for other processes on the worker's GPUs

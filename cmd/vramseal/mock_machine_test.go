@@ -176,16 +176,20 @@ func newMockEvents(s *server.Server) *mockEvents {
 	return m
 }
 
-// sendXID hands the health watcher a critical XID event on the GPU NVML
-// numbers index, once it waits for events. Events are handled in order: the
-// next send returns only after this one was handled.
-func (m *mockEvents) sendXID(t *testing.T, index int, xid uint64) {
+// send hands the health watcher an event of type kind with data (the XID of
+// a critical XID event) on the GPU NVML numbers index, or on a GPU NVML
+// cannot name for notInNVML, once it waits for events. Events are handled in
+// order: the next send returns only after this one was handled.
+func (m *mockEvents) send(t *testing.T, index int, kind, data uint64) {
 	t.Helper()
-	ev := nvml.EventData{Device: m.server.Devices[index], EventType: nvml.EventTypeXidCriticalError, EventData: xid}
+	ev := nvml.EventData{EventType: kind, EventData: data}
+	if index != notInNVML {
+		ev.Device = m.server.Devices[index]
+	}
 	select {
 	case m.results <- ev:
 	case <-time.After(processTimeout):
-		require.FailNow(t, "the health watcher never waited for events", "XID %d on NVML device %d", xid, index)
+		require.FailNow(t, "the health watcher never waited for events", "event %#x (%d) on NVML device %d", kind, data, index)
 	}
 }
 
