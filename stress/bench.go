@@ -1,0 +1,190 @@
+package stress
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/sealer"
+)
+
+// BenchConfig sizes the measurements of Bench. Zero values take the
+// defaults, which together run for about half a minute on two cores.
+type BenchConfig struct {
+	// ScrubBytes, in ScrubShards shards on one device, are scrubbed for
+	// ScrubWindow. Defaults: 256 MiB, 16, 3 s.
+	ScrubBytes  int64
+	ScrubShards int
+	ScrubWindow time.Duration
+	// VerifyBytes is the one large shard Verify re-hashes VerifyRounds
+	// times. Defaults: 256 MiB, 4.
+	VerifyBytes  int64
+	VerifyRounds int
+	// SmallSeals of SmallSize bytes are sealed by Callers callers over
+	// Devices devices in each throughput run. Defaults: 20000, 4 KiB,
+	// 1000, 4.
+	SmallSeals int
+	SmallSize  int64
+	Callers    int
+	Devices    int
+	// Rounds is how many runs of each throughput measurement alternate
+	// with the other's; the best of each counts. Default 2.
+	Rounds int
+	// BigSeal is the large seal that small verifies run beside, and whose
+	// host memory is measured. Default 1 GiB.
+	BigSeal int64
+	// TempDir holds the durable audit log; "" means the system's.
+	TempDir string
+	// Logger receives the runtimes' log lines; nil discards them.
+	Logger *slog.Logger
+}
+
+func (cfg BenchConfig) withDefaults() BenchConfig {
+	cfg.ScrubBytes = orDefault(cfg.ScrubBytes, 256*mib)
+	cfg.ScrubShards = orDefault(cfg.ScrubShards, 16)
+	cfg.ScrubWindow = orDefault(cfg.ScrubWindow, 3*time.Second)
+	cfg.VerifyBytes = orDefault(cfg.VerifyBytes, 256*mib)
+	cfg.VerifyRounds = orDefault(cfg.VerifyRounds, 4)
+	cfg.SmallSeals = orDefault(cfg.SmallSeals, 20000)
+	cfg.SmallSize = orDefault(cfg.SmallSize, 4*kib)
+	cfg.Callers = orDefault(cfg.Callers, 1000)
+	cfg.Devices = orDefault(cfg.Devices, 4)
+	cfg.Rounds = orDefault(cfg.Rounds, 2)
+	cfg.BigSeal = orDefault(cfg.BigSeal, 1<<30)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg
+}
+
+// BenchResult is one design target: what was measured, what it is measured
+// against, their ratio, and whether the target is met.
+type BenchResult struct {
+	Name      string  `json:"name"`
+	Unit      string  `json:"unit"`
+	Measured  float64 `json:"measured"`
+	Reference float64 `json:"reference"`
+	Ratio     float64 `json:"ratio"`
+	Target    string  `json:"target"`
+	Pass      bool    `json:"pass"`
+	// Note says how the numbers were taken.
+	Note string `json:"note,omitempty"`
+}
+
+// BenchReport is the outcome of Bench.
+type BenchReport struct {
+	// Cores is GOMAXPROCS; SHA256 is one core's SHA-256 rate in MB/s, and
+	// CopySHA256 its rate copying 4 MiB from memory and then hashing it, as
+	// scrubbing a simulated device does.
+	Cores      int           `json:"cores"`
+	SHA256     float64       `json:"sha256_mb_per_s"`
+	CopySHA256 float64       `json:"copy_sha256_mb_per_s"`
+	Results    []BenchResult `json:"results"`
+}
+
+// Pass reports whether every target is met.
+func (r BenchReport) Pass() bool {
+	for _, res := range r.Results {
+		if !res.Pass {
+			return false
+		}
+	}
+	return true
+}
+
+// WriteText writes the results as a table for people.
+func (r BenchReport) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "bench: %d cores; one core hashes %.0f MB/s with SHA-256, %.0f MB/s copying each 4 MiB first\n\n", r.Cores, r.SHA256, r.CopySHA256)
+	fmt.Fprintf(tw, "target\tmeasured\treference\tratio\twant\tresult\n")
+	for _, res := range r.Results {
+		verdict := "pass"
+		if !res.Pass {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(tw, "%s\t%.4g %s\t%.4g %s\t%.3f\t%s\t%s\n", res.Name, res.Measured, res.Unit, res.Reference, res.Unit, res.Ratio, res.Target, verdict)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	for _, res := range r.Results {
+		if res.Note != "" {
+			fmt.Fprintf(w, "%s: %s\n", res.Name, res.Note)
+		}
+	}
+	return nil
+}
+
+// Bench measures, in one run on this machine, every target of the design:
+// background scrub and Verify throughput against the cores' SHA-256 rate,
+// small seals through the actors against the mutex Baseline, seals with a
+// durable audit log against none, the p99 of small verifies beside a large
+// seal on the same device, and the host memory a large seal takes.
+func Bench(ctx context.Context, cfg BenchConfig) (BenchReport, error) {
+	cfg = cfg.withDefaults()
+	token := make([]byte, 32)
+	rand.Read(token)
+	key, err := sealer.DeriveKey(token, "bench")
+	if err != nil {
+		return BenchReport{}, err
+	}
+	defer key.Zero()
+	report := BenchReport{Cores: runtime.GOMAXPROCS(0)}
+	if report.SHA256, err = measureSHA256(ctx); err != nil {
+		return report, err
+	}
+	if report.CopySHA256, err = measureCopySHA256(ctx); err != nil {
+		return report, err
+	}
+	b := &bencher{cfg: cfg, key: key, token: token, pool: newDataPool(1), cores: report.Cores, copySHA256: report.CopySHA256}
+	hashRate := float64(report.Cores) * report.SHA256
+	steps := []func(context.Context, float64) (BenchResult, error){
+		b.scrubThroughput, b.verifyThroughput, b.smallSeals, b.durableAudit, b.verifyBesideBigSeal, b.sealHostMemory,
+	}
+	for _, step := range steps {
+		res, err := step(ctx, hashRate)
+		if err != nil {
+			return report, err
+		}
+		report.Results = append(report.Results, res)
+	}
+	return report, nil
+}
+
+// bencher holds what the measurements share.
+type bencher struct {
+	cfg        BenchConfig
+	key        *sealer.Key
+	token      []byte
+	pool       dataPool
+	cores      int
+	copySHA256 float64
+}
+
+// atLeast is a result whose measured value must reach want x reference.
+func atLeast(name, unit string, measured, reference, want float64, note string) BenchResult {
+	ratio := 0.0
+	if reference > 0 {
+		ratio = measured / reference
+	}
+	return BenchResult{Name: name, Unit: unit, Measured: measured, Reference: reference, Ratio: ratio,
+		Target: fmt.Sprintf(">= %.2g x reference", want), Pass: ratio >= want, Note: note}
+}
+
+// mbps is a byte rate in MB/s (10^6 bytes).
+func mbps(bytes int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(bytes) / d.Seconds() / 1e6
+}
+
+// humanBytes is messages.HumanBytes, for notes.
+func humanBytes(n int64) string { return messages.HumanBytes(n) }

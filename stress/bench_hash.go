@@ -1,0 +1,144 @@
+package stress
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	"github.com/vramseal/vramseal/supervisor"
+)
+
+// shaBuffer and shaWindow size the single-core SHA-256 measurement.
+const (
+	shaBuffer = 4 << 20
+	shaWindow = 400 * time.Millisecond
+	shaRounds = 3
+)
+
+// measureSHA256 is one core's SHA-256 rate over a 4 MiB buffer in MB/s, the
+// best of a few windows.
+func measureSHA256(ctx context.Context) (float64, error) {
+	buf := newDataPool(2)[:shaBuffer]
+	best := 0.0
+	for range shaRounds {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		var n int64
+		start := time.Now()
+		for time.Since(start) < shaWindow {
+			sha256.Sum256(buf)
+			n += shaBuffer
+		}
+		best = max(best, mbps(n, time.Since(start)))
+	}
+	return best, nil
+}
+
+// copySource is the memory measureCopySHA256 copies from: larger than any
+// cache, as device memory is.
+const copySource = 64 << 20
+
+// measureCopySHA256 is one core's rate, in MB/s, of what a simulated device
+// read costs before the hash: copying 4 MiB from memory to a staging buffer,
+// then hashing it. Cores times this is the ceiling for scrub and Verify on a
+// Sim, whose "device" reads are host copies.
+func measureCopySHA256(ctx context.Context) (float64, error) {
+	src, pool := make([]byte, copySource), newDataPool(3)
+	for off := 0; off < len(src); {
+		off += copy(src[off:], pool)
+	}
+	buf := make([]byte, shaBuffer)
+	best := 0.0
+	for range shaRounds {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		var n int64
+		start := time.Now()
+		for time.Since(start) < shaWindow {
+			copy(buf, src[n%copySource:])
+			sha256.Sum256(buf)
+			n += shaBuffer
+		}
+		best = max(best, mbps(n, time.Since(start)))
+	}
+	return best, nil
+}
+
+// simCeiling says how far the Sim's host copies let hashing go.
+func (b *bencher) simCeiling(hashRate float64) string {
+	ceiling := float64(b.cores) * b.copySHA256
+	return fmt.Sprintf("; the Sim copies every byte read on the host, and one core copying and hashing does %.0f MB/s, so %.0f MB/s (%.2f x reference) is the ceiling here",
+		b.copySHA256, ceiling, ceiling/hashRate)
+}
+
+// scrubThroughput seals ScrubBytes onto one device and measures the bytes
+// the background scrub verifies per second over ScrubWindow.
+func (b *bencher) scrubThroughput(ctx context.Context, hashRate float64) (BenchResult, error) {
+	cfg := b.cfg
+	meter := &scrubMeter{}
+	rt, _, err := b.startRuntime(ctx, 1, cfg.ScrubBytes+64*mib, meter, func(c *supervisor.Config) { c.VerifyInterval = time.Millisecond })
+	if err != nil {
+		return BenchResult{}, err
+	}
+	measured, err := func() (float64, error) {
+		size := cfg.ScrubBytes / int64(cfg.ScrubShards)
+		for i := range cfg.ScrubShards {
+			if _, err := b.sealPattern(ctx, rt.Seal, 0, fmt.Sprintf("scrub-%d", i), size); err != nil {
+				return 0, err
+			}
+		}
+		before, start := meter.bytes.Load(), time.Now()
+		if err := wait(ctx, cfg.ScrubWindow); err != nil {
+			return 0, err
+		}
+		return mbps(meter.bytes.Load()-before, time.Since(start)), nil
+	}()
+	if err := stopRuntime(rt, err); err != nil {
+		return BenchResult{}, fmt.Errorf("bench scrub: %w", err)
+	}
+	return atLeast("background scrub throughput", "MB/s", measured, hashRate, 0.9,
+		fmt.Sprintf("%d shards, %s in all, on one device, 4 MiB chunks, scrub interval 1 ms, unlimited rate, measured over %v; reference is cores x one core's SHA-256",
+			cfg.ScrubShards, humanBytes(cfg.ScrubBytes), cfg.ScrubWindow)+b.simCeiling(hashRate)), nil
+}
+
+// verifyThroughput seals one VerifyBytes shard and times Verify of it.
+func (b *bencher) verifyThroughput(ctx context.Context, hashRate float64) (BenchResult, error) {
+	cfg := b.cfg
+	rt, _, err := b.startRuntime(ctx, 1, cfg.VerifyBytes+64*mib, discardSink{}, nil)
+	if err != nil {
+		return BenchResult{}, err
+	}
+	measured, err := func() (float64, error) {
+		shard, err := b.sealPattern(ctx, rt.Seal, 0, "large", cfg.VerifyBytes)
+		if err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		for range cfg.VerifyRounds {
+			if err := rt.Verify(ctx, shard); err != nil {
+				return 0, err
+			}
+		}
+		return mbps(cfg.VerifyBytes*int64(cfg.VerifyRounds), time.Since(start)), nil
+	}()
+	if err := stopRuntime(rt, err); err != nil {
+		return BenchResult{}, fmt.Errorf("bench verify: %w", err)
+	}
+	return atLeast("Verify of one large shard", "MB/s", measured, hashRate, 0.9,
+		fmt.Sprintf("one %s shard, 4 MiB chunks, %d verifies; reference is cores x one core's SHA-256", humanBytes(cfg.VerifyBytes), cfg.VerifyRounds)+b.simCeiling(hashRate)), nil
+}
+
+// wait waits for d or ctx's end.
+func wait(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,100 @@
+package stress
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/vramseal/vramseal/supervisor"
+)
+
+// Targets of the latency and memory measurements.
+const (
+	verifyP99Target  = 10 * time.Millisecond
+	smallShardSize   = 64 << 10
+	stagingMaxChunks = 4
+)
+
+// verifyBesideBigSeal verifies a small shard over and over while a BigSeal
+// seal streams onto the same device, and reports the verifies' p99.
+func (b *bencher) verifyBesideBigSeal(ctx context.Context, _ float64) (BenchResult, error) {
+	cfg := b.cfg
+	rt, _, err := b.startRuntime(ctx, 1, cfg.BigSeal+64*mib, discardSink{}, nil)
+	if err != nil {
+		return BenchResult{}, err
+	}
+	lat, err := func() (Latency, error) {
+		small, err := b.sealPattern(ctx, rt.Seal, 0, "small", smallShardSize)
+		if err != nil {
+			return Latency{}, err
+		}
+		var bigErr error
+		bigDone := make(chan struct{})
+		var big sync.WaitGroup
+		big.Go(func() {
+			defer close(bigDone)
+			_, bigErr = b.sealPattern(ctx, rt.Seal, 0, "big", cfg.BigSeal)
+		})
+		var ds []time.Duration
+		var verifyErr error
+		for verifyErr == nil && !closed(bigDone) {
+			start := time.Now()
+			verifyErr = rt.Verify(ctx, small)
+			ds = append(ds, time.Since(start))
+		}
+		big.Wait()
+		if bigErr != nil {
+			return Latency{}, bigErr
+		}
+		return summarize(ds), verifyErr
+	}()
+	if err := stopRuntime(rt, err); err != nil {
+		return BenchResult{}, fmt.Errorf("bench verify beside a big seal: %w", err)
+	}
+	p99 := float64(lat.P99) / float64(time.Millisecond)
+	ref := float64(verifyP99Target) / float64(time.Millisecond)
+	return BenchResult{
+		Name: "Verify p99 beside a big seal", Unit: "ms", Measured: p99, Reference: ref, Ratio: p99 / ref,
+		Target: fmt.Sprintf("< %v", verifyP99Target), Pass: lat.Count > 0 && lat.P99 < verifyP99Target,
+		Note: fmt.Sprintf("%d verifies of a %s shard while a %s seal ran on the same device (4 MiB chunks); p50 %v, max %v",
+			lat.Count, humanBytes(smallShardSize), humanBytes(cfg.BigSeal), lat.P50.Round(time.Microsecond), lat.Max.Round(time.Microsecond)),
+	}, nil
+}
+
+// sealHostMemory seals BigSeal bytes from a stream and reports the host
+// memory allocated meanwhile, less the simulated device's own allocation
+// (the "VRAM", which a Sim keeps in host memory).
+func (b *bencher) sealHostMemory(ctx context.Context, _ float64) (BenchResult, error) {
+	cfg := b.cfg
+	rt, _, err := b.startRuntime(ctx, 1, cfg.BigSeal+64*mib, discardSink{}, nil)
+	if err != nil {
+		return BenchResult{}, err
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = b.sealPattern(ctx, rt.Seal, 0, "big", cfg.BigSeal)
+	runtime.ReadMemStats(&after)
+	if err := stopRuntime(rt, err); err != nil {
+		return BenchResult{}, fmt.Errorf("bench seal host memory: %w", err)
+	}
+	staging := float64(int64(after.TotalAlloc-before.TotalAlloc)-cfg.BigSeal) / float64(mib)
+	chunk := float64(supervisor.DefaultChunkSize) / float64(mib)
+	return BenchResult{
+		Name: "host memory sealing a big shard", Unit: "MiB", Measured: staging, Reference: chunk, Ratio: staging / chunk,
+		Target: fmt.Sprintf("<= %d chunks", stagingMaxChunks), Pass: staging/chunk <= stagingMaxChunks,
+		Note: fmt.Sprintf("bytes allocated on the host while sealing %s from a stream, less the simulated device's %s; reference is one 4 MiB chunk",
+			humanBytes(cfg.BigSeal), humanBytes(cfg.BigSeal)),
+	}, nil
+}
+
+// closed reports whether ch is closed.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
