@@ -71,6 +71,7 @@ device or VRAM policy failure.`,
 		newDevicesCommand(a),
 		newAuditCommand(a),
 		newVersionCommand(a),
+		newStressCommand(a), newBenchCommand(a),
 	)
 	return root
 }

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vramseal/vramseal/stress"
+)
+
+func newBenchCommand(a *app) *cobra.Command {
+	var (
+		auditDir string
+		asJSON   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the design's speed targets on this machine",
+		Long: `bench measures, in one run of about half a minute on simulated GPUs, each
+target of the design against its reference on this same machine, and prints
+the measured value, the reference, their ratio, the target and pass or fail:
+
+  background scrub throughput   >= 0.9 x (cores x one core's SHA-256 rate)
+  Verify of one large shard     >= 0.9 x (cores x one core's SHA-256 rate)
+  small seals through actors    >= 0.8 x a mutex-per-device baseline
+  seals with durable audit      >= 0.7 x the same seals with no audit log
+  Verify p99 beside a big seal  < 10 ms (a 1 GiB seal on the same device)
+  host memory sealing a big shard  a few staging chunks
+
+Each note says how the numbers were taken. Other load on the machine skews
+them; run it on a quiet one.
+
+Exit codes: 0 every target met; 1 a target missed, or the measurement failed;
+2 bad usage.`,
+		Example: `  # The table
+  vramseal bench
+
+  # JSON, with the durable audit log on the disk a worker would use
+  vramseal bench --json --audit-dir /var/lib/vramseal`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := stress.BenchConfig{TempDir: auditDir}
+			if a.logger.Enabled(cmd.Context(), slog.LevelDebug) {
+				cfg.Logger = a.logger
+			}
+			report, err := stress.Bench(cmd.Context(), cfg)
+			if err != nil {
+				return withExitCode(exitFailure, fmt.Errorf("bench: %w", err))
+			}
+			if err := printBenchReport(a, report, asJSON); err != nil {
+				return err
+			}
+			if !report.Pass() {
+				return withExitCode(exitFailure, errors.New("bench: a target was missed"))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&auditDir, "audit-dir", "", "directory for the durable audit log measured (default: the system's temporary directory)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON instead of a table")
+	return cmd
+}
+
+// printBenchReport writes the report as a table or as JSON.
+func printBenchReport(a *app, r stress.BenchReport, asJSON bool) error {
+	if !asJSON {
+		return r.WriteText(a.stdout)
+	}
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
