@@ -9,8 +9,10 @@ import (
 )
 
 // concurrentWriteMin is the smallest Write whose chunk hashing runs on a
-// helper goroutine beside the whole-stream hashing. Below it, starting and
-// joining the helper costs more than the hashing it overlaps.
+// helper goroutine beside the whole-stream hashing. Starting and joining the
+// helper cost about 120 µs a Write on a quiet 2-vCPU VM (mostly waking the
+// idle CPU), against about 150 µs to hash 256 KiB: smaller writes gain
+// nothing from it, so they hash both ways in turn.
 const concurrentWriteMin = 256 << 10
 
 // Digests are the results of a Digester: the hex SHA-256 of the whole
