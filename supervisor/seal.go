@@ -14,9 +14,6 @@ import (
 	"github.com/vramseal/vramseal/sealer"
 )
 
-// maxModelRefLen bounds the model reference kept in each record.
-const maxModelRefLen = 1024
-
 // Seal copies req.Size bytes from req.Data onto device req.Device, hashes
 // them, signs the shard record and makes its VramSealed audit record durable;
 // only then does it return the record. A seal that fails part-way frees its
@@ -53,11 +50,11 @@ func (r *Runtime) validate(req *messages.SealRequest) error {
 	if req.Data == nil {
 		return fmt.Errorf("%w: no data", messages.ErrInvalidInput)
 	}
-	if len(req.ModelRef) > maxModelRefLen {
-		return fmt.Errorf("%w: model ref is %d bytes, want at most %d", messages.ErrInvalidInput, len(req.ModelRef), maxModelRefLen)
+	if err := sealer.ValidateModelRef(req.ModelRef); err != nil {
+		return err
 	}
-	if req.ShardIndex < 0 || req.TotalShards < 0 || (req.TotalShards > 0 && req.ShardIndex >= req.TotalShards) {
-		return fmt.Errorf("%w: shard %d of %d", messages.ErrInvalidInput, req.ShardIndex, req.TotalShards)
+	if err := sealer.ValidatePlacement(req.ShardIndex, req.TotalShards); err != nil {
+		return err
 	}
 	if req.ID == "" {
 		req.ID = newShardID()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -107,4 +108,24 @@ func TestSealRejectsDataOfTheWrongLength(t *testing.T) {
 	c, err := w.Capacity(context.Background(), 0)
 	require.NoError(t, err)
 	assert.Zero(t, c.Held)
+}
+
+func TestSealRejectsBadRecordFieldsBeforeDeviceWork(t *testing.T) {
+	w := newTestWorker(t, []int64{10 * MiB}, nil)
+	for name, req := range map[string]messages.SealRequest{
+		"control character in model ref": {ModelRef: "model\x1b[31m"},
+		"model ref too long":             {ModelRef: strings.Repeat("m", 1025)},
+		"index beyond total":             {ShardIndex: 3, TotalShards: 3},
+		"negative index":                 {ShardIndex: -1, TotalShards: 3},
+		"no data":                        {},
+	} {
+		req.ID, req.Size = "bad", KiB
+		if name != "no data" {
+			req.Data = bytes.NewReader(make([]byte, KiB))
+		}
+		_, err := w.Seal(context.Background(), req)
+		assert.ErrorIs(t, err, messages.ErrInvalidInput, name)
+	}
+	assert.Zero(t, w.sims[0].Outstanding())
+	assert.Empty(t, w.events(audit.EventVramAllocationFailed), "rejected before any device work")
 }
