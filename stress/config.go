@@ -96,8 +96,10 @@ type testHooks struct {
 	// record without keeping it.
 	dropRecord func(audit.Record) bool
 	// skipFree, if it returns true, makes a device acknowledge a Free
-	// without freeing.
-	skipFree func(device int) bool
+	// without freeing; skipFreeAtStop does so for the first Free on device
+	// 0 once the harness has asked the runtime to stop.
+	skipFree       func(device int) bool
+	skipFreeAtStop bool
 	// silentFlip flips a bit of the first shard sealed without telling the
 	// checker.
 	silentFlip bool

@@ -25,13 +25,13 @@ type faultyDevice struct {
 	faults  Faults
 	retries int
 	tally   faultTally
+
+	mu sync.Mutex
 	// skipFree is a test hook: when it says so, Free does nothing.
 	skipFree func(device int) bool
-
-	mu      sync.Mutex
-	rng     *rand.Rand
-	handles map[string]cuda.Handle
-	ids     map[cuda.Handle]string
+	rng      *rand.Rand
+	handles  map[string]cuda.Handle
+	ids      map[cuda.Handle]string
 	// burst is how many more reads of a chunk fail; burstDone marks chunks
 	// that had their burst, so that no caller ever sees more failures of
 	// one chunk than the runtime retries.
@@ -40,6 +40,9 @@ type faultyDevice struct {
 	// unretried counts injected read failures not yet followed by another
 	// read of the same chunk.
 	unretried map[chunkKey]int
+	// leftAtClose is how many allocations the runtime had not freed itself
+	// when it closed the device.
+	leftAtClose int
 }
 
 // chunkKey names one read position in one allocation.
@@ -153,10 +156,12 @@ func (d *faultyDevice) Free(h cuda.Handle) error {
 	return d.sim.Free(h)
 }
 
-// Close closes the simulated device, which frees everything.
+// Close notes what the runtime left allocated, then closes the simulated
+// device, which frees everything.
 func (d *faultyDevice) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.leftAtClose = d.sim.Outstanding()
 	for h := range d.ids {
 		d.forget(h)
 	}
@@ -178,8 +183,23 @@ func (d *faultyDevice) flip(id string, offset int64, bit uint) error {
 	return d.sim.FlipBit(h, offset, bit)
 }
 
+// setSkipFree replaces the skipFree test hook.
+func (d *faultyDevice) setSkipFree(skip func(device int) bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.skipFree = skip
+}
+
 // lose loses the device.
 func (d *faultyDevice) lose() { d.sim.Lose() }
+
+// allocationsLeftAtClose is how many allocations the runtime left for Close
+// to free.
+func (d *faultyDevice) allocationsLeftAtClose() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.leftAtClose
+}
 
 // forget drops what the device knew of allocation h. d.mu must be held.
 func (d *faultyDevice) forget(h cuda.Handle) {

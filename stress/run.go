@@ -6,6 +6,7 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vramseal/vramseal/messages"
@@ -120,9 +121,14 @@ func (h *harness) runGeneration(ctx context.Context, n int) (bool, error) {
 	if !g.stopped() && ctx.Err() == nil {
 		g.checkQuiescent(ctx, live)
 		live = h.releaseHalf(ctx, g, live, &ops)
+		g.checkQuiescent(ctx, live)
 	}
 	for _, s := range live {
 		ops.freedByStop = append(ops.freedByStop, s.ID)
+	}
+	if h.cfg.hooks.skipFreeAtStop {
+		var skipped atomic.Bool
+		g.devices[0].setSkipFree(func(int) bool { return !skipped.Swap(true) })
 	}
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
