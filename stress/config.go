@@ -103,8 +103,8 @@ type testHooks struct {
 	// silentFlip flips a bit of the first shard sealed without telling the
 	// checker.
 	silentFlip bool
-	// undoneFlip makes every injected flip flip the same bit back, so no
-	// detection can happen.
+	// undoneFlip makes the flip injected into the first runtime flip the
+	// same bit back, so no detection can happen.
 	undoneFlip bool
 	// leakGoroutine starts, in the first runtime, a goroutine that lives
 	// until Run returns.

@@ -128,7 +128,7 @@ func (g *generation) injectFlip(f *fatalFault) bool {
 		return true
 	}
 	g.tally.inject(FaultBitFlip)
-	if g.h.cfg.hooks.undoneFlip {
+	if g.h.cfg.hooks.undoneFlip && g.n == 1 {
 		dev.flip(f.shardID, f.offset, f.bit)
 	}
 	return true

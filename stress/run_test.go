@@ -101,7 +101,7 @@ func TestCheckerCatchesPlantedViolations(t *testing.T) {
 		{"skipped free", Faults{}, testHooks{skipFree: func(device int) bool { return device == 0 && !skipped.Swap(true) }}, "device 0 accounting"},
 		{"skipped free at stop", Faults{}, testHooks{skipFreeAtStop: true}, "left 1 allocations for Close to free"},
 		{"flip the checker was not told of", Faults{}, testHooks{silentFlip: true}, "false alarm"},
-		{"flip undone before detection", Faults{BitFlip: 1}, testHooks{undoneFlip: true}, "not detected within"},
+		{"flip undone before detection", Faults{BitFlip: 0.1}, testHooks{undoneFlip: true}, "not detected within"},
 		{"leaked goroutine", Faults{}, testHooks{leakGoroutine: true, goroutineDeadline: 200 * time.Millisecond}, "goroutine leak"},
 	}
 	for _, tt := range tests {
