@@ -63,7 +63,10 @@ func (c *caller) run(ctx context.Context) callerResult {
 		if len(c.held) > 0 && c.rng.IntN(4) != 0 {
 			c.verifyOne(ctx)
 		}
-		for len(c.held) > c.g.h.cfg.HeldPerCaller && c.releaseOldest(ctx) {
+		for len(c.held) > c.g.h.cfg.HeldPerCaller {
+			if !c.releaseOldest(ctx) {
+				break
+			}
 		}
 	}
 	c.res.held = c.held
@@ -88,7 +91,7 @@ func (c *caller) sealOne(ctx context.Context) bool {
 	start := time.Now()
 	shard, err := c.g.rt.Seal(ctx, messages.SealRequest{Device: device, ID: id, Data: c.g.h.pool.shard(id, size, c.rng), Size: size})
 	elapsed := time.Since(start)
-	if err != nil && errors.Is(err, messages.ErrStopped) && lost == nil {
+	if errors.Is(err, messages.ErrStopped) && lost == nil {
 		acct.sealFailed.Add(size)
 		c.g.h.budget.giveBack()
 		return true
