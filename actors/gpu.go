@@ -66,7 +66,7 @@ func (a *gpuActor) Receive(c actor.Context) {
 	}
 	switch m := msg.(type) {
 	case *allocate:
-		m.reply <- a.allocate(m.id, m.size)
+		m.reply <- a.allocate(m.id, m.size, m.first)
 	case *write:
 		m.reply <- a.write(m)
 	case *commit:
@@ -108,7 +108,7 @@ func (a *gpuActor) Receive(c actor.Context) {
 	}
 }
 
-func (a *gpuActor) allocate(id string, size int64) error {
+func (a *gpuActor) allocate(id string, size int64, first []byte) error {
 	if _, ok := a.shards[id]; ok {
 		return fmt.Errorf("shard %q: %w", id, messages.ErrDuplicateShard)
 	}
@@ -129,6 +129,11 @@ func (a *gpuActor) allocate(id string, size int64) error {
 	}
 	if err != nil {
 		return fmt.Errorf("device %d: allocate %d bytes: %w", a.cfg.Index, size, err)
+	}
+	if len(first) > 0 {
+		if err := a.cfg.Device.Write(h, 0, first); err != nil {
+			return errors.Join(fmt.Errorf("device %d: copy to device: %w", a.cfg.Index, err), a.cfg.Device.Free(h))
+		}
 	}
 	a.pending[id] = &pendingSeal{handle: h, size: size}
 	a.staged += size

@@ -21,10 +21,12 @@ type ShardView struct {
 	LastVerified time.Time
 }
 
-// allocate reserves capacity for a pending seal and allocates its memory.
+// allocate reserves capacity for a pending seal, allocates its memory and
+// copies first, if any, to its start.
 type allocate struct {
 	id    string
 	size  int64
+	first []byte
 	reply chan error
 }
 

@@ -41,9 +41,11 @@ func SpawnGPU(root *actor.RootContext, cfg GPUConfig, strategy actor.SupervisorS
 // Index is the device index the actor owns.
 func (g *GPURef) Index() int { return g.index }
 
-// Allocate reserves size bytes for a pending seal named id.
-func (g *GPURef) Allocate(id string, size int64) error {
-	return await(g, &allocate{id: id, size: size, reply: make(chan error, 1)})
+// Allocate reserves size bytes for a pending seal named id and copies first
+// (which may be empty) to its start, in one step. The caller must not touch
+// first until Allocate returns.
+func (g *GPURef) Allocate(id string, size int64, first []byte) error {
+	return await(g, &allocate{id: id, size: size, first: first, reply: make(chan error, 1)})
 }
 
 // Write copies data into the pending seal id at offset. The caller must not

@@ -56,7 +56,7 @@ func newGPUFixture(t *testing.T, capacity, headroom int64) *gpuFixture {
 // does, and returns the actor's view of the new shard.
 func (f *gpuFixture) seal(t *testing.T, id string, data []byte) ShardView {
 	t.Helper()
-	require.NoError(t, f.gpu.Allocate(id, int64(len(data))))
+	require.NoError(t, f.gpu.Allocate(id, int64(len(data)), nil))
 	d, err := sealer.NewDigester(chunkSize)
 	require.NoError(t, err)
 	for off := 0; off < len(data); off += chunkSize {
@@ -77,7 +77,7 @@ func TestGPUAccounting(t *testing.T) {
 	f := newGPUFixture(t, 1<<20, 1<<18)
 	ctx := context.Background()
 
-	require.NoError(t, f.gpu.Allocate("pending", 1000))
+	require.NoError(t, f.gpu.Allocate("pending", 1000, nil))
 	c, err := f.gpu.Capacity(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, messages.Capacity{Total: 1 << 20, Free: 1<<20 - 1000, Held: 1000, Pending: 1000, Headroom: 1 << 18}, c)
@@ -89,7 +89,7 @@ func TestGPUAccounting(t *testing.T) {
 	assert.Equal(t, int64(1000), c.Pending)
 	assert.Equal(t, 1, c.Shards)
 
-	err = f.gpu.Allocate("too-big", 1<<20-4000-1<<18+1)
+	err = f.gpu.Allocate("too-big", 1<<20-4000-1<<18+1, nil)
 	var vramErr *messages.InsufficientVRAMError
 	require.ErrorAs(t, err, &vramErr)
 	assert.Equal(t, int64(1<<20-4000-1<<18), vramErr.Available, "headroom is not offered")
@@ -105,10 +105,10 @@ func TestGPUAccounting(t *testing.T) {
 func TestGPURefusesWhatItDoesNotHold(t *testing.T) {
 	f := newGPUFixture(t, 1<<20, 0)
 	v := f.seal(t, "live", make([]byte, 100))
-	require.NoError(t, f.gpu.Allocate("pending", 100))
+	require.NoError(t, f.gpu.Allocate("pending", 100, nil))
 
-	assert.ErrorIs(t, f.gpu.Allocate("live", 1), messages.ErrDuplicateShard)
-	assert.ErrorIs(t, f.gpu.Allocate("pending", 1), messages.ErrDuplicateShard)
+	assert.ErrorIs(t, f.gpu.Allocate("live", 1, nil), messages.ErrDuplicateShard)
+	assert.ErrorIs(t, f.gpu.Allocate("pending", 1, nil), messages.ErrDuplicateShard)
 	assert.ErrorIs(t, f.gpu.Write("live", 0, []byte{1}), messages.ErrUnknownShard, "sealed memory is never written")
 	assert.ErrorIs(t, f.gpu.Write("nobody", 0, []byte{1}), messages.ErrUnknownShard)
 	assert.ErrorIs(t, f.gpu.Abort("live"), messages.ErrUnknownShard)
@@ -122,7 +122,7 @@ func TestGPUDrainFreesEverything(t *testing.T) {
 	f := newGPUFixture(t, 1<<20, 0)
 	f.seal(t, "a", make([]byte, 100))
 	f.seal(t, "b", make([]byte, 200))
-	require.NoError(t, f.gpu.Allocate("pending", 300))
+	require.NoError(t, f.gpu.Allocate("pending", 300, nil))
 	freed, err := f.gpu.Drain()
 	require.NoError(t, err)
 	var ids []string
@@ -143,4 +143,18 @@ func TestGPUPanicStopsTheActorAndFreesItsMemory(t *testing.T) {
 	assert.ErrorIs(t, <-f.failed, messages.ErrDeviceFault)
 	assert.Len(t, f.gpu.Stop(), 1, "the panicked actor freed the shard it named")
 	assert.Zero(t, f.sim.Outstanding())
+}
+
+func TestGPUAllocateCopiesTheFirstChunk(t *testing.T) {
+	f := newGPUFixture(t, 1<<20, 0)
+	require.NoError(t, f.gpu.Allocate("small", 3, []byte{1, 2, 3}))
+	got := make([]byte, 3)
+	require.NoError(t, f.sim.Read(f.sim.Allocations()[0].Handle, 0, got))
+	assert.Equal(t, []byte{1, 2, 3}, got)
+
+	f.sim.FailWriteAfter(1)
+	err := f.gpu.Allocate("torn", 3, []byte{4, 5, 6})
+	assert.ErrorIs(t, err, cuda.ErrCopyFailed)
+	assert.Equal(t, 1, f.sim.Outstanding(), "a failed first copy frees its allocation")
+	assert.ErrorIs(t, f.gpu.Abort("torn"), messages.ErrUnknownShard, "and leaves no pending seal")
 }

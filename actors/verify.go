@@ -59,7 +59,7 @@ type VerifyOptions struct {
 	// ReadRetries is how many times a failed read is retried before it
 	// counts as a device fault.
 	ReadRetries int
-	// Buffers supplies chunk-sized staging buffers.
+	// Buffers supplies the staging buffers, one per worker.
 	Buffers *BufferPool
 }
 
@@ -79,14 +79,18 @@ func VerifyShard(ctx context.Context, g *GPURef, v ShardView, opts VerifyOptions
 	var wg sync.WaitGroup
 	for range min(max(opts.Workers, 1), len(v.Chunks)) {
 		wg.Go(func() {
-			buf := opts.Buffers.Get()
+			buf, err := opts.Buffers.Get(ctx, min(rec.ChunkSize, rec.Size))
+			if err != nil {
+				cancel(err)
+				return
+			}
 			defer opts.Buffers.Put(buf)
 			for {
 				i := next.Add(1) - 1
 				if i >= int64(len(v.Chunks)) || ctx.Err() != nil {
 					return
 				}
-				if err := verifyChunk(ctx, g, v, i, *buf, opts); err != nil {
+				if err := verifyChunk(ctx, g, v, i, buf.Bytes, opts); err != nil {
 					cancel(err)
 					return
 				}

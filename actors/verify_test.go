@@ -23,7 +23,7 @@ func randomBytes(n int) []byte {
 }
 
 func verifyOpts(workers int) VerifyOptions {
-	return VerifyOptions{Workers: workers, ReadRetries: 2, Buffers: NewBufferPool(chunkSize)}
+	return VerifyOptions{Workers: workers, ReadRetries: 2, Buffers: NewBufferPool(chunkSize, 8*chunkSize)}
 }
 
 func TestVerifyShardPassesIntactMemory(t *testing.T) {

@@ -64,7 +64,8 @@ func NewBaseline(cfg BaselineConfig) (*Baseline, error) {
 	if err := sealer.ValidateChunkSize(cfg.ChunkSize); err != nil {
 		return nil, fmt.Errorf("%w: %w", messages.ErrConfig, err)
 	}
-	b := &Baseline{cfg: cfg, buffers: actors.NewBufferPool(cfg.ChunkSize)}
+	// Buffers are taken under a device's lock, so one per device suffices.
+	b := &Baseline{cfg: cfg, buffers: actors.NewBufferPool(cfg.ChunkSize, int64(len(cfg.Devices))*cfg.ChunkSize)}
 	for _, d := range cfg.Devices {
 		b.devices = append(b.devices, &baselineDevice{dev: d, shards: map[string]baselineShard{}})
 	}
@@ -131,10 +132,13 @@ func (b *Baseline) copyAndHash(dev cuda.Device, h cuda.Handle, req messages.Seal
 	if err != nil {
 		return sealer.Shard{}, nil, err
 	}
-	buf := b.buffers.Get()
+	buf, err := b.buffers.Get(context.Background(), min(b.cfg.ChunkSize, req.Size))
+	if err != nil {
+		return sealer.Shard{}, nil, err
+	}
 	defer b.buffers.Put(buf)
 	for off := int64(0); off < req.Size; {
-		chunk := (*buf)[:min(b.cfg.ChunkSize, req.Size-off)]
+		chunk := buf.Bytes[:min(b.cfg.ChunkSize, req.Size-off)]
 		if _, err := io.ReadFull(req.Data, chunk); err != nil {
 			return sealer.Shard{}, nil, fmt.Errorf("%w: data ended after %d of %d bytes", messages.ErrInvalidInput, off, req.Size)
 		}
@@ -184,11 +188,14 @@ func (b *Baseline) verifyLocked(d *baselineDevice, shard sealer.Shard) error {
 	if !s.record.Equal(shard) {
 		return &actors.IntegrityError{ShardID: shard.ID, Device: shard.Device, Reason: actors.ReasonRecordMismatch}
 	}
-	buf := b.buffers.Get()
+	buf, err := b.buffers.Get(context.Background(), min(shard.ChunkSize, shard.Size))
+	if err != nil {
+		return err
+	}
 	defer b.buffers.Put(buf)
 	for i, want := range s.chunks {
 		off := int64(i) * shard.ChunkSize
-		chunk := (*buf)[:min(shard.ChunkSize, shard.Size-off)]
+		chunk := buf.Bytes[:min(shard.ChunkSize, shard.Size-off)]
 		if err := d.dev.Read(s.handle, off, chunk); err != nil {
 			return err
 		}

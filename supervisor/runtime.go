@@ -58,7 +58,7 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	r := &Runtime{
 		cfg:     cfg,
-		buffers: actors.NewBufferPool(cfg.ChunkSize),
+		buffers: actors.NewBufferPool(cfg.ChunkSize, stagingBytes(cfg.ChunkSize)),
 		ids:     newIDRegistry(),
 		done:    make(chan struct{}),
 	}
@@ -255,4 +255,10 @@ func closeDevices(devices []cuda.Device) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// stagingBytes bounds the host memory that seals and verifies stage data
+// through at once: a few chunks per core, enough to keep every core hashing.
+func stagingBytes(chunkSize int64) int64 {
+	return int64(max(8, 4*runtime.GOMAXPROCS(0))) * chunkSize
 }

@@ -69,18 +69,43 @@ func newShardID() string {
 	return "shard-" + hex.EncodeToString(b[:])
 }
 
-// seal allocates, streams and commits one validated request.
+// seal stages, places and commits one validated request.
 func (r *Runtime) seal(ctx context.Context, req messages.SealRequest) (sealer.Shard, error) {
-	g := r.gpus[req.Device]
-	if err := g.Allocate(req.ID, req.Size); err != nil {
+	buf, err := r.buffers.Get(ctx, min(r.cfg.ChunkSize, req.Size))
+	if err != nil {
 		return sealer.Shard{}, r.sealFailed(ctx, req, err)
 	}
-	shard, chunks, err := r.stream(ctx, g, req)
+	defer r.buffers.Put(buf)
+	digester, err := sealer.NewDigester(r.cfg.ChunkSize)
+	if err != nil {
+		return sealer.Shard{}, err
+	}
+	g := r.gpus[req.Device]
+	// A shard of one chunk is read and hashed first, then allocated and
+	// copied in one step; a larger one reserves its memory before streaming.
+	var first []byte
+	if req.Size <= r.cfg.ChunkSize {
+		if err := readChunk(req, buf.Bytes, 0); err != nil {
+			return sealer.Shard{}, r.sealFailed(ctx, req, err)
+		}
+		digester.Write(buf.Bytes)
+		first = buf.Bytes
+	}
+	if err := g.Allocate(req.ID, req.Size, first); err != nil {
+		return sealer.Shard{}, r.sealFailed(ctx, req, err)
+	}
+	var shard sealer.Shard
+	var sums sealer.Digests
+	err = r.stream(ctx, g, req, buf, digester, int64(len(first)))
+	if err == nil {
+		sums = digester.Digests()
+		shard, err = r.sign(req, sums)
+	}
 	if err == nil {
 		err = r.record(ctx, audit.Record{Event: audit.EventVramSealed, Severity: audit.SeverityInfo, Fields: shardFields(shard)})
 	}
 	if err == nil {
-		err = g.Commit(shard, chunks)
+		err = g.Commit(shard, sums.Chunks)
 	}
 	if err != nil {
 		if abortErr := g.Abort(req.ID); abortErr != nil && !errors.Is(abortErr, messages.ErrStopped) {
@@ -91,35 +116,41 @@ func (r *Runtime) seal(ctx context.Context, req messages.SealRequest) (sealer.Sh
 	return shard, nil
 }
 
-// stream copies the data to the device chunk by chunk through one staging
-// buffer, hashing as it goes, and returns the signed record.
-func (r *Runtime) stream(ctx context.Context, g *actors.GPURef, req messages.SealRequest) (sealer.Shard, []sealer.ChunkDigest, error) {
-	digester, err := sealer.NewDigester(r.cfg.ChunkSize)
-	if err != nil {
-		return sealer.Shard{}, nil, err
-	}
-	buf := r.buffers.Get()
-	defer r.buffers.Put(buf)
-	for off := int64(0); off < req.Size; {
+// stream copies the data from offset from on to the device, chunk by chunk
+// through one staging buffer, hashing as it goes, and checks that the data
+// ends at the request's size.
+func (r *Runtime) stream(ctx context.Context, g *actors.GPURef, req messages.SealRequest, buf *actors.Buffer, d *sealer.Digester, from int64) error {
+	for off := from; off < req.Size; {
 		if err := interrupted(ctx); err != nil {
-			return sealer.Shard{}, nil, err
+			return err
 		}
-		n := min(r.cfg.ChunkSize, req.Size-off)
-		chunk := (*buf)[:n]
-		if _, err := io.ReadFull(req.Data, chunk); err != nil {
-			return sealer.Shard{}, nil, fmt.Errorf("%w: data ended after %d of %d bytes: %v", messages.ErrInvalidInput, off, req.Size, err)
+		chunk := buf.Bytes[:min(r.cfg.ChunkSize, req.Size-off)]
+		if err := readChunk(req, chunk, off); err != nil {
+			return err
 		}
-		digester.Write(chunk)
+		d.Write(chunk)
 		if err := g.Write(req.ID, off, chunk); err != nil {
-			return sealer.Shard{}, nil, err
+			return err
 		}
-		off += n
+		off += int64(len(chunk))
 	}
 	var extra [1]byte
 	if n, _ := req.Data.Read(extra[:]); n > 0 {
-		return sealer.Shard{}, nil, fmt.Errorf("%w: data is longer than size %d", messages.ErrInvalidInput, req.Size)
+		return fmt.Errorf("%w: data is longer than size %d", messages.ErrInvalidInput, req.Size)
 	}
-	sums := digester.Digests()
+	return nil
+}
+
+// readChunk fills chunk, the part of req's data at offset off.
+func readChunk(req messages.SealRequest, chunk []byte, off int64) error {
+	if n, err := io.ReadFull(req.Data, chunk); err != nil {
+		return fmt.Errorf("%w: data ended after %d of %d bytes: %v", messages.ErrInvalidInput, off+int64(n), req.Size, err)
+	}
+	return nil
+}
+
+// sign makes the signed record of a shard whose data hashed to sums.
+func (r *Runtime) sign(req messages.SealRequest, sums sealer.Digests) (sealer.Shard, error) {
 	shard := sealer.Shard{
 		ID: req.ID, Device: req.Device, Size: req.Size,
 		Digest: sums.Digest, ChunkSize: r.cfg.ChunkSize, ChunkRoot: sums.ChunkRoot,
@@ -127,9 +158,9 @@ func (r *Runtime) stream(ctx context.Context, g *actors.GPURef, req messages.Sea
 		ShardIndex: req.ShardIndex, TotalShards: req.TotalShards,
 	}
 	if err := sealer.Sign(r.cfg.Key, &shard); err != nil {
-		return sealer.Shard{}, nil, err
+		return sealer.Shard{}, err
 	}
-	return shard, sums.Chunks, nil
+	return shard, nil
 }
 
 // interrupted says why ctx ended: the caller gave up, or ErrStopped.
