@@ -27,9 +27,8 @@ type VerifierConfig struct {
 	Now func() time.Time
 	// Logger receives the verifier's log lines.
 	Logger *slog.Logger
-	// OnVerified is called after a shard fully matched. An error from it
-	// (such as an audit record that could not be made durable) ends the
-	// pass; the next pass tries again.
+	// OnVerified records that a shard fully matched; it is called for each
+	// such shard at the end of a pass, concurrently. Its errors are logged.
 	OnVerified func(ctx context.Context, v ShardView) error
 	// OnFailure is called once with the error that ended scrubbing for good:
 	// an integrity failure or a device fault. It must not block on the
@@ -113,7 +112,9 @@ func (v *verifier) loop(ctx context.Context, reportPanic func(any)) {
 	}
 }
 
-// pass re-hashes every shard once. It returns only fatal errors.
+// pass re-hashes every shard once, with one pool of workers over all their
+// chunks, and records each shard that fully matched. It returns only fatal
+// errors.
 func (v *verifier) pass(ctx context.Context) error {
 	if v.cfg.BeforePass != nil {
 		v.cfg.BeforePass()
@@ -122,27 +123,38 @@ func (v *verifier) pass(ctx context.Context) error {
 	if err != nil {
 		return nil // stopping
 	}
-	for _, view := range views {
-		err := VerifyShard(ctx, v.cfg.GPU, view, v.cfg.Verify)
-		switch {
-		case err == nil:
-			view.LastVerified = v.cfg.Now()
-			v.cfg.GPU.MarkVerified(view)
-			if err := v.cfg.OnVerified(ctx, view); err != nil {
-				v.cfg.Logger.Warn("scrub pass cut short", "device", v.cfg.GPU.index, "err", err)
-				return nil
-			}
-		case messages.IsFatal(err):
-			return err
-		case errors.Is(err, messages.ErrUnknownShard):
-			// Released while we were reading it.
-		case ctx.Err() != nil || errors.Is(err, messages.ErrStopped):
-			return nil
-		default:
-			return fmt.Errorf("scrub shard %q: %w: %w", view.Record.ID, messages.ErrDeviceFault, err)
-		}
+	var mu sync.Mutex
+	var matched []ShardView
+	err = VerifyShards(ctx, v.cfg.GPU, views, v.cfg.Verify, func(view ShardView) {
+		view.LastVerified = v.cfg.Now()
+		v.cfg.GPU.MarkVerified(view)
+		mu.Lock()
+		matched = append(matched, view)
+		mu.Unlock()
+	})
+	v.recordVerified(ctx, matched)
+	switch {
+	case err == nil, ctx.Err() != nil, errors.Is(err, messages.ErrStopped):
+		return nil
+	case messages.IsFatal(err):
+		return err
+	default:
+		return fmt.Errorf("scrub device %d: %w: %w", v.cfg.GPU.index, messages.ErrDeviceFault, err)
 	}
-	return nil
+}
+
+// recordVerified records the shards a pass matched, all at once, so that a
+// group-committing audit log makes them durable together.
+func (v *verifier) recordVerified(ctx context.Context, views []ShardView) {
+	var wg sync.WaitGroup
+	for _, view := range views {
+		wg.Go(func() {
+			if err := v.cfg.OnVerified(ctx, view); err != nil && ctx.Err() == nil {
+				v.cfg.Logger.Warn("scrub result not recorded", "device", v.cfg.GPU.index, "shard", view.Record.ID, "err", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // VerifierRef is the handle of one device's background verifier.

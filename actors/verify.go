@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -69,28 +70,70 @@ type VerifyOptions struct {
 // messages.ErrDeviceFault when reads keep failing, messages.ErrUnknownShard
 // when the shard was released meanwhile, or ctx's error.
 func VerifyShard(ctx context.Context, g *GPURef, v ShardView, opts VerifyOptions) error {
-	rec := v.Record
-	if sealer.ChunkRoot(v.Chunks) != rec.ChunkRoot || int64(len(v.Chunks)) != rec.Chunks() {
-		return &IntegrityError{ShardID: rec.ID, Device: g.index, Reason: ReasonChunkRootMismatch}
+	matched := false
+	if err := VerifyShards(ctx, g, []ShardView{v}, opts, func(ShardView) { matched = true }); err != nil {
+		return err
+	}
+	if !matched {
+		return unknownShard(v.Record.ID)
+	}
+	return nil
+}
+
+// VerifyShards re-hashes every chunk of every view with one pool of
+// workers, so that many small shards keep every worker as busy as one large
+// one. It calls matched, from a worker, for each shard once all its chunks
+// have matched; matched must not block. Shards released meanwhile are
+// skipped. It returns at the first integrity failure, device fault or end
+// of ctx, with the errors VerifyShard describes.
+func VerifyShards(ctx context.Context, g *GPURef, views []ShardView, opts VerifyOptions, matched func(ShardView)) error {
+	// Chunks are numbered across shards: view i owns [starts[i], starts[i+1]).
+	starts := make([]int64, len(views)+1)
+	var bufSize int64
+	for i, v := range views {
+		rec := v.Record
+		if sealer.ChunkRoot(v.Chunks) != rec.ChunkRoot || int64(len(v.Chunks)) != rec.Chunks() {
+			return &IntegrityError{ShardID: rec.ID, Device: g.index, Reason: ReasonChunkRootMismatch}
+		}
+		starts[i+1] = starts[i] + int64(len(v.Chunks))
+		bufSize = max(bufSize, min(rec.ChunkSize, rec.Size))
+	}
+	total := starts[len(views)]
+	left := make([]atomic.Int64, len(views))
+	released := make([]atomic.Bool, len(views))
+	for i, v := range views {
+		left[i].Store(int64(len(v.Chunks)))
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(max(opts.Workers, 1), len(v.Chunks)) {
+	for range min(int64(max(opts.Workers, 1)), total) {
 		wg.Go(func() {
-			buf, err := opts.Buffers.Get(ctx, min(rec.ChunkSize, rec.Size))
+			buf, err := opts.Buffers.Get(ctx, bufSize)
 			if err != nil {
 				cancel(err)
 				return
 			}
 			defer opts.Buffers.Put(buf)
 			for {
-				i := next.Add(1) - 1
-				if i >= int64(len(v.Chunks)) || ctx.Err() != nil {
+				k := next.Add(1) - 1
+				if k >= total || ctx.Err() != nil {
 					return
 				}
-				if err := verifyChunk(ctx, g, v, i, buf.Bytes, opts); err != nil {
+				i := sort.Search(len(views), func(j int) bool { return starts[j+1] > k })
+				if released[i].Load() {
+					continue
+				}
+				err := verifyChunk(ctx, g, views[i], k-starts[i], buf.Bytes, opts)
+				switch {
+				case err == nil:
+					if left[i].Add(-1) == 0 {
+						matched(views[i])
+					}
+				case errors.Is(err, messages.ErrUnknownShard):
+					released[i].Store(true)
+				default:
 					cancel(err)
 					return
 				}

@@ -2,7 +2,9 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -82,4 +84,27 @@ func TestVerifyShardStopsWithItsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	assert.ErrorIs(t, VerifyShard(ctx, f.gpu, v, verifyOpts(2)), context.Canceled)
+}
+
+func TestVerifyShardsPoolsChunksAcrossShards(t *testing.T) {
+	f := newGPUFixture(t, 8<<20, 0)
+	var views []ShardView
+	for i, size := range []int{100, chunkSize, 3*chunkSize + 1, 7} {
+		views = append(views, f.seal(t, fmt.Sprint("s", i), randomBytes(size)))
+	}
+	require.NoError(t, f.gpu.Release("s2"))
+	var mu sync.Mutex
+	matched := map[string]int{}
+	err := VerifyShards(context.Background(), f.gpu, views, verifyOpts(3), func(v ShardView) {
+		mu.Lock()
+		defer mu.Unlock()
+		matched[v.Record.ID]++
+	})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{"s0": 1, "s1": 1, "s3": 1}, matched, "each live shard once; the released one skipped")
+
+	require.NoError(t, f.sim.FlipBit(f.sim.Allocations()[2].Handle, 3, 0))
+	var ie *IntegrityError
+	require.ErrorAs(t, VerifyShards(context.Background(), f.gpu, views, verifyOpts(3), func(ShardView) {}), &ie)
+	assert.Equal(t, "s3", ie.ShardID)
 }
