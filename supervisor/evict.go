@@ -22,11 +22,10 @@ func (r *Runtime) FailStop(cause error) {
 // with the reason, then a VramDeallocated record per shard. Seals in progress
 // on the device fail. The runtime keeps running.
 func (r *Runtime) Evict(ctx context.Context, device int, reason string) ([]sealer.Shard, error) {
-	ctx, leave, err := r.enter(ctx)
-	if err != nil {
+	if err := r.enter(); err != nil {
 		return nil, err
 	}
-	defer leave()
+	defer r.calls.leave()
 	if err := sealer.ValidateDevice(device, len(r.gpus)); err != nil {
 		return nil, fmt.Errorf("evict: %w", err)
 	}

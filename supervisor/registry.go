@@ -8,28 +8,21 @@ import (
 )
 
 // idRegistry makes shard IDs unique across devices. It is an index of names,
-// not device state: each GPU actor still owns its own table.
+// not device state: each GPU actor still owns its own table. A sync.Map
+// keeps thousands of concurrent seals from queueing on one lock.
 type idRegistry struct {
-	mu  sync.Mutex
-	ids map[string]struct{}
+	ids sync.Map // shard ID -> struct{}
 }
 
-func newIDRegistry() *idRegistry { return &idRegistry{ids: map[string]struct{}{}} }
+func newIDRegistry() *idRegistry { return &idRegistry{} }
 
 // claim reserves id, or fails with ErrDuplicateShard if it is taken.
 func (r *idRegistry) claim(id string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.ids[id]; ok {
+	if _, taken := r.ids.LoadOrStore(id, struct{}{}); taken {
 		return fmt.Errorf("shard %q: %w", id, messages.ErrDuplicateShard)
 	}
-	r.ids[id] = struct{}{}
 	return nil
 }
 
 // drop frees id for reuse.
-func (r *idRegistry) drop(id string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.ids, id)
-}
+func (r *idRegistry) drop(id string) { r.ids.Delete(id) }

@@ -34,8 +34,8 @@ type Runtime struct {
 	mu       sync.Mutex
 	stopping bool
 	cause    error
-	// stopping is cancelled, with ErrStopped as its cause, when stopping
-	// begins; calls in flight derive their contexts from it.
+	// stopCtx is cancelled, with ErrStopped as its cause, when stopping
+	// begins.
 	stopCtx  context.Context
 	stopNow  context.CancelCauseFunc
 	done     chan struct{} // closed when stopped
@@ -172,20 +172,24 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	}
 }
 
-// enter admits a call, or returns ErrStopped. The call runs under the
-// returned context: ctx, also cancelled with cause ErrStopped once the
-// runtime starts stopping. The call must run leave when it returns.
-func (r *Runtime) enter(ctx context.Context) (_ context.Context, leave func(), _ error) {
+// enter admits a call, or returns ErrStopped. An admitted call must call
+// r.calls.leave when it returns.
+func (r *Runtime) enter() error {
 	if !r.calls.enter() {
-		return nil, nil, messages.ErrStopped
+		return messages.ErrStopped
 	}
+	return nil
+}
+
+// untilStopping returns ctx, also cancelled with cause ErrStopped once the
+// runtime starts stopping, for calls that may run long.
+func (r *Runtime) untilStopping(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(r.stopCtx, func() { cancel(messages.ErrStopped) })
 	return ctx, func() {
 		stop()
 		cancel(nil)
-		r.calls.leave()
-	}, nil
+	}
 }
 
 // beginStop starts shutting down, once. A nil cause is a graceful stop.

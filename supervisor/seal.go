@@ -19,11 +19,10 @@ import (
 // only then does it return the record. A seal that fails part-way frees its
 // memory and leaves no shard.
 func (r *Runtime) Seal(ctx context.Context, req messages.SealRequest) (sealer.Shard, error) {
-	ctx, leave, err := r.enter(ctx)
-	if err != nil {
+	if err := r.enter(); err != nil {
 		return sealer.Shard{}, err
 	}
-	defer leave()
+	defer r.calls.leave()
 	if err := r.validate(&req); err != nil {
 		return sealer.Shard{}, fmt.Errorf("seal: %w", err)
 	}
@@ -121,7 +120,7 @@ func (r *Runtime) seal(ctx context.Context, req messages.SealRequest) (sealer.Sh
 // ends at the request's size.
 func (r *Runtime) stream(ctx context.Context, g *actors.GPURef, req messages.SealRequest, buf *actors.Buffer, d *sealer.Digester, from int64) error {
 	for off := from; off < req.Size; {
-		if err := interrupted(ctx); err != nil {
+		if err := r.interrupted(ctx); err != nil {
 			return err
 		}
 		chunk := buf.Bytes[:min(r.cfg.ChunkSize, req.Size-off)]
@@ -163,12 +162,16 @@ func (r *Runtime) sign(req messages.SealRequest, sums sealer.Digests) (sealer.Sh
 	return shard, nil
 }
 
-// interrupted says why ctx ended: the caller gave up, or ErrStopped.
-func interrupted(ctx context.Context) error {
-	if ctx.Err() == nil {
-		return nil
+// interrupted says why a seal must end early: the caller gave up, or the
+// runtime is stopping.
+func (r *Runtime) interrupted(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	return context.Cause(ctx)
+	if r.stopCtx.Err() != nil {
+		return messages.ErrStopped
+	}
+	return nil
 }
 
 // sealFailed records a failed seal, fail-stops on a device fault, and

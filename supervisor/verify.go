@@ -17,11 +17,12 @@ import (
 // worker. A validly signed record of a shard no longer live returns
 // ErrUnknownShard.
 func (r *Runtime) Verify(ctx context.Context, shard sealer.Shard) error {
-	ctx, leave, err := r.enter(ctx)
-	if err != nil {
+	if err := r.enter(); err != nil {
 		return err
 	}
-	defer leave()
+	defer r.calls.leave()
+	ctx, cancel := r.untilStopping(ctx)
+	defer cancel()
 	view, err := r.checkRecord(ctx, shard)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
@@ -67,11 +68,10 @@ func (r *Runtime) checkRecord(ctx context.Context, shard sealer.Shard) (actors.S
 // one Seal returned; an altered record is an integrity failure, as in Verify.
 // A shard no longer live returns ErrUnknownShard.
 func (r *Runtime) Release(ctx context.Context, shard sealer.Shard) error {
-	ctx, leave, err := r.enter(ctx)
-	if err != nil {
+	if err := r.enter(); err != nil {
 		return err
 	}
-	defer leave()
+	defer r.calls.leave()
 	if _, err := r.checkRecord(ctx, shard); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
@@ -87,11 +87,10 @@ func (r *Runtime) Release(ctx context.Context, shard sealer.Shard) error {
 
 // Capacity reports one device's memory as the runtime accounts for it.
 func (r *Runtime) Capacity(ctx context.Context, device int) (messages.Capacity, error) {
-	ctx, leave, err := r.enter(ctx)
-	if err != nil {
+	if err := r.enter(); err != nil {
 		return messages.Capacity{}, err
 	}
-	defer leave()
+	defer r.calls.leave()
 	if err := sealer.ValidateDevice(device, len(r.gpus)); err != nil {
 		return messages.Capacity{}, fmt.Errorf("capacity: %w", err)
 	}
@@ -101,11 +100,10 @@ func (r *Runtime) Capacity(ctx context.Context, device int) (messages.Capacity, 
 // Shards lists every live shard on every device, with when each was last
 // fully verified.
 func (r *Runtime) Shards(ctx context.Context) ([]messages.ShardStatus, error) {
-	ctx, leave, err := r.enter(ctx)
-	if err != nil {
+	if err := r.enter(); err != nil {
 		return nil, err
 	}
-	defer leave()
+	defer r.calls.leave()
 	var out []messages.ShardStatus
 	for _, g := range r.gpus {
 		views, err := g.Snapshot(ctx)
