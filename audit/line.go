@@ -7,12 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"hash"
 	"strconv"
 	"time"
-
-	"github.com/vramseal/vramseal/messages"
 )
 
 // A log line is one JSON object followed by "\n", with its keys in this
@@ -40,38 +37,6 @@ const (
 	macHexLen    = 2 * sha256.Size
 	macSuffixLen = len(macPrefix) + macHexLen + len(`"}`)
 )
-
-// encodedTail is the part of a line a caller can encode before the writer
-// gives it a seq and time: from `"worker_id":` to the end of the fields.
-type encodedTail []byte
-
-// tailJSON is the part of a line encoded by the caller.
-type tailJSON struct {
-	WorkerID string         `json:"worker_id"`
-	Event    string         `json:"event"`
-	Severity Severity       `json:"severity"`
-	Fields   map[string]any `json:"fields"`
-}
-
-// encodeTail validates r and encodes everything of its line that does not
-// depend on its place in the log.
-func encodeTail(workerID string, r Record) (encodedTail, error) {
-	if r.Event == "" {
-		return nil, fmt.Errorf("%w: audit record without an event", messages.ErrInvalidInput)
-	}
-	fields := r.Fields
-	if fields == nil {
-		fields = map[string]any{}
-	}
-	b, err := json.Marshal(tailJSON{WorkerID: workerID, Event: r.Event, Severity: r.Severity, Fields: fields})
-	if err != nil {
-		return nil, fmt.Errorf("%w: audit record %s: %v", messages.ErrInvalidInput, r.Event, err)
-	}
-	if len(b)+maxHeadLen+macSuffixLen > MaxLineBytes {
-		return nil, fmt.Errorf("%w: audit record %s is longer than %d bytes", messages.ErrInvalidInput, r.Event, MaxLineBytes)
-	}
-	return b[1 : len(b)-1], nil
-}
 
 // maxHeadLen is the longest `{"seq":N,"time":"T",` can be.
 const maxHeadLen = len(`{"seq":18446744073709551615,"time":"`) + len(TimeLayout) + len(`",`)

@@ -1,0 +1,119 @@
+package audit
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/vramseal/vramseal/messages"
+)
+
+// encodedTail is the part of a line a caller can encode before the writer
+// gives it a seq and time: from `"worker_id":` to the end of the fields.
+type encodedTail []byte
+
+// tailCap is the room a tail starts with; a VramSealed record needs about
+// 400 bytes.
+const tailCap = 512
+
+// encodeTail validates r and encodes everything of its line that does not
+// depend on its place in the log. It runs in the caller's goroutine, so
+// that the one writer only stamps, chains and appends.
+//
+// It writes exactly what json.Marshal writes for these four keys in this
+// order, with the keys of fields sorted, but without reflection for the
+// values records hold (strings, integers, booleans); other values go
+// through json.Marshal.
+func encodeTail(workerID string, r Record) (encodedTail, error) {
+	if r.Event == "" {
+		return nil, fmt.Errorf("%w: audit record without an event", messages.ErrInvalidInput)
+	}
+	if _, ok := severityNames[r.Severity]; !ok {
+		return nil, fmt.Errorf("%w: audit record %s: unknown severity %d", messages.ErrInvalidInput, r.Event, int(r.Severity))
+	}
+	b := make([]byte, 0, tailCap)
+	b = append(b, `"worker_id":`...)
+	b = appendJSONString(b, workerID)
+	b = append(b, `,"event":`...)
+	b = appendJSONString(b, r.Event)
+	b = append(b, `,"severity":`...)
+	b = appendJSONString(b, r.Severity.String())
+	b = append(b, `,"fields":`...)
+	b, err := appendFields(b, r.Fields)
+	if err != nil {
+		return nil, fmt.Errorf("%w: audit record %s: %v", messages.ErrInvalidInput, r.Event, err)
+	}
+	if len(b)+len("{}")+maxHeadLen+macSuffixLen > MaxLineBytes {
+		return nil, fmt.Errorf("%w: audit record %s is longer than %d bytes", messages.ErrInvalidInput, r.Event, MaxLineBytes)
+	}
+	return b, nil
+}
+
+// appendFields appends fields as a JSON object with its keys sorted; nil
+// is the empty object.
+func appendFields(b []byte, fields map[string]any) ([]byte, error) {
+	var room [16]string
+	keys := room[:0]
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		var err error
+		if b, err = appendJSONValue(b, fields[k]); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONValue appends v as json.Marshal writes it.
+func appendJSONValue(b []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...), nil
+	case string:
+		return appendJSONString(b, v), nil
+	case bool:
+		return strconv.AppendBool(b, v), nil
+	case int:
+		return strconv.AppendInt(b, int64(v), 10), nil
+	case int32:
+		return strconv.AppendInt(b, int64(v), 10), nil
+	case int64:
+		return strconv.AppendInt(b, v, 10), nil
+	case uint:
+		return strconv.AppendUint(b, uint64(v), 10), nil
+	case uint32:
+		return strconv.AppendUint(b, uint64(v), 10), nil
+	case uint64:
+		return strconv.AppendUint(b, v, 10), nil
+	}
+	enc, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, enc...), nil
+}
+
+// appendJSONString appends s as a JSON string the way json.Marshal does.
+// Printable ASCII that neither JSON nor json.Marshal's HTML escaping
+// touches is copied as it is; any other string goes through json.Marshal.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			enc, _ := json.Marshal(s) // a string always encodes
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
