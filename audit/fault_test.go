@@ -24,7 +24,8 @@ type faultyFile struct {
 	mu       sync.Mutex
 	writeErr error
 	partial  bool          // write half the buffer before failing
-	syncErr  error         // fail every Sync
+	syncErr  error         // fail every Sync after okSyncs more succeed
+	okSyncs  int
 	gate     chan struct{} // when set, Sync waits until it is closed
 }
 
@@ -47,6 +48,10 @@ func (f *faultyFile) Write(b []byte) (int, error) {
 func (f *faultyFile) Sync() error {
 	f.mu.Lock()
 	err, gate := f.syncErr, f.gate
+	if err != nil && f.okSyncs > 0 {
+		err = nil
+		f.okSyncs--
+	}
 	f.mu.Unlock()
 	select {
 	case f.entered <- struct{}{}:
@@ -170,6 +175,35 @@ func TestWriteFailureFailsTheWholeBatch(t *testing.T) {
 	}
 }
 
+func TestSyncEachFailsOnlyTheRecordsFromTheFailedOne(t *testing.T) {
+	key := testKey(t, "w1")
+	path := filepath.Join(t.TempDir(), "audit.log")
+	ff := newFaultyFile()
+	ff.gate = make(chan struct{})
+	l := openFaulty(t, path, LogConfig{Key: key, Sync: SyncEach}, ff)
+
+	first := recordAsync(l, record(1))
+	<-ff.entered // the writer is inside record 1's fsync
+	var batch []<-chan error
+	for i := range 3 {
+		batch = append(batch, recordAsync(l, record(i+2)))
+		require.Eventually(t, func() bool { return l.QueueDepth() == i+2 }, 10*time.Second, time.Millisecond,
+			"records 2 to 4 queue in order, to be written as one batch")
+	}
+	ff.set(func(f *faultyFile) { f.syncErr, f.okSyncs = syscall.EIO, 1 }) // record 2's fsync succeeds, record 3's fails
+	close(ff.gate)
+
+	assert.NoError(t, <-first)
+	assert.NoError(t, <-batch[0], "record 2 was durable before record 3 failed")
+	for _, done := range batch[1:] {
+		err := <-done
+		assert.ErrorIs(t, err, syscall.EIO)
+		assert.NotErrorIs(t, err, messages.ErrStopped)
+	}
+	assert.Equal(t, uint64(2), l.Stats().Records)
+	require.NoError(t, l.Close())
+}
+
 func TestFullQueueMakesCallersWait(t *testing.T) {
 	key := testKey(t, "w1")
 	path := filepath.Join(t.TempDir(), "audit.log")
@@ -221,9 +255,9 @@ func TestCloseWritesWhatIsQueued(t *testing.T) {
 	closed := make(chan error, 1)
 	go func() { closed <- l.Close() }()
 	require.Eventually(t, func() bool {
-		l.mu.RLock()
-		defer l.mu.RUnlock()
-		return l.closed
+		l.queue.mu.Lock()
+		defer l.queue.mu.Unlock()
+		return l.queue.closed
 	}, 10*time.Second, time.Millisecond)
 	assert.ErrorIs(t, l.Record(context.Background(), record(4)), messages.ErrStopped)
 

@@ -25,12 +25,8 @@ type Log struct {
 	path     string
 	workerID string
 	file     logFile
-	queue    chan *pending
-	stop     chan struct{}
+	queue    *queue
 	wg       sync.WaitGroup
-
-	mu     sync.RWMutex // held for reading while enqueueing; Close takes it to stop them
-	closed bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -54,12 +50,6 @@ type logFile interface {
 	Write(b []byte) (int, error)
 	Sync() error
 	Close() error
-}
-
-// pending is one record waiting for the writer, and where its outcome goes.
-type pending struct {
-	tail encodedTail
-	done chan error // buffered 1: the writer never waits for the caller
 }
 
 // Open opens the log at path, creating it (mode 0600) if need be, and starts
@@ -89,8 +79,7 @@ func open(path string, cfg LogConfig, wrap func(*os.File) logFile) (*Log, error)
 		path:     path,
 		workerID: cfg.WorkerID,
 		file:     wrap(f),
-		queue:    make(chan *pending, cfg.QueueSize),
-		stop:     make(chan struct{}),
+		queue:    newQueue(cfg.QueueSize),
 		chain:    c,
 		seq:      found.lastSeq,
 		now:      cfg.Now,
@@ -130,30 +119,15 @@ func (l *Log) Record(ctx context.Context, r Record) error {
 	if err := l.failure(); err != nil {
 		return err
 	}
-	p := &pending{tail: tail, done: make(chan error, 1)}
-	if err := l.enqueue(ctx, p); err != nil {
+	b, i, err := l.queue.put(ctx, tail)
+	if err != nil {
 		return err
 	}
 	select {
-	case err := <-p.done:
-		return err
+	case <-b.done:
+		return b.result(i)
 	case <-ctx.Done():
 		return fmt.Errorf("audit: %s record not yet durable: %w", r.Event, ctx.Err())
-	}
-}
-
-// enqueue hands p to the writer, waiting while the queue is full.
-func (l *Log) enqueue(ctx context.Context, p *pending) error {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.closed {
-		return fmt.Errorf("audit: log closed: %w", messages.ErrStopped)
-	}
-	select {
-	case l.queue <- p:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
@@ -168,17 +142,14 @@ func (l *Log) failure() error {
 // QueueDepth is the number of records queued or being written, and so not
 // yet durable, for a gauge. Callers waiting for room in a full queue are
 // not counted.
-func (l *Log) QueueDepth() int { return len(l.queue) + int(l.inflight.Load()) }
+func (l *Log) QueueDepth() int { return l.queue.len() + int(l.inflight.Load()) }
 
 // Close writes every record already accepted, stops the writer, waits for
 // it, and closes the file; later Records return messages.ErrStopped. It
 // returns the same result when called again. The caller still owns the key.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
-		l.mu.Lock()
-		l.closed = true
-		l.mu.Unlock()
-		close(l.stop)
+		l.queue.close()
 		l.wg.Wait()
 		var syncErr error
 		if l.failed.Load() == nil {

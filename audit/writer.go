@@ -2,67 +2,58 @@ package audit
 
 import "fmt"
 
-// run is the writer goroutine: it takes every record waiting, writes them
-// as one batch, and answers each caller once the batch is durable. After
-// stop it writes what is still queued, then returns.
+// run is the writer goroutine: it takes every record queued, writes them
+// as one batch, and answers their callers once the batch is durable; the
+// records that arrive meanwhile make the next batch. After the queue is
+// closed it writes what is still queued, then returns.
 func (l *Log) run() {
 	defer l.wg.Done()
-	batch := make([]*pending, 0, cap(l.queue))
+	spare := make([]encodedTail, 0, l.queue.limit)
 	for {
-		batch = batch[:0]
-		select {
-		case p := <-l.queue:
-			batch = append(batch, p)
-		case <-l.stop:
+		tails, b, closed := l.queue.take(spare)
+		if len(tails) == 0 {
+			if closed {
+				return
+			}
+			<-l.queue.ready
+			continue
 		}
-		batch = l.fill(batch)
-		if len(batch) == 0 {
-			return // stopped, and nothing is left
-		}
-		l.inflight.Store(int64(len(batch)))
-		l.commit(batch)
+		l.inflight.Store(int64(len(tails)))
+		l.commit(tails, b)
+		clear(tails) // the queue reuses the slice; let the lines go
+		spare = tails
 	}
 }
 
-// fill adds to batch the records already queued, without waiting.
-func (l *Log) fill(batch []*pending) []*pending {
-	for len(batch) < cap(batch) {
-		select {
-		case p := <-l.queue:
-			batch = append(batch, p)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
-// commit writes batch and answers its callers.
-func (l *Log) commit(batch []*pending) {
+// commit writes the records of b and answers their callers.
+func (l *Log) commit(tails []encodedTail, b *batch) {
+	defer func() {
+		l.inflight.Store(0)
+		close(b.done)
+	}()
 	if err := l.failure(); err != nil {
-		l.answer(batch, err)
+		b.err = err
 		return
 	}
 	if l.mode == SyncEach {
-		for i := range batch {
-			if err := l.write(batch[i : i+1]); err != nil {
-				l.answer(batch[i:], err)
+		for i := range tails {
+			if err := l.write(tails[i : i+1]); err != nil {
+				b.err, b.failedFrom = err, i
 				return
 			}
-			l.answer(batch[i:i+1], nil)
 		}
 		return
 	}
-	l.answer(batch, l.write(batch))
+	b.err = l.write(tails)
 }
 
-// write appends the lines of batch in one write, then fsyncs unless the
+// write appends the lines of tails in one write, then fsyncs unless the
 // mode is NoSync. A failure makes the log failed.
-func (l *Log) write(batch []*pending) error {
+func (l *Log) write(tails []encodedTail) error {
 	l.buf = l.buf[:0]
-	for _, p := range batch {
+	for _, t := range tails {
 		l.seq++
-		l.buf = l.chain.appendLine(l.buf, l.seq, l.now(), p.tail)
+		l.buf = l.chain.appendLine(l.buf, l.seq, l.now(), t)
 	}
 	n, err := l.file.Write(l.buf)
 	l.stats.writes.Add(1)
@@ -75,15 +66,7 @@ func (l *Log) write(batch []*pending) error {
 		l.failed.Store(&err)
 		return fmt.Errorf("audit: write log %s: %w", l.path, err)
 	}
-	l.stats.records.Add(uint64(len(batch)))
+	l.stats.records.Add(uint64(len(tails)))
 	l.stats.lastSeq.Store(l.seq)
 	return nil
-}
-
-// answer gives err (nil: durable) to every caller in batch.
-func (l *Log) answer(batch []*pending, err error) {
-	l.inflight.Add(-int64(len(batch)))
-	for _, p := range batch {
-		p.done <- err
-	}
 }
