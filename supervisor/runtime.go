@@ -29,7 +29,7 @@ type Runtime struct {
 	verifiers []*actors.VerifierRef
 	buffers   *actors.BufferPool
 	ids       *idRegistry
-	calls     gate
+	calls     *gate
 
 	mu       sync.Mutex
 	stopping bool
@@ -60,6 +60,7 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 		cfg:     cfg,
 		buffers: actors.NewBufferPool(cfg.ChunkSize, stagingBytes(cfg.ChunkSize)),
 		ids:     newIDRegistry(),
+		calls:   newGate(),
 		done:    make(chan struct{}),
 	}
 	r.stopCtx, r.stopNow = context.WithCancelCause(context.Background())

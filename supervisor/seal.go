@@ -168,10 +168,12 @@ func (r *Runtime) interrupted(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if r.stopCtx.Err() != nil {
+	select {
+	case <-r.stopCtx.Done():
 		return messages.ErrStopped
+	default:
+		return nil
 	}
-	return nil
 }
 
 // sealFailed records a failed seal, fail-stops on a device fault, and

@@ -1,0 +1,63 @@
+package supervisor
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestGateWaitsForCallsInFlight(t *testing.T) {
+	g := newGate()
+	require.True(t, g.enter())
+	require.True(t, g.enter())
+	g.close()
+	assert.False(t, g.enter(), "a closed gate admits nobody")
+
+	waited := make(chan struct{})
+	go func() {
+		g.wait()
+		close(waited)
+	}()
+	g.leave()
+	select {
+	case <-waited:
+		t.Fatal("wait returned with a call still in flight")
+	case <-time.After(20 * time.Millisecond):
+	}
+	g.leave()
+	<-waited
+}
+
+func TestGateClosedWhenIdle(t *testing.T) {
+	g := newGate()
+	g.close()
+	g.wait()
+}
+
+func TestGateUnderContention(t *testing.T) {
+	g := newGate()
+	var waited, insideAfterWait atomic.Bool
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for range 1000 {
+				if g.enter() {
+					if waited.Load() {
+						insideAfterWait.Store(true)
+					}
+					g.leave()
+				}
+			}
+		})
+	}
+	g.close()
+	g.wait()
+	waited.Store(true)
+	wg.Wait()
+	assert.False(t, insideAfterWait.Load(), "a call was inside after wait returned")
+	assert.Equal(t, int64(gateClosed), g.state.Load(), "every admitted call left")
+}
