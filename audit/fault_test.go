@@ -23,8 +23,8 @@ type faultyFile struct {
 
 	mu       sync.Mutex
 	writeErr error
-	partial  bool          // write half the buffer before failing
-	syncErr  error         // fail every Sync after okSyncs more succeed
+	partial  bool  // write half the buffer before failing
+	syncErr  error // fail every Sync after okSyncs more succeed
 	okSyncs  int
 	gate     chan struct{} // when set, Sync waits until it is closed
 }
