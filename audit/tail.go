@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/vramseal/vramseal/messages"
 )
@@ -16,6 +17,18 @@ type encodedTail []byte
 // tailCap is the room a tail starts with; a VramSealed record needs about
 // 400 bytes.
 const tailCap = 512
+
+// tailBufs recycles the buffers tails are encoded into: the writer gives
+// each back once it has copied the tail into its line.
+var tailBufs = sync.Pool{New: func() any { return new([tailCap]byte) }}
+
+// recycle gives t's buffer back for another tail, if it came from tailBufs;
+// t must not be used afterwards.
+func (t encodedTail) recycle() {
+	if cap(t) == tailCap {
+		tailBufs.Put((*[tailCap]byte)(t[:tailCap]))
+	}
+}
 
 // encodeTail validates r and encodes everything of its line that does not
 // depend on its place in the log. It runs in the caller's goroutine, so
@@ -32,7 +45,7 @@ func encodeTail(workerID string, r Record) (encodedTail, error) {
 	if _, ok := severityNames[r.Severity]; !ok {
 		return nil, fmt.Errorf("%w: audit record %s: unknown severity %d", messages.ErrInvalidInput, r.Event, int(r.Severity))
 	}
-	b := make([]byte, 0, tailCap)
+	b := tailBufs.Get().(*[tailCap]byte)[:0]
 	b = append(b, `"worker_id":`...)
 	b = appendJSONString(b, workerID)
 	b = append(b, `,"event":`...)

@@ -54,6 +54,7 @@ func (l *Log) write(tails []encodedTail) error {
 	for _, t := range tails {
 		l.seq++
 		l.buf = l.chain.appendLine(l.buf, l.seq, l.now(), t)
+		t.recycle()
 	}
 	n, err := l.file.Write(l.buf)
 	l.stats.writes.Add(1)
