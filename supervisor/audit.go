@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/sealer"
@@ -38,4 +40,22 @@ func (r *Runtime) recordDeallocated(ctx context.Context, s sealer.Shard, source 
 	return r.record(ctx, audit.Record{Event: audit.EventVramDeallocated, Severity: audit.SeverityInfo, Fields: map[string]any{
 		"shard_id": s.ID, "device": s.Device, "size": s.Size, "source": source,
 	}})
+}
+
+// recordAllDeallocated records that every shard in freed was freed, many at
+// once, so that a group-committing log makes them durable together.
+func (r *Runtime) recordAllDeallocated(ctx context.Context, freed []sealer.Shard, source string) error {
+	const writers = 256 // enough to fill a group commit, few enough to stay cheap
+	errs := make([]error, len(freed))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(writers, len(freed)) {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(freed)); i = next.Add(1) - 1 {
+				errs[i] = r.recordDeallocated(ctx, freed[i], source)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -39,12 +39,10 @@ func (r *Runtime) Evict(ctx context.Context, device int, reason string) ([]seale
 	if messages.IsFatal(err) {
 		r.fail(err)
 	}
-	errs := []error{err}
 	for _, s := range freed {
 		r.ids.drop(s.ID)
-		errs = append(errs, r.recordDeallocated(ctx, s, "evict"))
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(err, r.recordAllDeallocated(ctx, freed, "evict")); err != nil {
 		return freed, fmt.Errorf("evict device %d: %w", device, err)
 	}
 	return freed, nil

@@ -229,11 +229,7 @@ func (r *Runtime) shutdownActors() error {
 			errs = append(errs, err)
 		}
 		freed = append(freed, g.Stop()...)
-		for _, s := range freed {
-			if err := r.recordDeallocated(ctx, s, "shutdown"); err != nil {
-				errs = append(errs, err)
-			}
-		}
+		errs = append(errs, r.recordAllDeallocated(ctx, freed, "shutdown"))
 	}
 	errs = append(errs, closeDevices(r.cfg.Devices))
 	stopped := audit.Record{Event: audit.EventWorkerStopped, Severity: audit.SeverityInfo, Fields: map[string]any{"graceful": r.cause == nil}}
