@@ -26,9 +26,13 @@
 //
 // Log.Record returns only once its record is on disk. Records from
 // concurrent callers are committed together, one write and one fsync for
-// all of them (group commit), by the one writer goroutine a Log owns. The
-// queue to it is bounded: when it is full callers wait, and no record is
-// ever dropped. A write or fsync that fails fails the log for good (what
+// all of them (group commit), by the one writer goroutine a Log owns:
+// callers encode their records themselves, and the writer takes every
+// record queued when it starts a batch, while those arriving during its
+// fsync make the next. While the CPU is saturated the writer lets a batch
+// grow a little before its fsync, so that fsyncs take at most a quarter of
+// its time; a lone record is never held back. The queue to it is bounded:
+// when it is full callers wait, and no record is ever dropped. A write or fsync that fails fails the log for good (what
 // reached the disk is unknown); reopening the file checks it. A crash can
 // leave a torn last line, never acknowledged: Open cuts it off and records
 // the cut as an EventLogTruncated record with fields "bytes_cut" and

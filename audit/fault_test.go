@@ -79,7 +79,7 @@ func openFaulty(t *testing.T, path string, cfg LogConfig, ff *faultyFile) *Log {
 	l, err := open(path, cfg, func(f *os.File) logFile {
 		ff.File = f
 		return ff
-	})
+	}, defaultPacing)
 	require.NoError(t, err)
 	return l
 }

@@ -41,6 +41,7 @@ type Log struct {
 	now   func() time.Time
 	mode  SyncMode
 	buf   []byte
+	pacer *pacer
 }
 
 var _ Sink = (*Log)(nil)
@@ -60,11 +61,12 @@ type logFile interface {
 // access, or that another Log holds open (an exclusive flock), fails Open
 // with messages.ErrConfig. Close stops the writer.
 func Open(path string, cfg LogConfig) (*Log, error) {
-	return open(path, cfg, func(f *os.File) logFile { return f })
+	return open(path, cfg, func(f *os.File) logFile { return f }, defaultPacing)
 }
 
-// open is Open with the writer's view of the file chosen by wrap.
-func open(path string, cfg LogConfig, wrap func(*os.File) logFile) (*Log, error) {
+// open is Open with the writer's view of the file chosen by wrap, and its
+// fsyncs paced by pace.
+func open(path string, cfg LogConfig, wrap func(*os.File) logFile, pace pacing) (*Log, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -84,6 +86,7 @@ func open(path string, cfg LogConfig, wrap func(*os.File) logFile) (*Log, error)
 		seq:      found.lastSeq,
 		now:      cfg.Now,
 		mode:     cfg.Sync,
+		pacer:    newPacer(pace),
 	}
 	l.stats.lastSeq.Store(found.lastSeq)
 	l.wg.Add(1)

@@ -33,7 +33,7 @@ func (b *batch) result(i int) error {
 // of them at once, leaving an empty queue and a new batch for the records
 // that arrive while it writes.
 type queue struct {
-	ready chan struct{} // one signal: records arrived in an empty queue, or the queue closed
+	ready chan struct{} // one signal: records arrived in an empty queue, the queue filled, or it closed
 
 	mu     sync.Mutex
 	tails  []encodedTail
@@ -67,7 +67,7 @@ func (q *queue) put(ctx context.Context, t encodedTail) (*batch, int, error) {
 			q.tails = append(q.tails, t)
 			b := q.open
 			q.mu.Unlock()
-			if n == 0 {
+			if n == 0 || n+1 == q.limit {
 				q.signal()
 			}
 			return b, n, nil
@@ -115,6 +115,14 @@ func (q *queue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.tails)
+}
+
+// state says how many records are queued, whether that fills the queue,
+// and whether it is closed.
+func (q *queue) state() (queued int, full, closed bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.tails), len(q.tails) == q.limit, q.closed
 }
 
 // close refuses later records and wakes the writer to take the last ones.

@@ -1,11 +1,15 @@
 package audit
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // run is the writer goroutine: it takes every record queued, writes them
 // as one batch, and answers their callers once the batch is durable; the
-// records that arrive meanwhile make the next batch. After the queue is
-// closed it writes what is still queued, then returns.
+// records that arrive meanwhile make the next batch, which with group
+// commit may grow a little longer while the CPU is saturated (see pacer).
+// After the queue is closed it writes what is still queued, then returns.
 func (l *Log) run() {
 	defer l.wg.Done()
 	spare := make([]encodedTail, 0, l.queue.limit)
@@ -22,6 +26,9 @@ func (l *Log) run() {
 		l.commit(tails, b)
 		clear(tails) // the queue reuses the slice; let the lines go
 		spare = tails
+		if l.mode == GroupCommit {
+			l.pacer.linger(l.queue)
+		}
 	}
 }
 
@@ -60,7 +67,9 @@ func (l *Log) write(tails []encodedTail) error {
 	l.stats.writes.Add(1)
 	l.stats.bytes.Add(uint64(n))
 	if err == nil && l.mode != NoSync {
+		start := time.Now()
 		err = l.file.Sync()
+		l.pacer.synced(start, time.Since(start))
 		l.stats.syncs.Add(1)
 	}
 	if err != nil {
