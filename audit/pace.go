@@ -16,15 +16,19 @@ import (
 // a thousand callers on two cores, fsyncs back to back (one per 20-40
 // records) cost the runtime half its seal throughput.
 //
-// So while the CPU is saturated, and only then, the writer lets the next
-// batch grow before its fsync: it syncs at most one pace-th of the time,
-// waiting after an fsync until pace x (its usual fsync time) has passed
-// since that fsync began, maxLinger at most, or until the queue fills or
-// closes. Saturated means goroutines wait for a P; then records wait for a
-// CPU anyway and the fsyncs saved are CPU the callers get back. On a CPU
-// with room to spare the writer syncs as soon as a record is queued, so a
-// lone caller never waits for company. PostgreSQL's commit_delay, which
-// waits only when enough other transactions are active, is the same idea.
+// So while the CPU is saturated with other work, and only then, the writer
+// lets the next batch grow before its fsync: it syncs at most one pace-th
+// of the time, waiting after an fsync until pace x (its usual fsync time)
+// has passed since that fsync began, maxLinger at most, or until the queue
+// fills or closes, or the CPU has room again. Saturated with other work
+// means goroutines wait for a P besides the callers the writer has just
+// woken and not yet heard from again: then records wait for a CPU anyway,
+// and the fsyncs saved are CPU the other goroutines get. Callers that do
+// little but record, on the other hand, have nothing to do while the
+// writer waits for them. On a CPU with room to spare the writer syncs as
+// soon as a record is queued, so a lone caller never waits for company.
+// PostgreSQL's commit_delay, which waits only when enough other
+// transactions are active, is the same idea.
 
 // pace is how many fsync times at least lie between the starts of two
 // fsyncs while the CPU is saturated.
@@ -32,15 +36,15 @@ const pace = 4
 
 // pacing says how the writer decides to let a batch grow.
 type pacing struct {
-	// saturated reports whether the CPU is saturated; cpuSaturated outside
+	// waiting counts the goroutines waiting for a P; waitingForCPU outside
 	// tests.
-	saturated func() bool
+	waiting func() int
 	// maxLinger bounds a wait, whatever the fsyncs took.
 	maxLinger time.Duration
 }
 
 // defaultPacing is the pacing of every Log that Open opens.
-var defaultPacing = pacing{saturated: cpuSaturated, maxLinger: 2 * time.Millisecond}
+var defaultPacing = pacing{waiting: waitingForCPU, maxLinger: 2 * time.Millisecond}
 
 // pacer is the writer's record of its fsyncs, and its timer. It is owned
 // by the writer goroutine.
@@ -78,23 +82,39 @@ func (p *pacer) window(now time.Time) time.Duration {
 	return max(0, min(due.Sub(now), p.maxLinger))
 }
 
+// saturated reports whether goroutines besides own wait for every P.
+func (p *pacer) saturated(own int) bool {
+	return p.waiting()-own >= runtime.GOMAXPROCS(0)
+}
+
 // linger lets the next batch in q grow while its fsync is not yet due and
-// the CPU is saturated: it waits until the fsync is due, or q fills or
-// closes. An empty queue has nothing to let grow.
-func (p *pacer) linger(q *queue) {
-	if queued, full, closed := q.state(); queued == 0 || full || closed {
+// the CPU is saturated with work other than the woken callers the writer
+// has just answered: it waits until the fsync is due, q fills or closes,
+// or the CPU has room again. An empty queue has nothing to let grow.
+func (p *pacer) linger(q *queue, woken int) {
+	start, full, closed := q.state()
+	if start == 0 || full || closed {
 		return
 	}
-	d := p.window(time.Now())
-	if d == 0 || !p.saturated() {
+	now := time.Now()
+	d := p.window(now)
+	if d == 0 || !p.saturated(woken) {
 		return
 	}
-	p.timer.Reset(d)
+	due := now.Add(d)
+	check := min(max(p.syncTime/4, minCheck), maxCheck)
 	defer p.timer.Stop()
 	for {
+		p.timer.Reset(min(check, time.Until(due)))
 		select {
 		case <-p.timer.C:
-			return
+			queued, _, _ := q.state()
+			// The woken callers not heard from again, as if every record
+			// that came since were one of theirs.
+			own := max(0, woken-(queued-start))
+			if !time.Now().Before(due) || !p.saturated(own) {
+				return
+			}
 		case <-q.ready:
 			if _, full, closed := q.state(); full || closed {
 				return
@@ -103,16 +123,23 @@ func (p *pacer) linger(q *queue) {
 	}
 }
 
+// How often a linger looks again whether the CPU is saturated: a quarter
+// of an fsync time, within these bounds.
+const (
+	minCheck = 20 * time.Microsecond
+	maxCheck = 200 * time.Microsecond
+)
+
 // runnableSample names the count of goroutines waiting for a P.
 const runnableSample = "/sched/goroutines/runnable:goroutines"
 
-// cpuSaturated reports whether at least as many goroutines wait for a P as
-// there are Ps.
-func cpuSaturated() bool {
+// waitingForCPU is the number of goroutines waiting for a P, or 0 where
+// the runtime does not say.
+func waitingForCPU() int {
 	s := []metrics.Sample{{Name: runnableSample}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
-		return false
+		return 0
 	}
-	return s[0].Value.Uint64() >= uint64(runtime.GOMAXPROCS(0))
+	return int(s[0].Value.Uint64())
 }

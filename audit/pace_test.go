@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,9 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// always and never are CPU saturation as tests want it.
-func always() bool { return true }
-func never() bool  { return false }
+// crowded and idle are the goroutines waiting for a P as tests want them.
+func crowded() int { return 1 << 20 }
+func idle() int    { return 0 }
 
 func TestPacerWindow(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -34,7 +35,7 @@ func TestPacerWindow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPacer(pacing{saturated: always, maxLinger: tt.maxLinger})
+			p := newPacer(pacing{waiting: crowded, maxLinger: tt.maxLinger})
 			for _, d := range tt.syncs {
 				p.synced(tt.lastStart, d)
 			}
@@ -43,12 +44,13 @@ func TestPacerWindow(t *testing.T) {
 	}
 }
 
-// lingerAsync runs p.linger(q) in a goroutine the test waits for through
-// the returned channel, which says how many records were queued then.
-func lingerAsync(p *pacer, q *queue) <-chan int {
+// lingerAsync runs p.linger(q, woken) in a goroutine the test waits for
+// through the returned channel, which says how many records were queued
+// then.
+func lingerAsync(p *pacer, q *queue, woken int) <-chan int {
 	done := make(chan int, 1)
 	go func() {
-		p.linger(q)
+		p.linger(q, woken)
 		n, _, _ := q.state()
 		done <- n
 	}()
@@ -80,28 +82,31 @@ func putRecords(t *testing.T, q *queue, n int) {
 }
 
 func TestLingerReturnsAtOnceWhenAnFsyncWouldCostNothing(t *testing.T) {
+	waitingOnlyForTheWoken := func() int { return 10 }
 	tests := []struct {
 		name      string
-		saturated func() bool
+		waiting   func() int
+		woken     int
 		queued    int
 		synced    bool // an fsync began just now
 		maxLinger time.Duration
 	}{
-		{"CPU with room to spare", never, 1, true, time.Hour},
-		{"nothing queued", always, 0, true, time.Hour},
-		{"no fsync yet", always, 1, false, time.Hour},
-		{"no linger allowed", always, 1, true, 0},
+		{"CPU with room to spare", idle, 0, 1, true, time.Hour},
+		{"only the woken callers wait for the CPU", waitingOnlyForTheWoken, 10, 1, true, time.Hour},
+		{"nothing queued", crowded, 0, 0, true, time.Hour},
+		{"no fsync yet", crowded, 0, 1, false, time.Hour},
+		{"no linger allowed", crowded, 0, 1, true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPacer(pacing{saturated: tt.saturated, maxLinger: tt.maxLinger})
+			p := newPacer(pacing{waiting: tt.waiting, maxLinger: tt.maxLinger})
 			if tt.synced {
 				p.synced(time.Now(), time.Hour)
 			}
 			q := newQueue(4)
 			putRecords(t, q, tt.queued)
 
-			n := awaitLinger(t, lingerAsync(p, q), q, "linger waited though an fsync now costs nothing")
+			n := awaitLinger(t, lingerAsync(p, q, tt.woken), q, "linger waited though an fsync now costs nothing")
 			assert.Equal(t, tt.queued, n)
 		})
 	}
@@ -119,12 +124,17 @@ func TestLingerOnASaturatedCPUWaitsForTheQueueToFillOrClose(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			asked := make(chan struct{})
-			p := newPacer(pacing{saturated: func() bool { close(asked); return true }, maxLinger: time.Hour})
+			var once sync.Once
+			waiting := func() int {
+				once.Do(func() { close(asked) })
+				return crowded()
+			}
+			p := newPacer(pacing{waiting: waiting, maxLinger: time.Hour})
 			p.synced(time.Now(), time.Hour)
 			q := newQueue(3)
 			putRecords(t, q, 1)
 
-			done := lingerAsync(p, q)
+			done := lingerAsync(p, q, 0)
 			select {
 			case <-asked: // linger is about to wait
 			case <-time.After(10 * time.Second):
@@ -139,20 +149,36 @@ func TestLingerOnASaturatedCPUWaitsForTheQueueToFillOrClose(t *testing.T) {
 	}
 }
 
+func TestLingerEndsWhenTheCPUHasRoomAgain(t *testing.T) {
+	const woken = 5
+	var waiting atomic.Int64 // goroutines waiting for a P: the woken callers, and as many others as Ps
+	waiting.Store(int64(runtime.GOMAXPROCS(0) + woken))
+	p := newPacer(pacing{waiting: func() int { return int(waiting.Load()) }, maxLinger: time.Hour})
+	p.synced(time.Now(), time.Hour)
+	q := newQueue(100)
+	putRecords(t, q, 1)
+
+	done := lingerAsync(p, q, woken)
+	putRecords(t, q, woken) // the woken callers are back
+	waiting.Store(0)        // and the others are done
+	n := awaitLinger(t, done, q, "linger went on waiting on an idle CPU")
+	assert.Equal(t, 1+woken, n)
+}
+
 func TestLingerEndsWhenTheFsyncIsDue(t *testing.T) {
-	p := newPacer(pacing{saturated: always, maxLinger: time.Hour})
+	p := newPacer(pacing{waiting: crowded, maxLinger: time.Hour})
 	p.synced(time.Now(), 5*time.Millisecond) // due 20 ms from now
 	q := newQueue(4)
 	putRecords(t, q, 1)
 
-	n := awaitLinger(t, lingerAsync(p, q), q, "linger waited past the fsync's due time")
+	n := awaitLinger(t, lingerAsync(p, q, 0), q, "linger waited past the fsync's due time")
 	assert.Equal(t, 1, n)
 }
 
 func TestPacingNeverHoldsALoneRecord(t *testing.T) {
 	key := testKey(t, "w1")
 	path := filepath.Join(t.TempDir(), "audit.log")
-	saturatedForAnHour := pacing{saturated: always, maxLinger: time.Hour}
+	saturatedForAnHour := pacing{waiting: crowded, maxLinger: time.Hour}
 	l, err := open(path, LogConfig{Key: key}, func(f *os.File) logFile { return f }, saturatedForAnHour)
 	require.NoError(t, err)
 
@@ -168,12 +194,13 @@ func TestPacingNeverHoldsALoneRecord(t *testing.T) {
 	assert.Equal(t, 5, verifyFile(t, path, key).Records)
 }
 
-func TestCPUSaturatedSeesGoroutinesWaitingForAP(t *testing.T) {
-	require.False(t, cpuSaturated(), "a test alone leaves Ps free")
+func TestWaitingForCPUCountsGoroutinesWaitingForAP(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	require.Less(t, waitingForCPU(), procs, "a test alone leaves Ps free")
 
 	stop := make(chan struct{})
 	var spinning sync.WaitGroup
-	for range 4 * runtime.GOMAXPROCS(0) {
+	for range 4 * procs {
 		spinning.Go(func() {
 			for {
 				select {
@@ -184,8 +211,9 @@ func TestCPUSaturatedSeesGoroutinesWaitingForAP(t *testing.T) {
 			}
 		})
 	}
-	assert.Eventually(t, cpuSaturated, 10*time.Second, time.Millisecond, "busy goroutines queue for the Ps")
+	assert.Eventually(t, func() bool { return waitingForCPU() >= procs }, 10*time.Second, time.Millisecond,
+		"busy goroutines queue for the Ps")
 	close(stop)
 	spinning.Wait()
-	assert.Eventually(t, func() bool { return !cpuSaturated() }, 10*time.Second, time.Millisecond)
+	assert.Eventually(t, func() bool { return waitingForCPU() < procs }, 10*time.Second, time.Millisecond)
 }

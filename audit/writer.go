@@ -27,7 +27,7 @@ func (l *Log) run() {
 		clear(tails) // the queue reuses the slice; let the lines go
 		spare = tails
 		if l.mode == GroupCommit {
-			l.pacer.linger(l.queue)
+			l.pacer.linger(l.queue, len(tails))
 		}
 	}
 }
