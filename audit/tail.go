@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/vramseal/vramseal/messages"
@@ -66,25 +67,31 @@ func encodeTail(workerID string, r Record) (encodedTail, error) {
 // appendFields appends fields as a JSON object with its keys sorted; nil
 // is the empty object.
 func appendFields(b []byte, fields map[string]any) ([]byte, error) {
-	var room [16]string
-	keys := room[:0]
-	for k := range fields {
-		keys = append(keys, k)
+	var room [16]field
+	sorted := room[:0]
+	for k, v := range fields {
+		sorted = append(sorted, field{k, v})
 	}
-	slices.Sort(keys)
+	slices.SortFunc(sorted, func(a, b field) int { return strings.Compare(a.key, b.key) })
 	b = append(b, '{')
-	for i, k := range keys {
+	for i, f := range sorted {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = appendJSONString(b, f.key)
 		b = append(b, ':')
 		var err error
-		if b, err = appendJSONValue(b, fields[k]); err != nil {
+		if b, err = appendJSONValue(b, f.value); err != nil {
 			return nil, err
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// field is one entry of a record's fields.
+type field struct {
+	key   string
+	value any
 }
 
 // appendJSONValue appends v as json.Marshal writes it.
