@@ -10,7 +10,8 @@
 //	{"seq":1,"time":"2026-01-02T03:04:05.000000006Z","worker_id":"w1","event":"VramSealed","severity":"info","fields":{"shard":"s1"},"mac":"9f…"}
 //
 // seq counts from 1 without gaps; time is RFC 3339 in UTC with nine digits
-// of nanoseconds; a record's Fields are kept under "fields" (always an
+// of nanoseconds, when the record's batch was written (records committed
+// together share it); a record's Fields are kept under "fields" (always an
 // object), so they can never collide with the keys around them. mac is
 // HMAC-SHA256, in hex, under the audit key, of the previous record's mac
 // followed by this line without its mac (the line up to `,"mac":` and a

@@ -59,14 +59,19 @@ func (c *chain) sum(prev *[sha256.Size]byte, body []byte) [sha256.Size]byte {
 	return out
 }
 
-// appendLine appends the complete line for seq, written at t, and advances
-// the chain to it.
-func (c *chain) appendLine(dst []byte, seq uint64, t time.Time, tail encodedTail) []byte {
+// appendTime appends t as a line's time says it (TimeLayout, in UTC).
+func appendTime(dst []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(dst, TimeLayout)
+}
+
+// appendLine appends the complete line for seq, written at the time stamp
+// (from appendTime), and advances the chain to it.
+func (c *chain) appendLine(dst []byte, seq uint64, stamp []byte, tail encodedTail) []byte {
 	start := len(dst)
 	dst = append(dst, `{"seq":`...)
 	dst = strconv.AppendUint(dst, seq, 10)
 	dst = append(dst, `,"time":"`...)
-	dst = t.UTC().AppendFormat(dst, TimeLayout)
+	dst = append(dst, stamp...)
 	dst = append(dst, `",`...)
 	dst = append(dst, tail...)
 	dst = append(dst, '}')

@@ -27,7 +27,7 @@ func TestLineRoundTrip(t *testing.T) {
 			require.NoError(t, err)
 			c := newChain(key)
 			genesis := c.prev
-			line := c.appendLine(nil, 42, tt.at, tail)
+			line := c.appendLine(nil, 42, appendTime(nil, tt.at), tail)
 			require.True(t, bytes.HasSuffix(line, []byte("\n")))
 			require.Equal(t, 1, bytes.Count(line, []byte("\n")), "one line, whatever the fields hold")
 

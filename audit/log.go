@@ -40,7 +40,8 @@ type Log struct {
 	seq   uint64
 	now   func() time.Time
 	mode  SyncMode
-	buf   []byte
+	buf   []byte // the lines of a batch
+	stamp []byte // the time of a batch, as its lines say it
 	pacer *pacer
 }
 

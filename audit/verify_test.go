@@ -32,7 +32,7 @@ func buildLines(t testing.TB, k *Key, n int) [][]byte {
 			Fields:   map[string]any{"shard": fmt.Sprintf("shard-%d", i+1)},
 		})
 		require.NoError(t, err)
-		lines[i] = c.appendLine(nil, uint64(i+1), start.Add(time.Duration(i)*time.Millisecond), tail)
+		lines[i] = c.appendLine(nil, uint64(i+1), appendTime(nil, start.Add(time.Duration(i)*time.Millisecond)), tail)
 	}
 	return lines
 }
@@ -166,7 +166,7 @@ func TestVerifyLargeIntactLog(t *testing.T) {
 	var log []byte
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for i := range n {
-		log = c.appendLine(log, uint64(i+1), start.Add(time.Duration(i)), tail)
+		log = c.appendLine(log, uint64(i+1), appendTime(nil, start.Add(time.Duration(i))), tail)
 	}
 
 	rep, err := Verify(bytes.NewReader(log), key)

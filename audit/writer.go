@@ -57,10 +57,12 @@ func (l *Log) commit(tails []encodedTail, b *batch) {
 // write appends the lines of tails in one write, then fsyncs unless the
 // mode is NoSync. A failure makes the log failed.
 func (l *Log) write(tails []encodedTail) error {
+	// The records of a batch are written at one time, read once.
+	l.stamp = appendTime(l.stamp[:0], l.now())
 	l.buf = l.buf[:0]
 	for _, t := range tails {
 		l.seq++
-		l.buf = l.chain.appendLine(l.buf, l.seq, l.now(), t)
+		l.buf = l.chain.appendLine(l.buf, l.seq, l.stamp, t)
 		t.recycle()
 	}
 	n, err := l.file.Write(l.buf)
