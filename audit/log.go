@@ -66,8 +66,8 @@ func Open(path string, cfg LogConfig) (*Log, error) {
 }
 
 // open is Open with the writer's view of the file chosen by wrap, and its
-// fsyncs paced by pace.
-func open(path string, cfg LogConfig, wrap func(*os.File) logFile, pace pacing) (*Log, error) {
+// fsyncs paced as pc says.
+func open(path string, cfg LogConfig, wrap func(*os.File) logFile, pc pacing) (*Log, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -87,7 +87,7 @@ func open(path string, cfg LogConfig, wrap func(*os.File) logFile, pace pacing) 
 		seq:      found.lastSeq,
 		now:      cfg.Now,
 		mode:     cfg.Sync,
-		pacer:    newPacer(pace),
+		pacer:    newPacer(pc),
 	}
 	l.stats.lastSeq.Store(found.lastSeq)
 	l.wg.Add(1)

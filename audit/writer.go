@@ -26,7 +26,7 @@ func (l *Log) run() {
 		l.commit(tails, b)
 		clear(tails) // the queue reuses the slice; let the lines go
 		spare = tails
-		if l.mode == GroupCommit {
+		if l.mode == GroupCommit && l.failed.Load() == nil {
 			l.pacer.linger(l.queue, len(tails))
 		}
 	}
