@@ -1,0 +1,17 @@
+package cuda
+
+import "crypto/sha256"
+
+// ChunkHasher is an optional Device capability: hashing device memory where
+// it lives, without copying it out. Verify and the background scrub use it
+// when a device has it (a type assertion on the Device) and copy chunks out
+// to hash them on host cores otherwise.
+type ChunkHasher interface {
+	// HashChunks returns the SHA-256 of each consecutive chunk of chunkSize
+	// bytes of allocation h in [offset, offset+length), in order; the last
+	// chunk may be shorter. offset and length obey the bounds of Read, and
+	// chunkSize must be positive. A digest equals crypto/sha256.Sum256 of the
+	// same bytes, so digests recorded by host hashing at seal time compare
+	// directly. Errors wrap the same sentinels as Read.
+	HashChunks(h Handle, offset, length, chunkSize int64) ([][sha256.Size]byte, error)
+}
