@@ -32,14 +32,18 @@ func TestMain(m *testing.M) {
 }
 
 // buildBinary builds this command into path, with the race detector when
-// the tests have it.
+// the tests have it, and the CGO_CFLAGS the tests were built with (make.sh's
+// when none are set).
 func buildBinary(path string) error {
 	args := []string{"build", "-o", path}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
 	cmd := exec.Command("go", append(args, ".")...)
-	cmd.Env = append(os.Environ(), "CGO_CFLAGS=-Wno-deprecated-declarations")
+	cmd.Env = os.Environ()
+	if os.Getenv("CGO_CFLAGS") == "" {
+		cmd.Env = append(cmd.Env, "CGO_CFLAGS=-O2 -g -Wno-deprecated-declarations")
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
