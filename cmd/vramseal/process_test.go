@@ -30,10 +30,11 @@ const (
 )
 
 // testEnv is the environment a vramseal under test runs in: the test's own,
-// without any token the machine might name.
+// without any token or state directory the machine might name.
 func testEnv() []string {
 	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		return strings.HasPrefix(kv, tokenFileEnv+"=") || strings.HasPrefix(kv, "CREDENTIALS_DIRECTORY=")
+		return strings.HasPrefix(kv, tokenFileEnv+"=") || strings.HasPrefix(kv, "CREDENTIALS_DIRECTORY=") ||
+			strings.HasPrefix(kv, "STATE_DIRECTORY=")
 	})
 }
 

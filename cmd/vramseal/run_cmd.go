@@ -51,8 +51,13 @@ three random 64 MiB shards.
 The worker token is read from --token-file, else $VRAMSEAL_TOKEN_FILE, else
 $CREDENTIALS_DIRECTORY/vramseal-token (systemd LoadCredential); never from the
 command line. The file must be private (chmod 600) and hold at least 16 bytes.
-Real GPUs need a token; simulated ones get a random one-off token if none is
-given, and then the audit log cannot be verified after the run.
+Real GPUs need a token. Simulated ones, given none, make a random token and
+keep it beside the audit log (vramseal-audit.jsonl -> vramseal-audit.token,
+mode 0600, never overwritten), so that the next run continues the same log and
+"vramseal audit verify" can check it.
+
+The audit log defaults to vramseal-audit.jsonl in $STATE_DIRECTORY when it is
+set (systemd's StateDirectory=), else in the working directory.
 
 --listen serves /metrics (Prometheus), /healthz, /readyz (200 once every shard
 was verified within three scrub cycles and nothing failed) and /shards.
@@ -97,7 +102,7 @@ policy (nothing sealed).`,
 	f := cmd.Flags()
 	o.backend.register(cmd)
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the worker token (else $"+tokenFileEnv+", else $CREDENTIALS_DIRECTORY/"+credentialName+")")
-	f.StringVar(&o.auditLog, "audit-log", "./vramseal-audit.jsonl", "append-only audit log; continued if it exists")
+	f.StringVar(&o.auditLog, "audit-log", defaultAuditLog(), "append-only audit log, continued if it exists (default: in $STATE_DIRECTORY when set, else the working directory)")
 	f.DurationVar(&o.verifyInterval, "verify-interval", 30*time.Second, "pause between background scrub passes; 0 turns scrubbing off")
 	f.Var(&o.scrubRate, "scrub-rate", "bytes per second per device the scrub may read (e.g. 1GiB/s)")
 	f.Var(&o.chunkSize, "chunk-size", "unit of copying and hashing: a power of two from 64KiB to 64MiB")

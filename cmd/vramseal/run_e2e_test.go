@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -151,11 +152,18 @@ func TestRunFailStopsOnAFlippedBit(t *testing.T) {
 
 func TestRunSealsTheDemoModelWhenGivenNoFiles(t *testing.T) {
 	dir := t.TempDir()
-	res := runVramseal(t, dir, "run", "--backend", "sim", "--duration", "200ms", "--verify-interval", "100ms",
-		"--listen", "", "--log-format", "json")
+	demo := []string{"run", "--backend", "sim", "--duration", "200ms", "--verify-interval", "100ms", "--listen", "", "--log-format", "json"}
+	first := runVramseal(t, dir, demo...)
+	require.Equal(t, exitOK, first.code, "stderr:\n%s", first.stderr)
+	assert.Contains(t, first.stderr, `"token_file":"./vramseal-audit.token","token":"made now"`)
+	info, err := os.Stat(filepath.Join(dir, "vramseal-audit.token"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "the kept token is private")
 
-	require.Equal(t, exitOK, res.code, "stderr:\n%s", res.stderr)
-	assert.Contains(t, res.stderr, "random one-off token, so the audit log cannot be verified")
+	second := runVramseal(t, dir, demo...)
+	require.Equal(t, exitOK, second.code, "a second token-less run continues the same log; stderr:\n%s", second.stderr)
+	assert.Contains(t, second.stderr, `"token":"from an earlier run"`)
+
 	lines := readAuditLog(t, filepath.Join(dir, "vramseal-audit.jsonl"))
 	sealed := 0
 	for _, l := range lines {
@@ -166,8 +174,17 @@ func TestRunSealsTheDemoModelWhenGivenNoFiles(t *testing.T) {
 			assert.EqualValues(t, demoShardBytes, l.Fields["size"])
 		}
 	}
-	assert.Equal(t, demoShards, sealed)
-	assert.Len(t, countEvents(lines, audit.EventVramDeallocated), demoShards)
+	assert.Equal(t, 2*demoShards, sealed, "both runs sealed the demo model into one log")
+	verify := runVramseal(t, dir, "audit", "verify", "vramseal-audit.jsonl")
+	assert.Equal(t, exitOK, verify.code, "audit verify finds the kept token beside the log: %s", verify.stderr)
+}
+
+func TestRunWithoutATokenRefusesALogAnotherTokenWrote(t *testing.T) {
+	dir, logPath, _ := sealedAuditLog(t)
+	res := runVramseal(t, dir, "run", "--backend", "sim", "--duration", "1ms", "--listen", "", "--audit-log", logPath)
+	assert.Equal(t, exitUsage, res.code)
+	assert.Contains(t, res.stderr, "written with a token this run was not given; pass --token-file")
+	assert.NoFileExists(t, simTokenPath(logPath), "no token is made for a log it cannot continue")
 }
 
 // scrapeMetrics fetches and parses /metrics.

@@ -22,7 +22,7 @@ const (
 	// maxTokenFileBytes bounds a token file; a token is a short secret.
 	maxTokenFileBytes = 4096
 	// ephemeralTokenBytes is the size of a random token made for a run on
-	// simulated devices without one.
+	// simulated devices without one (see simToken).
 	ephemeralTokenBytes = 32
 )
 
@@ -99,7 +99,7 @@ func trimNewline(b []byte) []byte {
 	return b
 }
 
-// ephemeralToken returns a random token that exists only for this run.
+// ephemeralToken returns a new random token.
 func ephemeralToken() []byte {
 	token := make([]byte, ephemeralTokenBytes)
 	rand.Read(token)
@@ -121,12 +121,10 @@ func rootCause(err error) error {
 type workerKeys struct {
 	seal  *sealer.Key
 	audit *audit.Key
-	// ephemeral is true when the token was made up for this run.
-	ephemeral bool
 }
 
 // deriveKeys derives both keys for workerID and then zeroes token.
-func deriveKeys(token []byte, workerID string, ephemeral bool) (*workerKeys, error) {
+func deriveKeys(token []byte, workerID string) (*workerKeys, error) {
 	defer clear(token)
 	sealKey, err := sealer.DeriveKey(token, workerID)
 	if err != nil {
@@ -137,7 +135,7 @@ func deriveKeys(token []byte, workerID string, ephemeral bool) (*workerKeys, err
 		sealKey.Zero()
 		return nil, withExitCode(exitUsage, err)
 	}
-	return &workerKeys{seal: sealKey, audit: auditKey, ephemeral: ephemeral}, nil
+	return &workerKeys{seal: sealKey, audit: auditKey}, nil
 }
 
 // zero wipes both keys.

@@ -122,7 +122,7 @@ func TestTokenPathPrefersTheFlagThenTheEnvironmentThenSystemd(t *testing.T) {
 
 func TestDeriveKeysZeroesTheTokenAndKeysZeroOnRequest(t *testing.T) {
 	token := []byte("0123456789abcdef0123")
-	keys, err := deriveKeys(token, "w1", false)
+	keys, err := deriveKeys(token, "w1")
 	require.NoError(t, err)
 	assert.Equal(t, make([]byte, len(token)), token, "token bytes are zeroed once the keys are derived")
 	assert.Len(t, keys.fingerprint(), 6)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"time"
 
 	"github.com/vramseal/vramseal/audit"
@@ -105,10 +104,10 @@ func (w *worker) prepare(files []string) error {
 	if !devices.simulated() {
 		w.watch = openGPUWatch(w.gpus.openNVML, devices.devices, w.logger)
 	}
-	if err := w.deriveKeys(token); err != nil {
+	if err := w.checkPlacement(); err != nil {
 		return err
 	}
-	return w.checkPlacement()
+	return w.deriveKeys(token)
 }
 
 // logBackend writes the run's first log line: which devices it uses and why.
@@ -130,28 +129,31 @@ func (w *worker) logBackend() {
 	}
 }
 
-// deriveKeys derives the worker's keys from token (zeroing it), or from a
-// random token on simulated devices when none was given.
+// deriveKeys derives the worker's keys from token (zeroing it), or, on
+// simulated devices when none was given, from the token kept beside the
+// audit log for such runs (see simToken).
 func (w *worker) deriveKeys(token []byte) error {
-	ephemeral := token == nil
-	if ephemeral {
+	if token == nil {
 		if !w.devices.simulated() {
 			return usageErrorf("real GPUs need a worker token; pass --token-file PATH or set %s, and %s", tokenFileEnv, tokenHowTo)
 		}
-		if info, err := os.Stat(w.opts.auditLog); err == nil && info.Size() > 0 {
-			return usageErrorf("audit log %s already holds records chained with another token, and no token was given; pass the --token-file that wrote it, or a new --audit-log path", w.opts.auditLog)
+		t, path, created, err := simToken(w.opts.auditLog)
+		if err != nil {
+			return err
 		}
-		token = ephemeralToken()
+		token = t
+		how := "from an earlier run"
+		if created {
+			how = "made now"
+		}
+		w.logger.Info("no worker token given: using the token kept beside the audit log for runs on simulated GPUs; real GPUs need --token-file",
+			"token_file", path, "token", how)
 	}
-	keys, err := deriveKeys(token, w.opts.workerID, ephemeral)
+	keys, err := deriveKeys(token, w.opts.workerID)
 	if err != nil {
 		return err
 	}
 	w.keys = keys
-	if ephemeral {
-		w.logger.Warn("no worker token given: using a random one-off token, so the audit log cannot be verified once this run ends; pass --token-file PATH to keep a verifiable log",
-			"key", keys.fingerprint())
-	}
 	return nil
 }
 
