@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -16,6 +17,23 @@ import (
 
 // testToken is a worker token for tests.
 var testToken = []byte("0123456789abcdef-test-token")
+
+// testKeyBytes is what the audit key of workerID derived from testToken
+// holds, computed here without the package's code.
+func testKeyBytes(t testing.TB, workerID string) []byte {
+	t.Helper()
+	b, err := hkdf.Key(sha256.New, testToken, nil, "vramseal/v1/audit-log\x00"+workerID, sha256.Size)
+	require.NoError(t, err)
+	return b
+}
+
+// macUnder is HMAC-SHA256 of "probe" under k, to compare keys without
+// reaching their bytes.
+func macUnder(k *Key) []byte {
+	m := k.newMAC()
+	m.Write([]byte("probe"))
+	return m.Sum(nil)
+}
 
 // testKey derives the audit key for workerID from testToken.
 func testKey(t testing.TB, workerID string) *Key {
@@ -51,8 +69,8 @@ func TestDeriveKeyUsesItsOwnLabel(t *testing.T) {
 	require.NoError(t, err)
 
 	k := testKey(t, "w1")
-	assert.Equal(t, want, k.secret)
-	assert.NotEqual(t, sealKey, k.secret, "the audit key must differ from the seal key")
+	assert.Equal(t, hmacOf(want), macUnder(k))
+	assert.NotEqual(t, hmacOf(sealKey), macUnder(k), "the audit key must differ from the seal key")
 	assert.Equal(t, "w1", k.WorkerID())
 }
 
@@ -72,16 +90,16 @@ func TestDeriveKeySeparatesWorkersAndTokens(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			k, err := DeriveKey(tt.token, tt.workerID)
 			require.NoError(t, err)
-			assert.Equal(t, tt.same, bytes.Equal(base.secret, k.secret))
+			assert.Equal(t, tt.same, bytes.Equal(macUnder(base), macUnder(k)))
 		})
 	}
 }
 
 func TestKeyRevealsNothing(t *testing.T) {
 	k := testKey(t, "w1")
-	secret := append([]byte(nil), k.secret...)
+	secret := testKeyBytes(t, "w1")
 	for _, format := range []string{"%v", "%+v", "%#v", "%s", "%x", "%X", "%q", "%d"} {
-		for name, v := range map[string]any{"key": k, "struct holding a key": struct{ Key *Key }{k}} {
+		for name, v := range map[string]any{"key": k, "key value": *k, "struct holding a key": struct{ Key *Key }{k}} {
 			t.Run(name+" "+format, func(t *testing.T) {
 				assertNoSecret(t, fmt.Sprintf(format, v), secret)
 			})
@@ -89,18 +107,26 @@ func TestKeyRevealsNothing(t *testing.T) {
 	}
 	assert.Equal(t, "audit.Key("+k.Fingerprint()+")", k.String())
 	assert.Len(t, k.Fingerprint(), 6)
-	assert.Equal(t, "audit.Key(nil)", fmt.Sprint((*Key)(nil)))
+	assert.Equal(t, "audit.Key(nil)", (*Key)(nil).String())
+	assert.Equal(t, "<nil>", fmt.Sprint((*Key)(nil)))
 }
 
 func TestZeroedKeyIsRefused(t *testing.T) {
 	k := testKey(t, "w1")
 	k.Zero()
-	assert.Empty(t, k.secret)
+	assert.Contains(t, k.String(), "zeroed")
 
 	_, err := Verify(bytes.NewReader(nil), k)
 	assert.ErrorIs(t, err, messages.ErrConfig)
 	_, err = Verify(bytes.NewReader(nil), nil)
 	assert.ErrorIs(t, err, messages.ErrConfig)
+}
+
+// hmacOf is HMAC-SHA256 of "probe" under key.
+func hmacOf(key []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("probe"))
+	return m.Sum(nil)
 }
 
 // assertNoSecret checks that out shows neither the key nor the token in any

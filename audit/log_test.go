@@ -226,7 +226,7 @@ func TestOpenCutsATornLastLine(t *testing.T) {
 			assert.Equal(t, uint64(5), got[4].Seq)
 			assert.Equal(t, 5, verifyFile(t, path, key).Records)
 			assert.Contains(t, logged.String(), "torn")
-			assertNoSecret(t, logged.String(), key.secret)
+			assertNoSecret(t, logged.String(), testKeyBytes(t, key.WorkerID()))
 		})
 	}
 }
@@ -268,7 +268,7 @@ func TestOpenChecksItsConfig(t *testing.T) {
 			l, err := Open(tt.path, tt.cfg)
 			assert.Nil(t, l)
 			assert.ErrorIs(t, err, messages.ErrConfig)
-			assertNoSecret(t, err.Error(), key.secret)
+			assertNoSecret(t, err.Error(), testKeyBytes(t, key.WorkerID()))
 		})
 	}
 	_, err := os.Stat(path)
@@ -349,7 +349,7 @@ func TestLogRevealsNoKey(t *testing.T) {
 	for _, format := range []string{"%v", "%+v", "%#v", "%x"} {
 		for name, v := range map[string]any{"config": cfg, "config pointer": &cfg, "log": l} {
 			t.Run(name+" "+format, func(t *testing.T) {
-				assertNoSecret(t, fmt.Sprintf(format, v), key.secret)
+				assertNoSecret(t, fmt.Sprintf(format, v), testKeyBytes(t, key.WorkerID()))
 			})
 		}
 	}

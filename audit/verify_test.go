@@ -135,7 +135,7 @@ func TestVerifyNamesTheFirstBadLine(t *testing.T) {
 				assert.ErrorIs(t, err, messages.ErrIntegrityViolation)
 				assert.Contains(t, err.Error(), tt.reason)
 				assert.NotEmpty(t, rep.Detail)
-				assertNoSecret(t, err.Error(), tt.key.secret)
+				assertNoSecret(t, err.Error(), testKeyBytes(t, tt.key.WorkerID()))
 			}
 			if tt.records == 0 {
 				assert.Empty(t, rep.Head)

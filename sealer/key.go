@@ -1,74 +1,52 @@
 package sealer
 
 import (
-	"crypto/hkdf"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 
-	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/secret"
 )
 
 // MinTokenLen is the shortest worker token accepted, in bytes.
-const MinTokenLen = 16
+const MinTokenLen = secret.MinTokenLen
 
-// sealKeyInfo is the HKDF info prefix for seal keys: it names the purpose and
-// its version, so a key derived here differs from every other key derived from
-// the same token. The worker ID follows it, after a NUL.
+// sealKeyInfo is the HKDF purpose of seal keys: it names the purpose and its
+// version, so a key derived here differs from every other key derived from
+// the same token.
 const sealKeyInfo = "vramseal/v1/shard-record-hmac-sha256"
 
-// keyLen is the size of a seal key, in bytes.
-const keyLen = sha256.Size
-
-// Key is the secret that signs shard records. Its bytes live in one buffer
-// that Zero wipes. No printed form shows them: a Key or *Key prints as String
-// for every fmt verb and flag. Copies of a Key share the buffer, so Zero on any
-// copy disarms them all.
+// Key is the secret that signs shard records. Its bytes live in a
+// secret.Key: Zero wipes them, copies of a Key share them, and no printed,
+// logged or marshalled form shows them.
 type Key struct {
-	secret      *[keyLen]byte
-	fingerprint string
+	secret *secret.Key
 }
 
 // DeriveKey derives the seal key of workerID from the worker token with
-// HKDF-SHA256 under a fixed, versioned label, so that two workers never share
-// a key. The token must be at least MinTokenLen bytes and workerID non-empty;
-// otherwise the error wraps messages.ErrConfig. The token is not kept.
+// secret.Derive under a fixed, versioned label, so that two workers never
+// share a key. The token must be at least MinTokenLen bytes and workerID
+// non-empty; otherwise the error wraps messages.ErrConfig. The token is not
+// kept.
 func DeriveKey(token []byte, workerID string) (*Key, error) {
-	if len(token) < MinTokenLen {
-		return nil, fmt.Errorf("%w: worker token is %d bytes, need at least %d", messages.ErrConfig, len(token), MinTokenLen)
-	}
-	if workerID == "" {
-		return nil, fmt.Errorf("%w: worker ID is empty: each worker needs its own ID to get its own key", messages.ErrConfig)
-	}
-	derived, err := hkdf.Key(sha256.New, token, nil, sealKeyInfo+"\x00"+workerID, keyLen)
+	k, err := secret.Derive(token, sealKeyInfo, workerID)
 	if err != nil {
-		return nil, fmt.Errorf("%w: derive seal key: %v", messages.ErrConfig, err)
+		return nil, err
 	}
-	secret := new([keyLen]byte)
-	copy(secret[:], derived)
-	clear(derived)
-	sum := sha256.Sum256(token)
-	return &Key{secret: secret, fingerprint: hex.EncodeToString(sum[:3])}, nil
+	return &Key{secret: k}, nil
 }
 
 // usable reports whether k can sign: it exists, was derived, and is not
-// zeroed. The zero test runs in constant time.
-func (k *Key) usable() bool {
-	var zero [keyLen]byte
-	return k != nil && k.secret != nil && subtle.ConstantTimeCompare(k.secret[:], zero[:]) == 0
-}
+// zeroed.
+func (k *Key) usable() bool { return k != nil && k.secret.Usable() }
 
 // Zero wipes the key's bytes. A zeroed key signs and checks nothing. Zero on
 // a nil Key does nothing. Call it once nothing signs or checks with the key
 // any more: it must not race with Sign or CheckSignature.
 func (k *Key) Zero() {
-	if k == nil || k.secret == nil {
-		return
+	if k != nil {
+		k.secret.Zero()
 	}
-	clear(k.secret[:])
-	k.secret = nil
 }
 
 // Fingerprint is 6 hex characters of the SHA-256 of the token the key was
@@ -77,27 +55,27 @@ func (k *Key) Fingerprint() string {
 	if k == nil {
 		return ""
 	}
-	return k.fingerprint
+	return k.secret.Fingerprint()
 }
 
 // String names the key by its fingerprint only, and says if it is zeroed.
 func (k *Key) String() string {
-	switch {
-	case k == nil:
+	if k == nil {
 		return "sealer.Key(nil)"
-	case k.fingerprint == "":
-		return "sealer.Key(unset)"
-	case !k.usable():
-		return "sealer.Key(" + k.fingerprint + ", zeroed)"
-	default:
-		return "sealer.Key(" + k.fingerprint + ")"
 	}
+	return k.secret.Redacted("sealer.Key")
 }
 
 // GoString is String: the Go-syntax form must not show the key either.
 func (k *Key) GoString() string { return k.String() }
 
 // Format prints String whatever the verb, so that no verb, not even a wrong
-// one such as %s on a Key value, reaches the key's buffer. It takes a value so
-// that Key values are covered as well as pointers.
+// one such as %x, reaches the key's buffer. It takes a value so that Key
+// values and structs embedding one are covered as well as pointers.
 func (k Key) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }
+
+// LogValue makes slog show String.
+func (k Key) LogValue() slog.Value { return slog.StringValue(k.String()) }
+
+// MarshalText makes encoding/json and other encoders show String.
+func (k Key) MarshalText() ([]byte, error) { return []byte(k.String()), nil }

@@ -2,6 +2,7 @@ package sealer
 
 import (
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -21,6 +22,30 @@ func mustKey(t testing.TB, token []byte, worker string) *Key {
 	k, err := DeriveKey(token, worker)
 	require.NoError(t, err)
 	return k
+}
+
+// macUnder is HMAC-SHA256 of "probe" under k, to compare keys without
+// reaching their bytes.
+func macUnder(k *Key) []byte {
+	m := k.secret.NewMAC()
+	m.Write([]byte("probe"))
+	return m.Sum(nil)
+}
+
+// hmacOf is HMAC-SHA256 of "probe" under key.
+func hmacOf(key []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("probe"))
+	return m.Sum(nil)
+}
+
+// testKeyBytes is what the seal key of worker derived from token holds,
+// computed here without the package's code.
+func testKeyBytes(t testing.TB, token []byte, worker string) []byte {
+	t.Helper()
+	b, err := hkdf.Key(sha256.New, token, nil, "vramseal/v1/shard-record-hmac-sha256\x00"+worker, 32)
+	require.NoError(t, err)
+	return b
 }
 
 func TestDeriveKeyRejectsBadConfig(t *testing.T) {
@@ -47,21 +72,19 @@ func TestDeriveKeyRejectsBadConfig(t *testing.T) {
 
 func TestDeriveKeyIsHKDFWithLabelAndWorker(t *testing.T) {
 	k := mustKey(t, testToken, "worker-7")
-	want, err := hkdf.Key(sha256.New, testToken, nil, "vramseal/v1/shard-record-hmac-sha256\x00worker-7", 32)
-	require.NoError(t, err)
-	assert.Equal(t, want, k.secret[:])
+	assert.Equal(t, hmacOf(testKeyBytes(t, testToken, "worker-7")), macUnder(k))
 
 	plain, err := hkdf.Key(sha256.New, testToken, nil, "worker-7", 32)
 	require.NoError(t, err)
-	assert.NotEqual(t, plain, k.secret[:], "the label must separate seal keys from other uses of the token")
+	assert.NotEqual(t, hmacOf(plain), macUnder(k), "the label must separate seal keys from other uses of the token")
 }
 
 func TestDeriveKeyDeterministicAndSeparated(t *testing.T) {
 	a := mustKey(t, testToken, "worker-1")
-	assert.Equal(t, a.secret, mustKey(t, testToken, "worker-1").secret, "same token and worker, same key")
-	assert.NotEqual(t, *a.secret, *mustKey(t, testToken, "worker-2").secret, "other worker")
-	assert.NotEqual(t, *a.secret, *mustKey(t, append([]byte("x"), testToken...), "worker-1").secret, "other token")
-	assert.NotEqual(t, *a.secret, *mustKey(t, testToken, "worker-1\x00").secret, "worker ID with a trailing NUL")
+	assert.Equal(t, macUnder(a), macUnder(mustKey(t, testToken, "worker-1")), "same token and worker, same key")
+	assert.NotEqual(t, macUnder(a), macUnder(mustKey(t, testToken, "worker-2")), "other worker")
+	assert.NotEqual(t, macUnder(a), macUnder(mustKey(t, append([]byte("x"), testToken...), "worker-1")), "other token")
+	assert.NotEqual(t, macUnder(a), macUnder(mustKey(t, testToken, "worker-1\x00")), "worker ID with a trailing NUL")
 }
 
 func TestKeyFingerprint(t *testing.T) {
@@ -73,18 +96,17 @@ func TestKeyFingerprint(t *testing.T) {
 }
 
 // secretForms are the ways a key's bytes could leak into text.
-func secretForms(k *Key) []string {
-	s := k.secret[:]
+func secretForms(s []byte) []string {
 	return []string{
 		hex.EncodeToString(s), strings.ToUpper(hex.EncodeToString(s)), string(s),
 		fmt.Sprint(s), fmt.Sprintf("%#v", s), fmt.Sprintf("%x", s)[:16],
-		fmt.Sprint(s[:8])[1:20], fmt.Sprint(*k.secret),
+		fmt.Sprint(s[:8])[1:20], fmt.Sprint([32]byte(s)),
 	}
 }
 
 func TestKeyPrintsNoSecret(t *testing.T) {
 	k := mustKey(t, testToken, "w1")
-	forms := secretForms(k)
+	forms := secretForms(testKeyBytes(t, testToken, "w1"))
 	verbs := []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%T"}
 	for _, verb := range verbs {
 		for name, v := range map[string]any{"*Key": k, "Key": *k, "in a struct": struct{ K *Key }{k}, "in a slice": []*Key{k}} {
@@ -105,10 +127,8 @@ func TestKeyPrintsNoSecret(t *testing.T) {
 
 func TestKeyZero(t *testing.T) {
 	k := mustKey(t, testToken, "w1")
-	buf := k.secret
 	copied := *k
 	k.Zero()
-	assert.Equal(t, [32]byte{}, *buf, "Zero must wipe the buffer")
 	assert.False(t, k.usable())
 	assert.False(t, copied.usable(), "a copy shares the wiped buffer")
 	assert.Contains(t, k.String(), "zeroed")

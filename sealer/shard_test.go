@@ -96,7 +96,7 @@ func TestShardPrintedForms(t *testing.T) {
 	for name, out := range forms {
 		assert.NotContains(t, out, "0x", "%s shows an address", name)
 		assert.NotContains(t, out, "m=+", "%s shows a monotonic clock reading", name)
-		for _, f := range secretForms(k) {
+		for _, f := range secretForms(testKeyBytes(t, testToken, "w1")) {
 			assert.NotContains(t, out, f, "%s shows the key", name)
 		}
 		assert.Contains(t, out, s.ID, name)

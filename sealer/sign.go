@@ -2,7 +2,6 @@ package sealer
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
 	"fmt"
 
 	"github.com/vramseal/vramseal/messages"
@@ -51,7 +50,7 @@ func checkInputs(key *Key, s *Shard) error {
 }
 
 func mac(key *Key, s *Shard) []byte {
-	h := hmac.New(sha256.New, key.secret[:])
+	h := key.secret.NewMAC()
 	h.Write(canonicalRecord(s))
 	return h.Sum(nil)
 }

@@ -111,7 +111,7 @@ func TestSignErrorsRevealNoKey(t *testing.T) {
 	s.Size++
 	err := CheckSignature(k, &s)
 	require.Error(t, err)
-	for _, f := range secretForms(k) {
+	for _, f := range secretForms(testKeyBytes(t, testToken, "w1")) {
 		assert.NotContains(t, err.Error(), f)
 	}
 	assert.NotContains(t, err.Error(), string(testToken))

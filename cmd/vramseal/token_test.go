@@ -1,8 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -136,4 +143,32 @@ func TestEphemeralTokensAreLongEnoughAndDiffer(t *testing.T) {
 	a, b := ephemeralToken(), ephemeralToken()
 	assert.GreaterOrEqual(t, len(a), 16)
 	assert.NotEqual(t, a, b)
+}
+
+// TestWorkerKeysPrintNoSecret covers the CLI's one key holder, which the
+// secret package's walk over exported types cannot reach.
+func TestWorkerKeysPrintNoSecret(t *testing.T) {
+	token := []byte("0123456789abcdef0123")
+	var leaks []string
+	for _, purpose := range []string{"vramseal/v1/shard-record-hmac-sha256", "vramseal/v1/audit-log"} {
+		b, err := hkdf.Key(sha256.New, token, nil, purpose+"\x00w1", 32)
+		require.NoError(t, err)
+		leaks = append(leaks, hex.EncodeToString(b[:8]), strings.ToUpper(hex.EncodeToString(b[:8])), string(b[:8]), strings.Trim(fmt.Sprint(b[:6]), "[]"))
+	}
+	keys, err := deriveKeys(bytes.Clone(token), "w1", false)
+	require.NoError(t, err)
+	defer keys.zero()
+	for _, v := range []any{keys, *keys, struct{ K *workerKeys }{keys}} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x", "%X", "%d", "%q"} {
+			out := fmt.Sprintf(verb, v)
+			for _, leak := range append(leaks, string(token)) {
+				assert.NotContains(t, out, leak, "%s of %T", verb, v)
+			}
+		}
+		var logged bytes.Buffer
+		slog.New(slog.NewTextHandler(&logged, nil)).Info("keys", "k", v, "seal", keys.seal, "audit", keys.audit)
+		for _, leak := range leaks {
+			assert.NotContains(t, logged.String(), leak)
+		}
+	}
 }
