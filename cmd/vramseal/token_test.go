@@ -155,7 +155,7 @@ func TestWorkerKeysPrintNoSecret(t *testing.T) {
 		require.NoError(t, err)
 		leaks = append(leaks, hex.EncodeToString(b[:8]), strings.ToUpper(hex.EncodeToString(b[:8])), string(b[:8]), strings.Trim(fmt.Sprint(b[:6]), "[]"))
 	}
-	keys, err := deriveKeys(bytes.Clone(token), "w1", false)
+	keys, err := deriveKeys(bytes.Clone(token), "w1")
 	require.NoError(t, err)
 	defer keys.zero()
 	for _, v := range []any{keys, *keys, struct{ K *workerKeys }{keys}} {
