@@ -23,20 +23,9 @@ type Driver struct {
 	dev   cudaDevice
 	props Properties
 
-	mu         sync.Mutex
-	allocs     map[Handle]*driverAllocation
-	lastHandle Handle
-	closed     bool
-}
-
-// driverAllocation is one cuMemAlloc allocation. Copies hold its read lock;
-// freeing takes the write lock, so memory is never freed under a copy.
-type driverAllocation struct {
-	size int64
-
-	mu    sync.RWMutex
-	ptr   devicePtr
-	freed bool
+	// mu guards table. Copies run outside it, under the allocation's lock.
+	mu    sync.Mutex
+	table allocTable[devicePtr]
 }
 
 var _ Device = (*Driver)(nil)
@@ -70,7 +59,7 @@ func OpenDriver(index int) (*Driver, error) {
 	if err != nil {
 		return nil, errors.Join(err, dev.release())
 	}
-	return &Driver{dev: dev, props: props, allocs: make(map[Handle]*driverAllocation)}, nil
+	return &Driver{dev: dev, props: props, table: newAllocTable[devicePtr](fmt.Sprintf("cuda device %d", index))}, nil
 }
 
 // Properties describes the device. It answers even after Close.
@@ -81,7 +70,7 @@ func (d *Driver) Properties() Properties { return d.props }
 func (d *Driver) MemInfo() (free, total int64, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.usableLocked("meminfo"); err != nil {
+	if err := d.table.usable("meminfo"); err != nil {
 		return 0, 0, err
 	}
 	free, total, res := d.dev.memInfo()
@@ -95,12 +84,11 @@ func (d *Driver) MemInfo() (free, total int64, err error) {
 func (d *Driver) Allocate(size int64) (Handle, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.usableLocked("allocate"); err != nil {
+	if err := d.table.usable("allocate"); err != nil {
 		return 0, err
 	}
-	if size <= 0 {
-		return 0, fmt.Errorf("%w: cuda device %d: allocate %d bytes: size must be positive",
-			messages.ErrInvalidInput, d.dev.index, size)
+	if err := d.table.checkSize(size); err != nil {
+		return 0, err
 	}
 	if size > d.props.TotalMemory {
 		return 0, d.insufficientLocked(size)
@@ -113,9 +101,7 @@ func (d *Driver) Allocate(size int64) (Handle, error) {
 	default:
 		return 0, cudaError(d.dev.index, fmt.Sprintf("cuMemAlloc %d bytes", size), res)
 	}
-	d.lastHandle++
-	d.allocs[d.lastHandle] = &driverAllocation{size: size, ptr: ptr}
-	return d.lastHandle, nil
+	return d.table.add(size, ptr), nil
 }
 
 // insufficientLocked reports a refused allocation with the memory free now.
@@ -130,29 +116,22 @@ func (d *Driver) insufficientLocked(size int64) error {
 // Free releases an allocation, after any copy under way on it.
 func (d *Driver) Free(h Handle) error {
 	d.mu.Lock()
-	if err := d.usableLocked("free"); err != nil {
-		d.mu.Unlock()
+	a, err := d.table.remove(h)
+	d.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	a, ok := d.allocs[h]
-	if !ok {
-		d.mu.Unlock()
-		return fmt.Errorf("%w: cuda device %d: free handle %d: no such allocation", messages.ErrInvalidInput, d.dev.index, h)
-	}
-	delete(d.allocs, h)
-	d.mu.Unlock()
-	return d.freeAllocation(a)
+	return d.release(a)
 }
 
-// freeAllocation frees a's memory once no copy is using it.
-func (d *Driver) freeAllocation(a *driverAllocation) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.freed = true
-	if res := d.dev.free(a.ptr); res != cudaSuccess {
-		return cudaError(d.dev.index, "cuMemFree", res)
-	}
-	return nil
+// release frees a's memory once no copy is using it.
+func (d *Driver) release(a *tableAllocation[devicePtr]) error {
+	return a.release(func(ptr devicePtr) error {
+		if res := d.dev.free(ptr); res != cudaSuccess {
+			return cudaError(d.dev.index, "cuMemFree", res)
+		}
+		return nil
+	})
 }
 
 // Write copies p into the allocation at offset with cuMemcpyHtoD.
@@ -161,15 +140,12 @@ func (d *Driver) Write(h Handle, offset int64, p []byte) error {
 	if err != nil || len(p) == 0 {
 		return err
 	}
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	if a.freed {
-		return driverFreedError(d.dev.index, "write", h)
-	}
-	if res := d.dev.copyToDevice(a.ptr, offset, p); res != cudaSuccess {
-		return cudaError(d.dev.index, fmt.Sprintf("cuMemcpyHtoD %d bytes at offset %d", len(p), offset), res)
-	}
-	return nil
+	return a.shared(d.table.name, "write", h, func(ptr devicePtr) error {
+		if res := d.dev.copyToDevice(ptr, offset, p); res != cudaSuccess {
+			return cudaError(d.dev.index, fmt.Sprintf("cuMemcpyHtoD %d bytes at offset %d", len(p), offset), res)
+		}
+		return nil
+	})
 }
 
 // Read copies len(p) bytes of the allocation at offset into p with
@@ -179,15 +155,12 @@ func (d *Driver) Read(h Handle, offset int64, p []byte) error {
 	if err != nil || len(p) == 0 {
 		return err
 	}
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	if a.freed {
-		return driverFreedError(d.dev.index, "read", h)
-	}
-	if res := d.dev.copyFromDevice(p, a.ptr, offset); res != cudaSuccess {
-		return cudaError(d.dev.index, fmt.Sprintf("cuMemcpyDtoH %d bytes at offset %d", len(p), offset), res)
-	}
-	return nil
+	return a.shared(d.table.name, "read", h, func(ptr devicePtr) error {
+		if res := d.dev.copyFromDevice(p, ptr, offset); res != cudaSuccess {
+			return cudaError(d.dev.index, fmt.Sprintf("cuMemcpyDtoH %d bytes at offset %d", len(p), offset), res)
+		}
+		return nil
+	})
 }
 
 // Close frees every outstanding allocation, waiting for copies under way, and
@@ -195,18 +168,16 @@ func (d *Driver) Read(h Handle, offset int64, p []byte) error {
 // Outstanding fail with messages.ErrStopped. It is idempotent.
 func (d *Driver) Close() error {
 	d.mu.Lock()
-	if d.closed {
+	if d.table.closed {
 		d.mu.Unlock()
 		return nil
 	}
-	d.closed = true
-	allocs := d.allocs
-	d.allocs = make(map[Handle]*driverAllocation)
+	left := d.table.close()
 	d.mu.Unlock()
 
 	var errs []error
-	for _, a := range allocs {
-		errs = append(errs, d.freeAllocation(a))
+	for _, a := range left {
+		errs = append(errs, d.release(a))
 	}
 	errs = append(errs, d.dev.release())
 	return errors.Join(errs...)
@@ -216,39 +187,15 @@ func (d *Driver) Close() error {
 func (d *Driver) Outstanding() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.allocs)
-}
-
-// usableLocked fails once the device is closed. d.mu must be held.
-func (d *Driver) usableLocked(op string) error {
-	if d.closed {
-		return fmt.Errorf("cuda device %d: %s: device closed: %w", d.dev.index, op, messages.ErrStopped)
-	}
-	return nil
+	return d.table.count()
 }
 
 // lookup finds a live allocation and checks that [offset, offset+n) lies
-// within it, without overflowing.
-func (d *Driver) lookup(op string, h Handle, offset, n int64) (*driverAllocation, error) {
+// within it.
+func (d *Driver) lookup(op string, h Handle, offset, n int64) (*tableAllocation[devicePtr], error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.usableLocked(op); err != nil {
-		return nil, err
-	}
-	a, ok := d.allocs[h]
-	if !ok {
-		return nil, fmt.Errorf("%w: cuda device %d: %s handle %d: no such allocation", messages.ErrInvalidInput, d.dev.index, op, h)
-	}
-	if offset < 0 || n > a.size || offset > a.size-n {
-		return nil, fmt.Errorf("%w: cuda device %d: %s %d bytes at offset %d of a %d-byte allocation: out of bounds",
-			messages.ErrInvalidInput, d.dev.index, op, n, offset, a.size)
-	}
-	return a, nil
-}
-
-// driverFreedError reports a copy that lost a race with Free or Close.
-func driverFreedError(device int, op string, h Handle) error {
-	return fmt.Errorf("%w: cuda device %d: %s handle %d: allocation freed", messages.ErrInvalidInput, device, op, h)
+	return d.table.span(op, h, offset, n)
 }
 
 // formatGPUUUID writes a 16-byte device UUID as NVIDIA's tools do:

@@ -113,7 +113,7 @@ func TestDriverOnDeviceErrorsCarryNoAddress(t *testing.T) {
 	h, err := d.Allocate(size)
 	require.NoError(t, err)
 	d.mu.Lock()
-	ptr := uint64(d.allocs[h].ptr)
+	ptr := uint64(d.table.allocs[h].mem)
 	d.mu.Unlock()
 	require.NotZero(t, ptr)
 

@@ -1,13 +1,12 @@
 package cuda
 
 import (
-	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vramseal/vramseal/messages"
 )
@@ -34,6 +33,15 @@ type SimConfig struct {
 	Capacity int64
 	// Seed makes the UUID and FlipRandomBit deterministic.
 	Seed int64
+	// Prefault takes all Capacity bytes of host memory at NewSim and writes
+	// every page once, so that the host backs them before any clock starts;
+	// allocations are then carved from that memory and freed space is
+	// reused, as on a GPU. Without it each allocation is fresh host memory,
+	// and the first write to each page pays the host's page fault. Reused
+	// memory is not cleared (cuMemAlloc does not clear it either). Should
+	// fragmentation leave no free extent large enough for an allocation the
+	// capacity allows, that one allocation gets fresh host memory instead.
+	Prefault bool
 }
 
 // AllocInfo describes one outstanding allocation of a Sim.
@@ -49,29 +57,30 @@ type AllocInfo struct {
 // Capacity), keeps a record of outstanding allocations, and injects faults on
 // request (see FailAllocations, FailWriteAfter, FailReads, FlipBit, Lose). It
 // is safe for concurrent use; copies run outside the device-wide lock, so
-// large copies on different allocations proceed in parallel.
+// large copies on different allocations proceed in parallel. It hashes in
+// place (ChunkHasher) on host cores, and counts the bytes it hands out
+// (BytesRead) and hashes (BytesHashed), so tests can tell the two paths
+// apart.
 type Sim struct {
 	props Properties
 
-	// mu guards the fields below.
-	mu         sync.Mutex
-	allocs     map[Handle]*simAllocation
-	allocated  int64
-	lastHandle Handle
-	closed     bool
-	faults     simFaults
-	rng        *rand.Rand
+	// mu guards the fields below. An allocation's lock may be held while
+	// taking mu, never the other way round.
+	mu     sync.Mutex
+	table  allocTable[simMemory]
+	arena  *simArena
+	faults simFaults
+	rng    *rand.Rand
+
+	bytesRead, bytesHashed atomic.Int64
 }
 
-// simAllocation is one allocation's bytes. Its lock orders copies on it
-// against Free and Close. Sim.mu may be taken while holding it, never the
-// other way round.
-type simAllocation struct {
-	size int64
-
-	mu    sync.RWMutex
-	data  []byte
-	freed bool
+// simMemory is one allocation's bytes, and where they lie in the arena if
+// they came from it.
+type simMemory struct {
+	data    []byte
+	extent  simExtent
+	inArena bool
 }
 
 var _ Device = (*Sim)(nil)
@@ -86,7 +95,7 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 	if name == "" {
 		name = DefaultSimName
 	}
-	return &Sim{
+	s := &Sim{
 		props: Properties{
 			Name:         name,
 			UUID:         simUUID(cfg.Seed, name),
@@ -94,10 +103,14 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 			ComputeMajor: simComputeMajor,
 			ComputeMinor: simComputeMinor,
 		},
-		allocs: make(map[Handle]*simAllocation),
+		table:  newAllocTable[simMemory]("sim"),
 		faults: simFaults{writeBudget: -1},
 		rng:    rand.New(rand.NewPCG(uint64(cfg.Seed), simRNGStream)),
-	}, nil
+	}
+	if cfg.Prefault {
+		s.arena = newSimArena(cfg.Capacity)
+	}
+	return s, nil
 }
 
 // simUUID derives a stable, UUID-shaped identifier from the seed and name.
@@ -121,10 +134,11 @@ func (s *Sim) MemInfo() (free, total int64, err error) {
 	if err := s.usableLocked("meminfo"); err != nil {
 		return 0, 0, err
 	}
-	return s.props.TotalMemory - s.allocated, s.props.TotalMemory, nil
+	return s.props.TotalMemory - s.table.bytes, s.props.TotalMemory, nil
 }
 
-// Allocate reserves size bytes of host memory standing in for VRAM. Only
+// Allocate reserves size bytes of host memory standing in for VRAM: from the
+// prefaulted arena if there is one, else fresh. Without an arena only
 // allocations take host memory, never the capacity as a whole.
 func (s *Sim) Allocate(size int64) (Handle, error) {
 	s.mu.Lock()
@@ -132,21 +146,22 @@ func (s *Sim) Allocate(size int64) (Handle, error) {
 	if err := s.usableLocked("allocate"); err != nil {
 		return 0, err
 	}
-	if size <= 0 {
-		return 0, fmt.Errorf("sim: allocate %d bytes: size must be positive: %w", size, messages.ErrInvalidInput)
+	if err := s.table.checkSize(size); err != nil {
+		return 0, err
 	}
 	if s.faults.allocFailures > 0 {
 		s.faults.allocFailures--
 		return 0, fmt.Errorf("sim: allocate %d bytes: injected failure: %w", size, messages.ErrAllocationFailed)
 	}
-	if free := s.props.TotalMemory - s.allocated; size > free {
+	if free := s.props.TotalMemory - s.table.bytes; size > free {
 		return 0, fmt.Errorf("sim: allocate %d bytes with %d free: %w", size, free, messages.ErrInsufficientVRAM)
 	}
-	s.lastHandle++
-	h := s.lastHandle
-	s.allocs[h] = &simAllocation{size: size, data: make([]byte, size)}
-	s.allocated += size
-	return h, nil
+	if s.arena != nil {
+		if x, ok := s.arena.take(size); ok {
+			return s.table.add(size, simMemory{data: s.arena.bytes(x), extent: x, inArena: true}), nil
+		}
+	}
+	return s.table.add(size, simMemory{data: make([]byte, size)}), nil
 }
 
 // Free releases an allocation. A copy already under way on it finishes first.
@@ -156,16 +171,12 @@ func (s *Sim) Free(h Handle) error {
 		s.mu.Unlock()
 		return err
 	}
-	a, ok := s.allocs[h]
-	if !ok {
-		s.mu.Unlock()
-		return fmt.Errorf("sim: free handle %d: no such allocation: %w", h, messages.ErrInvalidInput)
-	}
-	delete(s.allocs, h)
-	s.allocated -= a.size
+	a, err := s.table.remove(h)
 	s.mu.Unlock()
-
-	a.release()
+	if err != nil {
+		return err
+	}
+	s.release(a)
 	return nil
 }
 
@@ -175,14 +186,11 @@ func (s *Sim) Write(h Handle, offset int64, p []byte) error {
 	if err != nil {
 		return err
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.freed {
-		return freedError("write", h)
-	}
-	n, err := s.reserveWrite(int64(len(p)))
-	copy(a.data[offset:], p[:n])
-	return err
+	return a.exclusive("sim", "write", h, func(m simMemory) error {
+		n, err := s.reserveWrite(int64(len(p)))
+		copy(m.data[offset:], p[:n])
+		return err
+	})
 }
 
 // Read copies len(p) bytes of the allocation at offset into p.
@@ -191,16 +199,13 @@ func (s *Sim) Read(h Handle, offset int64, p []byte) error {
 	if err != nil {
 		return err
 	}
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	if a.freed {
-		return freedError("read", h)
-	}
-	if err := s.takeReadFailure(); err != nil {
-		return err
-	}
-	copy(p, a.data[offset:])
-	return nil
+	return a.shared("sim", "read", h, func(m simMemory) error {
+		if err := s.takeReadFailure(); err != nil {
+			return err
+		}
+		s.bytesRead.Add(int64(copy(p, m.data[offset:])))
+		return nil
+	})
 }
 
 // Close frees every outstanding allocation; later calls other than Close,
@@ -208,14 +213,12 @@ func (s *Sim) Read(h Handle, offset int64, p []byte) error {
 // idempotent and works on a lost device.
 func (s *Sim) Close() error {
 	s.mu.Lock()
-	allocs := s.allocs
-	s.allocs = make(map[Handle]*simAllocation)
-	s.allocated = 0
-	s.closed = true
+	left := s.table.close()
+	s.arena = nil
 	s.mu.Unlock()
 
-	for _, a := range allocs {
-		a.release()
+	for _, a := range left {
+		s.release(a)
 	}
 	return nil
 }
@@ -225,7 +228,7 @@ func (s *Sim) Close() error {
 func (s *Sim) Outstanding() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.allocs)
+	return s.table.count()
 }
 
 // Allocations lists the live allocations in handle order. It answers after
@@ -233,24 +236,21 @@ func (s *Sim) Outstanding() int {
 func (s *Sim) Allocations() []AllocInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.allocationsLocked()
+	return s.table.infos()
 }
 
-// allocationsLocked lists the live allocations in handle order. s.mu must be
-// held.
-func (s *Sim) allocationsLocked() []AllocInfo {
-	infos := make([]AllocInfo, 0, len(s.allocs))
-	for h, a := range s.allocs {
-		infos = append(infos, AllocInfo{Handle: h, Size: a.size})
-	}
-	slices.SortFunc(infos, func(x, y AllocInfo) int { return cmp.Compare(x.Handle, y.Handle) })
-	return infos
-}
+// BytesRead returns how many bytes Read has copied out of the device since
+// NewSim. It answers after Close and on a lost device.
+func (s *Sim) BytesRead() int64 { return s.bytesRead.Load() }
+
+// BytesHashed returns how many bytes HashChunks has hashed in place since
+// NewSim. It answers after Close and on a lost device.
+func (s *Sim) BytesHashed() int64 { return s.bytesHashed.Load() }
 
 // usableLocked fails if the device is closed or lost. s.mu must be held.
 func (s *Sim) usableLocked(op string) error {
-	if s.closed {
-		return fmt.Errorf("sim: %s: device closed: %w", op, messages.ErrStopped)
+	if err := s.table.usable(op); err != nil {
+		return err
 	}
 	if s.faults.lost {
 		return fmt.Errorf("sim: %s: device lost: %w", op, messages.ErrDeviceFault)
@@ -259,33 +259,27 @@ func (s *Sim) usableLocked(op string) error {
 }
 
 // lookup finds a live allocation and checks that [offset, offset+n) lies
-// within it, without overflowing.
-func (s *Sim) lookup(op string, h Handle, offset, n int64) (*simAllocation, error) {
+// within it.
+func (s *Sim) lookup(op string, h Handle, offset, n int64) (*tableAllocation[simMemory], error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.usableLocked(op); err != nil {
 		return nil, err
 	}
-	a, ok := s.allocs[h]
-	if !ok {
-		return nil, fmt.Errorf("sim: %s handle %d: no such allocation: %w", op, h, messages.ErrInvalidInput)
-	}
-	if offset < 0 || n > a.size || offset > a.size-n {
-		return nil, fmt.Errorf("sim: %s %d bytes at offset %d of a %d-byte allocation: out of bounds: %w",
-			op, n, offset, a.size, messages.ErrInvalidInput)
-	}
-	return a, nil
+	return s.table.span(op, h, offset, n)
 }
 
-// release drops the allocation's bytes once no copy is using them.
-func (a *simAllocation) release() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.data = nil
-	a.freed = true
-}
-
-// freedError reports a copy that lost a race with Free or Close.
-func freedError(op string, h Handle) error {
-	return fmt.Errorf("sim: %s handle %d: allocation freed: %w", op, h, messages.ErrInvalidInput)
+// release drops an allocation's bytes once no copy is using them, giving
+// arena memory back for reuse.
+func (s *Sim) release(a *tableAllocation[simMemory]) {
+	_ = a.release(func(m simMemory) error {
+		if m.inArena {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.arena != nil {
+				s.arena.give(m.extent)
+			}
+		}
+		return nil
+	})
 }

@@ -64,13 +64,10 @@ func (s *Sim) FlipBit(h Handle, offset int64, bit uint) error {
 	if err != nil {
 		return err
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.freed {
-		return freedError("flip bit", h)
-	}
-	a.data[offset] ^= 1 << bit
-	return nil
+	return a.exclusive("sim", "flip bit", h, func(m simMemory) error {
+		m.data[offset] ^= 1 << bit
+		return nil
+	})
 }
 
 // FlipRandomBit flips one bit chosen with the seeded generator: an allocation,
@@ -92,7 +89,7 @@ func (s *Sim) pickBit() (Handle, int64, uint, error) {
 	if err := s.usableLocked("flip random bit"); err != nil {
 		return 0, 0, 0, err
 	}
-	infos := s.allocationsLocked()
+	infos := s.table.infos()
 	if len(infos) == 0 {
 		return 0, 0, 0, fmt.Errorf("sim: flip random bit: nothing allocated: %w", messages.ErrInvalidInput)
 	}

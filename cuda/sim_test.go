@@ -19,11 +19,24 @@ import (
 // newSim returns a Sim that the test closes when it ends.
 func newSim(t testing.TB, capacity, seed int64) *cuda.Sim {
 	t.Helper()
-	s, err := cuda.NewSim(cuda.SimConfig{Capacity: capacity, Seed: seed})
+	return newSimWith(t, cuda.SimConfig{Capacity: capacity, Seed: seed})
+}
+
+// newSimWith returns a Sim configured by cfg that the test closes when it
+// ends.
+func newSimWith(t testing.TB, cfg cuda.SimConfig) *cuda.Sim {
+	t.Helper()
+	s, err := cuda.NewSim(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, s.Close()) })
 	return s
 }
+
+// memoryModes names the two ways a Sim gets host memory.
+var memoryModes = []struct {
+	name     string
+	prefault bool
+}{{"fresh memory", false}, {"prefaulted arena", true}}
 
 // allocateFilled allocates len(data) bytes and writes data into them.
 func allocateFilled(t *testing.T, s *cuda.Sim, data []byte) cuda.Handle {
@@ -53,11 +66,15 @@ func randomBytes(seed uint64, n int) []byte {
 }
 
 func TestSimContract(t *testing.T) {
-	cudatest.Run(t, func(t *testing.T) cuda.Device {
-		s, err := cuda.NewSim(cuda.SimConfig{Capacity: 64 << 20, Seed: 1})
-		require.NoError(t, err)
-		return s
-	})
+	for _, mode := range memoryModes {
+		t.Run(mode.name, func(t *testing.T) {
+			cudatest.Run(t, func(t *testing.T) cuda.Device {
+				s, err := cuda.NewSim(cuda.SimConfig{Capacity: 64 << 20, Seed: 1, Prefault: mode.prefault})
+				require.NoError(t, err)
+				return s
+			})
+		})
+	}
 }
 
 func TestNewSim(t *testing.T) {
@@ -140,37 +157,47 @@ func TestSimCapacityExact(t *testing.T) {
 		{"split one byte over", []int64{capacity - 1, 1, 1}, false},
 		{"many small, exactly", []int64{capacity / 4, capacity / 4, capacity / 4, capacity / 4}, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := newSim(t, capacity, 1)
-			var err error
-			var held int64
-			for _, size := range tc.sizes {
-				if _, err = s.Allocate(size); err != nil {
-					break
+		for _, mode := range memoryModes {
+			t.Run(tc.name+", "+mode.name, func(t *testing.T) {
+				s := newSimWith(t, cuda.SimConfig{Capacity: capacity, Seed: 1, Prefault: mode.prefault})
+				var err error
+				var held int64
+				for _, size := range tc.sizes {
+					if _, err = s.Allocate(size); err != nil {
+						break
+					}
+					held += size
 				}
-				held += size
-			}
-			if tc.fits {
-				assert.NoError(t, err)
-			} else {
-				assert.ErrorIs(t, err, messages.ErrInsufficientVRAM)
-			}
-			free, total, err := s.MemInfo()
-			require.NoError(t, err)
-			assert.Equal(t, int64(capacity), total)
-			assert.Equal(t, capacity-held, free)
-		})
+				if tc.fits {
+					assert.NoError(t, err)
+				} else {
+					assert.ErrorIs(t, err, messages.ErrInsufficientVRAM)
+				}
+				free, total, err := s.MemInfo()
+				require.NoError(t, err)
+				assert.Equal(t, int64(capacity), total)
+				assert.Equal(t, capacity-held, free)
+			})
+		}
 	}
 }
 
 func TestSimCapacityUnderConcurrency(t *testing.T) {
+	for _, mode := range memoryModes {
+		t.Run(mode.name, func(t *testing.T) { testSimCapacityUnderConcurrency(t, mode.prefault) })
+	}
+}
+
+// testSimCapacityUnderConcurrency races allocations and frees of random
+// sizes; with an arena, fragmentation forces some onto fresh memory.
+func testSimCapacityUnderConcurrency(t *testing.T, prefault bool) {
 	const (
 		capacity = 1 << 20
 		workers  = 64
 		ops      = 40
 		maxSize  = 64 << 10
 	)
-	s := newSim(t, capacity, 1)
+	s := newSimWith(t, cuda.SimConfig{Capacity: capacity, Seed: 1, Prefault: prefault})
 	var (
 		wg           sync.WaitGroup
 		mu           sync.Mutex

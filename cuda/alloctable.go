@@ -1,0 +1,170 @@
+package cuda
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/vramseal/vramseal/messages"
+)
+
+// allocTable is the handle table and bounds checks every backend shares:
+// it hands out handles that are never reused, finds live allocations,
+// checks that a span lies inside one without overflowing, and gives up
+// every allocation at Close. M is what the backend keeps per allocation
+// (host bytes for Sim, a device address for Driver).
+//
+// It is not safe for concurrent use: its owner guards it with its own lock.
+// Copies run outside that lock, under the allocation's own lock (see
+// tableAllocation), so that Free never frees memory under a copy.
+type allocTable[M any] struct {
+	// name prefixes every error, such as "sim" or "cuda device 0".
+	name   string
+	allocs map[Handle]*tableAllocation[M]
+	last   Handle
+	bytes  int64
+	closed bool
+}
+
+// tableAllocation is one allocation. Copies hold mu shared (or exclusive,
+// where the backend's memory must not see concurrent writes); release takes
+// it exclusive, so memory is never given up under a copy.
+type tableAllocation[M any] struct {
+	size int64
+
+	mu    sync.RWMutex
+	mem   M
+	freed bool
+}
+
+// newAllocTable returns an empty table whose errors begin with name.
+func newAllocTable[M any](name string) allocTable[M] {
+	return allocTable[M]{name: name, allocs: make(map[Handle]*tableAllocation[M])}
+}
+
+// usable fails with messages.ErrStopped once the table is closed.
+func (t *allocTable[M]) usable(op string) error {
+	if t.closed {
+		return fmt.Errorf("%s: %s: device closed: %w", t.name, op, messages.ErrStopped)
+	}
+	return nil
+}
+
+// checkSize fails with messages.ErrInvalidInput unless size is positive.
+func (t *allocTable[M]) checkSize(size int64) error {
+	if size <= 0 {
+		return fmt.Errorf("%s: allocate %d bytes: size must be positive: %w", t.name, size, messages.ErrInvalidInput)
+	}
+	return nil
+}
+
+// add records a new allocation of size bytes holding mem and returns its
+// handle, one never handed out before.
+func (t *allocTable[M]) add(size int64, mem M) Handle {
+	t.last++
+	t.allocs[t.last] = &tableAllocation[M]{size: size, mem: mem}
+	t.bytes += size
+	return t.last
+}
+
+// find returns the live allocation h.
+func (t *allocTable[M]) find(op string, h Handle) (*tableAllocation[M], error) {
+	if err := t.usable(op); err != nil {
+		return nil, err
+	}
+	a, ok := t.allocs[h]
+	if !ok {
+		return nil, fmt.Errorf("%s: %s handle %d: no such allocation: %w", t.name, op, h, messages.ErrInvalidInput)
+	}
+	return a, nil
+}
+
+// span returns the live allocation h after checking that [offset, offset+n)
+// lies within it, without overflowing.
+func (t *allocTable[M]) span(op string, h Handle, offset, n int64) (*tableAllocation[M], error) {
+	a, err := t.find(op, h)
+	if err != nil {
+		return nil, err
+	}
+	if offset < 0 || n < 0 || n > a.size || offset > a.size-n {
+		return nil, fmt.Errorf("%s: %s %d bytes at offset %d of a %d-byte allocation: out of bounds: %w",
+			t.name, op, n, offset, a.size, messages.ErrInvalidInput)
+	}
+	return a, nil
+}
+
+// remove takes h out of the table; the caller then releases it.
+func (t *allocTable[M]) remove(h Handle) (*tableAllocation[M], error) {
+	a, err := t.find("free", h)
+	if err != nil {
+		return nil, err
+	}
+	delete(t.allocs, h)
+	t.bytes -= a.size
+	return a, nil
+}
+
+// close marks the table closed and returns every allocation still in it,
+// for the caller to release.
+func (t *allocTable[M]) close() []*tableAllocation[M] {
+	t.closed = true
+	left := make([]*tableAllocation[M], 0, len(t.allocs))
+	for _, a := range t.allocs {
+		left = append(left, a)
+	}
+	clear(t.allocs)
+	t.bytes = 0
+	return left
+}
+
+// count returns the number of live allocations.
+func (t *allocTable[M]) count() int { return len(t.allocs) }
+
+// infos lists the live allocations in handle order.
+func (t *allocTable[M]) infos() []AllocInfo {
+	infos := make([]AllocInfo, 0, len(t.allocs))
+	for h, a := range t.allocs {
+		infos = append(infos, AllocInfo{Handle: h, Size: a.size})
+	}
+	slices.SortFunc(infos, func(x, y AllocInfo) int { return cmp.Compare(x.Handle, y.Handle) })
+	return infos
+}
+
+// shared runs use with the allocation's memory, alongside other shared
+// users, unless it has been freed since it was found.
+func (a *tableAllocation[M]) shared(name, op string, h Handle, use func(M) error) error {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.freed {
+		return freedError(name, op, h)
+	}
+	return use(a.mem)
+}
+
+// exclusive is shared with no other user at the same time.
+func (a *tableAllocation[M]) exclusive(name, op string, h Handle, use func(M) error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.freed {
+		return freedError(name, op, h)
+	}
+	return use(a.mem)
+}
+
+// release marks the allocation freed once no copy is using it and gives its
+// memory to free.
+func (a *tableAllocation[M]) release(free func(M) error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.freed = true
+	mem := a.mem
+	var zero M
+	a.mem = zero
+	return free(mem)
+}
+
+// freedError reports a copy that lost a race with Free or Close.
+func freedError(name, op string, h Handle) error {
+	return fmt.Errorf("%s: %s handle %d: allocation freed: %w", name, op, h, messages.ErrInvalidInput)
+}
