@@ -1,6 +1,11 @@
 package cuda
 
-import "crypto/sha256"
+import (
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/vramseal/vramseal/messages"
+)
 
 // ChunkHasher is an optional Device capability: hashing device memory where
 // it lives, without copying it out. Verify and the background scrub use it
@@ -14,4 +19,13 @@ type ChunkHasher interface {
 	// same bytes, so digests recorded by host hashing at seal time compare
 	// directly. Errors wrap the same sentinels as Read.
 	HashChunks(h Handle, offset, length, chunkSize int64) ([][sha256.Size]byte, error)
+}
+
+// chunkCount checks a HashChunks chunk size and returns how many chunks
+// length bytes make; name prefixes the error.
+func chunkCount(name string, length, chunkSize int64) (int64, error) {
+	if chunkSize <= 0 {
+		return 0, fmt.Errorf("%s: hash chunks of %d bytes: chunk size must be positive: %w", name, chunkSize, messages.ErrInvalidInput)
+	}
+	return length/chunkSize + min(length%chunkSize, 1), nil
 }

@@ -33,5 +33,9 @@ func testClose(t *testing.T, d cuda.Device) {
 		assert.ErrorIs(t, d.Write(h, 0, []byte{1}), messages.ErrStopped, "Write")
 		assert.ErrorIs(t, d.Read(h, 0, make([]byte, 1)), messages.ErrStopped, "Read")
 		assert.ErrorIs(t, d.Free(h), messages.ErrStopped, "Free")
+		if hs, ok := d.(cuda.ChunkHasher); ok {
+			_, err := hs.HashChunks(h, 0, 1, 64<<10)
+			assert.ErrorIs(t, err, messages.ErrStopped, "HashChunks")
+		}
 	}
 }

@@ -24,7 +24,8 @@ type outstandingReporter interface {
 // Run runs the Device contract as subtests of t. newDevice must return a
 // fresh, empty device each time it is called; the suite closes it. If the
 // device also has an Outstanding() int method, the suite checks it reports
-// no allocations after Close.
+// no allocations after Close. The hashing tests run on devices that are a
+// cuda.ChunkHasher and skip on others.
 func Run(t *testing.T, newDevice func(t *testing.T) cuda.Device) {
 	t.Helper()
 	open := func(t *testing.T) cuda.Device {
@@ -50,6 +51,9 @@ func Run(t *testing.T, newDevice func(t *testing.T) cuda.Device) {
 		{"unknown handles", testUnknownHandles},
 		{"freed handles", testFreedHandles},
 		{"concurrent copies", testConcurrentCopies},
+		{"hash chunks", testHashChunks},
+		{"hash chunks refuses", testHashChunksRefuses},
+		{"concurrent hashing", testConcurrentHashing},
 		{"close", testClose},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, open(t)) })
