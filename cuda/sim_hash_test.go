@@ -81,36 +81,6 @@ func TestSimHashChunksOnALostDevice(t *testing.T) {
 	assert.ErrorIs(t, err, messages.ErrDeviceFault)
 }
 
-func TestSimHashChunksRacingFree(t *testing.T) {
-	const size, chunk = 1 << 20, 64 << 10
-	s := newSim(t, 8<<20, 1)
-	data := randomBytes(11, size)
-	want := chunkSums(data, chunk)
-	for round := range 10 {
-		h := allocateFilled(t, s, data)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for range 3 {
-			wg.Go(func() {
-				<-start
-				got, err := s.HashChunks(h, 0, size, chunk)
-				if err != nil {
-					assert.ErrorIs(t, err, messages.ErrInvalidInput, "round %d: a hash that loses the race sees a freed handle", round)
-					return
-				}
-				assert.Equal(t, want, got, "round %d: a hash that wins sees the bytes", round)
-			})
-		}
-		wg.Go(func() {
-			<-start
-			assert.NoError(t, s.Free(h))
-		})
-		close(start)
-		wg.Wait()
-	}
-	assert.Zero(t, s.Outstanding())
-}
-
 // BenchmarkSimHashChunks compares hashing a 64 MiB allocation in place with
 // reading it out in 4 MiB chunks and hashing each, on all cores each way.
 // The MB/s columns compare directly.

@@ -479,19 +479,22 @@ func TestSimFreeRacingCopies(t *testing.T) {
 		require.NoError(t, err)
 		var wg sync.WaitGroup
 		start := make(chan struct{})
-		for w := range 4 {
+		for w := range 6 {
 			wg.Go(func() {
 				p := make([]byte, size)
 				<-start
 				for range 3 {
 					var err error
-					if w%2 == 0 {
+					switch w % 3 {
+					case 0:
 						err = s.Write(h, 0, p)
-					} else {
+					case 1:
 						err = s.Read(h, 0, p)
+					default:
+						_, err = s.HashChunks(h, 0, size, size/4)
 					}
 					if err != nil {
-						assert.ErrorIs(t, err, messages.ErrInvalidInput, "round %d: a copy that loses the race sees a freed handle", round)
+						assert.ErrorIs(t, err, messages.ErrInvalidInput, "round %d: a copy or hash that loses the race sees a freed handle", round)
 					}
 				}
 			})
