@@ -1,0 +1,484 @@
+package sealer
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/vramseal/vramseal/messages"
+)
+
+// MaxSafetensorsHeader is the longest safetensors header accepted, in bytes,
+// as in the reference parser.
+const MaxSafetensorsHeader = 100_000_000
+
+// safetensorsMetadataKey names the header entry that holds free-form
+// string metadata rather than a tensor.
+const safetensorsMetadataKey = "__metadata__"
+
+// dtypeBits is the size of one element of each safetensors dtype, in bits.
+var dtypeBits = map[string]uint64{
+	"BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8,
+	"I16": 16, "U16": 16, "F16": 16, "BF16": 16,
+	"I32": 32, "U32": 32, "F32": 32,
+	"I64": 64, "U64": 64, "F64": 64,
+	"F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+}
+
+// Tensor is one tensor of a safetensors file: its name, element type, shape
+// and where its bytes lie in the file.
+type Tensor struct {
+	Name  string   `json:"name"`
+	DType string   `json:"dtype"`
+	Shape []uint64 `json:"shape"`
+	// Offset is where the tensor's bytes start, counted from the start of
+	// the file (so the 8-byte length and the header are included).
+	Offset int64 `json:"offset"`
+	// Size is the tensor's length in bytes.
+	Size int64 `json:"size"`
+}
+
+// End is the file offset just past the tensor's last byte.
+func (t Tensor) End() int64 { return t.Offset + t.Size }
+
+// TensorTable is the checked header of a safetensors file: its tensors in
+// offset order and its metadata.
+type TensorTable struct {
+	// HeaderLen is the length of the JSON header, padding included.
+	HeaderLen int64 `json:"header_len"`
+	// Tensors holds every tensor, ordered by offset (then name).
+	Tensors []Tensor `json:"tensors"`
+	// Metadata is the header's __metadata__ map; nil if absent.
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// DataStart is the file offset of the first tensor byte.
+func (t *TensorTable) DataStart() int64 { return 8 + t.HeaderLen }
+
+// HeaderRule names one rule a safetensors header must follow.
+type HeaderRule string
+
+// The rules of a safetensors header. A HeaderError names the one broken.
+const (
+	RuleLength     HeaderRule = "header length"     // 8-byte length, at most MaxSafetensorsHeader and the file
+	RuleUTF8       HeaderRule = "UTF-8"             // the header is valid UTF-8
+	RuleObject     HeaderRule = "JSON object"       // one JSON object, first byte '{', only spaces after
+	RuleDuplicate  HeaderRule = "duplicate key"     // no key appears twice in an object
+	RuleDType      HeaderRule = "dtype"             // a known dtype
+	RuleShape      HeaderRule = "shape"             // an array of non-negative integers
+	RuleOffsets    HeaderRule = "data_offsets"      // [begin, end], begin <= end
+	RuleFields     HeaderRule = "fields"            // exactly dtype, shape and data_offsets
+	RuleSize       HeaderRule = "size"              // end - begin == product(shape) x dtype size, no overflow
+	RuleOverlap    HeaderRule = "overlap"           // no two tensors share a byte
+	RuleGap        HeaderRule = "gap"               // no bytes between tensors, first at 0
+	RuleFileSize   HeaderRule = "file size"         // data end + 8 + header length == file size
+	RuleMetadata   HeaderRule = "metadata"          // __metadata__ maps strings to strings
+	RuleTensorName HeaderRule = "tensor name"       // a non-empty name
+	RuleTruncated  HeaderRule = "truncated"         // the file holds the header it announces
+	RuleRead       HeaderRule = "unreadable header" // the header could not be read
+)
+
+// HeaderError says which rule a safetensors header breaks, and for which
+// tensor. It matches messages.ErrInvalidInput with errors.Is.
+type HeaderError struct {
+	Tensor string // the tensor (or key) at fault; empty for the header as a whole
+	Rule   HeaderRule
+	Detail string // what was found, in plain ASCII
+}
+
+// Error names the tensor, the rule and what broke it.
+func (e *HeaderError) Error() string {
+	where := ""
+	if e.Tensor != "" {
+		where = " tensor " + quotePrefix(e.Tensor) + ":"
+	}
+	return fmt.Sprintf("%v: safetensors header:%s rule %q broken: %s", messages.ErrInvalidInput, where, string(e.Rule), e.Detail)
+}
+
+// Is makes errors.Is(err, messages.ErrInvalidInput) true.
+func (e *HeaderError) Is(target error) bool { return target == messages.ErrInvalidInput }
+
+func headerErr(tensor string, rule HeaderRule, format string, args ...any) error {
+	return &HeaderError{Tensor: tensor, Rule: rule, Detail: fmt.Sprintf(format, args...)}
+}
+
+// ReadSafetensorsHeader reads and checks the header at the start of r, a
+// safetensors file of fileSize bytes, and returns its tensor table. It reads
+// only the 8-byte length and the header. Every rule of HeaderRule is checked;
+// a broken one is a *HeaderError (ErrInvalidInput) naming tensor and rule.
+func ReadSafetensorsHeader(r io.Reader, fileSize int64) (*TensorTable, error) {
+	var n [8]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, headerErr("", RuleTruncated, "the file is %d bytes, shorter than the 8-byte header length", fileSize)
+		}
+		return nil, headerErr("", RuleRead, "%v", err)
+	}
+	length := binary.LittleEndian.Uint64(n[:])
+	if length > MaxSafetensorsHeader {
+		return nil, headerErr("", RuleLength, "header length %d is over the limit of %d bytes", length, MaxSafetensorsHeader)
+	}
+	if fileSize < 8 || length > uint64(fileSize-8) {
+		return nil, headerErr("", RuleLength, "header length %d runs past the end of the %d-byte file", length, fileSize)
+	}
+	header := make([]byte, length)
+	if _, err := io.ReadFull(r, header); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, headerErr("", RuleTruncated, "the file ends inside its %d-byte header", length)
+		}
+		return nil, headerErr("", RuleRead, "%v", err)
+	}
+	return ParseSafetensorsHeader(header, fileSize)
+}
+
+// ParseSafetensorsHeader checks header, the JSON that follows a safetensors
+// file's 8-byte length, for a file of fileSize bytes, and returns its tensor
+// table. Tensors may appear in any order; the table lists them by offset.
+func ParseSafetensorsHeader(header []byte, fileSize int64) (*TensorTable, error) {
+	if uint64(len(header)) > MaxSafetensorsHeader {
+		return nil, headerErr("", RuleLength, "header length %d is over the limit of %d bytes", len(header), MaxSafetensorsHeader)
+	}
+	if !utf8.Valid(header) {
+		return nil, headerErr("", RuleUTF8, "the header is not valid UTF-8 (first bad byte at %d)", firstInvalidUTF8(header))
+	}
+	if len(header) == 0 || header[0] != '{' {
+		return nil, headerErr("", RuleObject, "the header must start with '{'")
+	}
+	p := &headerParser{dec: json.NewDecoder(bytes.NewReader(header))}
+	p.dec.UseNumber()
+	table := &TensorTable{HeaderLen: int64(len(header))}
+	if err := p.object(table); err != nil {
+		return nil, err
+	}
+	rest := header[p.dec.InputOffset():]
+	if i := bytes.IndexFunc(rest, func(r rune) bool { return r != ' ' }); i >= 0 {
+		return nil, headerErr("", RuleObject, "byte %d after the JSON object is not a space padding byte", p.dec.InputOffset()+int64(i))
+	}
+	if err := table.place(fileSize); err != nil {
+		return nil, err
+	}
+	return table, nil
+}
+
+// headerParser walks a header's JSON token by token, so that duplicate keys
+// are seen (encoding/json keeps the last silently).
+type headerParser struct {
+	dec *json.Decoder
+}
+
+// token reads the next token; a syntax error breaks the object rule.
+func (p *headerParser) token(tensor string) (json.Token, error) {
+	tok, err := p.dec.Token()
+	if err != nil {
+		return nil, headerErr(tensor, RuleObject, "not valid JSON near byte %d", p.dec.InputOffset())
+	}
+	return tok, nil
+}
+
+func (p *headerParser) delim(tensor string, want json.Delim, rule HeaderRule, what string) error {
+	tok, err := p.token(tensor)
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return headerErr(tensor, rule, "%s must be a JSON %s, found %s", what, delimKind(want), tokenKind(tok))
+	}
+	return nil
+}
+
+// object reads the top-level object into table.
+func (p *headerParser) object(table *TensorTable) error {
+	if err := p.delim("", '{', RuleObject, "the header"); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for p.dec.More() {
+		key, err := p.key("", seen)
+		if err != nil {
+			return err
+		}
+		if key == safetensorsMetadataKey {
+			if table.Metadata, err = p.metadata(); err != nil {
+				return err
+			}
+			continue
+		}
+		if key == "" {
+			return headerErr("", RuleTensorName, "a tensor has an empty name")
+		}
+		t, err := p.tensor(key)
+		if err != nil {
+			return err
+		}
+		table.Tensors = append(table.Tensors, t)
+	}
+	return p.delim("", '}', RuleObject, "the header")
+}
+
+// key reads an object key and refuses one already in seen.
+func (p *headerParser) key(tensor string, seen map[string]bool) (string, error) {
+	tok, err := p.token(tensor)
+	if err != nil {
+		return "", err
+	}
+	key, ok := tok.(string)
+	if !ok {
+		return "", headerErr(tensor, RuleObject, "expected a key, found %s", tokenKind(tok))
+	}
+	if seen[key] {
+		at := tensor
+		if at == "" {
+			at = key
+		}
+		return "", headerErr(at, RuleDuplicate, "key %s appears more than once", quotePrefix(key))
+	}
+	seen[key] = true
+	return key, nil
+}
+
+// metadata reads __metadata__, a map of strings to strings.
+func (p *headerParser) metadata() (map[string]string, error) {
+	const at = safetensorsMetadataKey
+	if err := p.delim(at, '{', RuleMetadata, "__metadata__"); err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	seen := map[string]bool{}
+	for p.dec.More() {
+		k, err := p.key(at, seen)
+		if err != nil {
+			return nil, err
+		}
+		tok, err := p.token(at)
+		if err != nil {
+			return nil, err
+		}
+		v, ok := tok.(string)
+		if !ok {
+			return nil, headerErr(at, RuleMetadata, "value of %s must be a string, found %s", quotePrefix(k), tokenKind(tok))
+		}
+		m[k] = v
+	}
+	return m, p.delim(at, '}', RuleMetadata, "__metadata__")
+}
+
+// tensor reads one tensor's object and checks its own rules.
+func (p *headerParser) tensor(name string) (Tensor, error) {
+	if err := p.delim(name, '{', RuleFields, "a tensor entry"); err != nil {
+		return Tensor{}, err
+	}
+	t := Tensor{Name: name}
+	var offsets []uint64
+	seen := map[string]bool{}
+	for p.dec.More() {
+		key, err := p.key(name, seen)
+		if err != nil {
+			return Tensor{}, err
+		}
+		switch key {
+		case "dtype":
+			tok, err := p.token(name)
+			if err != nil {
+				return Tensor{}, err
+			}
+			s, ok := tok.(string)
+			if !ok {
+				return Tensor{}, headerErr(name, RuleDType, "dtype must be a string, found %s", tokenKind(tok))
+			}
+			if _, known := dtypeBits[s]; !known {
+				return Tensor{}, headerErr(name, RuleDType, "unknown dtype %s", quotePrefix(s))
+			}
+			t.DType = s
+		case "shape":
+			if t.Shape, err = p.uints(name, RuleShape, "shape"); err != nil {
+				return Tensor{}, err
+			}
+			if t.Shape == nil {
+				t.Shape = []uint64{}
+			}
+		case "data_offsets":
+			if offsets, err = p.uints(name, RuleOffsets, "data_offsets"); err != nil {
+				return Tensor{}, err
+			}
+			if len(offsets) != 2 {
+				return Tensor{}, headerErr(name, RuleOffsets, "data_offsets must hold 2 numbers, found %d", len(offsets))
+			}
+		default:
+			return Tensor{}, headerErr(name, RuleFields, "unknown field %s; a tensor has only dtype, shape and data_offsets", quotePrefix(key))
+		}
+	}
+	if err := p.delim(name, '}', RuleFields, "a tensor entry"); err != nil {
+		return Tensor{}, err
+	}
+	switch {
+	case t.DType == "":
+		return Tensor{}, headerErr(name, RuleFields, "no dtype")
+	case !seen["shape"]:
+		return Tensor{}, headerErr(name, RuleFields, "no shape")
+	case offsets == nil:
+		return Tensor{}, headerErr(name, RuleFields, "no data_offsets")
+	}
+	return t, t.size(offsets)
+}
+
+// size checks the tensor's byte count against its shape and dtype, without
+// overflow, and records its range relative to the data start.
+func (t *Tensor) size(offsets []uint64) error {
+	begin, end := offsets[0], offsets[1]
+	if begin > end {
+		return headerErr(t.Name, RuleOffsets, "begin %d is after end %d", begin, end)
+	}
+	if end > maxTensorEnd {
+		return headerErr(t.Name, RuleOffsets, "end %d is beyond any file", end)
+	}
+	want, err := tensorBytes(t.Name, t.DType, t.Shape)
+	if err != nil {
+		return err
+	}
+	if end-begin != want {
+		return headerErr(t.Name, RuleSize, "data_offsets [%d, %d] hold %d bytes, but shape %v of %s needs %d", begin, end, end-begin, t.Shape, t.DType, want)
+	}
+	t.Offset, t.Size = int64(begin), int64(want)
+	return nil
+}
+
+// maxTensorEnd bounds data offsets so that every sum of them fits an int64.
+const maxTensorEnd = uint64(1) << 62
+
+// tensorBytes is product(shape) x the dtype's size, in bytes, computed
+// without overflow.
+func tensorBytes(name, dtype string, shape []uint64) (uint64, error) {
+	elemBits, ok := dtypeBits[dtype]
+	if !ok {
+		return 0, headerErr(name, RuleDType, "unknown dtype %s", quotePrefix(dtype))
+	}
+	elems := uint64(1)
+	for _, d := range shape {
+		hi, lo := bits.Mul64(elems, d)
+		if hi != 0 {
+			return 0, headerErr(name, RuleSize, "the product of shape %v overflows 64 bits", shape)
+		}
+		elems = lo
+	}
+	hi, n := bits.Mul64(elems, elemBits)
+	if hi != 0 || n/8 > maxTensorEnd {
+		return 0, headerErr(name, RuleSize, "shape %v of %s is too large for any file", shape, dtype)
+	}
+	if n%8 != 0 {
+		return 0, headerErr(name, RuleSize, "shape %v of %s is %d bits, not whole bytes", shape, dtype, n)
+	}
+	return n / 8, nil
+}
+
+// uints reads an array of non-negative integers.
+func (p *headerParser) uints(tensor string, rule HeaderRule, what string) ([]uint64, error) {
+	if err := p.delim(tensor, '[', rule, what); err != nil {
+		return nil, err
+	}
+	var out []uint64
+	for p.dec.More() {
+		tok, err := p.token(tensor)
+		if err != nil {
+			return nil, err
+		}
+		num, ok := tok.(json.Number)
+		if !ok {
+			return nil, headerErr(tensor, rule, "%s must hold numbers, found %s", what, tokenKind(tok))
+		}
+		v, err := strconv.ParseUint(num.String(), 10, 64)
+		if err != nil {
+			return nil, headerErr(tensor, rule, "%s holds %s, not a non-negative integer below 2^64", what, quotePrefix(num.String()))
+		}
+		out = append(out, v)
+	}
+	return out, p.delim(tensor, ']', rule, what)
+}
+
+// place sorts the tensors by offset, checks that they tile the data with no
+// gap and no overlap, that the data ends where the file does, and makes
+// their offsets absolute.
+func (t *TensorTable) place(fileSize int64) error {
+	slices.SortFunc(t.Tensors, func(a, b Tensor) int {
+		if a.Offset != b.Offset {
+			return cmpInt(a.Offset, b.Offset)
+		}
+		if a.Size != b.Size {
+			return cmpInt(a.Size, b.Size)
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	var end int64
+	for i, x := range t.Tensors {
+		switch {
+		case x.Offset < end:
+			return headerErr(x.Name, RuleOverlap, "bytes [%d, %d) overlap tensor %s, which ends at %d", x.Offset, x.End(), quotePrefix(t.Tensors[i-1].Name), end)
+		case x.Offset > end && i == 0:
+			return headerErr(x.Name, RuleGap, "the first tensor starts at %d, not 0", x.Offset)
+		case x.Offset > end:
+			return headerErr(x.Name, RuleGap, "bytes [%d, %d) between tensor %s and this one belong to no tensor", end, x.Offset, quotePrefix(t.Tensors[i-1].Name))
+		}
+		end = x.End()
+	}
+	if total := end + t.DataStart(); total != fileSize {
+		return headerErr("", RuleFileSize, "8 + header %d + data %d = %d bytes, but the file is %d bytes", t.HeaderLen, end, total, fileSize)
+	}
+	for i := range t.Tensors {
+		t.Tensors[i].Offset += t.DataStart()
+	}
+	return nil
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+func delimKind(d json.Delim) string {
+	switch d {
+	case '{', '}':
+		return "object"
+	default:
+		return "array"
+	}
+}
+
+// tokenKind names a token's JSON kind, never its content.
+func tokenKind(tok json.Token) string {
+	switch v := tok.(type) {
+	case json.Delim:
+		return "'" + v.String() + "'"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	}
+	return "something else"
+}
