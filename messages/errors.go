@@ -52,6 +52,12 @@ var (
 	// ErrDuplicateShard means a live shard already has the given ID.
 	ErrDuplicateShard = errors.New("duplicate shard")
 
+	// ErrModelRejected means a model file is not the published model: its
+	// digest differs from a published digest list or signed manifest, or it
+	// is not listed there. The seal is refused and its memory freed; it is
+	// not a fault of the worker.
+	ErrModelRejected = errors.New("not the published model")
+
 	// ErrStopped means the runtime has stopped, or is stopping, and accepts no
 	// more work.
 	ErrStopped = errors.New("runtime stopped")

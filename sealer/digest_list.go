@@ -1,0 +1,184 @@
+package sealer
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/vramseal/vramseal/messages"
+)
+
+// maxDigestListLine bounds one line of a digest list, in bytes.
+const maxDigestListLine = 64 << 10
+
+// DigestList maps file names to the SHA-256 digests a publisher lists for
+// them, read from the output of sha256sum.
+type DigestList struct {
+	byName map[string]Expectation
+	names  []string
+}
+
+// ReadDigestList reads a list in the format sha256sum writes and checks:
+// "HEX  NAME" (text mode) or "HEX *NAME" (binary mode), 64 hex digits of
+// either case, a line starting with '\' when sha256sum escaped the name
+// ("\\" and "\n"), and the BSD form "SHA256 (NAME) = HEX" that --tag
+// writes. Blank lines and lines whose first non-blank byte is '#' are
+// skipped. Any other line, a name listed twice, or an empty list is an
+// error wrapping messages.ErrInvalidInput that names the source and line.
+// Names are cleaned ("./a" is "a").
+func ReadDigestList(r io.Reader, source string) (*DigestList, error) {
+	l := &DigestList{byName: map[string]Expectation{}}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxDigestListLine)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSuffix(sc.Text(), "\r")
+		trimmed := strings.TrimLeft(text, " \t")
+		if trimmed == "" || trimmed[0] == '#' {
+			continue
+		}
+		at := fmt.Sprintf("%s line %d", source, line)
+		name, sum, err := parseDigestLine(text)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", messages.ErrInvalidInput, at, err)
+		}
+		if err := l.add(name, sum, at); err != nil {
+			return nil, err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if err == bufio.ErrTooLong {
+			return nil, fmt.Errorf("%w: %s line %d: longer than %d bytes", messages.ErrInvalidInput, source, line+1, maxDigestListLine)
+		}
+		return nil, fmt.Errorf("reading %s: %w", source, err)
+	}
+	if len(l.names) == 0 {
+		return nil, fmt.Errorf("%w: %s lists no digests; want lines like \"<64 hex digits>  model.safetensors\" as sha256sum writes", messages.ErrInvalidInput, source)
+	}
+	return l, nil
+}
+
+// ParseExpectSHA256 parses a --expect-sha256 value, NAME=HEX.
+func ParseExpectSHA256(v string) (name, sum string, err error) {
+	i := strings.LastIndexByte(v, '=')
+	if i <= 0 {
+		return "", "", fmt.Errorf("%w: --expect-sha256 %s: want NAME=HEX, e.g. model.safetensors=<64 hex digits>", messages.ErrInvalidInput, quotePrefix(v))
+	}
+	name, sum = v[:i], strings.ToLower(v[i+1:])
+	if err := validateHexSum("--expect-sha256 digest", sum); err != nil {
+		return "", "", err
+	}
+	return cleanListName(name), sum, nil
+}
+
+// Add lists name with the digest sum, found at source; a name listed
+// already is an error wrapping messages.ErrInvalidInput.
+func (l *DigestList) Add(name, sum, source string) error {
+	if err := validateHexSum("digest", sum); err != nil {
+		return fmt.Errorf("%s: %w", source, err)
+	}
+	return l.add(cleanListName(name), sum, source)
+}
+
+func (l *DigestList) add(name, sum, at string) error {
+	if prev, dup := l.byName[name]; dup {
+		return fmt.Errorf("%w: %s: %s is listed already (%s); list each file once", messages.ErrInvalidInput, at, quotePrefix(name), prev.Source)
+	}
+	l.byName[name] = Expectation{Name: name, Source: at, SHA256: sum}
+	l.names = append(l.names, name)
+	return nil
+}
+
+// NewDigestList returns an empty list, for digests given one at a time.
+func NewDigestList() *DigestList { return &DigestList{byName: map[string]Expectation{}} }
+
+// Lookup returns the expectation for the file called name (cleaned).
+func (l *DigestList) Lookup(name string) (Expectation, bool) {
+	e, ok := l.byName[cleanListName(name)]
+	return e, ok
+}
+
+// Names returns every listed name, in the order listed.
+func (l *DigestList) Names() []string { return append([]string(nil), l.names...) }
+
+// Len is the number of files listed.
+func (l *DigestList) Len() int { return len(l.names) }
+
+// parseDigestLine parses one line of sha256sum output.
+func parseDigestLine(text string) (name, sum string, err error) {
+	if strings.HasPrefix(text, "SHA256 (") {
+		return parseTagLine(text)
+	}
+	escaped := strings.HasPrefix(text, `\`)
+	if escaped {
+		text = text[1:]
+	}
+	if len(text) < 64+2 || text[64] != ' ' || (text[65] != ' ' && text[65] != '*') {
+		return "", "", fmt.Errorf(`want "<64 hex digits>  NAME" or "<64 hex digits> *NAME", as sha256sum writes`)
+	}
+	sum = strings.ToLower(text[:64])
+	if err := validateHexSum("digest", sum); err != nil {
+		return "", "", fmt.Errorf("the digest is not 64 hex digits")
+	}
+	name = text[66:]
+	if escaped {
+		if name, err = unescapeListName(name); err != nil {
+			return "", "", err
+		}
+	}
+	if name == "" {
+		return "", "", fmt.Errorf("no file name after the digest")
+	}
+	return cleanListName(name), sum, nil
+}
+
+// parseTagLine parses "SHA256 (NAME) = HEX".
+func parseTagLine(text string) (name, sum string, err error) {
+	i := strings.LastIndex(text, ") = ")
+	if i < len("SHA256 (") {
+		return "", "", fmt.Errorf(`want "SHA256 (NAME) = <64 hex digits>", as sha256sum --tag writes`)
+	}
+	name, sum = text[len("SHA256 ("):i], strings.ToLower(text[i+len(") = "):])
+	if validateHexSum("digest", sum) != nil {
+		return "", "", fmt.Errorf("the digest is not 64 hex digits")
+	}
+	if name == "" {
+		return "", "", fmt.Errorf("no file name")
+	}
+	return cleanListName(name), sum, nil
+}
+
+// unescapeListName undoes sha256sum's escaping of '\' and newline.
+func unescapeListName(s string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+1 == len(s) {
+			return "", fmt.Errorf(`the name ends in a lone '\'`)
+		}
+		i++
+		switch s[i] {
+		case '\\':
+			b.WriteByte('\\')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		default:
+			return "", fmt.Errorf(`the name has an unknown escape '\%c'`, s[i])
+		}
+	}
+	return b.String(), nil
+}
+
+// cleanListName is how names are compared: slash-separated and cleaned, so
+// "./a" and "a" are the same file.
+func cleanListName(name string) string {
+	return path.Clean(name)
+}
