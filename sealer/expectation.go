@@ -61,3 +61,41 @@ func (e Expectation) Check(size int64) error {
 	}
 	return nil
 }
+
+// Expectations is a source of expected digests by file name: a DigestList
+// or a SignedManifest.
+type Expectations interface {
+	// Lookup returns the expectation for the file called name.
+	Lookup(name string) (Expectation, bool)
+	// Names returns every file the source lists.
+	Names() []string
+}
+
+// MatchFiles pairs each file to seal, named as the source names files, with
+// its expectation from src. A file src does not list is an error wrapping
+// messages.ErrModelRejected unless allowUnlisted; so, when requireAll, is a
+// file src lists that is not among names (a model sealed in part). what
+// names the source in messages, e.g. "--sha256sums sums.txt".
+func MatchFiles(src Expectations, names []string, what string, allowUnlisted, requireAll bool) (map[string]Expectation, error) {
+	out := map[string]Expectation{}
+	for _, n := range names {
+		e, ok := src.Lookup(n)
+		if !ok {
+			if allowUnlisted {
+				continue
+			}
+			return nil, fmt.Errorf("%w: %s lists no digest for %s; pass --allow-unlisted to seal it unchecked",
+				messages.ErrModelRejected, what, quotePrefix(n))
+		}
+		out[cleanListName(n)] = e
+	}
+	if requireAll {
+		for _, n := range src.Names() {
+			if _, ok := out[n]; !ok {
+				return nil, fmt.Errorf("%w: %s lists %s, which is not being sealed; pass --allow-partial to seal part of the model",
+					messages.ErrModelRejected, what, quotePrefix(n))
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,123 @@
+package sealer
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"slices"
+	"strings"
+
+	"github.com/vramseal/vramseal/messages"
+)
+
+// RejectedError says that a file is not the published model: the digest an
+// expectation names differs from the one computed while sealing. It matches
+// messages.ErrModelRejected with errors.Is.
+type RejectedError struct {
+	File     string // the file as the expectation names it
+	Source   string // where the expectation comes from
+	Expected string // hex SHA-256 expected
+	Actual   string // hex SHA-256 computed
+	// Start and End bound the byte range whose digest differs; both are 0
+	// for the whole file.
+	Start, End int64
+}
+
+// Error names file, source and both digests, and the range if there is one.
+func (e *RejectedError) Error() string {
+	what := "its SHA-256"
+	if e.End > 0 {
+		what = fmt.Sprintf("bytes [%d, %d)", e.Start, e.End)
+	}
+	return fmt.Sprintf("%v: %s: %s is %s, but %s expects %s", messages.ErrModelRejected, quotePrefix(e.File), what, e.Actual, e.Source, e.Expected)
+}
+
+// Is makes errors.Is(err, messages.ErrModelRejected) true.
+func (e *RejectedError) Is(target error) bool { return target == messages.ErrModelRejected }
+
+// Matcher checks a stream against expectations while it is written: range
+// digests are hashed from the bytes as they pass, with no copy, and the
+// whole digest is taken from the seal's own Digester. It is not safe for
+// concurrent use.
+type Matcher struct {
+	exps []Expectation
+	// ranges are every expectation's ranges, ordered by start.
+	ranges []matchRange
+	next   int   // index of the first range not yet complete
+	at     int64 // bytes written so far
+}
+
+type matchRange struct {
+	exp int // index in exps
+	RangeDigest
+	h      hash.Hash // nil until the range's first byte is written
+	actual string    // hex digest once the range is complete
+}
+
+// NewMatcher returns a Matcher for a stream of size bytes, after checking
+// every expectation against size (see Expectation.Check).
+func NewMatcher(exps []Expectation, size int64) (*Matcher, error) {
+	m := &Matcher{exps: exps}
+	for i, e := range exps {
+		if err := e.Check(size); err != nil {
+			return nil, err
+		}
+		for _, r := range e.Ranges {
+			m.ranges = append(m.ranges, matchRange{exp: i, RangeDigest: r})
+		}
+	}
+	slices.SortStableFunc(m.ranges, func(a, b matchRange) int { return cmpInt(a.Start, b.Start) })
+	return m, nil
+}
+
+// Write hashes p into every range it overlaps. It never fails.
+func (m *Matcher) Write(p []byte) (int, error) {
+	begin, end := m.at, m.at+int64(len(p))
+	for i := m.next; i < len(m.ranges) && m.ranges[i].Start < end; i++ {
+		r := &m.ranges[i]
+		if r.actual != "" || r.End <= begin {
+			continue
+		}
+		if r.h == nil {
+			r.h = sha256.New()
+		}
+		lo, hi := max(r.Start, begin), min(r.End, end)
+		r.h.Write(p[lo-begin : hi-begin])
+		if hi == r.End {
+			r.actual = hex.EncodeToString(r.h.Sum(nil))
+			r.h = nil
+		}
+	}
+	for m.next < len(m.ranges) && m.ranges[m.next].actual != "" {
+		m.next++
+	}
+	m.at = end
+	return len(p), nil
+}
+
+// Hashes reports whether the matcher hashes anything itself (there are
+// ranges to check), so a caller can skip feeding it when it does not.
+func (m *Matcher) Hashes() bool { return len(m.ranges) > 0 }
+
+// Result compares every expectation with whole, the hex SHA-256 of the whole
+// stream, and with the range digests written. It returns nil if all match,
+// and otherwise a *RejectedError for the first difference.
+func (m *Matcher) Result(whole string) error {
+	for _, e := range m.exps {
+		if e.SHA256 != "" && !strings.EqualFold(e.SHA256, whole) {
+			return &RejectedError{File: e.Name, Source: e.Source, Expected: e.SHA256, Actual: whole}
+		}
+	}
+	for _, r := range m.ranges {
+		if r.actual != r.SHA256 {
+			e := m.exps[r.exp]
+			actual := r.actual
+			if actual == "" {
+				actual = "(not reached)"
+			}
+			return &RejectedError{File: e.Name, Source: e.Source, Expected: r.SHA256, Actual: actual, Start: r.Start, End: r.End}
+		}
+	}
+	return nil
+}
