@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vramseal/vramseal/cuda/nvmltest"
 	"github.com/vramseal/vramseal/messages"
 )
 
@@ -70,41 +70,6 @@ func TestContentionPolicyFlag(t *testing.T) {
 	assert.Equal(t, ContentionEvict, policy, "a bad value changes nothing")
 }
 
-// processList is a device's running processes, changed by the test while the
-// monitor reads it.
-type processList struct {
-	mu   sync.Mutex
-	pids []uint32
-	ret  nvml.Return
-}
-
-func (l *processList) set(ret nvml.Return, pids ...uint32) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.pids, l.ret = pids, ret
-}
-
-func (l *processList) get() ([]nvml.ProcessInfo, nvml.Return) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	infos := make([]nvml.ProcessInfo, 0, len(l.pids))
-	for _, pid := range l.pids {
-		infos = append(infos, nvml.ProcessInfo{Pid: pid, UsedGpuMemory: 1 << 30})
-	}
-	return infos, l.ret
-}
-
-// installProcesses makes device i of s report compute and graphics
-// processes from the returned lists.
-func installProcesses(t *testing.T, s *server.Server, i int) (compute, graphics *processList) {
-	t.Helper()
-	compute, graphics = &processList{}, &processList{}
-	d := mockDevice(t, s, i)
-	d.GetComputeRunningProcessesFunc = compute.get
-	d.GetGraphicsRunningProcessesFunc = graphics.get
-	return compute, graphics
-}
-
 func TestForeignProcesses(t *testing.T) {
 	for _, tc := range []struct {
 		name              string
@@ -124,10 +89,11 @@ func TestForeignProcesses(t *testing.T) {
 		{"graphics query fails", nil, nil, nvml.SUCCESS, nvml.ERROR_UNKNOWN, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newMockServer(t)
-			compute, graphics := installProcesses(t, s, 2)
-			compute.set(tc.computeRet, tc.compute...)
-			graphics.set(tc.graphicsRet, tc.graphics...)
+			machine := nvmltest.New(t)
+			s := machine.Server
+			compute, graphics := machine.Compute(2), machine.Graphics(2)
+			compute.Set(tc.computeRet, tc.compute...)
+			graphics.Set(tc.graphicsRet, tc.graphics...)
 			n := openMockNVML(t, s)
 
 			pids, err := n.ForeignProcesses(2, ownPID)
@@ -141,7 +107,7 @@ func TestForeignProcesses(t *testing.T) {
 		})
 	}
 	t.Run("no such device", func(t *testing.T) {
-		_, err := openMockNVML(t, newMockServer(t)).ForeignProcesses(9, ownPID)
+		_, err := openMockNVML(t, nvmltest.New(t).Server).ForeignProcesses(9, ownPID)
 		assert.ErrorIs(t, err, messages.ErrInvalidInput)
 	})
 }
@@ -182,8 +148,9 @@ func drain(reports chan contentionReport) []contentionReport {
 }
 
 func TestContentionMonitorReportsChanges(t *testing.T) {
-	s := newMockServer(t)
-	compute, graphics := installProcesses(t, s, 2)
+	machine := nvmltest.New(t)
+	s := machine.Server
+	compute, graphics := machine.Compute(2), machine.Graphics(2)
 	m, reports, _ := newTestMonitor(t, s, time.Hour)
 
 	for _, step := range []struct {
@@ -200,19 +167,20 @@ func TestContentionMonitorReportsChanges(t *testing.T) {
 		{"all leave", []uint32{ownPID}, nil, nil},
 		{"one comes back", []uint32{ownPID, 4242}, nil, []contentionReport{{2, []uint32{4242}}}},
 	} {
-		compute.set(nvml.SUCCESS, step.compute...)
-		graphics.set(nvml.SUCCESS, step.graphics...)
+		compute.Set(nvml.SUCCESS, step.compute...)
+		graphics.Set(nvml.SUCCESS, step.graphics...)
 		m.poll()
 		assert.Equal(t, step.want, drain(reports), step.name)
 	}
 }
 
 func TestContentionMonitorLogsFailuresOnce(t *testing.T) {
-	s := newMockServer(t)
-	broken, _ := installProcesses(t, s, 1)
-	broken.set(nvml.ERROR_GPU_IS_LOST)
-	shared, _ := installProcesses(t, s, 5)
-	shared.set(nvml.SUCCESS, 31337)
+	machine := nvmltest.New(t)
+	s := machine.Server
+	broken := machine.Compute(1)
+	broken.Set(nvml.ERROR_GPU_IS_LOST)
+	shared := machine.Compute(5)
+	shared.Set(nvml.SUCCESS, 31337)
 	m, reports, logs := newTestMonitor(t, s, time.Hour)
 
 	m.poll()
@@ -220,23 +188,24 @@ func TestContentionMonitorLogsFailuresOnce(t *testing.T) {
 	assert.Equal(t, []contentionReport{{5, []uint32{31337}}}, drain(reports), "other devices are still watched")
 	assert.Equal(t, 1, strings.Count(logs.String(), "cannot list processes"), "a repeated failure is logged once")
 
-	broken.set(nvml.SUCCESS, 8)
+	broken.Set(nvml.SUCCESS, 8)
 	m.poll()
 	assert.Equal(t, []contentionReport{{1, []uint32{8}}}, drain(reports), "the device recovers")
-	broken.set(nvml.ERROR_GPU_IS_LOST)
+	broken.Set(nvml.ERROR_GPU_IS_LOST)
 	m.poll()
 	assert.Equal(t, 2, strings.Count(logs.String(), "cannot list processes"), "a failure after recovery is logged again")
 }
 
 func TestContentionMonitorRuns(t *testing.T) {
 	t.Run("Stop", func(t *testing.T) {
-		s := newMockServer(t)
-		compute, _ := installProcesses(t, s, 6)
+		machine := nvmltest.New(t)
+		s := machine.Server
+		compute := machine.Compute(6)
 		m, reports, _ := newTestMonitor(t, s, 5*time.Millisecond)
 		require.NoError(t, m.Start(context.Background()))
 		t.Cleanup(m.Stop)
 
-		compute.set(nvml.SUCCESS, ownPID, 4242)
+		compute.Set(nvml.SUCCESS, ownPID, 4242)
 		select {
 		case r := <-reports:
 			assert.Equal(t, contentionReport{6, []uint32{4242}}, r)
@@ -250,7 +219,7 @@ func TestContentionMonitorRuns(t *testing.T) {
 		assert.ErrorIs(t, m.Start(context.Background()), messages.ErrStopped)
 	})
 	t.Run("context", func(t *testing.T) {
-		m, _, _ := newTestMonitor(t, newMockServer(t), time.Hour)
+		m, _, _ := newTestMonitor(t, nvmltest.New(t).Server, time.Hour)
 		ctx, cancel := context.WithCancel(context.Background())
 		require.NoError(t, m.Start(ctx))
 		t.Cleanup(m.Stop)
@@ -263,14 +232,14 @@ func TestContentionMonitorRuns(t *testing.T) {
 		}
 	})
 	t.Run("before start", func(t *testing.T) {
-		m, _, _ := newTestMonitor(t, newMockServer(t), time.Hour)
+		m, _, _ := newTestMonitor(t, nvmltest.New(t).Server, time.Hour)
 		m.Stop()
 		assertClosed(t, m.Done())
 	})
 }
 
 func TestNewContentionMonitorConfig(t *testing.T) {
-	n := openMockNVML(t, newMockServer(t))
+	n := openMockNVML(t, nvmltest.New(t).Server)
 	report := func(int, []uint32) {}
 	for _, tc := range []struct {
 		name string
@@ -296,9 +265,10 @@ func TestNewContentionMonitorConfig(t *testing.T) {
 }
 
 func TestContentionMonitorExcludesThisProcessByDefault(t *testing.T) {
-	s := newMockServer(t)
-	compute, _ := installProcesses(t, s, 0)
-	compute.set(nvml.SUCCESS, uint32(os.Getpid()), 4242)
+	machine := nvmltest.New(t)
+	s := machine.Server
+	compute := machine.Compute(0)
+	compute.Set(nvml.SUCCESS, uint32(os.Getpid()), 4242)
 	var got []contentionReport
 	m, err := NewContentionMonitor(openMockNVML(t, s), ContentionConfig{
 		OnContention: func(device int, pids []uint32) { got = append(got, contentionReport{device, pids}) },

@@ -10,82 +10,16 @@ import (
 	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vramseal/vramseal/cuda/nvmltest"
 	"github.com/vramseal/vramseal/messages"
 )
 
 // eventually is the generous deadline for something a goroutine will do.
 const eventually = 10 * time.Second
-
-// waitResult is one answer of the mock event set's Wait.
-type waitResult struct {
-	data nvml.EventData
-	ret  nvml.Return
-}
-
-// mockEvents is an NVML event set, installed on a mock server, whose Wait
-// returns what the test sends on results, or ERROR_TIMEOUT after the
-// requested timeout.
-type mockEvents struct {
-	results chan waitResult
-	set     *mock.EventSet
-
-	mu         sync.Mutex
-	registered map[int]uint64
-}
-
-// installMockEvents gives s an event set fed by the returned mockEvents. Every
-// device supports supported event types and records what it registers.
-func installMockEvents(t *testing.T, s *server.Server, supported uint64) *mockEvents {
-	t.Helper()
-	m := &mockEvents{results: make(chan waitResult), registered: make(map[int]uint64)}
-	m.set = &mock.EventSet{
-		WaitFunc: func(timeoutMS uint32) (nvml.EventData, nvml.Return) {
-			timer := time.NewTimer(time.Duration(timeoutMS) * time.Millisecond)
-			defer timer.Stop()
-			select {
-			case r := <-m.results:
-				return r.data, r.ret
-			case <-timer.C:
-				return nvml.EventData{}, nvml.ERROR_TIMEOUT
-			}
-		},
-		FreeFunc: func() nvml.Return { return nvml.SUCCESS },
-	}
-	s.EventSetCreateFunc = func() (nvml.EventSet, nvml.Return) { return m.set, nvml.SUCCESS }
-	for i := range s.Devices {
-		d := mockDevice(t, s, i)
-		d.GetSupportedEventTypesFunc = func() (uint64, nvml.Return) { return supported, nvml.SUCCESS }
-		d.RegisterEventsFunc = func(mask uint64, set nvml.EventSet) nvml.Return {
-			assert.Same(t, m.set, set, "device %d registers on the watcher's set", i)
-			m.mu.Lock()
-			defer m.mu.Unlock()
-			m.registered[i] = mask
-			return nvml.SUCCESS
-		}
-	}
-	return m
-}
-
-// send makes the next Wait return an event of type kind with data on device.
-func (m *mockEvents) send(t *testing.T, s *server.Server, device int, kind, data uint64) {
-	t.Helper()
-	m.sendEvent(t, nvml.EventData{Device: s.Devices[device], EventType: kind, EventData: data})
-}
-
-// sendEvent makes the next Wait return ev.
-func (m *mockEvents) sendEvent(t *testing.T, ev nvml.EventData) {
-	t.Helper()
-	select {
-	case m.results <- waitResult{data: ev, ret: nvml.SUCCESS}:
-	case <-time.After(eventually):
-		t.Fatalf("the watcher never waited for event %#x", ev.EventType)
-	}
-}
 
 // syncBuffer is a log destination safe to write from the watcher's goroutine.
 type syncBuffer struct {
@@ -133,15 +67,6 @@ func assertFault(t *testing.T, err error, want DeviceFaultError, msg string) {
 	}
 }
 
-// uuidOf is the UUID of the mock GPU at index.
-func uuidOf(t *testing.T, s *server.Server, index int) string {
-	t.Helper()
-	uuid, ret := s.Devices[index].GetUUID()
-	require.Equal(t, nvml.SUCCESS, ret)
-	require.NotEmpty(t, uuid)
-	return uuid
-}
-
 // startWatcher starts a health watcher over s with cfg, logging to the
 // returned buffer, and stops it when the test ends.
 func startWatcher(t *testing.T, s *server.Server, cfg HealthConfig) (*HealthWatcher, faultRecorder, *syncBuffer) {
@@ -180,26 +105,27 @@ func TestHealthWatcherClassifiesXIDs(t *testing.T) {
 		{"empty list ignores nothing", []uint64{}, 13, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newMockServer(t)
-			events := installMockEvents(t, s, nvml.EventTypeAll)
+			machine := nvmltest.New(t)
+			s := machine.Server
+			events := machine.Events
 			_, faults, logs := startWatcher(t, s, HealthConfig{IgnoredXIDs: tc.ignored})
 
-			events.send(t, s, 3, nvml.EventTypeXidCriticalError, tc.xid)
+			events.Send(t, 3, nvml.EventTypeXidCriticalError, tc.xid)
 			// A double-bit ECC error on another device marks the end: events
 			// are handled in order, so once it is reported the XID has been.
-			events.send(t, s, 6, nvml.EventTypeDoubleBitEccError, 0)
+			events.Send(t, 6, nvml.EventTypeDoubleBitEccError, 0)
 
 			first := faults.next(t)
 			if tc.fatal {
-				assertFault(t, first, DeviceFaultError{Index: 3, UUID: uuidOf(t, s, 3), Kind: FaultXID, XID: tc.xid},
+				assertFault(t, first, DeviceFaultError{Index: 3, UUID: machine.UUID(t, 3), Kind: FaultXID, XID: tc.xid},
 					"device fault: device 3: XID "+uintString(tc.xid))
 				first = faults.next(t)
 			} else {
 				assert.Contains(t, logs.String(), "xid="+uintString(tc.xid), "ignored XID is logged")
 				assert.Contains(t, logs.String(), "device=3")
-				assert.Contains(t, logs.String(), "uuid="+uuidOf(t, s, 3))
+				assert.Contains(t, logs.String(), "uuid="+machine.UUID(t, 3))
 			}
-			assertFault(t, first, DeviceFaultError{Index: 6, UUID: uuidOf(t, s, 6), Kind: FaultDoubleBitECC},
+			assertFault(t, first, DeviceFaultError{Index: 6, UUID: machine.UUID(t, 6), Kind: FaultDoubleBitECC},
 				"device fault: device 6: double-bit ECC error")
 		})
 	}
@@ -226,15 +152,16 @@ func TestHealthWatcherNamesFaultedDevicesAsWellAsNVMLCan(t *testing.T) {
 		}, 5, false, "device fault: device 5: XID 79"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newMockServer(t)
-			events := installMockEvents(t, s, nvml.EventTypeAll)
+			machine := nvmltest.New(t)
+			s := machine.Server
+			events := machine.Events
 			want := DeviceFaultError{Index: tc.index, Kind: FaultXID, XID: 79}
 			if tc.withUUID {
-				want.UUID = uuidOf(t, s, 5)
+				want.UUID = machine.UUID(t, 5)
 			}
 			_, faults, _ := startWatcher(t, s, HealthConfig{})
 
-			events.sendEvent(t, nvml.EventData{Device: tc.device(mockDevice(t, s, 5)), EventType: nvml.EventTypeXidCriticalError, EventData: 79})
+			events.SendEvent(t, nvml.EventData{Device: tc.device(machine.Device(t, 5)), EventType: nvml.EventTypeXidCriticalError, EventData: 79})
 
 			assertFault(t, faults.next(t), want, tc.msg)
 		})
@@ -264,12 +191,13 @@ func TestDeviceFaultError(t *testing.T) {
 }
 
 func TestHealthWatcherLogsSingleBitECC(t *testing.T) {
-	s := newMockServer(t)
-	events := installMockEvents(t, s, nvml.EventTypeAll)
+	machine := nvmltest.New(t)
+	s := machine.Server
+	events := machine.Events
 	_, faults, logs := startWatcher(t, s, HealthConfig{})
 
-	events.send(t, s, 1, nvml.EventTypeSingleBitEccError, 0)
-	events.send(t, s, 2, nvml.EventTypeXidCriticalError, 79)
+	events.Send(t, 1, nvml.EventTypeSingleBitEccError, 0)
+	events.Send(t, 2, nvml.EventTypeXidCriticalError, 79)
 
 	assert.EqualError(t, faults.next(t), "device fault: device 2: XID 79", "the single-bit error is not a fault")
 	assert.Contains(t, logs.String(), "single-bit ECC")
@@ -288,20 +216,21 @@ func TestHealthWatcherRegistersSupportedEvents(t *testing.T) {
 		{"none of ours", nvml.EventTypePState | nvml.EventTypeClock, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newMockServer(t)
-			events := installMockEvents(t, s, tc.supported)
+			machine := nvmltest.New(t)
+			s := machine.Server
+			machine.SupportEvents(tc.supported)
+			events := machine.Events
 			w, _, _ := startWatcher(t, s, HealthConfig{})
 
-			events.mu.Lock()
-			defer events.mu.Unlock()
+			registered := events.Registered()
 			if !tc.watched {
-				assert.Empty(t, events.registered)
+				assert.Empty(t, registered)
 				assert.Empty(t, w.Watched())
 				return
 			}
 			assert.Equal(t, []int{0, 1, 2, 3, 4, 5, 6, 7}, w.Watched())
-			require.Len(t, events.registered, len(s.Devices))
-			for i, mask := range events.registered {
+			require.Len(t, registered, len(s.Devices))
+			for i, mask := range registered {
 				assert.Equal(t, tc.want, mask, "device %d mask", i)
 			}
 		})
@@ -309,10 +238,10 @@ func TestHealthWatcherRegistersSupportedEvents(t *testing.T) {
 }
 
 func TestHealthWatcherSkipsDevicesWithoutEvents(t *testing.T) {
-	s := newMockServer(t)
-	installMockEvents(t, s, nvml.EventTypeAll)
-	mockDevice(t, s, 2).GetSupportedEventTypesFunc = func() (uint64, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED }
-	mockDevice(t, s, 5).RegisterEventsFunc = func(uint64, nvml.EventSet) nvml.Return { return nvml.ERROR_NOT_SUPPORTED }
+	machine := nvmltest.New(t)
+	s := machine.Server
+	machine.Device(t, 2).GetSupportedEventTypesFunc = func() (uint64, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED }
+	machine.Device(t, 5).RegisterEventsFunc = func(uint64, nvml.EventSet) nvml.Return { return nvml.ERROR_NOT_SUPPORTED }
 
 	w, _, logs := startWatcher(t, s, HealthConfig{})
 
@@ -324,48 +253,46 @@ func TestHealthWatcherSkipsDevicesWithoutEvents(t *testing.T) {
 func TestHealthWatcherStartFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		inject func(s *server.Server)
+		inject func(t *testing.T, machine *nvmltest.Machine)
 		freed  int
 	}{
-		{"event set", func(s *server.Server) {
-			s.EventSetCreateFunc = func() (nvml.EventSet, nvml.Return) { return nil, nvml.ERROR_UNKNOWN }
+		{"event set", func(_ *testing.T, machine *nvmltest.Machine) {
+			machine.Server.EventSetCreateFunc = func() (nvml.EventSet, nvml.Return) { return nil, nvml.ERROR_UNKNOWN }
 		}, 0},
-		{"supported types", func(s *server.Server) {
-			mockDevice(t, s, 4).GetSupportedEventTypesFunc = func() (uint64, nvml.Return) { return 0, nvml.ERROR_GPU_IS_LOST }
+		{"supported types", func(t *testing.T, machine *nvmltest.Machine) {
+			machine.Device(t, 4).GetSupportedEventTypesFunc = func() (uint64, nvml.Return) { return 0, nvml.ERROR_GPU_IS_LOST }
 		}, 1},
-		{"registration", func(s *server.Server) {
-			mockDevice(t, s, 4).RegisterEventsFunc = func(uint64, nvml.EventSet) nvml.Return { return nvml.ERROR_GPU_IS_LOST }
+		{"registration", func(t *testing.T, machine *nvmltest.Machine) {
+			machine.Device(t, 4).RegisterEventsFunc = func(uint64, nvml.EventSet) nvml.Return { return nvml.ERROR_GPU_IS_LOST }
 		}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newMockServer(t)
-			events := installMockEvents(t, s, nvml.EventTypeAll)
-			tc.inject(s)
+			machine := nvmltest.New(t)
+			s := machine.Server
+			events := machine.Events
+			tc.inject(t, machine)
 			w, err := NewHealthWatcher(openMockNVML(t, s), HealthConfig{OnFault: func(error) {}})
 			require.NoError(t, err)
 
 			err = w.Start(context.Background())
 			assert.ErrorIs(t, err, messages.ErrDeviceFault)
 			w.Stop()
-			assert.Empty(t, events.set.WaitCalls(), "no wait ran")
-			assert.Len(t, events.set.FreeCalls(), tc.freed, "event sets freed")
+			assert.Empty(t, events.Set.WaitCalls(), "no wait ran")
+			assert.Len(t, events.Set.FreeCalls(), tc.freed, "event sets freed")
 		})
 	}
 }
 
 func TestHealthWatcherKeepsWatchingAfterFailedWait(t *testing.T) {
-	s := newMockServer(t)
-	events := installMockEvents(t, s, nvml.EventTypeAll)
+	machine := nvmltest.New(t)
+	s := machine.Server
+	events := machine.Events
 	_, faults, logs := startWatcher(t, s, HealthConfig{})
 
 	for range 3 {
-		select {
-		case events.results <- waitResult{ret: nvml.ERROR_UNKNOWN}:
-		case <-time.After(eventually):
-			t.Fatal("the watcher stopped waiting")
-		}
+		events.FailWait(t, nvml.ERROR_UNKNOWN)
 	}
-	events.send(t, s, 7, nvml.EventTypeXidCriticalError, 94)
+	events.Send(t, 7, nvml.EventTypeXidCriticalError, 94)
 
 	assert.EqualError(t, faults.next(t), "device fault: device 7: XID 94")
 	assert.Equal(t, 1, bytes.Count([]byte(logs.String()), []byte("waiting for NVML events failed")),
@@ -374,8 +301,9 @@ func TestHealthWatcherKeepsWatchingAfterFailedWait(t *testing.T) {
 
 func TestHealthWatcherStops(t *testing.T) {
 	t.Run("Stop", func(t *testing.T) {
-		s := newMockServer(t)
-		events := installMockEvents(t, s, nvml.EventTypeAll)
+		machine := nvmltest.New(t)
+		s := machine.Server
+		events := machine.Events
 		w, _, _ := startWatcher(t, s, HealthConfig{WaitTimeout: 100 * time.Millisecond})
 
 		stopped := make(chan struct{})
@@ -389,14 +317,15 @@ func TestHealthWatcherStops(t *testing.T) {
 			t.Fatal("Stop did not return")
 		}
 		assertClosed(t, w.Done())
-		assert.Len(t, events.set.FreeCalls(), 1, "the event set is freed once")
+		assert.Len(t, events.Set.FreeCalls(), 1, "the event set is freed once")
 		w.Stop()
-		assert.Len(t, events.set.FreeCalls(), 1, "a second Stop frees nothing")
+		assert.Len(t, events.Set.FreeCalls(), 1, "a second Stop frees nothing")
 		assert.ErrorIs(t, w.Start(context.Background()), messages.ErrStopped)
 	})
 	t.Run("context", func(t *testing.T) {
-		s := newMockServer(t)
-		events := installMockEvents(t, s, nvml.EventTypeAll)
+		machine := nvmltest.New(t)
+		s := machine.Server
+		events := machine.Events
 		w, err := NewHealthWatcher(openMockNVML(t, s), HealthConfig{OnFault: func(error) {}, WaitTimeout: 10 * time.Millisecond})
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -408,27 +337,27 @@ func TestHealthWatcherStops(t *testing.T) {
 		case <-time.After(eventually):
 			t.Fatal("the watcher ignored its context")
 		}
-		assert.Empty(t, events.set.FreeCalls(), "the set lives until Stop")
+		assert.Empty(t, events.Set.FreeCalls(), "the set lives until Stop")
 		w.Stop()
-		assert.Len(t, events.set.FreeCalls(), 1)
+		assert.Len(t, events.Set.FreeCalls(), 1)
 	})
 	t.Run("before start", func(t *testing.T) {
-		w, err := NewHealthWatcher(openMockNVML(t, newMockServer(t)), HealthConfig{OnFault: func(error) {}})
+		w, err := NewHealthWatcher(openMockNVML(t, nvmltest.New(t).Server), HealthConfig{OnFault: func(error) {}})
 		require.NoError(t, err)
 		w.Stop()
 		assertClosed(t, w.Done())
 		assert.ErrorIs(t, w.Start(context.Background()), messages.ErrStopped)
 	})
 	t.Run("twice started", func(t *testing.T) {
-		s := newMockServer(t)
-		installMockEvents(t, s, nvml.EventTypeAll)
+		machine := nvmltest.New(t)
+		s := machine.Server
 		w, _, _ := startWatcher(t, s, HealthConfig{})
 		assert.ErrorIs(t, w.Start(context.Background()), messages.ErrInvalidInput)
 	})
 }
 
 func TestNewHealthWatcherConfig(t *testing.T) {
-	n := openMockNVML(t, newMockServer(t))
+	n := openMockNVML(t, nvmltest.New(t).Server)
 	onFault := func(error) {}
 	for _, tc := range []struct {
 		name string
@@ -495,8 +424,9 @@ func TestReady(t *testing.T) {
 			false, "cannot query row remapping"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newMockServer(t)
-			d := mockDevice(t, s, 4)
+			machine := nvmltest.New(t)
+			s := machine.Server
+			d := machine.Device(t, 4)
 			if tc.pending != nil {
 				d.GetRetiredPagesPendingStatusFunc = tc.pending
 			}
@@ -518,7 +448,7 @@ func TestReady(t *testing.T) {
 		})
 	}
 	t.Run("no such device", func(t *testing.T) {
-		ready, reason := openMockNVML(t, newMockServer(t)).Ready(8)
+		ready, reason := openMockNVML(t, nvmltest.New(t).Server).Ready(8)
 		assert.False(t, ready)
 		assert.NotEmpty(t, reason)
 	})

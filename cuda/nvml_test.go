@@ -9,11 +9,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vramseal/vramseal/cuda/nvmltest"
 	"github.com/vramseal/vramseal/messages"
 )
 
 func TestDiscoverListsEveryDGXH100Device(t *testing.T) {
-	s := newMockServer(t)
+	machine := nvmltest.New(t)
+	s := machine.Server
 
 	infos, err := Discover(s)
 	require.NoError(t, err)
@@ -22,7 +24,7 @@ func TestDiscoverListsEveryDGXH100Device(t *testing.T) {
 	assert.Len(t, infos, 8, "a DGX H100 has eight GPUs")
 	uuids := make(map[string]bool, len(infos))
 	for i, info := range infos {
-		d := mockDevice(t, s, i)
+		d := machine.Device(t, i)
 		assert.Equal(t, i, info.Index, "device %d index", i)
 		assert.NotEmpty(t, info.Name, "device %d name", i)
 		assert.Equal(t, d.Config.Name, info.Name, "device %d name", i)
@@ -54,7 +56,8 @@ func TestNewNVMLInitFailures(t *testing.T) {
 		{"unknown error", nvml.ERROR_UNKNOWN, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newMockServer(t)
+			machine := nvmltest.New(t)
+			s := machine.Server
 			s.InitFunc = func() nvml.Return { return tc.ret }
 
 			n, err := NewNVML(s)
@@ -110,8 +113,9 @@ func TestDeviceQueryFailures(t *testing.T) {
 		}, "nvml ECC mode"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newMockServer(t)
-			tc.inject(mockDevice(t, s, target))
+			machine := nvmltest.New(t)
+			s := machine.Server
+			tc.inject(machine.Device(t, target))
 			n := openMockNVML(t, s)
 
 			_, err := n.Device(target)
@@ -142,8 +146,9 @@ func TestDeviceECCState(t *testing.T) {
 		{"not supported", nvml.FEATURE_ENABLED, nvml.ERROR_NOT_SUPPORTED, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newMockServer(t)
-			mockDevice(t, s, 0).GetEccModeFunc = func() (nvml.EnableState, nvml.EnableState, nvml.Return) {
+			machine := nvmltest.New(t)
+			s := machine.Server
+			machine.Device(t, 0).GetEccModeFunc = func() (nvml.EnableState, nvml.EnableState, nvml.Return) {
 				return tc.current, nvml.FEATURE_ENABLED, tc.ret
 			}
 			n := openMockNVML(t, s)
@@ -156,7 +161,7 @@ func TestDeviceECCState(t *testing.T) {
 }
 
 func TestDeviceIndexOutOfRange(t *testing.T) {
-	n := openMockNVML(t, newMockServer(t))
+	n := openMockNVML(t, nvmltest.New(t).Server)
 	for _, index := range []int{-1, 8, 1000} {
 		_, err := n.Device(index)
 		assert.ErrorIs(t, err, messages.ErrInvalidInput, "Device(%d)", index)
@@ -164,7 +169,8 @@ func TestDeviceIndexOutOfRange(t *testing.T) {
 }
 
 func TestNVMLCloseShutsDownOnce(t *testing.T) {
-	s := newMockServer(t)
+	machine := nvmltest.New(t)
+	s := machine.Server
 	n, err := NewNVML(s)
 	require.NoError(t, err)
 
@@ -174,7 +180,8 @@ func TestNVMLCloseShutsDownOnce(t *testing.T) {
 }
 
 func TestNVMLCloseReportsShutdownFailure(t *testing.T) {
-	s := newMockServer(t)
+	machine := nvmltest.New(t)
+	s := machine.Server
 	s.ShutdownFunc = func() nvml.Return { return nvml.ERROR_UNKNOWN }
 	n, err := NewNVML(s)
 	require.NoError(t, err)
@@ -183,7 +190,8 @@ func TestNVMLCloseReportsShutdownFailure(t *testing.T) {
 }
 
 func TestDeviceCountFailure(t *testing.T) {
-	s := newMockServer(t)
+	machine := nvmltest.New(t)
+	s := machine.Server
 	s.DeviceGetCountFunc = func() (int, nvml.Return) { return 0, nvml.ERROR_UNKNOWN }
 	n := openMockNVML(t, s)
 
@@ -194,10 +202,11 @@ func TestDeviceCountFailure(t *testing.T) {
 }
 
 func TestIndexByUUID(t *testing.T) {
-	s := newMockServer(t)
+	machine := nvmltest.New(t)
+	s := machine.Server
 	n := openMockNVML(t, s)
 	for i := range s.Devices {
-		got, err := n.IndexByUUID(mockDevice(t, s, i).UUID)
+		got, err := n.IndexByUUID(machine.Device(t, i).UUID)
 		require.NoError(t, err)
 		assert.Equal(t, i, got)
 	}
@@ -205,6 +214,6 @@ func TestIndexByUUID(t *testing.T) {
 	assert.ErrorIs(t, err, messages.ErrInvalidInput)
 
 	s.DeviceGetHandleByUUIDFunc = func(string) (nvml.Device, nvml.Return) { return nil, nvml.ERROR_UNKNOWN }
-	_, err = n.IndexByUUID(mockDevice(t, s, 0).UUID)
+	_, err = n.IndexByUUID(machine.Device(t, 0).UUID)
 	assert.ErrorIs(t, err, messages.ErrDeviceFault)
 }
