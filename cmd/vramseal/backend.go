@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/gpuhealth"
 )
 
 // Backends a command can ask for.
@@ -70,7 +71,7 @@ func (s *deviceSet) close() error {
 // openDevices opens the devices the flags ask for, the real ones from gpus.
 // With auto, real GPUs are used when the CUDA driver answers and has at least
 // one; otherwise simulated ones, and the reason says why.
-func (f *backendFlags) openDevices(gpus gpuSource) (*deviceSet, error) {
+func (f *backendFlags) openDevices(gpus gpuhealth.Source) (*deviceSet, error) {
 	switch f.kind.String() {
 	case backendSim:
 		return f.openSims("")
@@ -81,7 +82,7 @@ func (f *backendFlags) openDevices(gpus gpuSource) (*deviceSet, error) {
 		}
 		return set, err
 	}
-	count, err := gpus.deviceCount()
+	count, err := gpus.DeviceCount()
 	switch {
 	case errors.Is(err, cuda.ErrNoDriver):
 		return f.openSims("no NVIDIA driver found")
@@ -112,8 +113,8 @@ func (f *backendFlags) openSims(reason string) (*deviceSet, error) {
 }
 
 // openCUDA opens every GPU the CUDA driver reports.
-func openCUDA(gpus gpuSource) (*deviceSet, error) {
-	count, err := gpus.deviceCount()
+func openCUDA(gpus gpuhealth.Source) (*deviceSet, error) {
+	count, err := gpus.DeviceCount()
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +123,7 @@ func openCUDA(gpus gpuSource) (*deviceSet, error) {
 	}
 	set := &deviceSet{backend: backendCUDA}
 	for i := range count {
-		d, err := gpus.openDevice(i)
+		d, err := gpus.OpenDevice(i)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("open GPU %d: %w", i, err), set.close())
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/gpuhealth"
 	"github.com/vramseal/vramseal/messages"
 )
 
@@ -94,8 +95,8 @@ func listSims(f *backendFlags) ([]deviceJSON, error) {
 }
 
 // listGPUs describes the real GPUs through NVML, in NVML's order.
-func listGPUs(gpus gpuSource) ([]deviceJSON, error) {
-	n, err := gpus.openNVML()
+func listGPUs(gpus gpuhealth.Source) ([]deviceJSON, error) {
+	n, err := gpus.OpenNVML()
 	if errors.Is(err, cuda.ErrNoDriver) {
 		return nil, fmt.Errorf("%w; list simulated devices with --backend sim", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vramseal/vramseal/gpuhealth"
 )
 
 // shardJSON is one shard as /shards lists it. It holds no device address.
@@ -24,7 +26,7 @@ type shardJSON struct {
 // newHandler serves the worker's endpoints: /metrics (Prometheus), /healthz
 // (200 while the worker runs), /readyz (200 once every shard is freshly
 // verified) and /shards (JSON).
-func newHandler(rt runtimeView, stopped <-chan struct{}, m *metrics, ready *readiness) http.Handler {
+func newHandler(rt runtimeView, stopped <-chan struct{}, m *metrics, ready *gpuhealth.Readiness) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -35,7 +37,7 @@ func newHandler(rt runtimeView, stopped <-chan struct{}, m *metrics, ready *read
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := ready.check(r.Context(), rt, stopped, time.Now()); err != nil {
+		if err := ready.Check(r.Context(), rt, stopped, time.Now()); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
@@ -61,4 +63,14 @@ func newHandler(rt runtimeView, stopped <-chan struct{}, m *metrics, ready *read
 		enc.Encode(out)
 	})
 	return mux
+}
+
+// isClosed reports whether ch is closed, without waiting.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -71,8 +72,8 @@ func TestRunOnGPUsActsOnOtherProcessesAsTheContentionPolicySays(t *testing.T) {
 			// CUDA's devices 0 and 1 are NVML's 5 and 2; a.bin goes to device
 			// 0, b.bin to device 1.
 			m := newMockMachine(t, 4<<20, 5, 2)
-			m.processes[2].set(uint32(os.Getpid()), foreignPID)
-			m.processes[7].set(strangerPID) // a GPU the worker does not use
+			m.nvml.Compute(2).Set(nvml.SUCCESS, uint32(os.Getpid()), foreignPID)
+			m.nvml.Compute(7).Set(nvml.SUCCESS, strangerPID) // a GPU the worker does not use
 			args := append(gpuRunFlags(dir, writeToken(t, dir)), "--on-contention", tt.policy, a, b)
 			p := startInProcess(t, m, args...)
 			base := p.serving(t)
@@ -84,9 +85,9 @@ func TestRunOnGPUsActsOnOtherProcessesAsTheContentionPolicySays(t *testing.T) {
 			assert.Nil(t, p.findLog("other processes use a GPU that holds sealed shards", map[string]any{"nvml_index": 7}),
 				"processes on a GPU the worker does not use are not its concern")
 			if tt.policy == "ignore" {
-				assert.Zero(t, m.processQueries(t), "nobody looked for processes")
+				assert.Zero(t, m.nvml.ProcessQueries(t), "nobody looked for processes")
 			} else {
-				assert.NotZero(t, m.processQueries(t))
+				assert.NotZero(t, m.nvml.ProcessQueries(t))
 			}
 
 			lines := readAuditLog(t, filepath.Join(dir, "audit.jsonl"))

@@ -24,7 +24,7 @@ func TestDevicesListsTheGPUsNVMLSees(t *testing.T) {
 			require.Len(t, list, 8, "every GPU of the DGX H100, not only those CUDA shows")
 			uuids := map[string]bool{}
 			for i, d := range list {
-				mockGPU := m.device(t, i)
+				mockGPU := m.nvml.Device(t, i)
 				assert.Equal(t, i, d.Index)
 				assert.Equal(t, "NVIDIA H100 80GB HBM3", d.Name)
 				assert.Equal(t, mockGPU.UUID, d.UUID)
@@ -48,8 +48,8 @@ func TestDevicesListsTheGPUsNVMLSees(t *testing.T) {
 		require.Len(t, lines, 9)
 		assert.Regexp(t, `^INDEX\s+NAME\s+UUID\s+TOTAL\s+FREE\s+COMPUTE$`, lines[0])
 		for i, line := range lines[1:] {
-			total := messages.HumanBytes(int64(m.device(t, i).MemoryInfo.Total))
-			assert.Regexp(t, `^`+string(rune('0'+i))+`\s+NVIDIA H100 80GB HBM3\s+`+m.device(t, i).UUID+`\s+`+total+`\s+`, line)
+			total := messages.HumanBytes(int64(m.nvml.Device(t, i).MemoryInfo.Total))
+			assert.Regexp(t, `^`+string(rune('0'+i))+`\s+NVIDIA H100 80GB HBM3\s+`+m.nvml.Device(t, i).UUID+`\s+`+total+`\s+`, line)
 		}
 	})
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -43,10 +41,10 @@ func TestRunOnGPUsFailStopsOnFatalXIDsAndLogsTheRest(t *testing.T) {
 			p := startInProcess(t, m, args...)
 			base := p.serving(t)
 
-			m.events.send(t, 3, nvml.EventTypeXidCriticalError, tt.xid)
+			m.nvml.Events.Send(t, 3, nvml.EventTypeXidCriticalError, tt.xid)
 
 			if tt.fatal {
-				assertFailStopped(t, p, m, dir, fmt.Sprintf("fail-stop: NVML health event: device fault: device 0 (NVML 3, %s): XID %d", m.device(t, 3).UUID, tt.xid))
+				assertFailStopped(t, p, m, dir, fmt.Sprintf("fail-stop: NVML health event: device fault: device 0 (NVML 3, %s): XID %d", m.nvml.Device(t, 3).UUID, tt.xid))
 				return
 			}
 			p.waitForLog(t, "health: application XID, not a device fault", map[string]any{"device": 3, "xid": tt.xid})
@@ -88,87 +86,20 @@ func TestRunOnGPUsFailStopsOnlyOnFaultsThatMayBeOnItsGPUs(t *testing.T) {
 			p := startInProcess(t, m, append(gpuRunFlags(dir, writeToken(t, dir)), file)...)
 			base := p.serving(t)
 
-			m.events.send(t, tt.nvmlIndex, tt.kind, 79)
+			m.nvml.Events.Send(t, tt.nvmlIndex, tt.kind, 79)
 
 			if tt.cause != "" {
 				cause := tt.cause
 				if tt.nvmlIndex != notInNVML {
-					cause = fmt.Sprintf(tt.cause, m.device(t, tt.nvmlIndex).UUID)
+					cause = fmt.Sprintf(tt.cause, m.nvml.Device(t, tt.nvmlIndex).UUID)
 				}
 				assertFailStopped(t, p, m, dir, cause)
 				return
 			}
 			line := p.waitForLog(t, "hardware fault on a GPU this worker does not use: the worker runs on",
-				map[string]any{"nvml_index": tt.nvmlIndex, "uuid": m.device(t, tt.nvmlIndex).UUID, "event": tt.event})
+				map[string]any{"nvml_index": tt.nvmlIndex, "uuid": m.nvml.Device(t, tt.nvmlIndex).UUID, "event": tt.event})
 			assert.Equal(t, "ERROR", line["level"])
 			assertRunsOn(t, p, base, dir)
-		})
-	}
-}
-
-func TestGPUWatchOnFaultNamesTheRuntimeDevice(t *testing.T) {
-	wrap := func(f *cuda.DeviceFaultError) error { return fmt.Errorf("%w: %w", messages.ErrDeviceFault, f) }
-	tests := []struct {
-		name  string
-		fault error
-		// cause is the fail-stop's; empty when the fault is only logged.
-		cause string
-	}{
-		{
-			name:  "matched by UUID",
-			fault: wrap(&cuda.DeviceFaultError{Index: 6, UUID: "GPU-b", Kind: cuda.FaultXID, XID: 79}),
-			cause: "NVML health event: device fault: device 1 (NVML 6, GPU-b): XID 79",
-		},
-		{
-			name:  "matched by UUID when NVML has no index",
-			fault: wrap(&cuda.DeviceFaultError{Index: -1, UUID: "GPU-a", Kind: cuda.FaultDoubleBitECC}),
-			cause: "NVML health event: device fault: device 0 (NVML 3, GPU-a): double-bit ECC error",
-		},
-		{
-			name:  "matched by index when NVML has no UUID",
-			fault: wrap(&cuda.DeviceFaultError{Index: 3, Kind: cuda.FaultXID, XID: 94}),
-			cause: "NVML health event: device fault: device 0 (NVML 3, GPU-a): XID 94",
-		},
-		{
-			name:  "the UUID decides over the index",
-			fault: wrap(&cuda.DeviceFaultError{Index: 3, UUID: "GPU-z", Kind: cuda.FaultXID, XID: 79}),
-		},
-		{
-			name:  "another GPU by index",
-			fault: wrap(&cuda.DeviceFaultError{Index: 5, Kind: cuda.FaultXID, XID: 79}),
-		},
-		{
-			name:  "a GPU NVML cannot name",
-			fault: wrap(&cuda.DeviceFaultError{Index: -1, Kind: cuda.FaultXID, XID: 79}),
-			cause: "NVML health event on a GPU NVML cannot name: device fault: device -1: XID 79",
-		},
-		{
-			name:  "an untyped fault",
-			fault: fmt.Errorf("%w: device 2: XID 79", messages.ErrDeviceFault),
-			cause: "NVML health event on a GPU NVML cannot name: device fault: device 2: XID 79",
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var logs bytes.Buffer
-			g := &gpuWatch{
-				logger:    slog.New(slog.NewTextHandler(&logs, nil)),
-				nvmlIndex: []int{3, 6, notInNVML},
-				uuids:     []string{"GPU-a", "GPU-b", ""},
-			}
-			var causes []error
-			g.onFault(func(err error) { causes = append(causes, err) }, tt.fault)
-
-			if tt.cause == "" {
-				assert.Empty(t, causes, "no fail-stop")
-				assert.Contains(t, logs.String(), "level=ERROR")
-				assert.Contains(t, logs.String(), "does not use")
-				return
-			}
-			require.Len(t, causes, 1)
-			assert.EqualError(t, causes[0], tt.cause)
-			assert.ErrorIs(t, causes[0], messages.ErrDeviceFault)
-			assert.Empty(t, logs.String(), "a fail-stop is not also logged here")
 		})
 	}
 }
@@ -216,12 +147,12 @@ func TestRunOnGPUsIsNotReadyWhileNVMLDistrustsTheirMemory(t *testing.T) {
 	}{
 		{
 			name:   "pages pending retirement",
-			fault:  func(m *mockMachine, i int, on bool) { m.retiredPending[i].Store(on) },
+			fault:  func(m *mockMachine, i int, on bool) { m.nvml.SetRetiredPagesPending(i, on) },
 			reason: "not ready: device 1 is not fit for sealed weights: NVML device 6: memory pages are pending retirement; reset the GPU",
 		},
 		{
 			name:   "failed row remap",
-			fault:  func(m *mockMachine, i int, on bool) { m.rowRemapFailed[i].Store(on) },
+			fault:  func(m *mockMachine, i int, on bool) { m.nvml.SetRowRemapFailed(i, on) },
 			reason: "not ready: device 1 is not fit for sealed weights: NVML device 6: a memory row remap failed; the GPU needs service",
 		},
 	}

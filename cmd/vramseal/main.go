@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"golang.org/x/term"
+
+	"github.com/vramseal/vramseal/gpuhealth"
 )
 
 func main() {
@@ -27,7 +29,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer, stderrIsTerminal bool) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a := &app{stdout: stdout, stderr: stderr, stderrIsTerminal: stderrIsTerminal, gpus: driverGPUs()}
+	a := &app{stdout: stdout, stderr: stderr, stderrIsTerminal: stderrIsTerminal, gpus: gpuhealth.Driver()}
 	err := a.execute(ctx, args)
 	if err != nil {
 		fmt.Fprintf(stderr, "vramseal: %v\n", err)

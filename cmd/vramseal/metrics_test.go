@@ -15,6 +15,15 @@ import (
 	"github.com/vramseal/vramseal/messages"
 )
 
+// fakeRuntime is a runtimeView with a fixed set of devices and shards.
+type fakeRuntime struct {
+	fakeCapacity
+	shards []messages.ShardStatus
+	err    error
+}
+
+func (f *fakeRuntime) Shards(context.Context) ([]messages.ShardStatus, error) { return f.shards, f.err }
+
 func TestMetricsCountOperationsFromAuditRecords(t *testing.T) {
 	m, err := newMetrics(func() int { return 0 })
 	require.NoError(t, err)

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vramseal/vramseal/gpuhealth"
 )
 
 // app is what every command shares: where output goes, the logger the
@@ -16,7 +18,7 @@ type app struct {
 	logFlags         logFlags
 	logger           *slog.Logger
 	// gpus reaches the real GPUs: the NVIDIA driver, or a test's stand-in.
-	gpus gpuSource
+	gpus gpuhealth.Source
 	// started is set once the command line has parsed and a command runs;
 	// errors before that are usage errors.
 	started bool

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/gpuhealth"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
 	"github.com/vramseal/vramseal/supervisor"
@@ -26,16 +27,16 @@ const (
 type worker struct {
 	opts   *runOptions
 	logger *slog.Logger
-	gpus   gpuSource
+	gpus   gpuhealth.Source
 
 	srcs     []*modelSource
-	listener net.Listener // until the server takes it
-	devices  *deviceSet   // until the runtime is given them
-	sims     []*cuda.Sim  // the simulated devices, for --sim-fault
-	watch    *gpuWatch    // NVML's watch over real GPUs; nil without
+	listener net.Listener     // until the server takes it
+	devices  *deviceSet       // until the runtime is given them
+	sims     []*cuda.Sim      // the simulated devices, for --sim-fault
+	watch    *gpuhealth.Watch // NVML's watch over real GPUs; nil without
 	keys     *workerKeys
 	auditLog *audit.Log
-	ready    *readiness
+	ready    *gpuhealth.Readiness
 	rt       *supervisor.Runtime
 	server   *httpServer
 }
@@ -102,7 +103,7 @@ func (w *worker) prepare(files []string) error {
 		return simFaultOnRealGPUsError()
 	}
 	if !devices.simulated() {
-		w.watch = openGPUWatch(w.gpus.openNVML, devices.devices, w.logger)
+		w.watch = gpuhealth.Open(w.gpus.OpenNVML, devices.devices, w.logger)
 	}
 	if err := w.checkPlacement(); err != nil {
 		return err
@@ -189,10 +190,10 @@ func (w *worker) start(ctx context.Context) error {
 	}
 	var gpuCheck func() error
 	if w.watch != nil {
-		gpuCheck = w.watch.notReady
+		gpuCheck = w.watch.NotReady
 	}
-	w.ready = newReadiness(gpuCheck)
-	sink := &observedSink{next: auditLog, observers: []func(audit.Record){m.observe, w.ready.observe}}
+	w.ready = gpuhealth.NewReadiness(gpuCheck)
+	sink := &observedSink{next: auditLog, observers: []func(audit.Record){m.observe, w.ready.Observe}}
 	devices := w.devices.devices
 	w.devices = nil // Start owns them from the call on, even when it fails
 	rt, err := supervisor.Start(context.WithoutCancel(ctx), supervisor.Config{
@@ -216,7 +217,7 @@ func (w *worker) start(ctx context.Context) error {
 	}
 	w.rt = rt
 	if w.watch != nil {
-		w.watch.startHealth(rt.FailStop, o.ignoreXIDs.xids)
+		w.watch.StartHealth(rt, o.ignoreXIDs.xids)
 	}
 	if err := m.watch(rt, time.Now); err != nil {
 		return err
@@ -243,10 +244,10 @@ func (w *worker) sealAndServe(ctx context.Context, p *progress) error {
 	if err := verifyShards(ctx, w.rt, shards, w.logger); err != nil {
 		return err
 	}
-	w.ready.sealingDone(len(shards), w.opts.freshnessWindow(fullestDevice(shards)))
+	w.ready.SealingDone(len(shards), w.opts.freshnessWindow(fullestDevice(shards)))
 	w.logger.Info("every shard sealed and verified", "shards", len(shards), "verify_interval", w.opts.verifyInterval)
 	if w.watch != nil {
-		if err := w.watch.startContention(w.opts.contention, w.opts.contentionInterval, w.rt, w.ready); err != nil {
+		if err := w.watch.StartContention(w.opts.contention, w.opts.contentionInterval, w.rt, w.ready); err != nil {
 			return err
 		}
 	}
@@ -309,7 +310,7 @@ func (w *worker) close(runErr error) error {
 		w.listener.Close()
 	}
 	if w.watch != nil {
-		w.watch.stopWatchers() // before the runtime stops: they call into it
+		w.watch.StopWatchers() // before the runtime stops: they call into it
 	}
 	var failStop error
 	if w.rt != nil {
@@ -322,7 +323,7 @@ func (w *worker) close(runErr error) error {
 		errs = append(errs, w.devices.close())
 	}
 	if w.watch != nil {
-		errs = append(errs, w.watch.close())
+		errs = append(errs, w.watch.Close())
 	}
 	if w.auditLog != nil {
 		errs = append(errs, w.auditLog.Close())

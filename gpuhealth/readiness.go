@@ -1,4 +1,4 @@
-package main
+package gpuhealth
 
 import (
 	"context"
@@ -11,10 +11,11 @@ import (
 	"github.com/vramseal/vramseal/audit"
 )
 
-// readiness decides /readyz: ready once sealing is done, every shard has been
-// fully verified within the freshness window, no device was evicted, every
-// GPU is fit to hold weights, and nothing has failed.
-type readiness struct {
+// Readiness decides whether a worker is ready (its /readyz): once sealing is
+// done, every shard has been fully verified within the freshness window, no
+// device was evicted, every GPU is fit to hold weights, and nothing has
+// failed. It is safe for concurrent use.
+type Readiness struct {
 	// gpus, when set, says why a GPU may not hold sealed weights now (NVML's
 	// view), or nil when all may.
 	gpus func() error
@@ -28,30 +29,32 @@ type readiness struct {
 	evicted map[int]string // device -> why its shards were evicted
 }
 
-// newReadiness returns a readiness that is not ready until sealingDone. gpus
+// NewReadiness returns a Readiness that is not ready until SealingDone. gpus,
+// such as Watch.NotReady, says why a GPU may not hold sealed weights now; it
 // may be nil: simulated devices, or real ones without NVML.
-func newReadiness(gpus func() error) *readiness {
-	return &readiness{gpus: gpus, expected: -1, evicted: map[int]string{}}
+func NewReadiness(gpus func() error) *Readiness {
+	return &Readiness{gpus: gpus, expected: -1, evicted: map[int]string{}}
 }
 
-// evict says that device's shards were, or are being, evicted, and why; the
-// worker is not ready from then on.
-func (r *readiness) evict(device int, reason string) {
+// Evicted says that device's shards were, or are being, evicted, and why;
+// the worker is not ready from then on.
+func (r *Readiness) Evicted(device int, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.evicted[device] = reason
 }
 
-// sealingDone says that shards shards were sealed and verified and no more
+// SealingDone says that shards shards were sealed and verified and no more
 // will be, and how fresh their verification must stay.
-func (r *readiness) sealingDone(shards int, window time.Duration) {
+func (r *Readiness) SealingDone(shards int, window time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expected, r.window = shards, window
 }
 
-// observe notes a failed verification or a fail-stop in the audit trail.
-func (r *readiness) observe(rec audit.Record) {
+// Observe notes a failed verification or a fail-stop in the audit trail; give
+// it every record the runtime writes.
+func (r *Readiness) Observe(rec audit.Record) {
 	failed := rec.Event == audit.EventSealVerificationFailed ||
 		(rec.Event == audit.EventWorkerStopped && rec.Severity == audit.SeverityCritical)
 	if !failed {
@@ -67,19 +70,22 @@ func (r *readiness) observe(rec audit.Record) {
 	}
 }
 
-// check returns nil when ready, or an error that says why not. stopped is
+// Check returns nil when ready, or an error that says why not. stopped is
 // closed once the runtime has stopped.
-func (r *readiness) check(ctx context.Context, rt runtimeView, stopped <-chan struct{}, now time.Time) error {
+func (r *Readiness) Check(ctx context.Context, rt ShardLister, stopped <-chan struct{}, now time.Time) error {
 	r.mu.Lock()
 	expected, window, failure := r.expected, r.window, r.failure
 	evicted := maps.Clone(r.evicted)
 	r.mu.Unlock()
-	switch {
-	case failure != "":
+	if failure != "" {
 		return fmt.Errorf("integrity failure: %s", failure)
-	case isClosed(stopped):
+	}
+	select {
+	case <-stopped:
 		return fmt.Errorf("worker stopped")
-	case len(evicted) > 0:
+	default:
+	}
+	if len(evicted) > 0 {
 		device := slices.Min(slices.Collect(maps.Keys(evicted)))
 		return fmt.Errorf("device %d evicted: %s", device, evicted[device])
 	}
@@ -108,14 +114,4 @@ func (r *readiness) check(ctx context.Context, rt runtimeView, stopped <-chan st
 		}
 	}
 	return nil
-}
-
-// isClosed reports whether ch is closed, without waiting.
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }

@@ -1,4 +1,4 @@
-package main
+package gpuhealth
 
 import (
 	"context"
@@ -52,7 +52,7 @@ func (f *fakeEvictTarget) nextStarted(t *testing.T) evictCall {
 	select {
 	case c := <-f.started:
 		return c
-	case <-time.After(processTimeout):
+	case <-time.After(testTimeout):
 		require.FailNow(t, "no eviction started")
 		return evictCall{}
 	}

@@ -1,4 +1,4 @@
-package main
+package gpuhealth
 
 import (
 	"context"
@@ -12,12 +12,14 @@ import (
 	"github.com/vramseal/vramseal/messages"
 )
 
-// gpuWatch watches a worker's real GPUs through NVML: health events
-// fail-stop the worker, other processes on a GPU are handled as
-// --on-contention says, and NVML's memory checks feed /readyz. It owns the
-// NVML handle and every watcher goroutine; stopWatchers stops them before the
-// runtime stops, and close shuts NVML down after.
-type gpuWatch struct {
+// Watch watches a worker's real GPUs through NVML: health events fail-stop
+// the runtime, other processes on a GPU are handled as a
+// cuda.ContentionPolicy says, and NVML's memory checks feed readiness. It
+// owns the NVML handle and every watcher goroutine. Use it in this order:
+// Open before the runtime starts, StartHealth once it runs, StartContention
+// once its shards are sealed, StopWatchers before the runtime stops, and
+// Close after.
+type Watch struct {
 	nvml   *cuda.NVML
 	logger *slog.Logger
 	// nvmlIndex maps each runtime device to NVML's index of the same GPU, or
@@ -31,16 +33,17 @@ type gpuWatch struct {
 	evictor    *evictor
 }
 
-// openGPUWatch opens NVML and matches devices to its GPUs by UUID. Without
-// NVML it logs a warning and returns nil: the worker runs, unwatched. A
-// device NVML does not know is left unwatched, with a warning.
-func openGPUWatch(open func() (*cuda.NVML, error), devices []cuda.Device, logger *slog.Logger) *gpuWatch {
+// Open opens NVML with open (such as cuda.OpenNVML) and matches devices,
+// the runtime's in its order, to NVML's GPUs by UUID. Without NVML it logs a
+// warning and returns nil: the worker runs, unwatched. A device NVML does not
+// know is left unwatched, with a warning.
+func Open(open func() (*cuda.NVML, error), devices []cuda.Device, logger *slog.Logger) *Watch {
 	n, err := open()
 	if err != nil {
 		logger.Warn("NVML unavailable: GPU health and contention monitoring are off", "error", err)
 		return nil
 	}
-	g := &gpuWatch{nvml: n, logger: logger, nvmlIndex: make([]int, len(devices)), uuids: make([]string, len(devices))}
+	g := &Watch{nvml: n, logger: logger, nvmlIndex: make([]int, len(devices)), uuids: make([]string, len(devices))}
 	for i, d := range devices {
 		uuid := d.Properties().UUID
 		g.uuids[i] = uuid
@@ -63,18 +66,19 @@ func openGPUWatch(open func() (*cuda.NVML, error), devices []cuda.Device, logger
 
 // device is the runtime device that NVML numbers nvmlIndex, or -1 when the
 // worker does not use that GPU.
-func (g *gpuWatch) device(nvmlIndex int) int {
+func (g *Watch) device(nvmlIndex int) int {
 	return slices.Index(g.nvmlIndex, nvmlIndex)
 }
 
-// startHealth starts watching NVML health events. A critical XID not in
-// ignoredXIDs, or a double-bit ECC error, calls failStop, which must not
-// block, when it is on a GPU the worker uses or on one NVML cannot name; on
-// another GPU it is logged as an error and the worker runs on. Ignored XIDs
-// are logged. If events cannot be watched, it logs a warning and carries on.
-func (g *gpuWatch) startHealth(failStop func(error), ignoredXIDs []uint64) {
+// StartHealth starts watching NVML health events. A critical XID not in
+// ignoredXIDs (nil means cuda.DefaultIgnoredXIDs), or a double-bit ECC error,
+// fail-stops rt when it is on a GPU the worker uses or on one NVML cannot
+// name; on another GPU it is logged as an error and the worker runs on.
+// Ignored XIDs are logged. If events cannot be watched, it logs a warning and
+// carries on.
+func (g *Watch) StartHealth(rt Runtime, ignoredXIDs []uint64) {
 	h, err := cuda.NewHealthWatcher(g.nvml, cuda.HealthConfig{
-		OnFault:     func(err error) { g.onFault(failStop, err) },
+		OnFault:     func(err error) { g.onFault(rt, err) },
 		IgnoredXIDs: ignoredXIDs,
 		Logger:      g.logger,
 	})
@@ -94,10 +98,10 @@ func (g *gpuWatch) startHealth(failStop func(error), ignoredXIDs []uint64) {
 // runtime device, NVML's index and UUID and the event; a fault on a GPU
 // NVML cannot name fail-stops it too, as it may be the worker's; a fault on
 // another GPU is only logged.
-func (g *gpuWatch) onFault(failStop func(error), err error) {
+func (g *Watch) onFault(rt Runtime, err error) {
 	var fault *cuda.DeviceFaultError
 	if !errors.As(err, &fault) || (fault.UUID == "" && fault.Index < 0) {
-		failStop(fmt.Errorf("NVML health event on a GPU NVML cannot name: %w", err))
+		rt.FailStop(fmt.Errorf("NVML health event on a GPU NVML cannot name: %w", err))
 		return
 	}
 	device := g.faultedDevice(fault)
@@ -114,24 +118,24 @@ func (g *gpuWatch) onFault(failStop func(error), err error) {
 	if uuid := g.uuids[device]; uuid != "" {
 		name += ", " + uuid
 	}
-	failStop(fmt.Errorf("NVML health event: %w: device %d (%s): %s", messages.ErrDeviceFault, device, name, fault.Event()))
+	rt.FailStop(fmt.Errorf("NVML health event: %w: device %d (%s): %s", messages.ErrDeviceFault, device, name, fault.Event()))
 }
 
 // faultedDevice is the runtime device that fault names, by UUID when NVML
 // gave one and by NVML's index otherwise, or -1 when the worker does not use
 // the GPU.
-func (g *gpuWatch) faultedDevice(fault *cuda.DeviceFaultError) int {
+func (g *Watch) faultedDevice(fault *cuda.DeviceFaultError) int {
 	if fault.UUID != "" {
 		return slices.Index(g.uuids, fault.UUID)
 	}
 	return g.device(fault.Index)
 }
 
-// startContention starts looking for other processes on the worker's GPUs
+// StartContention starts looking for other processes on the worker's GPUs
 // every interval, as policy says: warn logs them; evict marks the device not
-// ready in ready and has rt evict its shards. Other processes on GPUs the
-// worker does not use are only logged at debug level.
-func (g *gpuWatch) startContention(policy cuda.ContentionPolicy, interval time.Duration, rt evictTarget, ready *readiness) error {
+// ready in ready (which may be nil) and has rt evict its shards. Other
+// processes on GPUs the worker does not use are only logged at debug level.
+func (g *Watch) StartContention(policy cuda.ContentionPolicy, interval time.Duration, rt Runtime, ready *Readiness) error {
 	if policy == cuda.ContentionIgnore {
 		return nil
 	}
@@ -155,7 +159,7 @@ func (g *gpuWatch) startContention(policy cuda.ContentionPolicy, interval time.D
 
 // onContention handles other processes appearing on a GPU. It runs on the
 // contention monitor's goroutine and does not block.
-func (g *gpuWatch) onContention(policy cuda.ContentionPolicy, ready *readiness, nvmlIndex int, pids []uint32) {
+func (g *Watch) onContention(policy cuda.ContentionPolicy, ready *Readiness, nvmlIndex int, pids []uint32) {
 	device := g.device(nvmlIndex)
 	if device < 0 {
 		g.logger.Debug("other processes on a GPU this worker does not use", "nvml_index", nvmlIndex, "pids", pids)
@@ -167,13 +171,16 @@ func (g *gpuWatch) onContention(policy cuda.ContentionPolicy, ready *readiness, 
 	}
 	reason := fmt.Sprintf("foreign processes %v", pids)
 	g.logger.Warn("other processes use a GPU that holds sealed shards: evicting its shards", "device", device, "nvml_index", nvmlIndex, "pids", pids)
-	ready.evict(device, reason)
+	if ready != nil {
+		ready.Evicted(device, reason)
+	}
 	g.evictor.request(device, reason)
 }
 
-// notReady says why a GPU may not hold sealed weights now, as NVML sees it
-// (memory pages pending retirement, a failed row remap), or nil.
-func (g *gpuWatch) notReady() error {
+// NotReady says why a GPU may not hold sealed weights now, as NVML sees it
+// (memory pages pending retirement, a failed row remap), or nil. It is the
+// gpus check of NewReadiness.
+func (g *Watch) NotReady() error {
 	for device, index := range g.nvmlIndex {
 		if index < 0 {
 			continue
@@ -185,10 +192,10 @@ func (g *gpuWatch) notReady() error {
 	return nil
 }
 
-// stopWatchers stops the contention monitor, then any eviction under way,
+// StopWatchers stops the contention monitor, then any eviction under way,
 // then the health watcher, and waits for each. Call it before the runtime
-// stops; later calls do nothing.
-func (g *gpuWatch) stopWatchers() {
+// stops: they call into it. Later calls do nothing.
+func (g *Watch) StopWatchers() {
 	if g.contention != nil {
 		g.contention.Stop()
 	}
@@ -200,9 +207,9 @@ func (g *gpuWatch) stopWatchers() {
 	}
 }
 
-// close stops the watchers, if stopWatchers has not, and shuts NVML down.
-func (g *gpuWatch) close() error {
-	g.stopWatchers()
+// Close stops the watchers, if StopWatchers has not, and shuts NVML down.
+func (g *Watch) Close() error {
+	g.StopWatchers()
 	if err := g.nvml.Close(); err != nil {
 		return fmt.Errorf("close NVML: %w", err)
 	}
