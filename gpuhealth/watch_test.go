@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -50,28 +50,10 @@ type uuidDevice struct {
 
 func (d uuidDevice) Properties() cuda.Properties { return cuda.Properties{UUID: d.uuid} }
 
-// logBuffer is a log destination safe to write from the watchers' goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // openWatch opens a Watch over machine for runtime devices that are NVML's
 // GPUs nvmlIndex (nvmltest.NoDevice: a GPU NVML does not know), and closes it
-// when the test ends.
-func openWatch(t *testing.T, machine *nvmltest.Machine, nvmlIndex ...int) (*Watch, *logBuffer) {
+// when the test ends. logs reads what it has logged so far.
+func openWatch(t *testing.T, machine *nvmltest.Machine, nvmlIndex ...int) (w *Watch, logs func() string) {
 	t.Helper()
 	var devices []cuda.Device
 	for i, index := range nvmlIndex {
@@ -81,11 +63,19 @@ func openWatch(t *testing.T, machine *nvmltest.Machine, nvmlIndex ...int) (*Watc
 		}
 		devices = append(devices, uuidDevice{uuid: uuid})
 	}
-	logs := &logBuffer{}
-	w := Open(func() (*cuda.NVML, error) { return cuda.NewNVML(machine.Server) }, devices, slog.New(slog.NewTextHandler(logs, nil)))
+	// A file takes writes from the watchers' goroutines safely.
+	path := filepath.Join(t.TempDir(), "log")
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, f.Close()) })
+	w = Open(func() (*cuda.NVML, error) { return cuda.NewNVML(machine.Server) }, devices, slog.New(slog.NewTextHandler(f, nil)))
 	require.NotNil(t, w)
 	t.Cleanup(func() { require.NoError(t, w.Close()) })
-	return w, logs
+	return w, func() string {
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		return string(b)
+	}
 }
 
 // next returns the next value on ch, failing the test if none comes.
@@ -116,8 +106,8 @@ func TestWatchFailStopsTheRuntimeOnFaultsOnItsGPUs(t *testing.T) {
 	assert.EqualError(t, cause, fmt.Sprintf("NVML health event: device fault: device 1 (NVML 6, %s): XID 79", machine.UUID(t, 6)))
 	assert.ErrorIs(t, cause, messages.ErrDeviceFault)
 	assert.Empty(t, rt.failStops, "only the fatal XID on the worker's GPU fail-stops")
-	assert.Contains(t, logs.String(), "xid=13")
-	assert.Contains(t, logs.String(), "does not use")
+	assert.Contains(t, logs(), "xid=13")
+	assert.Contains(t, logs(), "does not use")
 }
 
 func TestWatchEvictsAGPUOtherProcessesUse(t *testing.T) {
