@@ -4,13 +4,14 @@ import "encoding/binary"
 
 // recordVersion opens every canonical record. A change to the encoding below
 // gets a new version, so old and new signatures can never be confused.
-const recordVersion = "vramseal/shard-record/v1"
+const recordVersion = "vramseal/shard-record/v2"
 
 // canonicalRecord encodes every signed field of s in a fixed order. Each
 // field is its 8-byte big-endian length followed by its bytes; integers are
 // 8-byte big-endian two's complement, and SealedAt is Unix seconds (8 bytes)
 // then nanoseconds (4 bytes), so every instant time.Time can hold is encoded
-// exactly. Distinct records always encode differently.
+// exactly; the tensor table is its digest (empty without one). Distinct
+// records always encode differently.
 func canonicalRecord(s *Shard) []byte {
 	b := make([]byte, 0, 256+len(s.ID)+len(s.ModelRef))
 	b = appendBytes(b, recordVersion)
@@ -27,6 +28,7 @@ func canonicalRecord(s *Shard) []byte {
 	b = appendBytes(b, s.ModelRef)
 	b = appendInt(b, int64(s.ShardIndex))
 	b = appendInt(b, int64(s.TotalShards))
+	b = appendBytes(b, TensorsDigest(s.Tensors))
 	return b
 }
 

@@ -96,10 +96,6 @@ func (m *Matcher) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Hashes reports whether the matcher hashes anything itself (there are
-// ranges to check), so a caller can skip feeding it when it does not.
-func (m *Matcher) Hashes() bool { return len(m.ranges) > 0 }
-
 // Result compares every expectation with whole, the hex SHA-256 of the whole
 // stream, and with the range digests written. It returns nil if all match,
 // and otherwise a *RejectedError for the first difference.

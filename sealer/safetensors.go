@@ -33,21 +33,8 @@ var dtypeBits = map[string]uint64{
 	"F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
 }
 
-// Tensor is one tensor of a safetensors file: its name, element type, shape
-// and where its bytes lie in the file.
-type Tensor struct {
-	Name  string   `json:"name"`
-	DType string   `json:"dtype"`
-	Shape []uint64 `json:"shape"`
-	// Offset is where the tensor's bytes start, counted from the start of
-	// the file (so the 8-byte length and the header are included).
-	Offset int64 `json:"offset"`
-	// Size is the tensor's length in bytes.
-	Size int64 `json:"size"`
-}
-
-// End is the file offset just past the tensor's last byte.
-func (t Tensor) End() int64 { return t.Offset + t.Size }
+// Tensor is one tensor of a safetensors file; see messages.Tensor.
+type Tensor = messages.Tensor
 
 // TensorTable is the checked header of a safetensors file: its tensors in
 // offset order and its metadata.
@@ -326,12 +313,12 @@ func (p *headerParser) tensor(name string) (Tensor, error) {
 	case offsets == nil:
 		return Tensor{}, headerErr(name, RuleFields, "no data_offsets")
 	}
-	return t, t.size(offsets)
+	return t, sizeTensor(&t, offsets)
 }
 
 // size checks the tensor's byte count against its shape and dtype, without
 // overflow, and records its range relative to the data start.
-func (t *Tensor) size(offsets []uint64) error {
+func sizeTensor(t *Tensor, offsets []uint64) error {
 	begin, end := offsets[0], offsets[1]
 	if begin > end {
 		return headerErr(t.Name, RuleOffsets, "begin %d is after end %d", begin, end)

@@ -21,6 +21,11 @@ type Shard struct {
 	ModelRef    string    // the model the shard belongs to; may be empty
 	ShardIndex  int       // the shard's place in its model, from 0
 	TotalShards int       // how many shards the model has; 0 if not given
+	// Tensors is the tensor table of a safetensors shard, in offset order;
+	// nil for opaque data. The signature covers its digest (TensorsDigest),
+	// so a table swapped for another fails the check. It is shared between
+	// copies of the record and never modified.
+	Tensors []Tensor
 
 	signature []byte // HMAC-SHA256 of the canonical record; nil if unsigned
 }
@@ -49,23 +54,33 @@ func (s Shard) Equal(o Shard) bool {
 		s.ID == o.ID && s.Device == o.Device && s.Size == o.Size &&
 		s.Digest == o.Digest && s.ChunkSize == o.ChunkSize && s.ChunkRoot == o.ChunkRoot &&
 		s.SealedAt.Equal(o.SealedAt) && s.ModelRef == o.ModelRef &&
-		s.ShardIndex == o.ShardIndex && s.TotalShards == o.TotalShards
+		s.ShardIndex == o.ShardIndex && s.TotalShards == o.TotalShards &&
+		TensorsDigest(s.Tensors) == TensorsDigest(o.Tensors)
 }
 
 // String gives every field on one line, with strings escaped to ASCII, and
 // says whether the record is signed. It is what %v and %+v print.
 func (s Shard) String() string {
-	return fmt.Sprintf("sealer.Shard{id:%+q device:%d size:%d digest:%+q chunk_size:%d chunk_root:%+q sealed_at:%s model_ref:%+q shard:%d/%d %s}",
+	return fmt.Sprintf("sealer.Shard{id:%+q device:%d size:%d digest:%+q chunk_size:%d chunk_root:%+q sealed_at:%s model_ref:%+q shard:%d/%d%s %s}",
 		s.ID, s.Device, s.Size, s.Digest, s.ChunkSize, s.ChunkRoot,
-		s.SealedAt.UTC().Format(time.RFC3339Nano), s.ModelRef, s.ShardIndex, s.TotalShards, s.signedWord())
+		s.SealedAt.UTC().Format(time.RFC3339Nano), s.ModelRef, s.ShardIndex, s.TotalShards, s.tensorsWord(), s.signedWord())
 }
 
 // GoString gives the record in Go syntax, without the signature bytes. It is
 // what %#v prints.
 func (s Shard) GoString() string {
-	return fmt.Sprintf("sealer.Shard{ID:%+q, Device:%d, Size:%d, Digest:%+q, ChunkSize:%d, ChunkRoot:%+q, SealedAt:%#v, ModelRef:%+q, ShardIndex:%d, TotalShards:%d} /* %s */",
+	return fmt.Sprintf("sealer.Shard{ID:%+q, Device:%d, Size:%d, Digest:%+q, ChunkSize:%d, ChunkRoot:%+q, SealedAt:%#v, ModelRef:%+q, ShardIndex:%d, TotalShards:%d} /* %s%s */",
 		s.ID, s.Device, s.Size, s.Digest, s.ChunkSize, s.ChunkRoot,
-		s.SealedAt.UTC(), s.ModelRef, s.ShardIndex, s.TotalShards, s.signedWord())
+		s.SealedAt.UTC(), s.ModelRef, s.ShardIndex, s.TotalShards, s.signedWord(), s.tensorsWord())
+}
+
+// tensorsWord says how many tensors the record lists, if any, with the
+// start of the table's digest.
+func (s Shard) tensorsWord() string {
+	if len(s.Tensors) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" tensors:%d@%s", len(s.Tensors), TensorsDigest(s.Tensors)[:12])
 }
 
 func (s Shard) signedWord() string {

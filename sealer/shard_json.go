@@ -26,7 +26,9 @@ type shardJSON struct {
 	ModelRef    string `json:"model_ref"`
 	ShardIndex  int    `json:"shard_index"`
 	TotalShards int    `json:"total_shards"`
-	Signature   string `json:"signature,omitempty"`
+	// Tensors is absent for opaque data.
+	Tensors   []Tensor `json:"tensors,omitempty"`
+	Signature string   `json:"signature,omitempty"`
 }
 
 // MarshalJSON writes the record as a JSON object with snake_case names,
@@ -41,7 +43,7 @@ func (s Shard) MarshalJSON() ([]byte, error) {
 		ID: s.ID, Device: s.Device, Size: s.Size, Digest: s.Digest,
 		ChunkSize: s.ChunkSize, ChunkRoot: s.ChunkRoot, SealedAt: string(at),
 		ModelRef: s.ModelRef, ShardIndex: s.ShardIndex, TotalShards: s.TotalShards,
-		Signature: hex.EncodeToString(s.signature),
+		Tensors: s.Tensors, Signature: hex.EncodeToString(s.signature),
 	})
 }
 
@@ -70,6 +72,7 @@ func (s *Shard) UnmarshalJSON(data []byte) error {
 		ID: w.ID, Device: w.Device, Size: w.Size, Digest: w.Digest,
 		ChunkSize: w.ChunkSize, ChunkRoot: w.ChunkRoot, SealedAt: at,
 		ModelRef: w.ModelRef, ShardIndex: w.ShardIndex, TotalShards: w.TotalShards,
+		Tensors: w.Tensors,
 	}
 	if err := validateRecord(&rec); err != nil {
 		return err
@@ -94,7 +97,7 @@ func decodeShardJSON(data []byte) (shardJSON, error) {
 		{"id", &w.ID, false}, {"device", &w.Device, false}, {"size", &w.Size, false}, {"digest", &w.Digest, false},
 		{"chunk_size", &w.ChunkSize, false}, {"chunk_root", &w.ChunkRoot, false}, {"sealed_at", &w.SealedAt, false},
 		{"model_ref", &w.ModelRef, false}, {"shard_index", &w.ShardIndex, false}, {"total_shards", &w.TotalShards, false},
-		{"signature", &w.Signature, true},
+		{"tensors", &w.Tensors, true}, {"signature", &w.Signature, true},
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
@@ -122,11 +125,14 @@ func decodeShardJSON(data []byte) (shardJSON, error) {
 		if string(raw) == "null" {
 			return w, fmt.Errorf("field %q is null", name)
 		}
-		if err := json.Unmarshal(raw, fields[i].target); err != nil {
+		if err := decodeStrict(raw, fields[i].target); err != nil {
 			return w, fmt.Errorf("field %q: want %s", name, jsonKind(fields[i].target))
 		}
 		if name == "signature" && w.Signature == "" {
 			return w, errors.New("field \"signature\" is empty; leave it out when unsigned")
+		}
+		if name == "tensors" && len(w.Tensors) == 0 {
+			return w, errors.New("field \"tensors\" is empty; leave it out for opaque data")
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
@@ -159,10 +165,21 @@ type wireField struct {
 	optional bool
 }
 
+// decodeStrict decodes one value into target, refusing unknown names in
+// nested objects (a tensor's fields).
+func decodeStrict(raw json.RawMessage, target any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	return dec.Decode(target)
+}
+
 // jsonKind names the JSON value a decode target wants.
 func jsonKind(target any) string {
-	if _, ok := target.(*string); ok {
+	switch target.(type) {
+	case *string:
 		return "a string"
+	case *[]Tensor:
+		return "an array of tensors (name, dtype, shape, offset, size)"
 	}
 	return "an integer"
 }

@@ -54,6 +54,9 @@ func TestShardEqual(t *testing.T) {
 		"SealedAt": func(s *Shard) { s.SealedAt = s.SealedAt.Add(time.Nanosecond) },
 		"ModelRef": func(s *Shard) { s.ModelRef += "x" }, "ShardIndex": func(s *Shard) { s.ShardIndex++ },
 		"TotalShards": func(s *Shard) { s.TotalShards++ },
+		"Tensors": func(s *Shard) {
+			s.Tensors = []Tensor{{Name: "w", DType: "U8", Shape: []uint64{1}, Offset: 8, Size: 1}}
+		},
 	}
 	require.Len(t, changes, reflect.TypeFor[Shard]().NumField()-1, "every exported field is covered")
 	for name, change := range changes {
@@ -78,7 +81,7 @@ func TestShardHoldsNoAddress(t *testing.T) {
 		assert.NotContains(t, strings.ToLower(f.Name), "ptr")
 	}
 	assert.Equal(t, []string{"ID", "Device", "Size", "Digest", "ChunkSize", "ChunkRoot", "SealedAt",
-		"ModelRef", "ShardIndex", "TotalShards", "signature"}, names)
+		"ModelRef", "ShardIndex", "TotalShards", "Tensors", "signature"}, names)
 }
 
 func TestShardPrintedForms(t *testing.T) {

@@ -3,21 +3,25 @@ package sealer
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"slices"
 )
 
 // tensorTableVersion opens the canonical encoding of a tensor table.
 const tensorTableVersion = "vramseal/tensor-table/v1"
 
-// Digest is the hex SHA-256 of the table's canonical encoding: the header
-// length, every tensor in table order (name, dtype, shape, offset, size,
-// each length-prefixed) and the metadata in key order. A shard record binds
-// it, so a table swapped for another is caught as tampering.
-func (t *TensorTable) Digest() string {
+// Digest is TensorsDigest of the table's tensors.
+func (t *TensorTable) Digest() string { return TensorsDigest(t.Tensors) }
+
+// TensorsDigest is the hex SHA-256 of the canonical encoding of a tensor
+// table: every tensor in order (name, dtype, shape, offset, size, each
+// length-prefixed), or "" for no tensors. A shard record binds it, so a
+// table swapped for another is caught as tampering.
+func TensorsDigest(tensors []Tensor) string {
+	if len(tensors) == 0 {
+		return ""
+	}
 	b := appendBytes(nil, tensorTableVersion)
-	b = appendInt(b, t.HeaderLen)
-	b = appendInt(b, int64(len(t.Tensors)))
-	for _, x := range t.Tensors {
+	b = appendInt(b, int64(len(tensors)))
+	for _, x := range tensors {
 		b = appendBytes(b, x.Name)
 		b = appendBytes(b, x.DType)
 		b = appendInt(b, int64(len(x.Shape)))
@@ -27,16 +31,6 @@ func (t *TensorTable) Digest() string {
 		b = appendInt(b, x.Offset)
 		b = appendInt(b, x.Size)
 	}
-	keys := make([]string, 0, len(t.Metadata))
-	for k := range t.Metadata {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b = appendInt(b, int64(len(keys)))
-	for _, k := range keys {
-		b = appendBytes(b, k)
-		b = appendBytes(b, t.Metadata[k])
-	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
@@ -44,8 +38,14 @@ func (t *TensorTable) Digest() string {
 // Overlapping returns the tensors that share at least one byte with the file
 // range [begin, end), in offset order. Bytes of the header overlap none.
 func (t *TensorTable) Overlapping(begin, end int64) []Tensor {
+	return OverlappingTensors(t.Tensors, begin, end)
+}
+
+// OverlappingTensors returns those of tensors (in offset order) that share
+// at least one byte with [begin, end).
+func OverlappingTensors(tensors []Tensor, begin, end int64) []Tensor {
 	var out []Tensor
-	for _, x := range t.Tensors {
+	for _, x := range tensors {
 		if x.Offset < end && begin < x.End() && x.Size > 0 {
 			out = append(out, x)
 		}
@@ -54,11 +54,55 @@ func (t *TensorTable) Overlapping(begin, end int64) []Tensor {
 }
 
 // Lookup returns the tensor called name.
-func (t *TensorTable) Lookup(name string) (Tensor, bool) {
-	for _, x := range t.Tensors {
+func (t *TensorTable) Lookup(name string) (Tensor, bool) { return LookupTensor(t.Tensors, name) }
+
+// LookupTensor returns the tensor of tensors called name.
+func LookupTensor(tensors []Tensor, name string) (Tensor, bool) {
+	for _, x := range tensors {
 		if x.Name == name {
 			return x, true
 		}
 	}
 	return Tensor{}, false
+}
+
+// ValidateTensors checks that tensors can be the table of a shard of size
+// bytes: names non-empty and distinct, known dtypes, each size matching its
+// shape, in offset order after an 8-byte length, with no gap or overlap,
+// ending at size. The error wraps messages.ErrInvalidInput.
+func ValidateTensors(tensors []Tensor, size int64) error {
+	if len(tensors) == 0 {
+		return nil
+	}
+	names := make(map[string]bool, len(tensors))
+	at := tensors[0].Offset
+	if at < 8 {
+		return headerErr(tensors[0].Name, RuleGap, "the data starts at %d, inside the 8-byte header length", at)
+	}
+	for _, x := range tensors {
+		if x.Name == "" {
+			return headerErr("", RuleTensorName, "a tensor has an empty name")
+		}
+		if names[x.Name] {
+			return headerErr(x.Name, RuleDuplicate, "the name appears more than once")
+		}
+		names[x.Name] = true
+		want, err := tensorBytes(x.Name, x.DType, x.Shape)
+		if err != nil {
+			return err
+		}
+		switch {
+		case x.Size != int64(want):
+			return headerErr(x.Name, RuleSize, "%d bytes, but shape %v of %s needs %d", x.Size, x.Shape, x.DType, want)
+		case x.Offset < at:
+			return headerErr(x.Name, RuleOverlap, "starts at %d, before the previous tensor ends at %d", x.Offset, at)
+		case x.Offset > at:
+			return headerErr(x.Name, RuleGap, "starts at %d, after the previous tensor ends at %d", x.Offset, at)
+		}
+		at = x.End()
+	}
+	if at != size {
+		return headerErr("", RuleFileSize, "the tensors end at %d, but the shard is %d bytes", at, size)
+	}
+	return nil
 }

@@ -159,6 +159,7 @@ func validateRecord(s *Shard) error {
 		validateHexSum("chunk root", s.ChunkRoot),
 		ValidateModelRef(s.ModelRef),
 		ValidatePlacement(s.ShardIndex, s.TotalShards),
+		ValidateTensors(s.Tensors, s.Size),
 	}
 	for _, err := range checks {
 		if err != nil {
