@@ -35,14 +35,17 @@ type IntegrityError struct {
 	Offset, Length int64
 	// Expected and Actual are hex digests (digest mismatch).
 	Expected, Actual string
+	// Tensors names every tensor of the shard's table that overlaps the
+	// corrupted bytes (digest mismatch of a safetensors shard).
+	Tensors []string
 }
 
 // Error names the shard, the reason and, for corrupted memory, the chunk and
 // byte range.
 func (e *IntegrityError) Error() string {
 	if e.Reason == ReasonDigestMismatch {
-		return fmt.Sprintf("shard %q on device %d: chunk %d (bytes %d-%d) does not match its sealed digest: %v",
-			e.ShardID, e.Device, e.Chunk, e.Offset, e.Offset+e.Length-1, messages.ErrSealVerificationFailed)
+		return fmt.Sprintf("shard %q on device %d: chunk %d (bytes %d-%d%s) does not match its sealed digest: %v",
+			e.ShardID, e.Device, e.Chunk, e.Offset, e.Offset+e.Length-1, tensorsPhrase(e.Tensors), messages.ErrSealVerificationFailed)
 	}
 	return fmt.Sprintf("shard %q on device %d: %s: %v", e.ShardID, e.Device, e.Reason, messages.ErrSealVerificationFailed)
 }
@@ -168,6 +171,7 @@ func verifyChunk(ctx context.Context, g *GPURef, v ShardView, i int64, buf []byt
 			ShardID: rec.ID, Device: g.index, Reason: ReasonDigestMismatch,
 			Chunk: i, Offset: off, Length: n,
 			Expected: hex.EncodeToString(v.Chunks[i][:]), Actual: hex.EncodeToString(sum[:]),
+			Tensors: overlappingTensorNames(rec.Tensors, off, n),
 		}
 	}
 	return nil

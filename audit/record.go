@@ -17,6 +17,13 @@ const (
 	EventWorkerStarted          = "WorkerStarted"
 	EventWorkerStopped          = "WorkerStopped"
 	EventLogTruncated           = "LogTruncated"
+	// EventModelRejected: a model file is not the published model (its
+	// digest differs from a digest list or signed manifest, or it is not
+	// listed); its seal was refused and its memory freed.
+	EventModelRejected = "ModelRejected"
+	// EventModelVerified: a model's signed manifest verified and every file
+	// sealed from it matched.
+	EventModelVerified = "ModelVerified"
 )
 
 // Severity ranks a record.

@@ -19,6 +19,13 @@ type SealRequest struct {
 	ModelRef string
 	// ShardIndex and TotalShards place the shard within its model.
 	ShardIndex, TotalShards int
+	// Tensors is the checked tensor table of a safetensors file (see
+	// sealer.ReadSafetensorsHeader), in offset order; nil for opaque data.
+	// It becomes part of the shard's signed record.
+	Tensors []Tensor
+	// Check, if set, must accept the data before the seal is acknowledged;
+	// a refusal frees the memory and is recorded as ModelRejected.
+	Check SealCheck
 }
 
 // Capacity is one device's memory as the runtime accounts for it.
@@ -47,7 +54,24 @@ type ShardStatus struct {
 	Digest   string    `json:"digest"`
 	ModelRef string    `json:"model_ref,omitempty"`
 	SealedAt time.Time `json:"sealed_at"`
+	// Tensors is the shard's tensor table; empty for opaque data.
+	Tensors []Tensor `json:"tensors,omitempty"`
 	// LastVerified is when every chunk of the shard was last re-hashed and
 	// matched; zero if never since sealing.
 	LastVerified time.Time `json:"last_verified"`
+}
+
+// ModelVerified describes a model whose signed manifest verified and whose
+// sealed files all matched it, for its audit record.
+type ModelVerified struct {
+	// KeyFingerprint is the hex SHA-256 of the signer's PEM public key.
+	KeyFingerprint string
+	// Subject and SubjectDigest are the signed model name and root digest.
+	Subject, SubjectDigest string
+	// Method is the manifest's serialization method, "files" or "shards".
+	Method string
+	// Source names the signature file.
+	Source string
+	// Files is how many files were sealed and matched.
+	Files int
 }

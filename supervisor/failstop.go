@@ -31,6 +31,9 @@ func (r *Runtime) failIntegrity(cause error) {
 			rec.Fields["length"] = ie.Length
 			rec.Fields["expected"] = ie.Expected
 			rec.Fields["actual"] = ie.Actual
+			if len(ie.Tensors) > 0 {
+				rec.Fields["tensors"] = ie.Tensors
+			}
 		}
 	} else {
 		rec.Fields["reason"] = "device_fault"

@@ -55,6 +55,9 @@ func (r *Runtime) validate(req *messages.SealRequest) error {
 	if err := sealer.ValidatePlacement(req.ShardIndex, req.TotalShards); err != nil {
 		return err
 	}
+	if err := sealer.ValidateTensors(req.Tensors, req.Size); err != nil {
+		return err
+	}
 	if req.ID == "" {
 		req.ID = newShardID()
 	}
@@ -88,6 +91,7 @@ func (r *Runtime) seal(ctx context.Context, req messages.SealRequest) (sealer.Sh
 			return sealer.Shard{}, r.sealFailed(ctx, req, err)
 		}
 		digester.Write(buf.Bytes)
+		checkChunk(req, buf.Bytes)
 		first = buf.Bytes
 	}
 	if err := g.Allocate(req.ID, req.Size, first); err != nil {
@@ -98,6 +102,9 @@ func (r *Runtime) seal(ctx context.Context, req messages.SealRequest) (sealer.Sh
 	err = r.stream(ctx, g, req, buf, digester, int64(len(first)))
 	if err == nil {
 		sums = digester.Digests()
+		err = checkModel(req, sums.Digest)
+	}
+	if err == nil {
 		shard, err = r.sign(req, sums)
 	}
 	if err == nil {
@@ -128,6 +135,7 @@ func (r *Runtime) stream(ctx context.Context, g *actors.GPURef, req messages.Sea
 			return err
 		}
 		d.Write(chunk)
+		checkChunk(req, chunk)
 		if err := g.Write(req.ID, off, chunk); err != nil {
 			return err
 		}
@@ -154,7 +162,7 @@ func (r *Runtime) sign(req messages.SealRequest, sums sealer.Digests) (sealer.Sh
 		ID: req.ID, Device: req.Device, Size: req.Size,
 		Digest: sums.Digest, ChunkSize: r.cfg.ChunkSize, ChunkRoot: sums.ChunkRoot,
 		SealedAt: r.cfg.Now().UTC(), ModelRef: req.ModelRef,
-		ShardIndex: req.ShardIndex, TotalShards: req.TotalShards,
+		ShardIndex: req.ShardIndex, TotalShards: req.TotalShards, Tensors: req.Tensors,
 	}
 	if err := sealer.Sign(r.cfg.Key, &shard); err != nil {
 		return sealer.Shard{}, err
@@ -185,6 +193,9 @@ func (r *Runtime) sealFailed(ctx context.Context, req messages.SealRequest, err 
 	rec := audit.Record{Event: audit.EventVramAllocationFailed, Severity: audit.SeverityWarning, Fields: map[string]any{
 		"shard_id": req.ID, "device": req.Device, "size": req.Size, "reason": failureReason(err), "error": err.Error(),
 	}}
+	if errors.Is(err, messages.ErrModelRejected) {
+		rec = modelRejectedRecord(req, err)
+	}
 	if ctx.Err() != nil {
 		ctx = context.WithoutCancel(ctx)
 	}
@@ -204,6 +215,7 @@ func failureReason(err error) string {
 		{messages.ErrAllocationFailed, "allocation_failed"},
 		{messages.ErrDuplicateShard, "duplicate_shard"},
 		{messages.ErrInvalidInput, "invalid_input"},
+		{messages.ErrModelRejected, "model_rejected"},
 		{messages.ErrStopped, "stopped"},
 		{context.Canceled, "cancelled"},
 		{context.DeadlineExceeded, "deadline_exceeded"},
