@@ -28,7 +28,8 @@ type VerifierConfig struct {
 	// Logger receives the verifier's log lines.
 	Logger *slog.Logger
 	// OnVerified records that a shard fully matched; it is called for each
-	// such shard at the end of a pass, concurrently. Its errors are logged.
+	// such shard at the end of a pass, concurrently; the shard is marked
+	// verified only if it returns nil. Its errors are logged.
 	OnVerified func(ctx context.Context, v ShardView) error
 	// OnFailure is called once with the error that ended scrubbing for good:
 	// an integrity failure or a device fault. It must not block on the
@@ -127,7 +128,6 @@ func (v *verifier) pass(ctx context.Context) error {
 	var matched []ShardView
 	err = VerifyShards(ctx, v.cfg.GPU, views, v.cfg.Verify, func(view ShardView) {
 		view.LastVerified = v.cfg.Now()
-		v.cfg.GPU.MarkVerified(view)
 		mu.Lock()
 		matched = append(matched, view)
 		mu.Unlock()
@@ -144,14 +144,19 @@ func (v *verifier) pass(ctx context.Context) error {
 }
 
 // recordVerified records the shards a pass matched, all at once, so that a
-// group-committing audit log makes them durable together.
+// group-committing audit log makes them durable together, and marks each
+// verified once its record is durable.
 func (v *verifier) recordVerified(ctx context.Context, views []ShardView) {
 	var wg sync.WaitGroup
 	for _, view := range views {
 		wg.Go(func() {
-			if err := v.cfg.OnVerified(ctx, view); err != nil && ctx.Err() == nil {
-				v.cfg.Logger.Warn("scrub result not recorded", "device", v.cfg.GPU.index, "shard", view.Record.ID, "err", err)
+			if err := v.cfg.OnVerified(ctx, view); err != nil {
+				if ctx.Err() == nil {
+					v.cfg.Logger.Warn("scrub result not recorded", "device", v.cfg.GPU.index, "shard", view.Record.ID, "err", err)
+				}
+				return
 			}
+			v.cfg.GPU.MarkVerified(view)
 		})
 	}
 	wg.Wait()

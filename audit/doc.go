@@ -37,6 +37,10 @@
 // reached the disk is unknown); reopening the file checks it. A crash can
 // leave a torn last line, never acknowledged: Open cuts it off and records
 // the cut as an EventLogTruncated record with fields "bytes_cut" and
-// "after_seq" (the last intact seq). Any other damage makes Open fail with
+// "after_seq" (the last intact seq). A line is torn only if its mac does
+// not verify: a last record that lacks only its newline is kept, and Open
+// ends it. A file removed or replaced underneath the writer fails the log
+// (ErrLogFailed), as a failed write does; the batch a failure interrupts is
+// cut again, so the log ends with its last durable record. Any other damage makes Open fail with
 // messages.ErrIntegrityViolation rather than continue a tampered log.
 package audit

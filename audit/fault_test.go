@@ -98,16 +98,10 @@ func TestWriteFailureFailsTheLog(t *testing.T) {
 		name  string
 		fault func(f *faultyFile)
 		cause error
-		// events a reopen finds: the failed record is there if it reached
-		// the disk whole, and a torn one is cut
-		reopened []string
 	}{
-		{"disk full", func(f *faultyFile) { f.writeErr = syscall.ENOSPC }, syscall.ENOSPC,
-			[]string{EventVramSealed}},
-		{"torn write", func(f *faultyFile) { f.writeErr, f.partial = syscall.EIO, true }, syscall.EIO,
-			[]string{EventVramSealed, EventLogTruncated}},
-		{"fsync error", func(f *faultyFile) { f.syncErr = syscall.EIO }, syscall.EIO,
-			[]string{EventVramSealed, EventVramSealed}},
+		{"disk full", func(f *faultyFile) { f.writeErr = syscall.ENOSPC }, syscall.ENOSPC},
+		{"torn write", func(f *faultyFile) { f.writeErr, f.partial = syscall.EIO, true }, syscall.EIO},
+		{"fsync error", func(f *faultyFile) { f.syncErr = syscall.EIO }, syscall.EIO},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,24 +114,28 @@ func TestWriteFailureFailsTheLog(t *testing.T) {
 			ff.set(tt.fault)
 			err := l.Record(ctx, record(2))
 			assert.ErrorIs(t, err, tt.cause)
+			assert.ErrorIs(t, err, ErrLogFailed)
 			assert.NotErrorIs(t, err, messages.ErrStopped)
+			select {
+			case <-l.Failed():
+			default:
+				assert.Fail(t, "Failed is not closed")
+			}
+			assert.ErrorIs(t, l.Err(), tt.cause)
 			ff.set(func(f *faultyFile) { f.writeErr, f.partial, f.syncErr = nil, false, nil })
 
 			err = l.Record(ctx, record(3))
 			assert.ErrorIs(t, err, messages.ErrStopped, "a failed log stays failed")
 			assert.ErrorIs(t, err, tt.cause)
 			assert.Equal(t, uint64(1), l.Stats().Records)
-			require.NoError(t, l.Close())
+			assert.ErrorIs(t, l.Close(), ErrLogFailed)
+			assert.Equal(t, []string{EventVramSealed}, eventsOf(readLog(t, path)), "the failed batch is cut: the log ends with its last durable record, no torn line")
 
 			reopened, err := Open(path, LogConfig{Key: key})
 			require.NoError(t, err)
 			require.NoError(t, reopened.Close())
 			got := readLog(t, path)
-			var events []string
-			for _, line := range got {
-				events = append(events, line.Event)
-			}
-			assert.Equal(t, tt.reopened, events)
+			assert.Equal(t, []string{EventVramSealed}, eventsOf(got), "nothing torn to cut on reopening")
 			assert.Equal(t, "shard-1", got[0].Fields["shard"], "the acknowledged record survives")
 			verifyFile(t, path, key)
 		})
@@ -170,7 +168,7 @@ func TestWriteFailureFailsTheWholeBatch(t *testing.T) {
 			assert.ErrorIs(t, err, messages.ErrStopped, "records queued behind a failed batch fail too")
 			assert.Equal(t, 0, l.QueueDepth())
 			assert.Equal(t, uint64(1), l.Stats().Records)
-			require.NoError(t, l.Close())
+			assert.ErrorIs(t, l.Close(), ErrLogFailed)
 		})
 	}
 }
@@ -201,7 +199,17 @@ func TestSyncEachFailsOnlyTheRecordsFromTheFailedOne(t *testing.T) {
 		assert.NotErrorIs(t, err, messages.ErrStopped)
 	}
 	assert.Equal(t, uint64(2), l.Stats().Records)
-	require.NoError(t, l.Close())
+	assert.ErrorIs(t, l.Close(), ErrLogFailed)
+	assert.Len(t, readLog(t, path), 2, "the log ends with the last durable record")
+}
+
+// eventsOf lists the events of lines.
+func eventsOf(lines []writtenLine) []string {
+	var events []string
+	for _, line := range lines {
+		events = append(events, line.Event)
+	}
+	return events
 }
 
 func TestFullQueueMakesCallersWait(t *testing.T) {
@@ -291,4 +299,59 @@ func TestRecordStopsWaitingWithItsContext(t *testing.T) {
 	got := readLog(t, path)
 	require.Len(t, got, 1, "a record handed to the writer is written even if its caller stopped waiting")
 	assert.Equal(t, "shard-1", got[0].Fields["shard"])
+}
+
+func TestLogFailsWhenItsFileIsRemovedOrReplaced(t *testing.T) {
+	key := testKey(t, "w1")
+	tests := []struct {
+		name   string
+		change func(t *testing.T, path string)
+		says   string
+	}{
+		{"removed", func(t *testing.T, path string) { require.NoError(t, os.Remove(path)) }, "was removed"},
+		{"renamed away", func(t *testing.T, path string) { require.NoError(t, os.Rename(path, path+".old")) }, "was removed"},
+		{"replaced", func(t *testing.T, path string) {
+			other := path + ".new"
+			require.NoError(t, os.WriteFile(other, nil, 0o600))
+			require.NoError(t, os.Rename(other, path))
+		}, "was replaced"},
+	}
+	for _, tt := range tests {
+		t.Run("at the next record, "+tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.log")
+			l, err := Open(path, LogConfig{Key: key})
+			require.NoError(t, err)
+			require.NoError(t, l.Record(context.Background(), record(1)))
+			tt.change(t, path)
+
+			err = l.Record(context.Background(), record(2))
+			assert.ErrorIs(t, err, ErrLogFailed)
+			assert.ErrorContains(t, err, tt.says)
+			assert.ErrorIs(t, l.Close(), ErrLogFailed)
+		})
+		t.Run("while idle, "+tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.log")
+			l, err := Open(path, LogConfig{Key: key})
+			require.NoError(t, err)
+			tt.change(t, path)
+			select {
+			case <-l.Failed():
+			case <-time.After(10 * pathCheckInterval): // generous: it checks every interval
+				assert.Fail(t, "an idle log did not notice")
+			}
+			assert.ErrorContains(t, l.Err(), tt.says)
+			assert.ErrorIs(t, l.Record(context.Background(), record(2)), messages.ErrStopped)
+			assert.ErrorIs(t, l.Close(), ErrLogFailed)
+		})
+		t.Run("at close, "+tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.log")
+			l, err := Open(path, LogConfig{Key: key})
+			require.NoError(t, err)
+			require.NoError(t, l.Record(context.Background(), record(1)))
+			tt.change(t, path)
+			err = l.Close()
+			assert.ErrorIs(t, err, ErrLogFailed)
+			assert.ErrorContains(t, err, tt.says)
+		})
+	}
 }

@@ -16,11 +16,13 @@ import (
 // lines, written by one goroutine that commits concurrent records together.
 // It is safe for concurrent use.
 //
-// A write or fsync that fails leaves the log failed: the records of that
-// batch return an error wrapping the cause, and since what reached the disk
-// is then unknown, every later Record fails too (wrapping
-// messages.ErrStopped and the cause). Reopening the file checks it and
-// continues it, cutting a torn last line.
+// A write or fsync that fails, or a path that no longer names the file (it
+// was removed or replaced; checked before every batch, every second while
+// idle, and at Close), leaves the log failed: the records of that batch
+// return an error wrapping ErrLogFailed and the cause, the batch is cut from
+// the file again where it can be, Failed closes, and every later Record
+// fails too (wrapping messages.ErrStopped and the cause). Reopening the
+// file checks it and continues it, cutting a torn last line.
 type Log struct {
 	path     string
 	workerID string
@@ -31,11 +33,15 @@ type Log struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	failed   atomic.Pointer[error] // the cause, once a write has failed
+	failed   atomic.Pointer[error] // the cause, once the log has failed
+	failedC  chan struct{}         // closed when failed is set
 	inflight atomic.Int64          // records taken by the writer and not yet answered
 	stats    counters
 
+	ident os.FileInfo // the file as opened, to tell if the path still names it
+
 	// Owned by the writer goroutine.
+	size  int64 // bytes of the file up to its last durable record
 	chain *chain
 	seq   uint64
 	now   func() time.Time
@@ -52,6 +58,7 @@ type logFile interface {
 	Write(b []byte) (int, error)
 	Sync() error
 	Close() error
+	Truncate(size int64) error
 }
 
 // Open opens the log at path, creating it (mode 0600) if need be, and starts
@@ -76,6 +83,10 @@ func open(path string, cfg LogConfig, wrap func(*os.File) logFile, pc pacing) (*
 	if err != nil {
 		return nil, err
 	}
+	ident, err := f.Stat()
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("audit: stat log %s: %w", path, err), f.Close())
+	}
 	c := newChain(cfg.Key)
 	c.prev = found.head
 	l := &Log{
@@ -83,6 +94,9 @@ func open(path string, cfg LogConfig, wrap func(*os.File) logFile, pc pacing) (*
 		workerID: cfg.WorkerID,
 		file:     wrap(f),
 		queue:    newQueue(cfg.QueueSize),
+		failedC:  make(chan struct{}),
+		ident:    ident,
+		size:     ident.Size(),
 		chain:    c,
 		seq:      found.lastSeq,
 		now:      cfg.Now,
@@ -93,6 +107,9 @@ func open(path string, cfg LogConfig, wrap func(*os.File) logFile, pc pacing) (*
 	l.wg.Add(1)
 	go l.run()
 	cfg.Logger.Info("audit log opened", "path", path, "records", found.Records, "sync", cfg.Sync.String(), "key", cfg.Key.Fingerprint())
+	if found.unterminated {
+		cfg.Logger.Warn("audit log's last record lacked its newline; kept it and ended it", "path", path, "seq", found.lastSeq)
+	}
 	if found.cut > 0 {
 		cfg.Logger.Warn("audit log had a torn last line; cut it", "path", path, "bytes_cut", found.cut, "after_seq", found.lastSeq)
 		err := l.Record(context.Background(), Record{
@@ -137,8 +154,8 @@ func (l *Log) Record(ctx context.Context, r Record) error {
 
 // failure is the sticky error of a failed log, or nil.
 func (l *Log) failure() error {
-	if cause := l.failed.Load(); cause != nil {
-		return fmt.Errorf("%w: audit log failed earlier: %w", messages.ErrStopped, *cause)
+	if cause := l.Err(); cause != nil {
+		return fmt.Errorf("%w: %w", messages.ErrStopped, cause)
 	}
 	return nil
 }
@@ -149,17 +166,21 @@ func (l *Log) failure() error {
 func (l *Log) QueueDepth() int { return l.queue.len() + int(l.inflight.Load()) }
 
 // Close writes every record already accepted, stops the writer, waits for
-// it, and closes the file; later Records return messages.ErrStopped. It
-// returns the same result when called again. The caller still owns the key.
+// it, checks that the path still names the file, and closes the file; later
+// Records return messages.ErrStopped. An error wraps ErrLogFailed if the log
+// failed, now or earlier. It returns the same result when called again. The
+// caller still owns the key.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		l.queue.close()
 		l.wg.Wait()
 		var syncErr error
-		if l.failed.Load() == nil {
-			syncErr = l.file.Sync()
+		if l.Err() == nil {
+			if syncErr = l.file.Sync(); syncErr == nil {
+				l.checkPath()
+			}
 		}
-		if err := errors.Join(syncErr, l.file.Close()); err != nil {
+		if err := errors.Join(syncErr, l.Err(), l.file.Close()); err != nil {
 			l.closeErr = fmt.Errorf("audit: close log %s: %w", l.path, err)
 		}
 	})

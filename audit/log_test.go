@@ -202,7 +202,7 @@ func TestOpenCutsATornLastLine(t *testing.T) {
 		torn []byte
 	}{
 		{"cut mid-line", lines[3][:37]},
-		{"complete but for its newline", lines[3][:len(lines[3])-1]},
+		{"whole but for its newline, and its mac wrong", macFlipped(lines[3][:len(lines[3])-1])},
 		{"zeros", make([]byte, 100)},
 		{"one byte", []byte("{")},
 	}
@@ -229,6 +229,39 @@ func TestOpenCutsATornLastLine(t *testing.T) {
 			assertNoSecret(t, logged.String(), testKeyBytes(t, key.WorkerID()))
 		})
 	}
+}
+
+// macFlipped is line with one hex digit of its mac (which ends it, before
+// the closing brace) changed.
+func macFlipped(line []byte) []byte {
+	out := bytes.Clone(line)
+	i := bytes.LastIndexByte(out, '"') - 1
+	if out[i] == '0' {
+		out[i] = '1'
+	} else {
+		out[i] = '0'
+	}
+	return out
+}
+
+func TestOpenKeepsALastRecordMissingOnlyItsNewline(t *testing.T) {
+	key := testKey(t, "w1")
+	lines := buildLines(t, key, 4)
+	path := filepath.Join(t.TempDir(), "audit.log")
+	data := bytes.Join(lines, nil)
+	require.NoError(t, os.WriteFile(path, data[:len(data)-1], 0o600))
+
+	l, err := Open(path, LogConfig{Key: key})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(4), l.Stats().LastSeq, "the record is kept")
+	require.NoError(t, l.Record(context.Background(), record(5)))
+	require.NoError(t, l.Close())
+
+	got := readLog(t, path)
+	require.Len(t, got, 5)
+	assert.Equal(t, []string{EventSealVerified, EventSealVerified, EventSealVerified, EventSealVerified, EventVramSealed}, eventsOf(got), "no LogTruncated: nothing was cut")
+	assert.Equal(t, "shard-4", got[3].Fields["shard"])
+	assert.Equal(t, 5, verifyFile(t, path, key).Records)
 }
 
 func TestOpenRefusesASecondWriter(t *testing.T) {

@@ -18,7 +18,8 @@ type found struct {
 
 // openExisting opens (or creates) the log file for appending, locks it,
 // checks that only its owner may access it, and checks the records already
-// in it, cutting a torn last line.
+// in it, cutting a torn last line. A last record whose mac verifies but
+// which lacks its newline is kept and ended: it may have been acknowledged.
 func openExisting(path string, key *Key) (*os.File, found, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
@@ -68,6 +69,13 @@ func checkExisting(f *os.File, key *Key) (found, error) {
 	}
 	got := found{scanResult: res}
 	switch {
+	case res.Intact() && res.unterminated:
+		if _, err := f.Write([]byte{'\n'}); err != nil {
+			return found{}, fmt.Errorf("audit: end the last record of log %s: %w", f.Name(), err)
+		}
+		if err := f.Sync(); err != nil {
+			return found{}, fmt.Errorf("audit: end the last record of log %s: %w", f.Name(), err)
+		}
 	case res.Intact():
 	case res.Reason == ReasonTruncated:
 		got.cut = info.Size() - res.goodBytes

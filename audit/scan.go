@@ -67,6 +67,9 @@ type scanResult struct {
 	lastSeq   uint64
 	head      [sha256.Size]byte // mac of the last intact record, or genesis
 	goodBytes int64             // length of the intact prefix of the file
+	// unterminated is true when the last record is intact but for its
+	// newline: it is kept, and a writer ends it before appending.
+	unterminated bool
 }
 
 // scan checks a log from its first line and stops at the first bad one,
@@ -84,7 +87,10 @@ func scan(r io.Reader, k *Key) (scanResult, error) {
 			return res, err
 		}
 		p, perr := ln.parse()
-		if ln.complete && perr == nil && p.Seq == res.lastSeq+1 && p.WorkerID == k.workerID && c.follows(&res.head, &p) {
+		// A last line without its newline is still the record it was if
+		// its mac verifies: only a line whose mac fails is torn.
+		if perr == nil && p.Seq == res.lastSeq+1 && p.WorkerID == k.workerID && c.follows(&res.head, &p) {
+			res.unterminated = !ln.complete
 			res.Records++
 			res.lastSeq, res.head = p.Seq, p.mac
 			res.goodBytes += ln.size
@@ -93,7 +99,7 @@ func scan(r io.Reader, k *Key) (scanResult, error) {
 		}
 		res.FirstBad = lr.number
 		if !ln.complete {
-			res.Reason, res.Detail = ReasonTruncated, "the last line has no newline"
+			res.Reason, res.Detail = ReasonTruncated, "the last line is cut short"
 			return res, nil
 		}
 		cl := classifier{chain: c, key: k, prev: res.head, expected: res.lastSeq + 1, lines: lr}

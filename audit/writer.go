@@ -1,25 +1,32 @@
 package audit
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
 // run is the writer goroutine: it takes every record queued, writes them
 // as one batch, and answers their callers once the batch is durable; the
 // records that arrive meanwhile make the next batch, which with group
 // commit may grow a little longer while the CPU is saturated (see pacer).
 // After the queue is closed it writes what is still queued, then returns.
+// While idle it checks every pathCheckInterval that its path still names
+// its file.
 func (l *Log) run() {
 	defer l.wg.Done()
 	spare := make([]encodedTail, 0, l.queue.limit)
+	tick := time.NewTicker(pathCheckInterval)
+	defer tick.Stop()
 	for {
 		tails, b, closed := l.queue.take(spare)
 		if len(tails) == 0 {
 			if closed {
 				return
 			}
-			<-l.queue.ready
+			select {
+			case <-l.queue.ready:
+			case <-tick.C:
+				if l.Err() == nil {
+					l.checkPath()
+				}
+			}
 			continue
 		}
 		l.inflight.Store(int64(len(tails)))
@@ -54,9 +61,13 @@ func (l *Log) commit(tails []encodedTail, b *batch) {
 	b.err = l.write(tails)
 }
 
-// write appends the lines of tails in one write, then fsyncs unless the
-// mode is NoSync. A failure makes the log failed.
+// write checks that the path still names the log's file, appends the lines
+// of tails in one write, then fsyncs unless the mode is NoSync. A failure
+// makes the log failed and cuts what the write left.
 func (l *Log) write(tails []encodedTail) error {
+	if err := l.checkPath(); err != nil {
+		return err
+	}
 	// The records of a batch are written at one time, read once.
 	l.stamp = appendTime(l.stamp[:0], l.now())
 	l.buf = l.buf[:0]
@@ -75,9 +86,11 @@ func (l *Log) write(tails []encodedTail) error {
 		l.stats.syncs.Add(1)
 	}
 	if err != nil {
-		l.failed.Store(&err)
-		return fmt.Errorf("audit: write log %s: %w", l.path, err)
+		err = l.fail(err)
+		l.undoBatch()
+		return err
 	}
+	l.size += int64(n)
 	l.stats.records.Add(uint64(len(tails)))
 	l.stats.lastSeq.Store(l.seq)
 	return nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -39,18 +40,64 @@ func TestEachOperationLeavesOneRecord(t *testing.T) {
 	assert.Equal(t, audit.EventVramDeallocated, last().Event)
 }
 
-func TestSealIsNotAcknowledgedWithoutItsRecord(t *testing.T) {
+func TestSealIsNotAcknowledgedWithoutItsRecordAndTheWorkerFailStops(t *testing.T) {
 	w := newTestWorker(t, []int64{10 * MiB}, nil)
 	diskFull := errors.New("no space left on device")
 	w.audit.FailWith(diskFull)
+	w.logBroken = true
 	_, err := w.Seal(context.Background(), messages.SealRequest{ID: "unrecorded", Data: bytes.NewReader(make([]byte, MiB)), Size: MiB})
 	require.ErrorIs(t, err, diskFull)
 	assert.Contains(t, err.Error(), "audit record not durable")
-	w.audit.FailWith(nil)
 
-	assertNothingHeld(t, w)
+	_, err = w.Seal(context.Background(), messages.SealRequest{ID: "next", Data: bytes.NewReader(make([]byte, KiB)), Size: KiB})
+	assert.ErrorIs(t, err, messages.ErrStopped, "the fail-stop began before the failed seal returned")
+	w.waitStopped(t)
+	assert.ErrorIs(t, w.Err(), audit.ErrLogFailed)
+	assert.ErrorIs(t, w.Err(), diskFull)
+	assert.ErrorContains(t, w.Err(), "audit log failed: ")
+	assert.Zero(t, w.sims[0].Outstanding(), "the failed seal holds nothing")
 	assert.Empty(t, w.events(audit.EventVramSealed))
-	w.seal(t, 0, "unrecorded", MiB)
+}
+
+func TestVerifyIsNotAcknowledgedWithoutItsRecord(t *testing.T) {
+	w := newTestWorker(t, []int64{10 * MiB}, nil)
+	s := w.seal(t, 0, "checked", 64*KiB)
+	verified := len(w.events(audit.EventSealVerified))
+	w.audit.FailWith(errors.New("no space left on device"))
+	w.logBroken = true
+
+	require.ErrorContains(t, w.Verify(context.Background(), s), "audit record not durable")
+	w.waitStopped(t)
+	assert.ErrorIs(t, w.Err(), audit.ErrLogFailed)
+	assert.Len(t, w.events(audit.EventSealVerified), verified)
+}
+
+func TestAFailingLogStopsTheScrub(t *testing.T) {
+	w := newTestWorker(t, []int64{10 * MiB}, func(c *Config) { c.VerifyInterval = time.Millisecond })
+	w.seal(t, 0, "scrubbed", 64*KiB)
+	w.audit.FailWith(errors.New("no space left on device"))
+	w.logBroken = true
+	w.waitStopped(t)
+	assert.ErrorIs(t, w.Err(), audit.ErrLogFailed)
+}
+
+func TestRuntimeFailStopsWhenItsLogFileIsRemoved(t *testing.T) {
+	token := []byte("durable-log-token-0123456789")
+	auditKey, err := audit.DeriveKey(token, "test-worker")
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	log, err := audit.Open(path, audit.LogConfig{Key: auditKey})
+	require.NoError(t, err)
+	w := newTestWorker(t, []int64{10 * MiB}, func(c *Config) { c.Audit = log })
+	s := w.seal(t, 0, "kept", 64*KiB)
+	require.NoError(t, os.Remove(path))
+	w.logBroken = true
+
+	err = w.Verify(context.Background(), s)
+	assert.ErrorContains(t, err, "was removed")
+	w.waitStopped(t)
+	assert.ErrorIs(t, w.Err(), audit.ErrLogFailed)
+	assert.ErrorIs(t, log.Close(), audit.ErrLogFailed)
 }
 
 func TestCriticalRecordPrecedesDone(t *testing.T) {

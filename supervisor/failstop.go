@@ -38,7 +38,7 @@ func (r *Runtime) failIntegrity(cause error) {
 	} else {
 		rec.Fields["reason"] = "device_fault"
 	}
-	if err := r.record(context.Background(), rec); err != nil {
+	if _, err := r.writeRecord(context.Background(), rec); err != nil {
 		r.cfg.Logger.Error("critical audit record not durable", "err", err)
 	}
 	r.cfg.Logger.Error("fail-stop", "cause", cause)

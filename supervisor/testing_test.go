@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
@@ -26,6 +27,9 @@ type testWorker struct {
 	*Runtime
 	sims  []*cuda.Sim
 	audit *audit.Memory
+	// logBroken says the test breaks the audit sink, so that Stop must
+	// report the records it could not make durable.
+	logBroken bool
 }
 
 // newTestWorker starts a runtime over one simulated device of capacity bytes
@@ -50,7 +54,12 @@ func newTestWorker(t *testing.T, capacities []int64, edit func(*Config)) *testWo
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		require.NoError(t, w.Stop(ctx))
+		err := w.Stop(ctx)
+		if w.logBroken {
+			assert.ErrorIs(t, err, errAudit, "Stop reports the records it could not make durable")
+			return
+		}
+		require.NoError(t, err)
 	})
 	return w
 }

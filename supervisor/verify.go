@@ -35,8 +35,11 @@ func (r *Runtime) Verify(ctx context.Context, shard sealer.Shard) error {
 		return fmt.Errorf("verify: %w", err)
 	}
 	view.LastVerified = r.cfg.Now()
-	r.gpus[shard.Device].MarkVerified(view)
-	return r.recordVerified(ctx, shard, "verify")
+	if err := r.recordVerified(ctx, shard, "verify"); err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	r.gpus[shard.Device].MarkVerified(view) // only once its record is durable
+	return nil
 }
 
 // checkRecord checks a caller's shard record against its signature and the

@@ -275,6 +275,8 @@ func (w *worker) sealAndServe(ctx context.Context, p *progress) error {
 			return nil
 		case <-w.rt.Done():
 			return nil // close reports the fail-stop
+		case <-w.auditLog.Failed():
+			w.rt.FailStop(w.auditLog.Err()) // removed or replaced while nothing was recorded
 		case <-serverDone:
 			return fmt.Errorf("HTTP server stopped: %w", w.server.err)
 		case <-faultC:
@@ -326,7 +328,11 @@ func (w *worker) close(runErr error) error {
 		errs = append(errs, w.watch.Close())
 	}
 	if w.auditLog != nil {
-		errs = append(errs, w.auditLog.Close())
+		err := w.auditLog.Close()
+		if failStop == nil && errors.Is(err, audit.ErrLogFailed) {
+			failStop = err // the log failed at the end: what was recorded since is lost
+		}
+		errs = append(errs, err)
 	}
 	if w.keys != nil {
 		w.keys.zero()
