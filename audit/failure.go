@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"time"
+
+	"github.com/vramseal/vramseal/messages"
 )
 
 // ErrLogFailed means the log can no longer make records durable: a write or
@@ -29,6 +31,13 @@ func (l *Log) Err() error {
 	}
 	return nil
 }
+
+// stoppedBy is the error of a Record on a log that failed earlier: it reads
+// as the cause, and matches both the cause and messages.ErrStopped.
+type stoppedBy struct{ cause error }
+
+func (e stoppedBy) Error() string   { return e.cause.Error() }
+func (e stoppedBy) Unwrap() []error { return []error{e.cause, messages.ErrStopped} }
 
 // fail makes the log failed for good with cause, once. Only the writer
 // goroutine (or Close, after it) calls it.

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/vramseal/vramseal/messages"
 )
 
 // Log is the durable audit log: an append-only file of hash-chained JSON
@@ -155,7 +153,7 @@ func (l *Log) Record(ctx context.Context, r Record) error {
 // failure is the sticky error of a failed log, or nil.
 func (l *Log) failure() error {
 	if cause := l.Err(); cause != nil {
-		return fmt.Errorf("%w: %w", messages.ErrStopped, cause)
+		return stoppedBy{cause}
 	}
 	return nil
 }
