@@ -316,24 +316,27 @@ func TestLogFailsWhenItsFileIsRemovedOrReplaced(t *testing.T) {
 			require.NoError(t, os.Rename(other, path))
 		}, "was replaced"},
 	}
+	// changed opens a log, writes records into it, and changes its file.
+	changed := func(t *testing.T, records int, change func(*testing.T, string)) *Log {
+		path := filepath.Join(t.TempDir(), "audit.log")
+		l, err := Open(path, LogConfig{Key: key})
+		require.NoError(t, err)
+		for i := range records {
+			require.NoError(t, l.Record(context.Background(), record(i+1)))
+		}
+		change(t, path)
+		return l
+	}
 	for _, tt := range tests {
 		t.Run("at the next record, "+tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "audit.log")
-			l, err := Open(path, LogConfig{Key: key})
-			require.NoError(t, err)
-			require.NoError(t, l.Record(context.Background(), record(1)))
-			tt.change(t, path)
-
-			err = l.Record(context.Background(), record(2))
+			l := changed(t, 1, tt.change)
+			err := l.Record(context.Background(), record(2))
 			assert.ErrorIs(t, err, ErrLogFailed)
 			assert.ErrorContains(t, err, tt.says)
 			assert.ErrorIs(t, l.Close(), ErrLogFailed)
 		})
 		t.Run("while idle, "+tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "audit.log")
-			l, err := Open(path, LogConfig{Key: key})
-			require.NoError(t, err)
-			tt.change(t, path)
+			l := changed(t, 0, tt.change)
 			select {
 			case <-l.Failed():
 			case <-time.After(10 * pathCheckInterval): // generous: it checks every interval
@@ -344,12 +347,7 @@ func TestLogFailsWhenItsFileIsRemovedOrReplaced(t *testing.T) {
 			assert.ErrorIs(t, l.Close(), ErrLogFailed)
 		})
 		t.Run("at close, "+tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "audit.log")
-			l, err := Open(path, LogConfig{Key: key})
-			require.NoError(t, err)
-			require.NoError(t, l.Record(context.Background(), record(1)))
-			tt.change(t, path)
-			err = l.Close()
+			err := changed(t, 1, tt.change).Close()
 			assert.ErrorIs(t, err, ErrLogFailed)
 			assert.ErrorContains(t, err, tt.says)
 		})

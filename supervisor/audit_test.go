@@ -81,20 +81,25 @@ func TestAFailingLogStopsTheScrub(t *testing.T) {
 	assert.ErrorIs(t, w.Err(), audit.ErrLogFailed)
 }
 
-func TestRuntimeFailStopsWhenItsLogFileIsRemoved(t *testing.T) {
-	token := []byte("durable-log-token-0123456789")
-	auditKey, err := audit.DeriveKey(token, "test-worker")
+// openDurableLog opens an audit log file for test-worker in a new directory.
+func openDurableLog(t *testing.T) (*audit.Log, *audit.Key, string) {
+	t.Helper()
+	auditKey, err := audit.DeriveKey([]byte("durable-log-token-0123456789"), "test-worker")
 	require.NoError(t, err)
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	log, err := audit.Open(path, audit.LogConfig{Key: auditKey})
 	require.NoError(t, err)
+	return log, auditKey, path
+}
+
+func TestRuntimeFailStopsWhenItsLogFileIsRemoved(t *testing.T) {
+	log, _, path := openDurableLog(t)
 	w := newTestWorker(t, []int64{10 * MiB}, func(c *Config) { c.Audit = log })
 	s := w.seal(t, 0, "kept", 64*KiB)
 	require.NoError(t, os.Remove(path))
 	w.logBroken = true
 
-	err = w.Verify(context.Background(), s)
-	assert.ErrorContains(t, err, "was removed")
+	assert.ErrorContains(t, w.Verify(context.Background(), s), "was removed")
 	w.waitStopped(t)
 	assert.ErrorIs(t, w.Err(), audit.ErrLogFailed)
 	assert.ErrorIs(t, log.Close(), audit.ErrLogFailed)
@@ -119,12 +124,7 @@ func TestCriticalRecordPrecedesDone(t *testing.T) {
 }
 
 func TestRuntimeOverADurableLog(t *testing.T) {
-	token := []byte("durable-log-token-0123456789")
-	auditKey, err := audit.DeriveKey(token, "test-worker")
-	require.NoError(t, err)
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	log, err := audit.Open(path, audit.LogConfig{Key: auditKey})
-	require.NoError(t, err)
+	log, auditKey, path := openDurableLog(t)
 
 	w := newTestWorker(t, []int64{10 * MiB}, func(c *Config) { c.Audit = log })
 	s := w.seal(t, 0, "durable", MiB)
