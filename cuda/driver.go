@@ -3,6 +3,7 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/vramseal/vramseal/messages"
@@ -23,6 +24,11 @@ type Driver struct {
 	dev   cudaDevice
 	props Properties
 
+	// kernel is the SHA-256 kernel, unless kernelErr says why it did not
+	// load. Both are set at OpenDriver and never change.
+	kernel    cudaKernel
+	kernelErr error
+
 	// mu guards table. Copies run outside it, under the allocation's lock.
 	mu    sync.Mutex
 	table allocTable[devicePtr]
@@ -36,11 +42,16 @@ func DriverDeviceCount() (int, error) {
 	return cudaDeviceCount()
 }
 
-// OpenDriver opens CUDA device index and retains its primary context. It
-// fails with ErrNoDriver without a driver, with messages.ErrInvalidInput for
-// an index that names no device, and with messages.ErrDeviceFault if the
-// device does not answer.
-func OpenDriver(index int) (*Driver, error) {
+// OpenDriver opens CUDA device index, retains its primary context and loads
+// the SHA-256 kernel into it (see HashesOnDevice). It fails with
+// ErrNoDriver without a driver, with messages.ErrInvalidInput for an index
+// that names no device, and with messages.ErrDeviceFault if the device does
+// not answer; a kernel that does not load is logged, not an error.
+func OpenDriver(index int, opts ...DriverOption) (*Driver, error) {
+	o := driverOptions{log: slog.Default(), ptx: sha256PTX}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if index < 0 {
 		return nil, fmt.Errorf("%w: cuda device index %d is negative", messages.ErrInvalidInput, index)
 	}
@@ -59,7 +70,9 @@ func OpenDriver(index int) (*Driver, error) {
 	if err != nil {
 		return nil, errors.Join(err, dev.release())
 	}
-	return &Driver{dev: dev, props: props, table: newAllocTable[devicePtr](fmt.Sprintf("cuda device %d", index))}, nil
+	d := &Driver{dev: dev, props: props, table: newAllocTable[devicePtr](fmt.Sprintf("cuda device %d", index))}
+	d.loadHashKernel(o)
+	return d, nil
 }
 
 // Properties describes the device. It answers even after Close.
@@ -163,8 +176,8 @@ func (d *Driver) Read(h Handle, offset int64, p []byte) error {
 	})
 }
 
-// Close frees every outstanding allocation, waiting for copies under way, and
-// releases the primary context. Later calls other than Close, Properties and
+// Close frees every outstanding allocation, waiting for copies and hashes
+// under way, unloads the kernel and releases the primary context. Later calls other than Close, Properties and
 // Outstanding fail with messages.ErrStopped. It is idempotent.
 func (d *Driver) Close() error {
 	d.mu.Lock()
@@ -178,6 +191,9 @@ func (d *Driver) Close() error {
 	var errs []error
 	for _, a := range left {
 		errs = append(errs, d.release(a))
+	}
+	if d.HashesOnDevice() {
+		errs = append(errs, d.dev.unloadKernel(d.kernel))
 	}
 	errs = append(errs, d.dev.release())
 	return errors.Join(errs...)

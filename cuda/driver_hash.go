@@ -3,6 +3,8 @@ package cuda
 import (
 	"crypto/sha256"
 	"fmt"
+
+	"github.com/vramseal/vramseal/messages"
 )
 
 // copyOutPiece is how much of a chunk the host fallback copies out at a
@@ -11,8 +13,10 @@ const copyOutPiece = 1 << 20
 
 var _ ChunkHasher = (*Driver)(nil)
 
-// HashChunks returns the SHA-256 of each chunk of the span, copying it out
-// to hash on the calling core.
+// HashChunks returns the SHA-256 of each chunk of the span. With the kernel
+// loaded (HashesOnDevice), one GPU thread hashes each chunk where it lies
+// and only the digests, 32 bytes a chunk, are copied back; otherwise the
+// chunks are copied out and hashed on the calling core.
 func (d *Driver) HashChunks(h Handle, offset, length, chunkSize int64) ([][sha256.Size]byte, error) {
 	chunks, err := chunkCount(d.table.name, length, chunkSize)
 	if err != nil {
@@ -24,12 +28,36 @@ func (d *Driver) HashChunks(h Handle, offset, length, chunkSize int64) ([][sha25
 	}
 	sums := make([][sha256.Size]byte, chunks)
 	err = a.shared(d.table.name, "hash", h, func(ptr devicePtr) error {
+		if d.HashesOnDevice() {
+			return d.hashOnDevice(ptr, offset, length, chunkSize, sums)
+		}
 		return d.hashCopyingOut(ptr, offset, length, chunkSize, sums)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return sums, nil
+}
+
+// hashOnDevice runs the kernel over the span, one thread per chunk, and
+// copies the digests back into sums.
+func (d *Driver) hashOnDevice(ptr devicePtr, offset, length, chunkSize int64, sums [][sha256.Size]byte) error {
+	chunks := int64(len(sums))
+	if chunks == 0 {
+		return nil
+	}
+	blocks := (chunks + hashThreads - 1) / hashThreads
+	if blocks > maxGridBlocks {
+		return fmt.Errorf("%s: hash %d chunks: more than one kernel launch can hold: %w", d.table.name, chunks, messages.ErrInvalidInput)
+	}
+	out := make([]byte, chunks*sha256.Size)
+	if err := d.dev.runHashKernel(d.kernel, ptr, offset, length, chunkSize, uint32(blocks), hashThreads, out); err != nil {
+		return err
+	}
+	for i := range sums {
+		copy(sums[i][:], out[int64(i)*sha256.Size:])
+	}
+	return nil
 }
 
 // hashCopyingOut hashes the span's chunks on the host, copying each out in

@@ -4,6 +4,7 @@ package cuda
 #cgo LDFLAGS: -ldl
 #include <dlfcn.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 // The few CUDA driver API types the backend needs, declared here so that no
 // CUDA header is needed at build time. They match cuda.h on 64-bit Linux.
@@ -12,6 +13,9 @@ typedef int vs_CUdevice;
 typedef void *vs_CUcontext;
 typedef unsigned long long vs_CUdeviceptr;
 typedef struct { unsigned char bytes[16]; } vs_CUuuid;
+typedef void *vs_CUmodule;
+typedef void *vs_CUfunction;
+typedef void *vs_CUstream;
 
 static vs_CUresult (*vs_cuInit)(unsigned int);
 static vs_CUresult (*vs_cuGetErrorName)(vs_CUresult, const char **);
@@ -29,6 +33,11 @@ static vs_CUresult (*vs_cuMemFree)(vs_CUdeviceptr);
 static vs_CUresult (*vs_cuMemcpyHtoD)(vs_CUdeviceptr, const void *, size_t);
 static vs_CUresult (*vs_cuMemcpyDtoH)(void *, vs_CUdeviceptr, size_t);
 static vs_CUresult (*vs_cuMemGetInfo)(size_t *, size_t *);
+static vs_CUresult (*vs_cuModuleLoadData)(vs_CUmodule *, const void *);
+static vs_CUresult (*vs_cuModuleUnload)(vs_CUmodule);
+static vs_CUresult (*vs_cuModuleGetFunction)(vs_CUfunction *, vs_CUmodule, const char *);
+static vs_CUresult (*vs_cuLaunchKernel)(vs_CUfunction, unsigned int, unsigned int, unsigned int,
+	unsigned int, unsigned int, unsigned int, unsigned int, vs_CUstream, void **, void **);
 
 // vs_sym resolves name in lib into *fn; it reports whether it was found.
 static int vs_sym(void *lib, void **fn, const char *name) {
@@ -62,6 +71,10 @@ static int vs_load(const char **missing) {
 		{(void **)&vs_cuMemcpyHtoD, "cuMemcpyHtoD_v2"},
 		{(void **)&vs_cuMemcpyDtoH, "cuMemcpyDtoH_v2"},
 		{(void **)&vs_cuMemGetInfo, "cuMemGetInfo_v2"},
+		{(void **)&vs_cuModuleLoadData, "cuModuleLoadData"},
+		{(void **)&vs_cuModuleUnload, "cuModuleUnload"},
+		{(void **)&vs_cuModuleGetFunction, "cuModuleGetFunction"},
+		{(void **)&vs_cuLaunchKernel, "cuLaunchKernel"},
 	};
 	for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
 		if (vs_sym(lib, syms[i].fn, syms[i].name)) {
@@ -134,6 +147,57 @@ static vs_CUresult vs_copy_from_device(vs_CUcontext ctx, void *dst, vs_CUdevicep
 static vs_CUresult vs_mem_info(vs_CUcontext ctx, size_t *free, size_t *total) {
 	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
 	return r != 0 ? r : vs_cuMemGetInfo(free, total);
+}
+
+// vs_module_load loads a PTX image (NUL-terminated) and finds entry in it.
+// *stage says which call failed: 0 cuModuleLoadData, 1 cuModuleGetFunction.
+// A module whose entry is missing is unloaded again.
+static vs_CUresult vs_module_load(vs_CUcontext ctx, const char *image, const char *entry,
+                                  vs_CUmodule *mod, vs_CUfunction *fn, int *stage) {
+	*stage = 0;
+	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
+	if (r == 0) r = vs_cuModuleLoadData(mod, image);
+	if (r != 0) return r;
+	*stage = 1;
+	r = vs_cuModuleGetFunction(fn, *mod, entry);
+	if (r != 0) {
+		vs_cuModuleUnload(*mod);
+		*mod = NULL;
+	}
+	return r;
+}
+
+static vs_CUresult vs_module_unload(vs_CUcontext ctx, vs_CUmodule mod) {
+	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
+	return r != 0 ? r : vs_cuModuleUnload(mod);
+}
+
+// vs_hash_chunks runs the SHA-256 kernel fn over the length bytes at data,
+// a grid of blocks blocks of threads threads, into a device buffer of
+// out_bytes digest bytes, copies them to out and frees the buffer. The copy
+// waits for the kernel. *stage says which call failed: 0 cuMemAlloc, 1
+// cuLaunchKernel, 2 cuMemcpyDtoH, 3 cuMemFree.
+static vs_CUresult vs_hash_chunks(vs_CUcontext ctx, vs_CUfunction fn, vs_CUdeviceptr data,
+                                  unsigned long long length, unsigned long long chunk,
+                                  unsigned int blocks, unsigned int threads, void *out, size_t out_bytes, int *stage) {
+	*stage = 0;
+	vs_CUdeviceptr digests;
+	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
+	if (r == 0) r = vs_cuMemAlloc(&digests, out_bytes);
+	if (r != 0) return r;
+	void *params[] = {&data, &length, &chunk, &digests};
+	*stage = 1;
+	r = vs_cuLaunchKernel(fn, blocks, 1, 1, threads, 1, 1, 0, NULL, params, NULL);
+	if (r == 0) {
+		*stage = 2;
+		r = vs_cuMemcpyDtoH(out, digests, out_bytes);
+	}
+	vs_CUresult f = vs_cuMemFree(digests);
+	if (r == 0 && f != 0) {
+		*stage = 3;
+		r = f;
+	}
+	return r;
 }
 */
 import "C"
@@ -307,6 +371,54 @@ func (d cudaDevice) copyToDevice(ptr devicePtr, offset int64, src []byte) C.vs_C
 // copyFromDevice copies len(dst) bytes from ptr+offset; dst must not be empty.
 func (d cudaDevice) copyFromDevice(dst []byte, ptr devicePtr, offset int64) C.vs_CUresult {
 	return C.vs_copy_from_device(d.ctx, unsafe.Pointer(&dst[0]), C.vs_CUdeviceptr(ptr), C.size_t(offset), C.size_t(len(dst)))
+}
+
+// cudaKernel is the SHA-256 kernel loaded into a device's primary context.
+type cudaKernel struct {
+	module   C.vs_CUmodule
+	function C.vs_CUfunction
+}
+
+// loadKernel loads a PTX image and finds entry in it.
+func (d cudaDevice) loadKernel(ptx []byte, entry string) (cudaKernel, error) {
+	image := C.CString(string(ptx))
+	defer C.free(unsafe.Pointer(image))
+	name := C.CString(entry)
+	defer C.free(unsafe.Pointer(name))
+	var k cudaKernel
+	var stage C.int
+	if res := C.vs_module_load(d.ctx, image, name, &k.module, &k.function, &stage); res != cudaSuccess {
+		op := "cuModuleLoadData"
+		if stage == 1 {
+			op = "cuModuleGetFunction " + entry
+		}
+		return cudaKernel{}, cudaError(d.index, op, res)
+	}
+	return k, nil
+}
+
+// unloadKernel unloads a kernel from loadKernel.
+func (d cudaDevice) unloadKernel(k cudaKernel) error {
+	if res := C.vs_module_unload(d.ctx, k.module); res != cudaSuccess {
+		return cudaError(d.index, "cuModuleUnload", res)
+	}
+	return nil
+}
+
+// hashStages names the calls of vs_hash_chunks by its stage numbers.
+var hashStages = [...]string{"cuMemAlloc digests", "cuLaunchKernel", "cuMemcpyDtoH digests", "cuMemFree digests"}
+
+// runHashKernel launches k over the length bytes at ptr+offset as blocks
+// blocks of threads threads and copies the digests into out, which has room
+// for one per chunk.
+func (d cudaDevice) runHashKernel(k cudaKernel, ptr devicePtr, offset, length, chunkSize int64, blocks, threads uint32, out []byte) error {
+	var stage C.int
+	res := C.vs_hash_chunks(d.ctx, k.function, C.vs_CUdeviceptr(ptr)+C.vs_CUdeviceptr(offset), C.ulonglong(length),
+		C.ulonglong(chunkSize), C.uint(blocks), C.uint(threads), unsafe.Pointer(&out[0]), C.size_t(len(out)), &stage)
+	if res != cudaSuccess {
+		return cudaError(d.index, hashStages[stage], res)
+	}
+	return nil
 }
 
 // memInfo returns the device's free and total memory.

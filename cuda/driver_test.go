@@ -217,13 +217,13 @@ func TestDriverOverFakeLibcuda(t *testing.T) {
 		t.Skipf("no C compiler to build the fake libcuda: %v", err)
 	}
 	dir := t.TempDir()
-	build := exec.Command(cc, "-shared", "-fPIC", "-o", filepath.Join(dir, "libcuda.so.1"),
-		filepath.Join("testdata", "driver_fake_libcuda.c"), "-lpthread")
+	build := exec.Command(cc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", filepath.Join(dir, "libcuda.so.1"),
+		filepath.Join("testdata", "driver_fake_libcuda.c"), filepath.Join("kernel", "sha256.c"), "-lpthread")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "building the fake libcuda:\n%s", out)
 
 	child := exec.Command(os.Args[0], "-test.run=^(TestDriverContract|TestDriverOnDevice.*)$", "-test.v", "-test.count=1",
-		"-test.bench=^BenchmarkDriverCopy$", "-test.benchtime=2x")
+		"-test.bench=^(BenchmarkDriverCopy|BenchmarkDriverHash)$", "-test.benchtime=2x")
 	child.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, fakeCUDAEnv+"=1")
 	out, err = child.CombinedOutput()
 	require.NoError(t, err, "driver tests over the fake libcuda:\n%s", out)
@@ -234,11 +234,17 @@ func TestDriverOverFakeLibcuda(t *testing.T) {
 	for _, name := range []string{
 		"TestDriverContract", "TestDriverOnDeviceRejectsMissingIndex", "TestDriverOnDeviceErrorsCarryNoAddress",
 		"TestDriverOnDeviceCopiesFromAnyThread", "TestDriverOnDeviceCloseFreesEverything",
+		"TestDriverOnDeviceHashesWithTheKernel", "TestDriverOnDeviceFallsBackWhenTheKernelDoesNotLoad",
+		"TestDriverOnDeviceLaunchFailure", "TestDriverOnDeviceHashesLikeTheHost",
 	} {
 		assert.Contains(t, report, "--- PASS: "+name+" ", "%s ran and passed", name)
 	}
-	for _, name := range []string{"HtoD", "DtoH", "Verify"} {
-		assert.True(t, strings.Contains(report, "BenchmarkDriverCopy/"+name), "benchmark %s ran:\n%s", name, report)
+	for _, name := range []string{
+		"BenchmarkDriverCopy/HtoD", "BenchmarkDriverCopy/DtoH", "BenchmarkDriverCopy/Verify",
+		"BenchmarkDriverHash/device/64KiB", "BenchmarkDriverHash/device/4096KiB",
+		"BenchmarkDriverHash/DtoH+SHA256", "BenchmarkDriverHash/DtoH",
+	} {
+		assert.True(t, strings.Contains(report, name), "benchmark %s ran:\n%s", name, report)
 	}
 }
 

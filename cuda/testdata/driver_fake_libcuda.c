@@ -7,11 +7,21 @@
  * live allocation, and releasing the primary context with allocations still
  * outstanding fails with FAKE_ERROR_ALLOCATIONS_OUTSTANDING_AT_RELEASE.
  *
- * Build: cc -shared -fPIC -o libcuda.so.1 driver_fake_libcuda.c -lpthread
+ * Modules: cuModuleLoadData takes PTX text and keeps a copy; the only
+ * function it can run is vramseal's SHA-256 kernel, vs_sha256_chunks, and
+ * only from PTX that declares that entry. cuLaunchKernel runs the host build
+ * of the same kernel source (../kernel/sha256.c), thread by thread over the
+ * grid it is given, after checking the grid, the parameters and that the
+ * kernel's reads and writes stay inside live allocations. Setting
+ * VRAMSEAL_FAKE_CUDA_LAUNCH_ERROR to a CUresult makes every launch fail
+ * with it.
+ *
+ * Build: cc -shared -fPIC -O2 -o libcuda.so.1 driver_fake_libcuda.c ../kernel/sha256.c -lpthread
  */
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +30,13 @@ typedef int CUdevice;
 typedef struct fake_ctx *CUcontext;
 typedef unsigned long long CUdeviceptr;
 typedef struct { unsigned char bytes[16]; } CUuuid;
+typedef struct fake_module *CUmodule;
+typedef struct fake_module *CUfunction;
+typedef void *CUstream;
+
+/* The host build of the kernel, from ../kernel/sha256.c. */
+void vs_sha256_chunks_host(unsigned int blocks, unsigned int threads, const unsigned char *data,
+                           unsigned long long length, unsigned long long chunk_size, unsigned char *digests);
 
 enum {
 	FAKE_SUCCESS = 0,
@@ -28,6 +45,11 @@ enum {
 	FAKE_NOT_INITIALIZED = 3,
 	FAKE_INVALID_DEVICE = 101,
 	FAKE_INVALID_CONTEXT = 201,
+	FAKE_INVALID_PTX = 218,
+	FAKE_INVALID_HANDLE = 400,
+	FAKE_NOT_FOUND = 500,
+	FAKE_ILLEGAL_ADDRESS = 700,
+	FAKE_LAUNCH_FAILED = 719,
 	FAKE_LEAKED = 999,
 };
 
@@ -40,12 +62,24 @@ struct fake_alloc {
 	struct fake_alloc *next;
 };
 
+/* A loaded module; a function is the module whose PTX declares the kernel,
+ * once cuModuleGetFunction has found it there. */
+struct fake_module {
+	char *ptx;
+	int has_kernel;
+	struct fake_module *next;
+};
+
 struct fake_ctx {
 	CUdevice device;
 	int retained;
 	size_t used;
 	struct fake_alloc *allocs;
+	struct fake_module *modules;
 };
+
+#define FAKE_KERNEL "vs_sha256_chunks"
+#define FAKE_MAX_BLOCK_THREADS 1024u
 
 static pthread_mutex_t fake_mu = PTHREAD_MUTEX_INITIALIZER;
 static int fake_initialised;
@@ -73,6 +107,11 @@ CUresult cuGetErrorName(CUresult r, const char **name) {
 	case FAKE_NOT_INITIALIZED: *name = "CUDA_ERROR_NOT_INITIALIZED"; return FAKE_SUCCESS;
 	case FAKE_INVALID_DEVICE: *name = "CUDA_ERROR_INVALID_DEVICE"; return FAKE_SUCCESS;
 	case FAKE_INVALID_CONTEXT: *name = "CUDA_ERROR_INVALID_CONTEXT"; return FAKE_SUCCESS;
+	case FAKE_INVALID_PTX: *name = "CUDA_ERROR_INVALID_PTX"; return FAKE_SUCCESS;
+	case FAKE_INVALID_HANDLE: *name = "CUDA_ERROR_INVALID_HANDLE"; return FAKE_SUCCESS;
+	case FAKE_NOT_FOUND: *name = "CUDA_ERROR_NOT_FOUND"; return FAKE_SUCCESS;
+	case FAKE_ILLEGAL_ADDRESS: *name = "CUDA_ERROR_ILLEGAL_ADDRESS"; return FAKE_SUCCESS;
+	case FAKE_LAUNCH_FAILED: *name = "CUDA_ERROR_LAUNCH_FAILED"; return FAKE_SUCCESS;
 	case FAKE_LEAKED: *name = "FAKE_ERROR_ALLOCATIONS_OUTSTANDING_AT_RELEASE"; return FAKE_SUCCESS;
 	}
 	*name = NULL;
@@ -141,9 +180,11 @@ CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev) {
 	pthread_mutex_lock(&fake_mu);
 	if (fake_ctxs[dev].retained == 0) {
 		r = FAKE_INVALID_CONTEXT;
-	} else if (--fake_ctxs[dev].retained == 0 && fake_ctxs[dev].allocs != NULL) {
+	} else if (--fake_ctxs[dev].retained == 0 &&
+	           (fake_ctxs[dev].allocs != NULL || fake_ctxs[dev].modules != NULL)) {
 		/* A real driver frees what the context still holds. The fake frees
-		 * it too, but reports it: the backend must free everything first. */
+		 * it too, but reports it: the backend must free and unload
+		 * everything first. */
 		r = FAKE_LEAKED;
 		while (fake_ctxs[dev].allocs != NULL) {
 			struct fake_alloc *a = fake_ctxs[dev].allocs;
@@ -152,6 +193,12 @@ CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev) {
 			free(a);
 		}
 		fake_ctxs[dev].used = 0;
+		while (fake_ctxs[dev].modules != NULL) {
+			struct fake_module *m = fake_ctxs[dev].modules;
+			fake_ctxs[dev].modules = m->next;
+			free(m->ptx);
+			free(m);
+		}
 	}
 	pthread_mutex_unlock(&fake_mu);
 	return r;
@@ -265,4 +312,127 @@ CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total_bytes) {
 	}
 	pthread_mutex_unlock(&fake_mu);
 	return r;
+}
+
+/* declares reports whether the PTX text declares entry name. */
+static int declares(const char *ptx, const char *name) {
+	char want[128];
+	snprintf(want, sizeof want, ".entry %s(", name);
+	return strstr(ptx, want) != NULL;
+}
+
+CUresult cuModuleLoadData(CUmodule *module, const void *image) {
+	if (module == NULL || image == NULL) return FAKE_INVALID_VALUE;
+	const char *ptx = image;
+	/* Enough of PTX to tell it from anything else: a version, a target and
+	 * at least one entry. A real driver compiles it; the fake keeps it. */
+	if (strstr(ptx, ".version ") == NULL || strstr(ptx, ".target sm_") == NULL ||
+	    strstr(ptx, ".entry ") == NULL) {
+		return FAKE_INVALID_PTX;
+	}
+	CUresult r = FAKE_SUCCESS;
+	pthread_mutex_lock(&fake_mu);
+	struct fake_ctx *c = current();
+	struct fake_module *m = NULL;
+	if (c == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else if ((m = calloc(1, sizeof *m)) == NULL || (m->ptx = strdup(ptx)) == NULL) {
+		free(m);
+		r = FAKE_OUT_OF_MEMORY;
+	} else {
+		m->next = c->modules;
+		c->modules = m;
+		*module = m;
+	}
+	pthread_mutex_unlock(&fake_mu);
+	return r;
+}
+
+/* live reports whether m is loaded in the calling thread's context;
+ * fake_mu held. */
+static int live(struct fake_ctx *c, struct fake_module *m) {
+	for (struct fake_module *x = c->modules; x != NULL; x = x->next) {
+		if (x == m) return 1;
+	}
+	return 0;
+}
+
+CUresult cuModuleUnload(CUmodule module) {
+	CUresult r = FAKE_INVALID_HANDLE;
+	pthread_mutex_lock(&fake_mu);
+	struct fake_ctx *c = current();
+	if (c == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else {
+		for (struct fake_module **pm = &c->modules; *pm != NULL; pm = &(*pm)->next) {
+			if (*pm == module) {
+				*pm = module->next;
+				free(module->ptx);
+				free(module);
+				r = FAKE_SUCCESS;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&fake_mu);
+	return r;
+}
+
+CUresult cuModuleGetFunction(CUfunction *fn, CUmodule module, const char *name) {
+	if (fn == NULL || name == NULL) return FAKE_INVALID_VALUE;
+	CUresult r = FAKE_SUCCESS;
+	pthread_mutex_lock(&fake_mu);
+	struct fake_ctx *c = current();
+	if (c == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else if (!live(c, module)) {
+		r = FAKE_INVALID_HANDLE;
+	} else if (strcmp(name, FAKE_KERNEL) != 0 || !declares(module->ptx, name)) {
+		r = FAKE_NOT_FOUND;
+	} else {
+		module->has_kernel = 1;
+		*fn = module;
+	}
+	pthread_mutex_unlock(&fake_mu);
+	return r;
+}
+
+CUresult cuLaunchKernel(CUfunction fn, unsigned int grid_x, unsigned int grid_y, unsigned int grid_z,
+                        unsigned int block_x, unsigned int block_y, unsigned int block_z,
+                        unsigned int shared_bytes, CUstream stream, void **params, void **extra) {
+	const char *inject = getenv("VRAMSEAL_FAKE_CUDA_LAUNCH_ERROR");
+	if (inject != NULL && *inject != '\0') return (CUresult)atoi(inject);
+
+	CUresult r = FAKE_SUCCESS;
+	pthread_mutex_lock(&fake_mu);
+	struct fake_ctx *c = current();
+	if (c == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else if (!live(c, fn) || !fn->has_kernel) {
+		r = FAKE_INVALID_HANDLE;
+	}
+	pthread_mutex_unlock(&fake_mu);
+	if (r != FAKE_SUCCESS) return r;
+	/* The kernel indexes along x only, uses no shared memory, and takes
+	 * its four parameters through params. */
+	if (grid_x == 0 || grid_y != 1 || grid_z != 1 || block_x == 0 || block_x > FAKE_MAX_BLOCK_THREADS ||
+	    block_y != 1 || block_z != 1 || shared_bytes != 0 || stream != NULL || params == NULL || extra != NULL) {
+		return FAKE_INVALID_VALUE;
+	}
+	CUdeviceptr data = *(CUdeviceptr *)params[0];
+	unsigned long long length = *(unsigned long long *)params[1];
+	unsigned long long chunk = *(unsigned long long *)params[2];
+	CUdeviceptr digests = *(CUdeviceptr *)params[3];
+	/* The threads that write are those with a chunk; on a GPU, a read or
+	 * write outside device memory faults the context. */
+	unsigned long long chunks = chunk == 0 ? 0 : (length + chunk - 1) / chunk;
+	unsigned long long threads = (unsigned long long)grid_x * block_x;
+	unsigned long long writers = chunks < threads ? chunks : threads;
+	if ((length > 0 && inside(data, length) != FAKE_SUCCESS) ||
+	    (writers > 0 && inside(digests, 32 * writers) != FAKE_SUCCESS)) {
+		return FAKE_ILLEGAL_ADDRESS;
+	}
+	vs_sha256_chunks_host(grid_x, block_x, (const unsigned char *)(uintptr_t)data, length, chunk,
+	                      (unsigned char *)(uintptr_t)digests);
+	return FAKE_SUCCESS;
 }

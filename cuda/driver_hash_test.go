@@ -1,0 +1,119 @@
+package cuda
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/messages"
+)
+
+// launchErrorEnv makes every cuLaunchKernel of the fake libcuda fail with
+// the CUresult it holds.
+const launchErrorEnv = "VRAMSEAL_FAKE_CUDA_LAUNCH_ERROR"
+
+// hostSums is crypto/sha256 of each chunk of p, the last one short.
+func hostSums(p []byte, chunkSize int64) [][sha256.Size]byte {
+	var sums [][sha256.Size]byte
+	for off := int64(0); off < int64(len(p)); off += chunkSize {
+		sums = append(sums, sha256.Sum256(p[off:min(off+chunkSize, int64(len(p)))]))
+	}
+	return sums
+}
+
+// filledAllocation allocates size bytes on d, fills them with a pattern and
+// returns the handle and the pattern; the test frees it.
+func filledAllocation(t *testing.T, d *Driver, size int) (Handle, []byte) {
+	t.Helper()
+	h, err := d.Allocate(int64(size))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.Free(h) })
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i*131 + i>>9)
+	}
+	require.NoError(t, d.Write(h, 0, data))
+	return h, data
+}
+
+func TestDriverOnDeviceHashesWithTheKernel(t *testing.T) {
+	d := openTestDriver(t)
+	require.True(t, d.HashesOnDevice(), "the embedded kernel loads")
+	h, data := filledAllocation(t, d, 3<<20+17)
+	for _, tc := range []struct {
+		name          string
+		offset, chunk int64
+	}{
+		{"one block of threads", 0, 64 << 10},
+		{"four blocks of threads, the last holding one chunk", 0, 8 << 10},
+		{"odd offset, odd chunk size", 5, 3001},
+		{"one chunk", 1 << 20, 4 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := d.HashChunks(h, tc.offset, int64(len(data))-tc.offset, tc.chunk)
+			require.NoError(t, err)
+			assert.Equal(t, hostSums(data[tc.offset:], tc.chunk), got)
+		})
+	}
+}
+
+func TestDriverOnDeviceFallsBackWhenTheKernelDoesNotLoad(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ptx  []byte
+		op   string
+	}{
+		{"not PTX", []byte("no kernel here"), "cuModuleLoadData"},
+		{"no such entry", bytes.ReplaceAll(sha256PTX, []byte(sha256Entry), []byte("vs_other_kernel")), "cuModuleGetFunction"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			openTestDriver(t) // skips without a driver
+			var logged bytes.Buffer
+			d, err := OpenDriver(0, withKernelPTX(tc.ptx), DriverLogger(slog.New(slog.NewTextHandler(&logged, nil))))
+			require.NoError(t, err, "a kernel that does not load does not stop the device opening")
+			defer func() { assert.NoError(t, d.Close(), "nothing of the failed module is left to unload") }()
+			assert.False(t, d.HashesOnDevice())
+
+			h, data := filledAllocation(t, d, 1<<20+3)
+			for range 3 {
+				got, err := d.HashChunks(h, 0, int64(len(data)), 64<<10)
+				require.NoError(t, err)
+				assert.Equal(t, hostSums(data, 64<<10), got, "hashed on the host")
+			}
+			lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
+			require.Len(t, lines, 1, "logged once, not per hash:\n%s", logged.String())
+			assert.Contains(t, lines[0], "level=WARN")
+			assert.Contains(t, lines[0], "SHA-256 kernel did not load")
+			assert.Contains(t, lines[0], tc.op)
+		})
+	}
+}
+
+func TestDriverOnDeviceLaunchFailure(t *testing.T) {
+	if os.Getenv(fakeCUDAEnv) == "" {
+		t.Skip("launch failures are injected by the fake libcuda only")
+	}
+	d := openTestDriver(t)
+	h, data := filledAllocation(t, d, 256<<10)
+	free, _, err := d.MemInfo()
+	require.NoError(t, err)
+
+	t.Setenv(launchErrorEnv, "719")
+	_, err = d.HashChunks(h, 0, int64(len(data)), 64<<10)
+	assert.ErrorIs(t, err, messages.ErrDeviceFault)
+	assert.EqualError(t, err, "device fault: cuda device 0: cuLaunchKernel: CUDA_ERROR_LAUNCH_FAILED")
+	after, _, err := d.MemInfo()
+	require.NoError(t, err)
+	assert.Equal(t, free, after, "the digest buffer of the failed launch is freed")
+
+	require.NoError(t, os.Unsetenv(launchErrorEnv))
+	got, err := d.HashChunks(h, 0, int64(len(data)), 64<<10)
+	require.NoError(t, err)
+	assert.Equal(t, hostSums(data, 64<<10), got, "launches work again")
+}
