@@ -9,7 +9,9 @@
 #
 #   cuda/gpucheck.sh [BIN_DIR]      (BIN_DIR defaults to ./bin)
 #
-# GPUCHECK_MODEL_BYTES changes the synthetic model's size (default 1 GiB).
+# GPUCHECK_MODEL_BYTES changes the synthetic model's size (default 1 GiB);
+# GPUCHECK_HASH_BYTES the allocation hashed for throughput (default 4 GiB,
+# at most half the free memory).
 #
 # It runs, and stops at the first failure:
 #   1. the Device contract suite against CUDA device 0 (TestDriverContract),
@@ -19,7 +21,13 @@
 #      fresh 0600 token file and audit log, scrubbing every 5 s, then
 #      vramseal audit verify on the log it wrote;
 #   4. BenchmarkDriverCopy, and prints host-to-device, device-to-host and
-#      verify (device-to-host plus SHA-256) throughput.
+#      verify (device-to-host plus SHA-256) throughput;
+#   5. the SHA-256 kernel against host hashing of the same shards, 1 MiB to
+#      1 GiB, in 64 KiB and 4 MiB chunks (TestDriverOnDeviceHashesLikeTheHost:
+#      every digest equal, and the kernel must have loaded);
+#   6. BenchmarkDriverHash, and prints GB/s for hashing on the device (one
+#      thread per chunk, by chunk size), for device-to-host plus SHA-256 on
+#      every core, and for device-to-host alone, with their ratios.
 # Needs: bash, coreutils, awk, grep; nvidia-smi is used when present.
 set -euo pipefail
 
@@ -80,5 +88,33 @@ awk '
 		printf "verify:         %10.0f MB/s  (device-to-host + SHA-256, one core)\n", rate["Verify"]
 	}
 ' "$bench_log" || fail "BenchmarkDriverCopy reported no throughput (skipped means no driver or GPU was found)"
+
+step "SHA-256 kernel against host hashing (TestDriverOnDeviceHashesLikeTheHost)"
+kernel_log="$work/kernel.log"
+"$cuda_test" -test.run '^TestDriverOnDeviceHashesLikeTheHost$' -test.v -test.count 1 2>&1 | tee "$kernel_log"
+grep -q -- '--- PASS: TestDriverOnDeviceHashesLikeTheHost ' "$kernel_log" ||
+	fail "the kernel's digests did not match host hashing, or the kernel did not load"
+
+step "Hash throughput (BenchmarkDriverHash)"
+hash_log="$work/hash.log"
+"$cuda_test" -test.run '^$' -test.bench '^BenchmarkDriverHash$' -test.benchtime 5x 2>&1 | tee "$hash_log"
+awk '
+	/^BenchmarkDriverHash\// {
+		name = $1; sub(/^BenchmarkDriverHash\//, "", name); sub(/-[0-9]+$/, "", name)
+		for (i = 2; i < NF; i++) if ($(i + 1) == "MB/s") rate[name] = $i / 1000
+		order[++n] = name
+	}
+	END {
+		if (!("DtoH" in rate) || !("DtoH+SHA256" in rate) || !("device/4096KiB" in rate)) exit 1
+		for (i = 1; i <= n; i++) {
+			name = order[i]
+			if (name !~ /^device\//) continue
+			printf "device hashing, %-14s %8.1f GB/s  (%5.1f x DtoH, %5.1f x DtoH+SHA256)\n", substr(name, 8) " chunks:",
+				rate[name], rate[name] / rate["DtoH"], rate[name] / rate["DtoH+SHA256"]
+		}
+		printf "DtoH + SHA-256, all cores:      %8.1f GB/s\n", rate["DtoH+SHA256"]
+		printf "DtoH alone:                     %8.1f GB/s\n", rate["DtoH"]
+	}
+' "$hash_log" || fail "BenchmarkDriverHash reported no throughput (skipped means no driver or GPU was found)"
 
 step "gpucheck passed"
