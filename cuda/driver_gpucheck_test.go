@@ -84,20 +84,13 @@ func BenchmarkDriverHash(b *testing.B) {
 	if !d.HashesOnDevice() {
 		b.Fatal("the SHA-256 kernel did not load")
 	}
-	free, _, err := d.MemInfo()
-	require.NoError(b, err)
-	size := int64(4 << 30)
+	want := int64(4 << 30)
 	if s := os.Getenv(hashBytesEnv); s != "" {
-		size, err = strconv.ParseInt(s, 10, 64)
+		var err error
+		want, err = strconv.ParseInt(s, 10, 64)
 		require.NoError(b, err, hashBytesEnv)
 	}
-	if os.Getenv(fakeCUDAEnv) != "" {
-		size = 16 << 20
-	}
-	size = min(size, free/2)
-	h, err := d.Allocate(size)
-	require.NoError(b, err)
-	defer func() { require.NoError(b, d.Free(h)) }()
+	h, size := benchAllocation(b, d, want)
 	fillDevice(b, d, h, size, 1)
 
 	for _, chunk := range []int64{64 << 10, 1 << 20, 4 << 20} {

@@ -248,22 +248,30 @@ func TestDriverOverFakeLibcuda(t *testing.T) {
 	}
 }
 
-// BenchmarkDriverCopy measures copies between host memory and CUDA device 0:
-// host-to-device, device-to-host, and verify (device-to-host in 4 MiB chunks,
-// each hashed with SHA-256 on one core). The MB/s column is the throughput.
-// It skips without a driver.
-func BenchmarkDriverCopy(b *testing.B) {
-	d := openTestDriver(b)
+// benchAllocation allocates size bytes on d for a benchmark, 16 MiB over
+// the fake libcuda and at most half the free memory, and frees them when
+// it ends.
+func benchAllocation(b *testing.B, d *Driver, size int64) (Handle, int64) {
+	b.Helper()
 	free, _, err := d.MemInfo()
 	require.NoError(b, err)
-	size := int64(256 << 20)
 	if os.Getenv(fakeCUDAEnv) != "" {
 		size = 16 << 20
 	}
 	size = min(size, free/2)
 	h, err := d.Allocate(size)
 	require.NoError(b, err)
-	defer func() { require.NoError(b, d.Free(h)) }()
+	b.Cleanup(func() { require.NoError(b, d.Free(h)) })
+	return h, size
+}
+
+// BenchmarkDriverCopy measures copies between host memory and CUDA device 0:
+// host-to-device, device-to-host, and verify (device-to-host in 4 MiB chunks,
+// each hashed with SHA-256 on one core). The MB/s column is the throughput.
+// It skips without a driver.
+func BenchmarkDriverCopy(b *testing.B) {
+	d := openTestDriver(b)
+	h, size := benchAllocation(b, d, 256<<20)
 	host := make([]byte, size)
 	for i := range host {
 		host[i] = byte(i * 31)

@@ -11,17 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/cuda/cudatest"
 	"github.com/vramseal/vramseal/messages"
 )
-
-// chunkSums is the SHA-256 of each chunk of p, hashed on the host.
-func chunkSums(p []byte, chunkSize int) [][sha256.Size]byte {
-	var sums [][sha256.Size]byte
-	for off := 0; off < len(p); off += chunkSize {
-		sums = append(sums, sha256.Sum256(p[off:min(off+chunkSize, len(p))]))
-	}
-	return sums
-}
 
 func TestSimHashChunksReadsNothingOut(t *testing.T) {
 	for _, mode := range memoryModes {
@@ -33,7 +25,7 @@ func TestSimHashChunksReadsNothingOut(t *testing.T) {
 
 			got, err := s.HashChunks(h, 0, size, chunk)
 			require.NoError(t, err)
-			assert.Equal(t, chunkSums(data, chunk), got, "four chunks, the last of 5 bytes")
+			assert.Equal(t, cudatest.ChunkSums(data, chunk), got, "four chunks, the last of 5 bytes")
 			assert.Zero(t, s.BytesRead(), "hashing in place copies nothing out")
 			assert.Equal(t, int64(size), s.BytesHashed())
 
@@ -55,7 +47,7 @@ func TestSimHashChunksFindsAFlip(t *testing.T) {
 
 	got, err := s.HashChunks(h, 0, size, chunk)
 	require.NoError(t, err)
-	assert.Equal(t, chunkSums(data, chunk), got, "the digests are of the flipped bytes")
+	assert.Equal(t, cudatest.ChunkSums(data, chunk), got, "the digests are of the flipped bytes")
 	again, err := s.HashChunks(h, 8*chunk, 2*chunk, chunk)
 	require.NoError(t, err)
 	assert.Equal(t, got[8:10], again, "a span hashes as the same chunks of the whole")

@@ -90,7 +90,7 @@ func testManyAllocations(t *testing.T, d cuda.Device) {
 		require.NotZero(t, handles[i], "allocation %d handle", i)
 		require.False(t, seen[handles[i]], "allocation %d reuses handle %d", i, handles[i])
 		seen[handles[i]] = true
-		contents[i] = pattern(uint64(i), size)
+		contents[i] = Pattern(uint64(i), size)
 		require.NoError(t, d.Write(handles[i], 0, contents[i]), "writing allocation %d", i)
 	}
 	for i, h := range handles {

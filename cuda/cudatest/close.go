@@ -15,7 +15,7 @@ import (
 func testClose(t *testing.T, d cuda.Device) {
 	props := d.Properties()
 	handles := []cuda.Handle{allocate(t, d, 4<<10), allocate(t, d, 64<<10), allocate(t, d, 1)}
-	require.NoError(t, d.Write(handles[0], 0, pattern(5, 4<<10)))
+	require.NoError(t, d.Write(handles[0], 0, Pattern(5, 4<<10)))
 
 	require.NoError(t, d.Close(), "first Close")
 	if r, ok := d.(outstandingReporter); ok {

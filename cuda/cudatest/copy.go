@@ -20,7 +20,7 @@ const copySize = 2<<20 + 13
 // that nothing outside the span changed.
 func testRoundTrip(t *testing.T, d cuda.Device) {
 	h := allocate(t, d, copySize)
-	model := pattern(1, copySize)
+	model := Pattern(1, copySize)
 	require.NoError(t, d.Write(h, 0, model), "writing the whole allocation")
 	require.Equal(t, model, readAll(t, d, h, copySize), "whole allocation after the first write")
 
@@ -38,7 +38,7 @@ func testRoundTrip(t *testing.T, d cuda.Device) {
 		{"whole allocation", 0, copySize},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			span := pattern(uint64(100+i), tc.length)
+			span := Pattern(uint64(100+i), tc.length)
 			require.NoError(t, d.Write(h, tc.offset, span), "write")
 			copy(model[tc.offset:], span)
 
@@ -56,7 +56,7 @@ func testRoundTrip(t *testing.T, d cuda.Device) {
 func testZeroLengthCopies(t *testing.T, d cuda.Device) {
 	const size = 4 << 10
 	h := allocate(t, d, size)
-	want := pattern(2, size)
+	want := Pattern(2, size)
 	require.NoError(t, d.Write(h, 0, want))
 	for _, offset := range []int64{0, size / 2, size} {
 		assert.NoError(t, d.Write(h, offset, nil), "empty write at %d", offset)
@@ -72,7 +72,7 @@ func testZeroLengthCopies(t *testing.T, d cuda.Device) {
 func testOutOfBoundsCopies(t *testing.T, d cuda.Device) {
 	const size = 4 << 10
 	h := allocate(t, d, size)
-	want := pattern(3, size)
+	want := Pattern(3, size)
 	require.NoError(t, d.Write(h, 0, want))
 
 	for _, tc := range []struct {
@@ -91,7 +91,7 @@ func testOutOfBoundsCopies(t *testing.T, d cuda.Device) {
 		{"largest offset", math.MaxInt64, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := d.Write(h, tc.offset, pattern(4, int64(tc.length)))
+			err := d.Write(h, tc.offset, Pattern(4, int64(tc.length)))
 			assert.ErrorIs(t, err, messages.ErrInvalidInput, "write")
 			err = d.Read(h, tc.offset, make([]byte, tc.length))
 			assert.ErrorIs(t, err, messages.ErrInvalidInput, "read")
@@ -154,7 +154,7 @@ func testConcurrentCopies(t *testing.T, d cuda.Device) {
 			defer func() { assert.NoError(t, d.Free(h), "worker %d free", w) }()
 			got := make([]byte, size)
 			for r := range rounds {
-				want := pattern(uint64(w*rounds+r), size)
+				want := Pattern(uint64(w*rounds+r), size)
 				if !assert.NoError(t, d.Write(h, 0, want), "worker %d round %d write", w, r) {
 					return
 				}

@@ -60,9 +60,9 @@ func Run(t *testing.T, newDevice func(t *testing.T) cuda.Device) {
 	}
 }
 
-// pattern returns n bytes that depend on seed, so that misplaced or stale
-// bytes are caught by comparison.
-func pattern(seed uint64, n int64) []byte {
+// Pattern returns n pseudo-random bytes that depend on seed alone, so that
+// misplaced or stale bytes are caught by comparison.
+func Pattern(seed uint64, n int64) []byte {
 	p := make([]byte, n)
 	var key [32]byte
 	binary.LittleEndian.PutUint64(key[:], seed)

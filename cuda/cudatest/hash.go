@@ -27,10 +27,10 @@ func hasher(t *testing.T, d cuda.Device) cuda.ChunkHasher {
 	return hs
 }
 
-// hostChunks is what HashChunks must return for p: the SHA-256 of each
-// chunk, the last one short.
-func hostChunks(p []byte, chunkSize int64) [][sha256.Size]byte {
-	var sums [][sha256.Size]byte
+// ChunkSums is what HashChunks must return for p: crypto/sha256 of each
+// chunk of chunkSize bytes, the last one short; empty p has no chunks.
+func ChunkSums(p []byte, chunkSize int64) [][sha256.Size]byte {
+	sums := [][sha256.Size]byte{}
 	for off := int64(0); off < int64(len(p)); off += chunkSize {
 		sums = append(sums, sha256.Sum256(p[off:min(off+chunkSize, int64(len(p)))]))
 	}
@@ -43,7 +43,7 @@ func hostChunks(p []byte, chunkSize int64) [][sha256.Size]byte {
 func testHashChunks(t *testing.T, d cuda.Device) {
 	hs := hasher(t, d)
 	h := allocate(t, d, hashSize)
-	data := pattern(20, hashSize)
+	data := Pattern(20, hashSize)
 	require.NoError(t, d.Write(h, 0, data))
 
 	for _, tc := range []struct {
@@ -66,7 +66,7 @@ func testHashChunks(t *testing.T, d cuda.Device) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := hs.HashChunks(h, tc.offset, tc.length, tc.chk)
 			require.NoError(t, err)
-			assert.Equal(t, hostChunks(data[tc.offset:tc.offset+tc.length], tc.chk), got)
+			assert.Equal(t, ChunkSums(data[tc.offset:tc.offset+tc.length], tc.chk), got)
 		})
 	}
 	t.Run("empty span", func(t *testing.T) {
@@ -146,11 +146,11 @@ func testConcurrentHashing(t *testing.T, d cuda.Device) {
 				if !assert.NoError(t, err, "worker %d allocate", w) {
 					return
 				}
-				want := pattern(uint64(1000+w*rounds+r), size)
+				want := Pattern(uint64(1000+w*rounds+r), size)
 				if assert.NoError(t, d.Write(h, 0, want), "worker %d write", w) {
 					got, err := hs.HashChunks(h, 0, size, chunk)
 					assert.NoError(t, err, "worker %d round %d hash", w, r)
-					assert.Equal(t, hostChunks(want, chunk), got, "worker %d round %d digests", w, r)
+					assert.Equal(t, ChunkSums(want, chunk), got, "worker %d round %d digests", w, r)
 				}
 				assert.NoError(t, d.Free(h), "worker %d free", w)
 			}

@@ -2,38 +2,21 @@ package kernel
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/cuda/cudatest"
 )
-
-// randomData returns n bytes from a generator seeded with seed.
-func randomData(seed uint64, n int64) []byte {
-	p := make([]byte, n)
-	var key [32]byte
-	binary.LittleEndian.PutUint64(key[:], seed)
-	_, _ = rand.NewChaCha8(key).Read(p) // ChaCha8.Read never fails.
-	return p
-}
-
-// hostChunks is crypto/sha256 of each chunk of p, the last one short.
-func hostChunks(p []byte, chunkSize int64) [][sha256.Size]byte {
-	sums := [][sha256.Size]byte{}
-	for off := int64(0); off < int64(len(p)); off += chunkSize {
-		sums = append(sums, sha256.Sum256(p[off:min(off+chunkSize, int64(len(p)))]))
-	}
-	return sums
-}
 
 func TestSumEqualsCryptoSHA256AcrossPaddingEdges(t *testing.T) {
 	// Every length from empty to past three blocks covers the 55/56-byte
 	// edge where the length no longer fits the last block, the 64-byte
 	// block edge, and one to three full blocks; each at every alignment
 	// covers both the word and the byte load paths.
-	buf := randomData(1, 3*64+20+3)
+	buf := cudatest.Pattern(1, 3*64+20+3)
 	for n := 0; n <= 3*64+20; n++ {
 		for align := range 4 {
 			p := buf[align : align+n]
@@ -46,7 +29,7 @@ func TestSumEqualsCryptoSHA256OnRandomLengths(t *testing.T) {
 	r := rand.New(rand.NewPCG(2, 0))
 	for i := range 300 {
 		n := r.Int64N(64 << 10)
-		p := randomData(uint64(100+i), n)
+		p := cudatest.Pattern(uint64(100+i), n)
 		require.Equal(t, sha256.Sum256(p), Sum(p), "case %d: %d bytes", i, n)
 	}
 }
@@ -71,8 +54,8 @@ func TestHashChunksEqualsCryptoSHA256(t *testing.T) {
 		{"chunk of a padding edge", 56 * 9, 56, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			data := randomData(uint64(tc.length), tc.length)
-			want := hostChunks(data, tc.chunk)
+			data := cudatest.Pattern(uint64(tc.length), tc.length)
+			want := cudatest.ChunkSums(data, tc.chunk)
 			blocks := uint32((int64(len(want)) + int64(tc.threads) - 1) / int64(tc.threads))
 			for _, extra := range []uint32{0, 2} {
 				got, stray := HashChunks(data, tc.chunk, blocks+extra, tc.threads)
@@ -85,19 +68,19 @@ func TestHashChunksEqualsCryptoSHA256(t *testing.T) {
 
 func TestHashChunksOnUnalignedData(t *testing.T) {
 	const length, chunk = 256<<10 + 3, 64<<10 + 1
-	buf := randomData(3, length+3)
+	buf := cudatest.Pattern(3, length+3)
 	for align := range 4 {
 		data := buf[align : align+length-3]
 		got, stray := HashChunks(data, chunk, 1, 8)
-		assert.Equal(t, hostChunks(data, chunk), got, "alignment %d", align)
+		assert.Equal(t, cudatest.ChunkSums(data, chunk), got, "alignment %d", align)
 		assert.False(t, stray)
 	}
 }
 
 func TestHashChunksWithTooSmallAGrid(t *testing.T) {
-	data := randomData(4, 10<<10)
+	data := cudatest.Pattern(4, 10<<10)
 	got, _ := HashChunks(data, 1<<10, 1, 4)
-	want := hostChunks(data, 1<<10)
+	want := cudatest.ChunkSums(data, 1<<10)
 	assert.Equal(t, want[:4], got[:4], "the grid's four threads hash the first four chunks")
 	for i := 4; i < len(got); i++ {
 		assert.NotEqual(t, want[i], got[i], "chunk %d has no thread", i)
