@@ -28,6 +28,8 @@ type worker struct {
 	opts   *runOptions
 	logger *slog.Logger
 	gpus   gpuhealth.Source
+	// service tells systemd how the worker stands, when systemd runs it.
+	service *serviceManager
 
 	srcs     []*modelSource
 	listener net.Listener     // until the server takes it
@@ -45,7 +47,7 @@ type worker struct {
 // touching a device, start the worker, seal, verify, serve until stopped,
 // and shut down.
 func (o *runOptions) run(ctx context.Context, a *app, files []string) (err error) {
-	w := &worker{opts: o, logger: a.logger, gpus: a.gpus}
+	w := &worker{opts: o, logger: a.logger, gpus: a.gpus, service: newServiceManager(a.logger)}
 	defer func() { err = w.close(err) }()
 	if err := w.prepare(files); err != nil {
 		return err
@@ -246,6 +248,7 @@ func (w *worker) sealAndServe(ctx context.Context, p *progress) error {
 	}
 	w.ready.SealingDone(len(shards), w.opts.freshnessWindow(fullestDevice(shards)))
 	w.logger.Info("every shard sealed and verified", "shards", len(shards), "verify_interval", w.opts.verifyInterval)
+	w.service.ready(fmt.Sprintf("shards sealed and verified: %d", len(shards)), w.runtimeAnswers)
 	if w.watch != nil {
 		if err := w.watch.StartContention(w.opts.contention, w.opts.contentionInterval, w.rt, w.ready); err != nil {
 			return err
@@ -288,6 +291,13 @@ func (w *worker) sealAndServe(ctx context.Context, p *progress) error {
 	}
 }
 
+// runtimeAnswers reports whether the runtime answers a request within ctx:
+// what the systemd watchdog's pings stand for.
+func (w *worker) runtimeAnswers(ctx context.Context) error {
+	_, err := w.rt.Shards(ctx)
+	return err
+}
+
 // fullestDevice is the most bytes sealed onto any one device.
 func fullestDevice(shards []sealer.Shard) int64 {
 	perDevice := map[int]int64{}
@@ -302,6 +312,7 @@ func fullestDevice(shards []sealer.Shard) int64 {
 // close releases everything the worker opened, in reverse order, and decides
 // the outcome: a fail-stop exits 3 with its cause, whatever else happened.
 func (w *worker) close(runErr error) error {
+	w.service.stopping("stopping")
 	errs := []error{runErr}
 	if w.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), serverShutdownTimeout)
