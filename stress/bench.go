@@ -146,7 +146,8 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchReport, error) {
 	b := &bencher{cfg: cfg, key: key, token: token, pool: newDataPool(1), cores: report.Cores, copySHA256: report.CopySHA256}
 	hashRate := float64(report.Cores) * report.SHA256
 	steps := []func(context.Context, float64) (BenchResult, error){
-		b.scrubThroughput, b.verifyThroughput, b.smallSeals, b.durableAudit, b.verifyBesideBigSeal, b.sealHostMemory,
+		b.scrubThroughput, b.verifyThroughput, b.deviceHashScrub, b.deviceHashVerify,
+		b.smallSeals, b.durableAudit, b.verifyBesideBigSeal, b.sealHostMemory,
 	}
 	for _, step := range steps {
 		res, err := step(ctx, hashRate)

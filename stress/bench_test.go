@@ -42,7 +42,8 @@ func TestBenchReportsEveryTarget(t *testing.T) {
 		assert.NotEmpty(t, res.Note, res.Name)
 	}
 	assert.Equal(t, []string{
-		"background scrub throughput", "Verify of one large shard", "small seals through actors",
+		"background scrub throughput", "Verify of one large shard",
+		"device-side hashing, scrub", "device-side hashing, Verify", "small seals through actors",
 		"seals with durable audit", "Verify p99 beside a big seal", "host memory sealing a big shard",
 	}, names)
 }
