@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/safefile"
 )
 
 // found is what Open learned from the file already on disk.
@@ -21,11 +23,21 @@ type found struct {
 // in it, cutting a torn last line. A last record whose mac verifies but
 // which lacks its newline is kept and ended: it may have been acknowledged.
 func openExisting(path string, key *Key) (*os.File, found, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
+	f, info, err := safefile.Open(path, safefile.Options{Flag: os.O_RDWR | os.O_APPEND | os.O_CREATE, Perm: 0o600, Private: true})
+	switch {
+	case errors.Is(err, safefile.ErrNotRegular):
+		return nil, found{}, fmt.Errorf("%w: audit log %s is not a regular file", messages.ErrConfig, path)
+	case errors.Is(err, safefile.ErrNotPrivate):
+		mode := err
+		if pe, ok := errors.AsType[*fs.PathError](err); ok {
+			mode = pe.Err // "mode 0640", without the path said below
+		}
+		return nil, found{}, fmt.Errorf("%w: audit log %s has %v, open to group or others; fix it with: chmod 600 %s",
+			messages.ErrConfig, path, mode, path)
+	case err != nil:
 		return nil, found{}, fmt.Errorf("%w: open audit log: %w", messages.ErrConfig, err)
 	}
-	got, err := checkExisting(f, key)
+	got, err := checkExisting(f, info, key)
 	if err == nil {
 		err = syncDir(filepath.Dir(path))
 	}
@@ -47,19 +59,9 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// checkExisting does the checks of openExisting on the open file f.
-func checkExisting(f *os.File, key *Key) (found, error) {
-	info, err := f.Stat()
-	if err != nil {
-		return found{}, fmt.Errorf("audit: stat log %s: %w", f.Name(), err)
-	}
-	if !info.Mode().IsRegular() {
-		return found{}, fmt.Errorf("%w: audit log %s is not a regular file", messages.ErrConfig, f.Name())
-	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return found{}, fmt.Errorf("%w: audit log %s has mode %04o, open to group or others; fix it with: chmod 600 %s",
-			messages.ErrConfig, f.Name(), perm, f.Name())
-	}
+// checkExisting does the checks of openExisting on the open file f, whose
+// descriptor reported info.
+func checkExisting(f *os.File, info os.FileInfo, key *Key) (found, error) {
 	if err := lockFile(f); err != nil {
 		return found{}, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/safefile"
 )
 
 func newAuditCommand(a *app) *cobra.Command {
@@ -69,9 +70,12 @@ func verifyAuditLog(a *app, path, tokenFile, workerID string) error {
 	if tokenAt == "" {
 		return usageErrorf("no token to check %s with; pass --token-file PATH of the worker that wrote it", path)
 	}
-	f, err := os.Open(path)
+	f, _, err := safefile.Open(path, safefile.Options{})
 	if errors.Is(err, fs.ErrNotExist) {
 		return usageErrorf("audit log %s does not exist; check the path (vramseal run writes ./vramseal-audit.jsonl by default)", path)
+	}
+	if errors.Is(err, safefile.ErrNotRegular) {
+		return usageErrorf("audit log %s is not a regular file; pass the log file itself, or a copy of it", path)
 	}
 	if err != nil {
 		return usageErrorf("audit log %s cannot be read: %v", path, rootCause(err))

@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"golang.org/x/term"
 
@@ -24,10 +22,11 @@ func main() {
 }
 
 // run executes one command line and returns the process's exit code. SIGINT
-// and SIGTERM cancel the command's context, which stops a worker gracefully.
-// An error is printed to stderr as one line.
+// and SIGTERM cancel the command's context, which stops a worker gracefully;
+// a second one ends the process at once (notifySignals: the one exit
+// besides main's). An error is printed to stderr as one line.
 func run(args []string, stdout, stderr io.Writer, stderrIsTerminal bool) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifySignals(context.Background(), exitAtOnce(stderr))
 	defer stop()
 	a := &app{stdout: stdout, stderr: stderr, stderrIsTerminal: stderrIsTerminal, gpus: gpuhealth.Driver()}
 	err := a.execute(ctx, args)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/vramseal/vramseal/safefile"
 	"github.com/vramseal/vramseal/sealer"
 )
 
@@ -68,21 +69,11 @@ func openModelFiles(paths []string, idOverride, modelRef string) ([]*modelSource
 	return srcs, nil
 }
 
-// openModelFile checks and opens one model file.
+// openModelFile checks and opens one model file. It is opened without
+// blocking and checked on its descriptor (safefile), so a FIFO, or a file
+// swapped between the check and the open, is refused at once; the shard's
+// bytes are read from that descriptor only.
 func openModelFile(path, idOverride string) (*modelSource, error) {
-	info, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, usageErrorf("model file %s does not exist; check the path, or pass no files to seal the demo model", path)
-	case err != nil:
-		return nil, usageErrorf("model file %s cannot be read (%v); make it and its directory readable by this user", path, rootCause(err))
-	case info.IsDir():
-		return nil, usageErrorf("model file %s is a directory; pass the files in it, e.g. %s", path, filepath.Join(path, "*.safetensors"))
-	case !info.Mode().IsRegular():
-		return nil, usageErrorf("model file %s is not a regular file; copy the weights into a file first", path)
-	case info.Size() == 0:
-		return nil, usageErrorf("model file %s is empty; pass a file that holds the shard's weights", path)
-	}
 	id := idOverride
 	if id == "" {
 		id = shardIDFromFileName(filepath.Base(path))
@@ -93,9 +84,22 @@ func openModelFile(path, idOverride string) (*modelSource, error) {
 	if err := sealer.ValidateShardID(id); err != nil {
 		return nil, usageErrorf("--id: %v", err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, usageErrorf("model file %s cannot be read (%v); make it readable by this user, e.g. chmod u+r %s", path, rootCause(err), path)
+	f, info, err := safefile.Open(path, safefile.Options{})
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, usageErrorf("model file %s does not exist; check the path, or pass no files to seal the demo model", path)
+	case errors.Is(err, safefile.ErrNotRegular):
+		if dir, statErr := os.Stat(path); statErr == nil && dir.IsDir() {
+			return nil, usageErrorf("model file %s is a directory; pass the files in it, e.g. %s", path, filepath.Join(path, "*.safetensors"))
+		}
+		return nil, usageErrorf("model file %s is not a regular file (a pipe or device could block or change under us); copy the weights into a file first", path)
+	case errors.Is(err, safefile.ErrChanged):
+		return nil, usageErrorf("model file %s was replaced while it was being opened; seal it once nothing replaces it", path)
+	case err != nil:
+		return nil, usageErrorf("model file %s cannot be read (%v); make it and its directory readable by this user, e.g. chmod u+r %s", path, rootCause(err), path)
+	case info.Size() == 0:
+		f.Close()
+		return nil, usageErrorf("model file %s is empty; pass a file that holds the shard's weights", path)
 	}
 	return &modelSource{id: id, name: path, size: info.Size(), data: f, file: f}, nil
 }

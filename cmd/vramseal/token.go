@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/safefile"
 	"github.com/vramseal/vramseal/sealer"
 )
 
@@ -52,24 +53,20 @@ func tokenPath(flagPath string) string {
 // sealer.MinTokenLen bytes once one trailing newline is cut. Every error is a
 // usage error that says how to fix it. The caller zeroes the returned bytes.
 func readToken(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, usageErrorf("token file %s does not exist; pass --token-file PATH or %s", path, tokenHowTo)
-		}
+	f, _, err := safefile.Open(path, safefile.Options{Private: true})
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, usageErrorf("token file %s does not exist; pass --token-file PATH or %s", path, tokenHowTo)
+	case errors.Is(err, safefile.ErrNotRegular):
+		return nil, usageErrorf("token file %s is not a regular file; pass the file that holds the token", path)
+	case errors.Is(err, safefile.ErrNotOwned):
+		return nil, usageErrorf("token file %s belongs to another user; the worker's user (or root) must own it", path)
+	case errors.Is(err, safefile.ErrNotPrivate):
+		return nil, usageErrorf("token file %s may be read by group or others (%s); restrict it: chmod 600 %s", path, rootCause(err), path)
+	case err != nil:
 		return nil, usageErrorf("token file %s cannot be read (%v); make it readable by this user only: chmod 600 %s", path, rootCause(err), path)
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, usageErrorf("token file %s: %v", path, rootCause(err))
-	}
-	if !info.Mode().IsRegular() {
-		return nil, usageErrorf("token file %s is not a regular file; pass the file that holds the token", path)
-	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return nil, usageErrorf("token file %s may be read by group or others (mode %04o); restrict it: chmod 600 %s", path, perm, path)
-	}
 	buf := make([]byte, maxTokenFileBytes+1)
 	n, err := io.ReadFull(f, buf)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {

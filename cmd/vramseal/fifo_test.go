@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// refusalBound is how soon a FIFO must be refused. An open that blocked
+// would never return: the bound only has to tell that from a slow start.
+const refusalBound = 5 * time.Second
+
+// TestFIFOsAreRefusedAtOnce gives a FIFO where a file belongs; opening one
+// for reading would block until a writer came, past SIGTERM.
+func TestFIFOsAreRefusedAtOnce(t *testing.T) {
+	tests := []struct {
+		name string
+		args func(dir, token, model, fifo string) []string
+		want string
+	}{
+		{"token file", func(dir, _, model, fifo string) []string {
+			return []string{"run", "--backend", "sim", "--listen", "", "--token-file", fifo, "--audit-log", filepath.Join(dir, "a.jsonl"), model}
+		}, "token file %s is not a regular file"},
+		{"model file", func(dir, token, _, fifo string) []string {
+			return []string{"run", "--backend", "sim", "--listen", "", "--token-file", token, "--audit-log", filepath.Join(dir, "a.jsonl"), fifo}
+		}, "model file %s is not a regular file"},
+		{"audit log", func(_, token, model, fifo string) []string {
+			return []string{"run", "--backend", "sim", "--listen", "", "--token-file", token, "--audit-log", fifo, model}
+		}, "audit log %s is not a regular file"},
+		{"audit verify's log", func(_, token, _, fifo string) []string {
+			return []string{"audit", "verify", fifo, "--token-file", token}
+		}, "audit log %s is not a regular file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			fifo := filepath.Join(dir, "fifo")
+			require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+			model, _ := writeRandomFile(t, dir, "model.bin", 64<<10)
+			start := time.Now()
+			res := runVramseal(t, dir, tt.args(dir, writeToken(t, dir), model, fifo)...)
+			elapsed := time.Since(start)
+
+			assert.Equal(t, exitUsage, res.code, "stderr:\n%s", res.stderr)
+			assert.Contains(t, lastLine(res.stderr), fmt.Sprintf(tt.want, fifo))
+			assert.Less(t, elapsed, refusalBound)
+			t.Logf("refused in %s (loaded machine)", elapsed.Round(time.Millisecond))
+		})
+	}
+}
