@@ -11,6 +11,12 @@ import (
 // it lives, without copying it out. Verify and the background scrub use it
 // when a device has it (a type assertion on the Device) and copy chunks out
 // to hash them on host cores otherwise.
+//
+// A call hashes its chunks in parallel: Sim on up to GOMAXPROCS cores,
+// Driver with one GPU thread per chunk in one kernel launch, and a GPU's
+// launches run one after another. So hash whole shards (or large spans) per
+// call, not one chunk per call: a 256 MiB shard in 4 MiB chunks is 64 GPU
+// threads in one call, but 64 launches of one thread each chunk by chunk.
 type ChunkHasher interface {
 	// HashChunks returns the SHA-256 of each consecutive chunk of chunkSize
 	// bytes of allocation h in [offset, offset+length), in order; the last
