@@ -17,6 +17,11 @@ const (
 	exitUsage = 2
 	// exitFailStop: the worker fail-stopped on an integrity or device failure.
 	exitFailStop = 3
+	// exitModelRejected: a model file is not the published model: its digest
+	// differs from --sha256sums, --expect-sha256 or --signature, the
+	// signature does not verify, or a file is unlisted. Its seal was refused
+	// and its memory freed.
+	exitModelRejected = 4
 )
 
 // exitError is an error that decides the process's exit code.

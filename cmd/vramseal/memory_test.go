@@ -73,7 +73,7 @@ func TestSealingAHugeShardStagesOnlyAFewChunks(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	shard, err := sealSource(ctx, rt, src, &progress{logger: logger}, logger)
+	shard, err := sealSource(ctx, rt, src, 0, &progress{logger: logger}, logger)
 	runtime.ReadMemStats(&after)
 	require.NoError(t, err)
 	require.Equal(t, int64(shardSize), shard.Size)

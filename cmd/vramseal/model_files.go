@@ -24,6 +24,14 @@ type modelSource struct {
 	data         io.Reader
 	// file is the open model file, or nil for generated data.
 	file *os.File
+	// relName is the file as digest lists and signed manifests name it:
+	// its path inside the model directory, or its base name.
+	relName string
+	// tensors is the checked tensor table of a .safetensors file; nil for
+	// other formats, which seal as opaque bytes.
+	tensors []sealer.Tensor
+	// check, if set, must accept the bytes before the seal is acknowledged.
+	check *sealer.Matcher
 }
 
 // closeSources closes every model file among srcs.
@@ -101,7 +109,12 @@ func openModelFile(path, idOverride string) (*modelSource, error) {
 		f.Close()
 		return nil, usageErrorf("model file %s is empty; pass a file that holds the shard's weights", path)
 	}
-	return &modelSource{id: id, name: path, size: info.Size(), data: f, file: f}, nil
+	tensors, err := readTensorTable(f, path, info.Size())
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &modelSource{id: id, name: path, size: info.Size(), data: f, file: f, relName: filepath.Base(path), tensors: tensors}, nil
 }
 
 // shardIDFromFileName makes a shard ID from a file name: bytes outside

@@ -65,20 +65,26 @@ type capacityReader interface {
 	Capacity(ctx context.Context, device int) (messages.Capacity, error)
 }
 
-// placeShard picks the device with the most memory available right now for
-// a shard of size bytes.
-func placeShard(ctx context.Context, rt capacityReader, size int64) (int, error) {
-	available := make([]int64, rt.Devices())
-	for i := range available {
+// placeSources gives each source a device, in order, each the one with the
+// most memory available once the sources before it are placed, from what
+// the runtime reports now (free memory less headroom).
+func placeSources(ctx context.Context, rt capacityReader, srcs []*modelSource) ([]int, error) {
+	left := make([]int64, rt.Devices())
+	for i := range left {
 		c, err := rt.Capacity(ctx, i)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		available[i] = availableBytes(c.Free, c.Headroom)
+		left[i] = availableBytes(c.Free, c.Headroom)
 	}
-	dev := pickDevice(available, size)
-	if dev < 0 {
-		return 0, fmt.Errorf("%w: no device has %s available", messages.ErrInsufficientVRAM, messages.HumanBytes(size))
+	devices := make([]int, len(srcs))
+	for i, src := range srcs {
+		dev := pickDevice(left, src.size)
+		if dev < 0 {
+			return nil, fmt.Errorf("%s: %w: no device has %s available", src.name, messages.ErrInsufficientVRAM, messages.HumanBytes(src.size))
+		}
+		devices[i] = dev
+		left[dev] -= src.size
 	}
-	return dev, nil
+	return devices, nil
 }

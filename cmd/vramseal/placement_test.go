@@ -72,15 +72,26 @@ func (f fakeCapacity) Capacity(_ context.Context, device int) (messages.Capacity
 	return f[device], nil
 }
 
-func TestPlaceShardUsesFreeMemoryLessHeadroom(t *testing.T) {
+func TestPlaceSourcesUsesFreeMemoryLessHeadroom(t *testing.T) {
 	rt := fakeCapacity{
 		{Device: 0, Free: 100, Headroom: 60},
 		{Device: 1, Free: 80, Headroom: 0},
 	}
-	dev, err := placeShard(context.Background(), rt, 50)
+	devs, err := placeSources(context.Background(), rt, []*modelSource{{name: "a", size: 50}})
 	require.NoError(t, err)
-	assert.Equal(t, 1, dev)
+	assert.Equal(t, []int{1}, devs)
 
-	_, err = placeShard(context.Background(), rt, 81)
+	_, err = placeSources(context.Background(), rt, []*modelSource{{name: "a", size: 81}})
 	assert.ErrorIs(t, err, messages.ErrInsufficientVRAM)
+}
+
+func TestPlaceSourcesSpreadsAcrossDevices(t *testing.T) {
+	rt := fakeCapacity{{Device: 0, Free: 100}, {Device: 1, Free: 100}, {Device: 2, Free: 60}}
+	srcs := []*modelSource{{name: "a", size: 50}, {name: "b", size: 50}, {name: "c", size: 50}, {name: "d", size: 40}}
+	devs, err := placeSources(context.Background(), rt, srcs)
+	require.NoError(t, err)
+	assert.Equal(t, []int{0, 1, 2, 0}, devs, "each onto the device with the most left once the ones before are placed")
+
+	_, err = placeSources(context.Background(), rt, append(srcs, &modelSource{name: "e", size: 51}))
+	assert.ErrorIs(t, err, messages.ErrInsufficientVRAM, "the devices are full once the others are placed")
 }

@@ -25,6 +25,7 @@ type runOptions struct {
 	modelRef       string
 	listen         string
 	simFault       simFaultFlag
+	identity       identityOptions
 
 	// Real GPUs only, through NVML.
 	contention         cuda.ContentionPolicy
@@ -40,13 +41,20 @@ func newRunCommand(a *app) *cobra.Command {
 		ignoreXIDs:         newXIDListFlag(),
 	}
 	cmd := &cobra.Command{
-		Use:   "run [flags] [MODEL_FILE...]",
+		Use:   "run [flags] [MODEL_FILE... | MODEL_DIR]",
 		Short: "Seal model files into GPU memory and keep proving them intact",
 		Long: `run seals each MODEL_FILE as one shard onto the device with the most free
 memory, streaming it through a few chunk-sized buffers, and verifies every
 shard; then it re-hashes them in the background every --verify-interval until
 SIGINT or SIGTERM, or for --duration. With no files it seals a demo model:
-three random 64 MiB shards.
+three random 64 MiB shards. Given one MODEL_DIR, it seals every *.safetensors
+in it as the shards of one model (its index, if any, must match the files),
+in parallel up to the number of cores. A .safetensors header is checked
+before anything is allocated.
+
+--sha256sums, --expect-sha256 and --signature (OpenSSF Model Signing, key
+method, verified offline with --public-key) say what each file must hash to;
+a seal is acknowledged only once the digests computed while streaming match.
 
 The worker token is read from --token-file, else $VRAMSEAL_TOKEN_FILE, else
 $CREDENTIALS_DIRECTORY/vramseal-token (systemd LoadCredential); never from the
@@ -79,7 +87,9 @@ Exit codes: 0 stopped by a signal or --duration, with VRAM freed and the audit
 log closed; 1 other failure; 2 bad usage or configuration (nothing sealed);
 3 fail-stop on an integrity or device failure (the cause names the shard,
 chunk and byte range, or the GPU and XID), or a GPU that breaks the VRAM-only
-policy (nothing sealed).`,
+policy (nothing sealed); 4 not the published model: a file's digest differs
+from --sha256sums, --expect-sha256 or --signature, or the signature does not
+verify (that file's memory freed, a critical ModelRejected record).`,
 		Example: `  # Seal the demo model on simulated GPUs, scrub every 2s for ten seconds, stop
   vramseal run --duration 10s --verify-interval 2s
 
@@ -112,6 +122,7 @@ policy (nothing sealed).`,
 	f.StringVar(&o.shardID, "id", "", "shard ID for the one MODEL_FILE (default: from the file name)")
 	f.StringVar(&o.modelRef, "model-ref", "", "model the files belong to; they become its shards, in order")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:9400", "address for /metrics, /healthz, /readyz and /shards (port 0 picks a free port; empty turns them off)")
+	o.identity.register(f)
 	f.Var(&o.simFault, "sim-fault", "simulated devices only: flip one bit in a random shard this long after sealing, to show the fail-stop")
 	f.Var(&o.contention, "on-contention", "real GPUs only: when another process uses a GPU holding shards, ignore it, warn, or evict the GPU's shards and turn not ready")
 	f.DurationVar(&o.contentionInterval, "contention-interval", cuda.DefaultContentionInterval, "real GPUs only: how often to look for other processes on the GPUs")

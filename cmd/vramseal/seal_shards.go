@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vramseal/vramseal/messages"
@@ -11,34 +15,60 @@ import (
 	"github.com/vramseal/vramseal/supervisor"
 )
 
-// sealSources seals every source in order, each onto the device with the
-// most memory available at the time.
+// sealSources seals every source, up to one per core at a time, each onto
+// the device placeSources gives it. The first failure cancels the seals
+// still running and is the error returned; the shards are those sealed, in
+// source order.
 func sealSources(ctx context.Context, rt *supervisor.Runtime, srcs []*modelSource, p *progress, logger *slog.Logger) ([]sealer.Shard, error) {
+	devices, err := placeSources(ctx, rt, srcs)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	results := make([]sealer.Shard, len(srcs))
+	sealed := make([]bool, len(srcs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(srcs)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(srcs) && ctx.Err() == nil; i = int(next.Add(1) - 1) {
+				shard, err := sealSource(ctx, rt, srcs[i], devices[i], p, logger)
+				if err != nil {
+					cancel(err) // only the first cause counts
+					return
+				}
+				results[i], sealed[i] = shard, true
+			}
+		})
+	}
+	wg.Wait()
 	shards := make([]sealer.Shard, 0, len(srcs))
-	for _, src := range srcs {
-		shard, err := sealSource(ctx, rt, src, p, logger)
-		if err != nil {
-			return shards, err
+	for i, s := range results {
+		if sealed[i] {
+			shards = append(shards, s)
 		}
-		shards = append(shards, shard)
+	}
+	if err := context.Cause(ctx); err != nil {
+		return shards, err
 	}
 	return shards, nil
 }
 
-// sealSource streams one source onto a device through the runtime's staging
+// sealSource streams one source onto device through the runtime's staging
 // buffers; the source is never held whole in memory.
-func sealSource(ctx context.Context, rt *supervisor.Runtime, src *modelSource, p *progress, logger *slog.Logger) (sealer.Shard, error) {
-	device, err := placeShard(ctx, rt, src.size)
-	if err != nil {
-		return sealer.Shard{}, fmt.Errorf("%s: %w", src.name, err)
-	}
+func sealSource(ctx context.Context, rt *supervisor.Runtime, src *modelSource, device int, p *progress, logger *slog.Logger) (sealer.Shard, error) {
 	data, done := p.track(src, device)
 	start := time.Now()
 	shard, err := rt.Seal(ctx, messages.SealRequest{
 		Device: device, ID: src.id, Data: data, Size: src.size,
 		ModelRef: src.modelRef, ShardIndex: src.index, TotalShards: src.total,
+		Tensors: src.tensors, Check: sealCheck(src),
 	})
 	done()
+	if errors.Is(err, messages.ErrModelRejected) {
+		return sealer.Shard{}, withExitCode(exitModelRejected, fmt.Errorf("%s: %w", src.name, err))
+	}
 	if err != nil {
 		return sealer.Shard{}, fmt.Errorf("%s: %w", src.name, err)
 	}

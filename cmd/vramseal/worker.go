@@ -32,6 +32,7 @@ type worker struct {
 	service *serviceManager
 
 	srcs     []*modelSource
+	identity *modelIdentity   // what the model must be, from the identity flags
 	listener net.Listener     // until the server takes it
 	devices  *deviceSet       // until the runtime is given them
 	sims     []*cuda.Sim      // the simulated devices, for --sim-fault
@@ -70,15 +71,11 @@ func (w *worker) prepare(files []string) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	if len(files) == 0 {
-		w.srcs = demoSources()
-	} else {
-		srcs, err := openModelFiles(files, o.shardID, o.modelRef)
-		if err != nil {
-			return err
-		}
-		w.srcs = srcs
+	srcs, err := w.openModel(files)
+	if err != nil {
+		return err
 	}
+	w.srcs = srcs
 	var token []byte
 	if path := tokenPath(o.tokenFile); path != "" {
 		t, err := readToken(path)
@@ -241,6 +238,9 @@ func (w *worker) start(ctx context.Context) error {
 func (w *worker) sealAndServe(ctx context.Context, p *progress) error {
 	shards, err := sealSources(ctx, w.rt, w.srcs, p, w.logger)
 	if err != nil {
+		return err
+	}
+	if err := w.recordModelVerified(ctx); err != nil {
 		return err
 	}
 	if err := verifyShards(ctx, w.rt, shards, w.logger); err != nil {

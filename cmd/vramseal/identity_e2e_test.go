@@ -1,0 +1,223 @@
+package main
+
+import (
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/sealer"
+	"github.com/vramseal/vramseal/sealer/modelsigtest"
+)
+
+// testModelDir writes a three-file safetensors model with its index into a
+// new directory "tiny-llm" under dir, and returns the directory and each
+// file's bytes by name.
+func testModelDir(t *testing.T, dir string) (string, map[string][]byte) {
+	t.Helper()
+	model := filepath.Join(dir, "tiny-llm")
+	require.NoError(t, os.Mkdir(model, 0o700))
+	files := map[string][]byte{}
+	weightMap := map[string]string{}
+	for i := range 3 {
+		name := fmt.Sprintf("model-%05d-of-00003.safetensors", i+1)
+		var tensors []sealer.Tensor
+		for _, part := range []string{"self_attn.q_proj.weight", "mlp.down_proj.weight", "input_layernorm.weight"} {
+			tensors = append(tensors, sealer.Tensor{Name: fmt.Sprintf("model.layers.%d.%s", i, part), DType: "BF16", Shape: []uint64{256, 512}})
+		}
+		table, err := sealer.LayoutSafetensors(map[string]string{"format": "pt"}, tensors)
+		require.NoError(t, err)
+		header, err := table.Header()
+		require.NoError(t, err)
+		data := make([]byte, table.DataSize())
+		rand.Read(data)
+		files[name] = append(header, data...)
+		require.NoError(t, os.WriteFile(filepath.Join(model, name), files[name], 0o600))
+		for _, x := range table.Tensors {
+			weightMap[x.Name] = name
+		}
+	}
+	index, err := json.Marshal(map[string]any{"metadata": map[string]any{"total_size": 0}, "weight_map": weightMap})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(model, safetensorsIndexName), index, 0o600))
+	return model, files
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func eventsOf(lines []auditLine, event string) []auditLine {
+	var out []auditLine
+	for _, l := range lines {
+		if l.Event == event {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func TestRunRefusesAFileThatIsNotThePublishedModel(t *testing.T) {
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	model, files := testModelDir(t, dir)
+	const bad = "model-00002-of-00003.safetensors"
+	var sums strings.Builder
+	sums.WriteString("# published digests\n")
+	for _, name := range []string{"model-00001-of-00003.safetensors", bad, "model-00003-of-00003.safetensors"} {
+		sum := sha256Hex(files[name])
+		if name == bad {
+			sum = sha256Hex([]byte("the published bytes"))
+		}
+		fmt.Fprintf(&sums, "%s  %s\n", sum, name)
+	}
+	sumsPath := filepath.Join(dir, "sha256sums.txt")
+	require.NoError(t, os.WriteFile(sumsPath, []byte(sums.String()), 0o600))
+
+	res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--sha256sums", sumsPath, "--duration", "1s", model)...)
+	require.Equal(t, exitModelRejected, res.code, "stderr:\n%s", res.stderr)
+	errLine := lastLine(res.stderr)
+	assert.Contains(t, errLine, "not the published model")
+	assert.Contains(t, errLine, bad)
+	assert.Contains(t, errLine, "sha256sums.txt line 3")
+
+	logPath := filepath.Join(dir, "audit.jsonl")
+	lines := readAuditLog(t, logPath)
+	assert.Zero(t, countEvents(lines, audit.EventVramSealed)[bad], "no VramSealed for the rejected file")
+	rejected := eventsOf(lines, audit.EventModelRejected)
+	require.Len(t, rejected, 1)
+	r := rejected[0]
+	assert.Equal(t, audit.SeverityCritical, r.Severity)
+	assert.Equal(t, bad, r.Fields["file"])
+	assert.Equal(t, bad, r.Fields["shard_id"])
+	assert.Equal(t, sha256Hex([]byte("the published bytes")), r.Fields["expected"])
+	assert.Equal(t, sha256Hex(files[bad]), r.Fields["actual"])
+	assert.Equal(t, sumsPath+" line 3", r.Fields["source"])
+	// Whatever else sealed is freed at the stop; the rejected file held
+	// nothing by then (supervisor's TestSealChecksPublishedDigest checks the
+	// device's accounting directly).
+	sealed := countEvents(lines, audit.EventVramSealed)
+	freed := countEvents(lines, audit.EventVramDeallocated)
+	assert.Equal(t, sealed, freed, "every shard sealed was freed")
+	assert.Zero(t, freed[bad])
+
+	verify := runVramseal(t, dir, "audit", "verify", logPath, "--token-file", token)
+	assert.Equal(t, exitOK, verify.code, "the log is intact: %s %s", verify.stdout, verify.stderr)
+	assert.Contains(t, verify.stdout+verify.stderr, "intact")
+}
+
+func TestRunSealsASignedModelDirectory(t *testing.T) {
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	model, files := testModelDir(t, dir)
+	key := modelsigtest.NewKey(elliptic.P384())
+	sig := filepath.Join(dir, "model.sig")
+	require.NoError(t, os.WriteFile(sig, modelsigtest.Sign(key, modelsigtest.Model{
+		Name: "tiny-llm", Method: "shards", ShardSize: 100 << 10, Files: files, IgnorePaths: []string{"model.sig"},
+	}), 0o600))
+	pub := filepath.Join(dir, "key.pub")
+	require.NoError(t, os.WriteFile(pub, modelsigtest.PublicPEM(key), 0o600))
+
+	res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--signature", sig, "--public-key", pub, "--duration", "500ms", model)...)
+	require.Equal(t, exitOK, res.code, "stderr:\n%s", res.stderr)
+	lines := readAuditLog(t, filepath.Join(dir, "audit.jsonl"))
+	verified := eventsOf(lines, audit.EventModelVerified)
+	require.Len(t, verified, 1)
+	v := verified[0].Fields
+	assert.Equal(t, "tiny-llm", v["subject"])
+	assert.Equal(t, "shards", v["method"])
+	assert.Len(t, v["key_fingerprint"], 64)
+	assert.Len(t, v["subject_digest"], 64)
+	assert.EqualValues(t, 3, v["files"])
+	sealed := eventsOf(lines, audit.EventVramSealed)
+	require.Len(t, sealed, 3)
+	for _, s := range sealed {
+		assert.Equal(t, "tiny-llm", s.Fields["model_ref"])
+		assert.EqualValues(t, 3, s.Fields["total_shards"])
+	}
+	assert.Empty(t, eventsOf(lines, audit.EventModelRejected))
+
+	t.Run("another key", func(t *testing.T) {
+		other := filepath.Join(dir, "other.pub")
+		require.NoError(t, os.WriteFile(other, modelsigtest.PublicPEM(modelsigtest.NewKey(elliptic.P384())), 0o600))
+		res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--signature", sig, "--public-key", other, model)...)
+		assert.Equal(t, exitModelRejected, res.code, "stderr:\n%s", res.stderr)
+		assert.Contains(t, lastLine(res.stderr), "another key")
+	})
+	t.Run("a file off by one byte", func(t *testing.T) {
+		changed := filepath.Join(model, "model-00003-of-00003.safetensors")
+		data := append([]byte(nil), files["model-00003-of-00003.safetensors"]...)
+		data[len(data)-1] ^= 1
+		require.NoError(t, os.WriteFile(changed, data, 0o600))
+		defer os.WriteFile(changed, files["model-00003-of-00003.safetensors"], 0o600)
+		res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--signature", sig, "--public-key", pub, model)...)
+		assert.Equal(t, exitModelRejected, res.code, "stderr:\n%s", res.stderr)
+		assert.Contains(t, lastLine(res.stderr), "model-00003-of-00003.safetensors")
+	})
+	t.Run("keyless bundle", func(t *testing.T) {
+		keyless := filepath.Join(dir, "keyless.sig")
+		require.NoError(t, os.WriteFile(keyless, []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"certificate":{"rawBytes":"MIIB"}},"dsseEnvelope":{}}`), 0o600))
+		res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--signature", keyless, "--public-key", pub, model)...)
+		assert.Equal(t, exitUsage, res.code, "stderr:\n%s", res.stderr)
+		assert.Contains(t, lastLine(res.stderr), "only bundles signed with a private key")
+		assert.Equal(t, 1, strings.Count(strings.TrimSpace(res.stderr), "\n")+1, "one line: %s", res.stderr)
+	})
+}
+
+func TestRunChecksTheModelIndex(t *testing.T) {
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	model, _ := testModelDir(t, dir)
+	indexPath := filepath.Join(model, safetensorsIndexName)
+	orig, err := os.ReadFile(indexPath)
+	require.NoError(t, err)
+	for name, edit := range map[string]struct {
+		change func(map[string]string)
+		want   string
+	}{
+		"missing file":         {func(m map[string]string) { m["extra.weight"] = "model-00009-of-00009.safetensors" }, `file "model-00009-of-00009.safetensors" (for tensor "extra.weight") is missing`},
+		"missing tensor":       {func(m map[string]string) { m["model.layers.9.mlp.up_proj.weight"] = "model-00001-of-00003.safetensors" }, `tensor "model.layers.9.mlp.up_proj.weight" is missing from "model-00001-of-00003.safetensors"`},
+		"tensor in wrong file": {func(m map[string]string) { m["model.layers.0.mlp.down_proj.weight"] = "model-00002-of-00003.safetensors" }, `tensor "model.layers.0.mlp.down_proj.weight" is in "model-00001-of-00003.safetensors", not "model-00002-of-00003.safetensors"`},
+		"tensor not in map":    {func(m map[string]string) { delete(m, "model.layers.2.input_layernorm.weight") }, `tensor "model.layers.2.input_layernorm.weight" of "model-00003-of-00003.safetensors" is not in the weight map`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var index struct {
+				WeightMap map[string]string `json:"weight_map"`
+			}
+			require.NoError(t, json.Unmarshal(orig, &index))
+			edit.change(index.WeightMap)
+			b, err := json.Marshal(index)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(indexPath, b, 0o600))
+			defer os.WriteFile(indexPath, orig, 0o600)
+			res := runVramseal(t, dir, append(smallRunFlags(dir, token), model)...)
+			assert.Equal(t, exitUsage, res.code, "stderr:\n%s", res.stderr)
+			assert.Contains(t, lastLine(res.stderr), edit.want)
+		})
+	}
+	_, statErr := os.Stat(filepath.Join(dir, "audit.jsonl"))
+	assert.True(t, os.IsNotExist(statErr), "nothing was sealed or logged")
+}
+
+func TestRunRefusesABadSafetensorsHeader(t *testing.T) {
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	header := `{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"w":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}`
+	file := filepath.Join(dir, "model.safetensors")
+	b := append(fmt.Appendf(nil, "%c%c%c%c%c%c%c%c", len(header), 0, 0, 0, 0, 0, 0, 0), header...)
+	require.NoError(t, os.WriteFile(file, append(b, make([]byte, 16)...), 0o600))
+	res := runVramseal(t, dir, append(smallRunFlags(dir, token), file)...)
+	assert.Equal(t, exitUsage, res.code, "stderr:\n%s", res.stderr)
+	assert.Contains(t, lastLine(res.stderr), `tensor "w": rule "duplicate key" broken`)
+}
