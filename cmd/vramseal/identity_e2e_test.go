@@ -186,10 +186,12 @@ func TestRunChecksTheModelIndex(t *testing.T) {
 		change func(map[string]string)
 		want   string
 	}{
-		"missing file":         {func(m map[string]string) { m["extra.weight"] = "model-00009-of-00009.safetensors" }, `file "model-00009-of-00009.safetensors" (for tensor "extra.weight") is missing`},
-		"missing tensor":       {func(m map[string]string) { m["model.layers.9.mlp.up_proj.weight"] = "model-00001-of-00003.safetensors" }, `tensor "model.layers.9.mlp.up_proj.weight" is missing from "model-00001-of-00003.safetensors"`},
-		"tensor in wrong file": {func(m map[string]string) { m["model.layers.0.mlp.down_proj.weight"] = "model-00002-of-00003.safetensors" }, `tensor "model.layers.0.mlp.down_proj.weight" is in "model-00001-of-00003.safetensors", not "model-00002-of-00003.safetensors"`},
-		"tensor not in map":    {func(m map[string]string) { delete(m, "model.layers.2.input_layernorm.weight") }, `tensor "model.layers.2.input_layernorm.weight" of "model-00003-of-00003.safetensors" is not in the weight map`},
+		"missing file":   {func(m map[string]string) { m["extra.weight"] = "model-00009-of-00009.safetensors" }, `file "model-00009-of-00009.safetensors" (for tensor "extra.weight") is missing`},
+		"missing tensor": {func(m map[string]string) { m["model.layers.9.mlp.up_proj.weight"] = "model-00001-of-00003.safetensors" }, `tensor "model.layers.9.mlp.up_proj.weight" is missing from "model-00001-of-00003.safetensors"`},
+		"tensor in wrong file": {func(m map[string]string) {
+			m["model.layers.0.mlp.down_proj.weight"] = "model-00002-of-00003.safetensors"
+		}, `tensor "model.layers.0.mlp.down_proj.weight" is in "model-00001-of-00003.safetensors", not "model-00002-of-00003.safetensors"`},
+		"tensor not in map": {func(m map[string]string) { delete(m, "model.layers.2.input_layernorm.weight") }, `tensor "model.layers.2.input_layernorm.weight" of "model-00003-of-00003.safetensors" is not in the weight map`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var index struct {
