@@ -28,8 +28,13 @@ func TestRunRefusesBadInputWithOneLineThatNamesTheFix(t *testing.T) {
 			wantInLine: []string{"nope.bin does not exist", "check the path"},
 		},
 		{
-			name:       "a directory",
+			name:       "a directory without safetensors files",
 			args:       func(_ *testing.T, s setup) []string { return []string{s.dir} },
+			wantInLine: []string{"holds no *.safetensors files", "pass the directory that holds the weights"},
+		},
+		{
+			name:       "a directory among files",
+			args:       func(_ *testing.T, s setup) []string { return []string{s.model, s.dir} },
 			wantInLine: []string{"is a directory", "pass the files in it"},
 		},
 		{
