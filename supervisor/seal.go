@@ -108,7 +108,10 @@ func (r *Runtime) seal(ctx context.Context, req messages.SealRequest) (sealer.Sh
 		shard, err = r.sign(req, sums)
 	}
 	if err == nil {
-		err = r.record(ctx, audit.Record{Event: audit.EventVramSealed, Severity: audit.SeverityInfo, Fields: shardFields(shard)})
+		// Once queued, the record is written whether or not the caller still
+		// waits; so the seal waits for it unless the runtime stops, lest the
+		// log say VramSealed of a shard that was then aborted.
+		err = r.record(r.stopCtx, audit.Record{Event: audit.EventVramSealed, Severity: audit.SeverityInfo, Fields: shardFields(shard)})
 	}
 	if err == nil {
 		err = g.Commit(shard, sums.Chunks)

@@ -1,0 +1,44 @@
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/messages"
+)
+
+// TestSealCancelledWhileRecordingStillSeals cancels a seal's context while
+// its VramSealed record is being made durable: the record is written either
+// way, so the seal must go on to commit, or the log would name a shard that
+// never became live.
+func TestSealCancelledWhileRecordingStillSeals(t *testing.T) {
+	sink := &cancellingSink{next: audit.NewMemory()}
+	w := newTestWorker(t, []int64{10 * MiB}, func(c *Config) { c.Audit = sink })
+	ctx, cancel := context.WithCancel(context.Background())
+	sink.cancel = cancel
+	data := randomData(5, 100*KiB)
+	s, err := w.Seal(ctx, messages.SealRequest{ID: "m", Data: bytes.NewReader(data), Size: int64(len(data))})
+	require.NoError(t, err)
+	require.NoError(t, w.Verify(context.Background(), s))
+}
+
+// cancellingSink cancels a context as it records a VramSealed record, then
+// records it.
+type cancellingSink struct {
+	next   *audit.Memory
+	cancel context.CancelFunc
+}
+
+func (s *cancellingSink) Record(ctx context.Context, rec audit.Record) error {
+	if rec.Event == audit.EventVramSealed {
+		s.cancel()
+	}
+	if err := s.next.Record(ctx, rec); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
