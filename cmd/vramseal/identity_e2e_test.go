@@ -109,7 +109,7 @@ func TestRunRefusesAFileThatIsNotThePublishedModel(t *testing.T) {
 	// device's accounting directly).
 	sealed := countEvents(lines, audit.EventVramSealed)
 	freed := countEvents(lines, audit.EventVramDeallocated)
-	assert.Equal(t, sealed, freed, "every shard sealed was freed")
+	assert.Equal(t, sealed, freed, "every shard sealed was freed: %v", lines)
 	assert.Zero(t, freed[bad])
 
 	verify := runVramseal(t, dir, "audit", "verify", logPath, "--token-file", token)

@@ -24,10 +24,14 @@ func sealSources(ctx context.Context, rt *supervisor.Runtime, srcs []*modelSourc
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	// Cancelling tells the other seals to stop; the first error is kept
+	// apart, so that theirs (which name the cancellation) do not replace it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	results := make([]sealer.Shard, len(srcs))
 	sealed := make([]bool, len(srcs))
+	var first error
+	var once sync.Once
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(srcs)) {
@@ -35,7 +39,8 @@ func sealSources(ctx context.Context, rt *supervisor.Runtime, srcs []*modelSourc
 			for i := int(next.Add(1) - 1); i < len(srcs) && ctx.Err() == nil; i = int(next.Add(1) - 1) {
 				shard, err := sealSource(ctx, rt, srcs[i], devices[i], p, logger)
 				if err != nil {
-					cancel(err) // only the first cause counts
+					once.Do(func() { first = err })
+					cancel()
 					return
 				}
 				results[i], sealed[i] = shard, true
@@ -49,10 +54,10 @@ func sealSources(ctx context.Context, rt *supervisor.Runtime, srcs []*modelSourc
 			shards = append(shards, s)
 		}
 	}
-	if err := context.Cause(ctx); err != nil {
-		return shards, err
+	if first == nil {
+		first = ctx.Err() // the caller's context ended
 	}
-	return shards, nil
+	return shards, first
 }
 
 // sealSource streams one source onto device through the runtime's staging
