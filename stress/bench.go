@@ -39,6 +39,10 @@ type BenchConfig struct {
 	// BigSeal is the large seal that small verifies run beside, and whose
 	// host memory is measured. Default 1 GiB.
 	BigSeal int64
+	// ModelFiles files of ModelFileSize bytes make the model sealed as
+	// "vramseal run DIR" does. Defaults: 8, 128 MiB.
+	ModelFiles    int
+	ModelFileSize int64
 	// TempDir holds the durable audit log; "" means the system's.
 	TempDir string
 	// Logger receives the runtimes' log lines; nil discards them.
@@ -57,6 +61,8 @@ func (cfg BenchConfig) withDefaults() BenchConfig {
 	cfg.Devices = orDefault(cfg.Devices, 4)
 	cfg.Rounds = orDefault(cfg.Rounds, 2)
 	cfg.BigSeal = orDefault(cfg.BigSeal, 1<<30)
+	cfg.ModelFiles = orDefault(cfg.ModelFiles, 8)
+	cfg.ModelFileSize = orDefault(cfg.ModelFileSize, 128*mib)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -147,7 +153,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchReport, error) {
 	hashRate := float64(report.Cores) * report.SHA256
 	steps := []func(context.Context, float64) (BenchResult, error){
 		b.scrubThroughput, b.verifyThroughput, b.deviceHashScrub, b.deviceHashVerify,
-		b.smallSeals, b.durableAudit, b.verifyBesideBigSeal, b.sealHostMemory,
+		b.smallSeals, b.durableAudit, b.verifyBesideBigSeal, b.sealHostMemory, b.modelSeal,
 	}
 	for _, step := range steps {
 		res, err := step(ctx, hashRate)

@@ -33,11 +33,11 @@ func (m *scrubMeter) Record(ctx context.Context, r audit.Record) error {
 }
 
 // newSims returns n simulated GPUs of capacity bytes each.
-func newSims(n int, capacity int64) ([]*cuda.Sim, []cuda.Device, error) {
+func newSims(n int, capacity int64, prefault bool) ([]*cuda.Sim, []cuda.Device, error) {
 	sims := make([]*cuda.Sim, n)
 	devices := make([]cuda.Device, n)
 	for i := range n {
-		sim, err := cuda.NewSim(cuda.SimConfig{Name: fmt.Sprintf("bench-%d", i), Capacity: capacity, Seed: int64(i)})
+		sim, err := cuda.NewSim(cuda.SimConfig{Name: fmt.Sprintf("bench-%d", i), Capacity: capacity, Seed: int64(i), Prefault: prefault})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -48,7 +48,7 @@ func newSims(n int, capacity int64) ([]*cuda.Sim, []cuda.Device, error) {
 
 // startRuntime starts a runtime over n fresh simulated GPUs.
 func (b *bencher) startRuntime(ctx context.Context, n int, capacity int64, sink audit.Sink, edit func(*supervisor.Config)) (*supervisor.Runtime, []*cuda.Sim, error) {
-	sims, devices, err := newSims(n, capacity)
+	sims, devices, err := newSims(n, capacity, false)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -21,7 +21,7 @@ func tinyBench(t testing.TB) BenchConfig {
 		ScrubBytes: 8 * mib, ScrubShards: 4, ScrubWindow: 200 * 1e6,
 		VerifyBytes: 8 * mib, VerifyRounds: 2,
 		SmallSeals: 400, Callers: 40, Devices: 2, Rounds: 1,
-		BigSeal: 32 * mib, TempDir: t.TempDir(),
+		BigSeal: 32 * mib, ModelFiles: 3, ModelFileSize: 4 * mib, TempDir: t.TempDir(),
 	}
 }
 
@@ -45,6 +45,7 @@ func TestBenchReportsEveryTarget(t *testing.T) {
 		"background scrub throughput", "Verify of one large shard",
 		"device-side hashing, scrub", "device-side hashing, Verify", "small seals through actors",
 		"seals with durable audit", "Verify p99 beside a big seal", "host memory sealing a big shard",
+		"sealing a model of many files",
 	}, names)
 }
 
@@ -118,4 +119,19 @@ func BenchmarkScrubThroughput(b *testing.B)  { benchmarkTarget(b, (*bencher).scr
 func BenchmarkVerifyThroughput(b *testing.B) { benchmarkTarget(b, (*bencher).verifyThroughput) }
 func BenchmarkVerifyBesideBigSeal(b *testing.B) {
 	benchmarkTarget(b, (*bencher).verifyBesideBigSeal)
+}
+
+// BenchmarkModelSeal seals the default model (8 files of 128 MiB) per
+// iteration and reports its ratio to the target's reference.
+func BenchmarkModelSeal(b *testing.B) {
+	bn := newTestBencher(b)
+	sha, err := measureSHA256(context.Background())
+	require.NoError(b, err)
+	var ratio float64
+	for b.Loop() {
+		res, err := bn.modelSeal(context.Background(), float64(bn.cores)*sha)
+		require.NoError(b, err)
+		ratio = res.Ratio
+	}
+	b.ReportMetric(ratio, "x-target-reference")
 }

@@ -29,6 +29,8 @@ the measured value, the reference, their ratio, the target and pass or fail:
   seals with durable audit      >= 0.7 x the same seals with no audit log
   Verify p99 beside a big seal  < 10 ms (a 1 GiB seal on the same device)
   host memory sealing a big shard  a few staging chunks
+  sealing a model of many files  >= 0.8 x (min(cores, 8 files) x one core's
+                                 SHA-256 rate / 2), 8 x 128 MiB, digests checked
 
 Each note says how the numbers were taken. Other load on the machine skews
 them; run it on a quiet one.
