@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -93,7 +94,7 @@ func TestBitFlipNamesOverlappingTensors(t *testing.T) {
 			err = w.Verify(ctx, s)
 			require.ErrorIs(t, err, messages.ErrSealVerificationFailed)
 			for _, x := range table.Tensors {
-				if contains(tc.want, x.Name) {
+				if slices.Contains(tc.want, x.Name) {
 					assert.Contains(t, err.Error(), `"`+x.Name+`"`)
 				} else {
 					assert.NotContains(t, err.Error(), `"`+x.Name+`"`)
@@ -106,15 +107,6 @@ func TestBitFlipNamesOverlappingTensors(t *testing.T) {
 			assert.Contains(t, failed[0].Fields["error"], tc.want[0])
 		})
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // checkFor is a Matcher over exps for data.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -222,4 +223,35 @@ func TestRunRefusesABadSafetensorsHeader(t *testing.T) {
 	res := runVramseal(t, dir, append(smallRunFlags(dir, token), file)...)
 	assert.Equal(t, exitUsage, res.code, "stderr:\n%s", res.stderr)
 	assert.Contains(t, lastLine(res.stderr), `tensor "w": rule "duplicate key" broken`)
+}
+
+func TestRunNamesTheTensorsAFlippedBitLandsIn(t *testing.T) {
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	model, files := testModelDir(t, dir)
+	const name = "model-00001-of-00003.safetensors"
+	table, err := sealer.ReadSafetensorsHeader(strings.NewReader(string(files[name])), int64(len(files[name])))
+	require.NoError(t, err)
+
+	res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--sim-fault", "bitflip@300ms", filepath.Join(model, name))...)
+	require.Equal(t, exitFailStop, res.code, "stderr:\n%s", res.stderr)
+	lines := readAuditLog(t, filepath.Join(dir, "audit.jsonl"))
+	failed := eventsOf(lines, audit.EventSealVerificationFailed)
+	require.Len(t, failed, 1)
+	f := failed[0].Fields
+	offset, length := int64(f["offset"].(float64)), int64(f["length"].(float64))
+	var want []any
+	for _, x := range table.Overlapping(offset, offset+length) {
+		want = append(want, x.Name)
+	}
+	require.NotEmpty(t, want, "every chunk of the file holds some tensor")
+	assert.Equal(t, want, f["tensors"], "the record names exactly the tensors the bad chunk overlaps")
+	errLine := lastLine(res.stderr)
+	for _, x := range table.Tensors {
+		if slices.Contains(want, any(x.Name)) {
+			assert.Contains(t, errLine, `"`+x.Name+`"`)
+		} else {
+			assert.NotContains(t, errLine, `"`+x.Name+`"`)
+		}
+	}
 }
