@@ -69,7 +69,9 @@ func TestSimContract(t *testing.T) {
 	for _, mode := range memoryModes {
 		t.Run(mode.name, func(t *testing.T) {
 			cudatest.Run(t, func(t *testing.T) cuda.Device {
-				s, err := cuda.NewSim(cuda.SimConfig{Capacity: 64 << 20, Seed: 1, Prefault: mode.prefault})
+				// 16 MiB: the suite's largest need, each device prefaulted
+				// in full.
+				s, err := cuda.NewSim(cuda.SimConfig{Capacity: 16 << 20, Seed: 1, Prefault: mode.prefault})
 				require.NoError(t, err)
 				return s
 			})
