@@ -94,6 +94,20 @@ func (t *allocTable[M]) span(op string, h Handle, offset, n int64) (*tableAlloca
 	return a, nil
 }
 
+// spans returns the live allocation of each span, after checking that the
+// span lies within it.
+func (t *allocTable[M]) spans(op string, spans []Span) ([]*tableAllocation[M], error) {
+	allocs := make([]*tableAllocation[M], len(spans))
+	for i, s := range spans {
+		a, err := t.span(op, s.Handle, s.Offset, s.Length)
+		if err != nil {
+			return nil, err
+		}
+		allocs[i] = a
+	}
+	return allocs, nil
+}
+
 // remove takes h out of the table; the caller then releases it.
 func (t *allocTable[M]) remove(h Handle) (*tableAllocation[M], error) {
 	a, err := t.find("free", h)
@@ -150,6 +164,34 @@ func (a *tableAllocation[M]) exclusive(name, op string, h Handle, use func(M) er
 		return freedError(name, op, h)
 	}
 	return use(a.mem)
+}
+
+// sharedAll runs use with the memory of every span's allocation, holding
+// each shared (in handle order, and once however many spans name it, so
+// that two such calls cannot deadlock with a Free waiting between them),
+// unless one has been freed since it was found.
+func sharedAll[M any](name, op string, spans []Span, allocs []*tableAllocation[M], use func(mems []M) error) error {
+	order := make([]int, len(spans))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(x, y int) int { return cmp.Compare(spans[x].Handle, spans[y].Handle) })
+	for k, i := range order {
+		if k > 0 && spans[order[k-1]].Handle == spans[i].Handle {
+			continue
+		}
+		a := allocs[i]
+		a.mu.RLock()
+		defer a.mu.RUnlock()
+		if a.freed {
+			return freedError(name, op, spans[i].Handle)
+		}
+	}
+	mems := make([]M, len(spans))
+	for i, a := range allocs {
+		mems[i] = a.mem
+	}
+	return use(mems)
 }
 
 // release marks the allocation freed once no copy is using it and gives its

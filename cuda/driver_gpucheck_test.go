@@ -74,7 +74,8 @@ func TestDriverOnDeviceHashesLikeTheHost(t *testing.T) {
 }
 
 // BenchmarkDriverHash measures, on CUDA device 0, hashing one allocation's
-// chunks with the kernel (device/<chunk size>), copying 4 MiB chunks out
+// chunks with the kernel in one launch (device/<chunk size>) and in a
+// launch per 256 MiB (device/4096KiB-a-call-per-256MiB), copying 4 MiB chunks out
 // and hashing them on every core (DtoH+SHA256, the path without the
 // kernel), and the copies alone (DtoH). The MB/s columns compare directly.
 // The allocation is 4 GiB, or GPUCHECK_HASH_BYTES, at most half the free
@@ -103,6 +104,19 @@ func BenchmarkDriverHash(b *testing.B) {
 			}
 		})
 	}
+	// The same 4 MiB chunks, a launch per 256 MiB shard: what hashing shard
+	// by shard costs against one launch for all of them.
+	b.Run("device/4096KiB-a-call-per-256MiB", func(b *testing.B) {
+		const chunk, shard = 4 << 20, 256 << 20
+		b.SetBytes(size)
+		for b.Loop() {
+			for off := int64(0); off < size; off += shard {
+				if _, err := d.HashChunks(h, off, min(shard, size-off), chunk); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
 	copyOut := func(b *testing.B, hash bool) {
 		const chunk = 4 << 20
 		b.SetBytes(size)

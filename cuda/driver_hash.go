@@ -11,27 +11,43 @@ import (
 // time, so that hashing a 64 MiB chunk needs no 64 MiB buffer.
 const copyOutPiece = 1 << 20
 
-var _ ChunkHasher = (*Driver)(nil)
+var _ SpanHasher = (*Driver)(nil)
 
-// HashChunks returns the SHA-256 of each chunk of the span. With the kernel
-// loaded (HashesOnDevice), one GPU thread hashes each chunk where it lies
-// and only the digests, 32 bytes a chunk, are copied back; otherwise the
-// chunks are copied out and hashed on the calling core.
+// HashChunks returns the SHA-256 of each chunk of the span; see HashSpans.
 func (d *Driver) HashChunks(h Handle, offset, length, chunkSize int64) ([][sha256.Size]byte, error) {
-	chunks, err := chunkCount(d.table.name, length, chunkSize)
+	sums, err := d.HashSpans([]Span{{Handle: h, Offset: offset, Length: length, ChunkSize: chunkSize}})
 	if err != nil {
 		return nil, err
 	}
-	a, err := d.lookup("hash", h, offset, length)
+	return sums[0], nil
+}
+
+// HashSpans returns the SHA-256 of each chunk of every span. With the
+// kernel loaded (HashesOnDevice), one launch runs a GPU thread for each
+// chunk of all the spans, hashing it where it lies, and only the digests,
+// 32 bytes a chunk, are copied back; otherwise the chunks are copied out
+// and hashed on the calling core.
+func (d *Driver) HashSpans(spans []Span) ([][][sha256.Size]byte, error) {
+	d.mu.Lock()
+	allocs, err := d.table.spans("hash", spans)
+	d.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	sums := make([][sha256.Size]byte, chunks)
-	err = a.shared(d.table.name, "hash", h, func(ptr devicePtr) error {
+	sums, chunks, err := newSpanSums(d.table.name, spans)
+	if err != nil {
+		return nil, err
+	}
+	err = sharedAll(d.table.name, "hash", spans, allocs, func(ptrs []devicePtr) error {
 		if d.HashesOnDevice() {
-			return d.hashOnDevice(ptr, offset, length, chunkSize, sums)
+			return d.hashOnDevice(spans, ptrs, chunks, sums)
 		}
-		return d.hashCopyingOut(ptr, offset, length, chunkSize, sums)
+		for i, s := range spans {
+			if err := d.hashCopyingOut(ptrs[i], s.Offset, s.Length, s.ChunkSize, sums[i]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -39,10 +55,9 @@ func (d *Driver) HashChunks(h Handle, offset, length, chunkSize int64) ([][sha25
 	return sums, nil
 }
 
-// hashOnDevice runs the kernel over the span, one thread per chunk, and
-// copies the digests back into sums.
-func (d *Driver) hashOnDevice(ptr devicePtr, offset, length, chunkSize int64, sums [][sha256.Size]byte) error {
-	chunks := int64(len(sums))
+// hashOnDevice runs the kernel once over every non-empty span, one thread
+// per chunk, and copies the digests back into sums.
+func (d *Driver) hashOnDevice(spans []Span, ptrs []devicePtr, chunks int64, sums [][][sha256.Size]byte) error {
 	if chunks == 0 {
 		return nil
 	}
@@ -50,12 +65,20 @@ func (d *Driver) hashOnDevice(ptr devicePtr, offset, length, chunkSize int64, su
 	if blocks > maxGridBlocks {
 		return fmt.Errorf("%s: hash %d chunks: more than one kernel launch can hold: %w", d.table.name, chunks, messages.ErrInvalidInput)
 	}
+	var launch []deviceSpan
+	for i, s := range spans {
+		if s.Length > 0 {
+			launch = append(launch, deviceSpan{ptr: ptrs[i], offset: s.Offset, length: s.Length, chunkSize: s.ChunkSize})
+		}
+	}
 	out := make([]byte, chunks*sha256.Size)
-	if err := d.dev.runHashKernel(d.kernel, ptr, offset, length, chunkSize, uint32(blocks), hashThreads, out); err != nil {
+	if err := d.dev.runHashKernel(d.kernel, launch, chunks, uint32(blocks), hashThreads, out); err != nil {
 		return err
 	}
 	for i := range sums {
-		copy(sums[i][:], out[int64(i)*sha256.Size:])
+		for c := range sums[i] {
+			out = out[copy(sums[i][c][:], out):]
+		}
 	}
 	return nil
 }

@@ -63,6 +63,23 @@ func TestDriverOnDeviceHashesWithTheKernel(t *testing.T) {
 	}
 }
 
+func TestDriverOnDeviceHashesSpansInOneLaunch(t *testing.T) {
+	d := openTestDriver(t)
+	require.True(t, d.HashesOnDevice(), "the embedded kernel loads")
+	var spans []Span
+	var want [][][sha256.Size]byte
+	for i, size := range []int{200<<10 + 1, 4 << 10, 1<<20 + 9} {
+		h, data := filledAllocation(t, d, size)
+		chunk := int64(8<<10) << i
+		spans = append(spans, Span{Handle: h, Offset: int64(i), Length: int64(size - i), ChunkSize: chunk},
+			Span{Handle: h, Length: 0, ChunkSize: chunk})
+		want = append(want, hostSums(data[i:], chunk), [][sha256.Size]byte{})
+	}
+	got, err := d.HashSpans(spans)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+}
+
 func TestDriverOnDeviceFallsBackWhenTheKernelDoesNotLoad(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -86,6 +103,14 @@ func TestDriverOnDeviceFallsBackWhenTheKernelDoesNotLoad(t *testing.T) {
 				require.NoError(t, err)
 				assert.Equal(t, hostSums(data, 64<<10), got, "hashed on the host")
 			}
+			other, more := filledAllocation(t, d, 100<<10)
+			spans, err := d.HashSpans([]Span{
+				{Handle: other, Length: int64(len(more)), ChunkSize: 4 << 10},
+				{Handle: h, Offset: 3, Length: 1 << 20, ChunkSize: 64 << 10},
+			})
+			require.NoError(t, err)
+			assert.Equal(t, [][][sha256.Size]byte{hostSums(more, 4<<10), hostSums(data[3:], 64<<10)}, spans,
+				"spans hashed on the host")
 			lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
 			require.Len(t, lines, 1, "logged once, not per hash:\n%s", logged.String())
 			assert.Contains(t, lines[0], "level=WARN")

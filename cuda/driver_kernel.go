@@ -12,7 +12,7 @@ import (
 var sha256PTX []byte
 
 // sha256Entry is the kernel's entry point in sha256PTX.
-const sha256Entry = "vs_sha256_chunks"
+const sha256Entry = "vs_sha256_spans"
 
 // hashThreads is how many threads, one per chunk, a block of the kernel's
 // grid has.

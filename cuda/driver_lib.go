@@ -172,29 +172,42 @@ static vs_CUresult vs_module_unload(vs_CUcontext ctx, vs_CUmodule mod) {
 	return r != 0 ? r : vs_cuModuleUnload(mod);
 }
 
-// vs_hash_chunks runs the SHA-256 kernel fn over the length bytes at data,
-// a grid of blocks blocks of threads threads, into a device buffer of
-// out_bytes digest bytes, copies them to out and frees the buffer. The copy
-// waits for the kernel. *stage says which call failed: 0 cuMemAlloc, 1
-// cuLaunchKernel, 2 cuMemcpyDtoH, 3 cuMemFree.
-static vs_CUresult vs_hash_chunks(vs_CUcontext ctx, vs_CUfunction fn, vs_CUdeviceptr data,
-                                  unsigned long long length, unsigned long long chunk,
-                                  unsigned int blocks, unsigned int threads, void *out, size_t out_bytes, int *stage) {
+// vs_span is the kernel's span descriptor (struct vs_span in
+// kernel/sha256.c).
+typedef struct {
+	unsigned long long data, length, chunk_size, first;
+} vs_span;
+
+// vs_hash_spans runs the SHA-256 kernel fn over span_count spans, a grid of
+// blocks blocks of threads threads: it copies the spans to a device buffer
+// that also holds the chunks' digests, launches, copies the digests to out
+// (chunks of them) and frees the buffer. The copy back waits for the
+// kernel. *stage says which call failed: 0 cuMemAlloc, 1 cuMemcpyHtoD, 2
+// cuLaunchKernel, 3 cuMemcpyDtoH, 4 cuMemFree.
+static vs_CUresult vs_hash_spans(vs_CUcontext ctx, vs_CUfunction fn, const vs_span *spans,
+                                 unsigned long long span_count, unsigned long long chunks,
+                                 unsigned int blocks, unsigned int threads, void *out, int *stage) {
+	size_t table = span_count * sizeof(vs_span), digest_bytes = chunks * 32;
+	vs_CUdeviceptr buf;
 	*stage = 0;
-	vs_CUdeviceptr digests;
 	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
-	if (r == 0) r = vs_cuMemAlloc(&digests, out_bytes);
+	if (r == 0) r = vs_cuMemAlloc(&buf, table + digest_bytes);
 	if (r != 0) return r;
-	void *params[] = {&data, &length, &chunk, &digests};
 	*stage = 1;
-	r = vs_cuLaunchKernel(fn, blocks, 1, 1, threads, 1, 1, 0, NULL, params, NULL);
+	r = vs_cuMemcpyHtoD(buf, spans, table);
 	if (r == 0) {
+		vs_CUdeviceptr dev_spans = buf, digests = buf + table;
+		void *params[] = {&dev_spans, &span_count, &chunks, &digests};
 		*stage = 2;
-		r = vs_cuMemcpyDtoH(out, digests, out_bytes);
+		r = vs_cuLaunchKernel(fn, blocks, 1, 1, threads, 1, 1, 0, NULL, params, NULL);
+		if (r == 0) {
+			*stage = 3;
+			r = vs_cuMemcpyDtoH(out, digests, digest_bytes);
+		}
 	}
-	vs_CUresult f = vs_cuMemFree(digests);
+	vs_CUresult f = vs_cuMemFree(buf);
 	if (r == 0 && f != 0) {
-		*stage = 3;
+		*stage = 4;
 		r = f;
 	}
 	return r;
@@ -405,16 +418,32 @@ func (d cudaDevice) unloadKernel(k cudaKernel) error {
 	return nil
 }
 
-// hashStages names the calls of vs_hash_chunks by its stage numbers.
-var hashStages = [...]string{"cuMemAlloc digests", "cuLaunchKernel", "cuMemcpyDtoH digests", "cuMemFree digests"}
+// hashStages names the calls of vs_hash_spans by its stage numbers.
+var hashStages = [...]string{"cuMemAlloc hash buffer", "cuMemcpyHtoD spans", "cuLaunchKernel", "cuMemcpyDtoH digests", "cuMemFree hash buffer"}
 
-// runHashKernel launches k over the length bytes at ptr+offset as blocks
-// blocks of threads threads and copies the digests into out, which has room
-// for one per chunk.
-func (d cudaDevice) runHashKernel(k cudaKernel, ptr devicePtr, offset, length, chunkSize int64, blocks, threads uint32, out []byte) error {
+// deviceSpan is what the kernel hashes of one span: length bytes at a
+// device address, in chunks of chunkSize bytes.
+type deviceSpan struct {
+	ptr                       devicePtr
+	offset, length, chunkSize int64
+}
+
+// runHashKernel launches k once over spans, none empty, as blocks blocks of
+// threads threads, and copies the digests of all their chunks (chunks in
+// all) into out, 32 bytes each, in span order.
+func (d cudaDevice) runHashKernel(k cudaKernel, spans []deviceSpan, chunks int64, blocks, threads uint32, out []byte) error {
+	table := make([]C.vs_span, len(spans))
+	var first int64
+	for i, s := range spans {
+		table[i] = C.vs_span{
+			data: C.ulonglong(s.ptr) + C.ulonglong(s.offset), length: C.ulonglong(s.length),
+			chunk_size: C.ulonglong(s.chunkSize), first: C.ulonglong(first),
+		}
+		first += (s.length + s.chunkSize - 1) / s.chunkSize
+	}
 	var stage C.int
-	res := C.vs_hash_chunks(d.ctx, k.function, C.vs_CUdeviceptr(ptr)+C.vs_CUdeviceptr(offset), C.ulonglong(length),
-		C.ulonglong(chunkSize), C.uint(blocks), C.uint(threads), unsafe.Pointer(&out[0]), C.size_t(len(out)), &stage)
+	res := C.vs_hash_spans(d.ctx, k.function, &table[0], C.ulonglong(len(table)), C.ulonglong(chunks),
+		C.uint(blocks), C.uint(threads), unsafe.Pointer(&out[0]), &stage)
 	if res != cudaSuccess {
 		return cudaError(d.index, hashStages[stage], res)
 	}

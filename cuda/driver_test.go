@@ -234,7 +234,8 @@ func TestDriverOverFakeLibcuda(t *testing.T) {
 	for _, name := range []string{
 		"TestDriverContract", "TestDriverOnDeviceRejectsMissingIndex", "TestDriverOnDeviceErrorsCarryNoAddress",
 		"TestDriverOnDeviceCopiesFromAnyThread", "TestDriverOnDeviceCloseFreesEverything",
-		"TestDriverOnDeviceHashesWithTheKernel", "TestDriverOnDeviceFallsBackWhenTheKernelDoesNotLoad",
+		"TestDriverOnDeviceHashesWithTheKernel", "TestDriverOnDeviceHashesSpansInOneLaunch",
+		"TestDriverOnDeviceFallsBackWhenTheKernelDoesNotLoad",
 		"TestDriverOnDeviceLaunchFailure", "TestDriverOnDeviceHashesLikeTheHost",
 	} {
 		assert.Contains(t, report, "--- PASS: "+name+" ", "%s ran and passed", name)

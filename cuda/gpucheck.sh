@@ -26,8 +26,9 @@
 #      1 GiB, in 64 KiB and 4 MiB chunks (TestDriverOnDeviceHashesLikeTheHost:
 #      every digest equal, and the kernel must have loaded);
 #   6. BenchmarkDriverHash, and prints GB/s for hashing on the device (one
-#      thread per chunk, by chunk size), for device-to-host plus SHA-256 on
-#      every core, and for device-to-host alone, with their ratios.
+#      thread per chunk, by chunk size, in one launch; and 4 MiB chunks in a
+#      launch per 256 MiB), for device-to-host plus SHA-256 on every core,
+#      and for device-to-host alone, with their ratios.
 # Needs: bash, coreutils, awk, grep; nvidia-smi is used when present.
 set -euo pipefail
 
@@ -109,11 +110,11 @@ awk '
 		for (i = 1; i <= n; i++) {
 			name = order[i]
 			if (name !~ /^device\//) continue
-			printf "device hashing, %-14s %8.1f GB/s  (%5.1f x DtoH, %5.1f x DtoH+SHA256)\n", substr(name, 8) " chunks:",
+			printf "device hashing, %-34s %8.1f GB/s  (%5.1f x DtoH, %5.1f x DtoH+SHA256)\n", substr(name, 8) " chunks:",
 				rate[name], rate[name] / rate["DtoH"], rate[name] / rate["DtoH+SHA256"]
 		}
-		printf "DtoH + SHA-256, all cores:      %8.1f GB/s\n", rate["DtoH+SHA256"]
-		printf "DtoH alone:                     %8.1f GB/s\n", rate["DtoH"]
+		printf "DtoH + SHA-256, all cores:                          %8.1f GB/s\n", rate["DtoH+SHA256"]
+		printf "DtoH alone:                                         %8.1f GB/s\n", rate["DtoH"]
 	}
 ' "$hash_log" || fail "BenchmarkDriverHash reported no throughput (skipped means no driver or GPU was found)"
 

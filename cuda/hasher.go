@@ -27,11 +27,48 @@ type ChunkHasher interface {
 	HashChunks(h Handle, offset, length, chunkSize int64) ([][sha256.Size]byte, error)
 }
 
-// chunkCount checks a HashChunks chunk size and returns how many chunks
-// length bytes make; name prefixes the error.
+// Span names chunks of one allocation to hash: Length bytes of allocation
+// Handle from Offset, in chunks of ChunkSize bytes, the last one short.
+type Span struct {
+	Handle                    Handle
+	Offset, Length, ChunkSize int64
+}
+
+// SpanHasher is a ChunkHasher that hashes spans of many allocations in one
+// call. On a GPU that is one kernel launch with a thread for every chunk of
+// every span: a scrub of many shards needs it to give the GPU enough
+// threads, where a call per shard would launch one small grid after
+// another.
+type SpanHasher interface {
+	ChunkHasher
+	// HashSpans returns, for each span in order, what HashChunks returns
+	// for it, and obeys the same rules; spans may overlap or name the same
+	// allocation. It fails as a whole if any span does.
+	HashSpans(spans []Span) ([][][sha256.Size]byte, error)
+}
+
+// chunkCount checks a span's chunk size and returns how many chunks its
+// length makes; name prefixes the error.
 func chunkCount(name string, length, chunkSize int64) (int64, error) {
 	if chunkSize <= 0 {
 		return 0, fmt.Errorf("%s: hash chunks of %d bytes: chunk size must be positive: %w", name, chunkSize, messages.ErrInvalidInput)
 	}
 	return length/chunkSize + min(length%chunkSize, 1), nil
+}
+
+// newSpanSums checks every span's chunk size and returns room for the
+// digests of each, and the number of chunks in all. The spans' bounds must
+// have been checked, so that no length is negative or too large.
+func newSpanSums(name string, spans []Span) ([][][sha256.Size]byte, int64, error) {
+	sums := make([][][sha256.Size]byte, len(spans))
+	var total int64
+	for i, s := range spans {
+		n, err := chunkCount(name, s.Length, s.ChunkSize)
+		if err != nil {
+			return nil, 0, err
+		}
+		sums[i] = make([][sha256.Size]byte, n)
+		total += n
+	}
+	return sums, total, nil
 }

@@ -18,47 +18,79 @@ const touchBlock = 256 << 10
 // cacheLine is the stride at which touch reads.
 const cacheLine = 64
 
-var _ ChunkHasher = (*Sim)(nil)
+var _ SpanHasher = (*Sim)(nil)
 
-// HashChunks hashes the chunks where they lie in the Sim's memory, on up to
-// GOMAXPROCS host cores, and copies nothing out: BytesRead does not change,
-// BytesHashed grows by length. A call takes one armed FailReads failure, as
-// a Read would, so faults injected for readers reach hashers too.
+// HashChunks hashes the chunks where they lie in the Sim's memory; see
+// HashSpans.
 func (s *Sim) HashChunks(h Handle, offset, length, chunkSize int64) ([][sha256.Size]byte, error) {
-	chunks, err := chunkCount("sim", length, chunkSize)
+	sums, err := s.HashSpans([]Span{{Handle: h, Offset: offset, Length: length, ChunkSize: chunkSize}})
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.lookup("hash", h, offset, length)
+	return sums[0], nil
+}
+
+// HashSpans hashes the chunks of every span where they lie in the Sim's
+// memory, up to GOMAXPROCS chunks at once on host cores, and copies nothing
+// out: BytesRead does not change, BytesHashed grows by the spans' lengths.
+// A call takes one armed FailReads failure, as a Read would, so faults
+// injected for readers reach hashers too.
+func (s *Sim) HashSpans(spans []Span) ([][][sha256.Size]byte, error) {
+	allocs, err := s.lookupSpans(spans)
 	if err != nil {
 		return nil, err
 	}
-	sums := make([][sha256.Size]byte, chunks)
-	err = a.shared("sim", "hash", h, func(m simMemory) error {
+	sums, _, err := newSpanSums("sim", spans)
+	if err != nil {
+		return nil, err
+	}
+	err = sharedAll("sim", "hash", spans, allocs, func(mems []simMemory) error {
 		if err := s.takeReadFailure(); err != nil {
 			return err
 		}
-		hashInPlace(m.data[offset:offset+length], chunkSize, sums)
+		var jobs []chunkJob
+		for i, sp := range spans {
+			data := mems[i].data[sp.Offset : sp.Offset+sp.Length]
+			for c := range sums[i] {
+				off := int64(c) * sp.ChunkSize
+				jobs = append(jobs, chunkJob{data: data[off:min(off+sp.ChunkSize, sp.Length)], sum: &sums[i][c]})
+			}
+		}
+		hashInPlace(jobs)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.bytesHashed.Add(length)
+	for _, sp := range spans {
+		s.bytesHashed.Add(sp.Length)
+	}
 	return sums, nil
 }
 
-// hashInPlace sets sums[i] to the SHA-256 of chunk i of data, hashing up to
-// GOMAXPROCS chunks at once. It returns when every chunk is hashed.
-func hashInPlace(data []byte, chunkSize int64, sums [][sha256.Size]byte) {
-	chunk := func(i int64) []byte {
-		off := i * chunkSize
-		return data[off : off+min(chunkSize, int64(len(data))-off)]
+// lookupSpans finds each span's live allocation and checks its bounds.
+func (s *Sim) lookupSpans(spans []Span) ([]*tableAllocation[simMemory], error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usableLocked("hash"); err != nil {
+		return nil, err
 	}
-	workers := min(int64(runtime.GOMAXPROCS(0)), int64(len(sums)))
+	return s.table.spans("hash", spans)
+}
+
+// chunkJob is one chunk to hash and where its digest goes.
+type chunkJob struct {
+	data []byte
+	sum  *[sha256.Size]byte
+}
+
+// hashInPlace hashes every job, up to GOMAXPROCS at once, and returns when
+// all are done.
+func hashInPlace(jobs []chunkJob) {
+	workers := min(runtime.GOMAXPROCS(0), len(jobs))
 	if workers <= 1 {
-		for i := range sums {
-			sums[i] = hashTouched(chunk(int64(i)))
+		for _, j := range jobs {
+			*j.sum = hashTouched(j.data)
 		}
 		return
 	}
@@ -66,8 +98,8 @@ func hashInPlace(data []byte, chunkSize int64, sums [][sha256.Size]byte) {
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(len(sums)); i = next.Add(1) - 1 {
-				sums[i] = hashTouched(chunk(i))
+			for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
+				*jobs[i].sum = hashTouched(jobs[i].data)
 			}
 		})
 	}

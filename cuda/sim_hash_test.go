@@ -29,9 +29,18 @@ func TestSimHashChunksReadsNothingOut(t *testing.T) {
 			assert.Zero(t, s.BytesRead(), "hashing in place copies nothing out")
 			assert.Equal(t, int64(size), s.BytesHashed())
 
+			spans, err := s.HashSpans([]cuda.Span{
+				{Handle: h, Offset: 0, Length: chunk, ChunkSize: chunk},
+				{Handle: h, Offset: 1, Length: size - 1, ChunkSize: chunk},
+			})
+			require.NoError(t, err)
+			assert.Equal(t, [][][sha256.Size]byte{got[:1], cudatest.ChunkSums(data[1:], chunk)}, spans)
+			assert.Zero(t, s.BytesRead(), "hashing spans copies nothing out")
+			assert.Equal(t, int64(2*size+chunk-1), s.BytesHashed())
+
 			contents(t, s, h, size)
 			assert.Equal(t, int64(size), s.BytesRead(), "a Read is counted")
-			assert.Equal(t, int64(size), s.BytesHashed(), "a Read hashes nothing")
+			assert.Equal(t, int64(2*size+chunk-1), s.BytesHashed(), "a Read hashes nothing")
 		})
 	}
 }

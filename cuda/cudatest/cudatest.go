@@ -25,7 +25,7 @@ type outstandingReporter interface {
 // fresh, empty device each time it is called; the suite closes it. If the
 // device also has an Outstanding() int method, the suite checks it reports
 // no allocations after Close. The hashing tests run on devices that are a
-// cuda.ChunkHasher and skip on others.
+// cuda.ChunkHasher (or cuda.SpanHasher) and skip on others.
 func Run(t *testing.T, newDevice func(t *testing.T) cuda.Device) {
 	t.Helper()
 	open := func(t *testing.T) cuda.Device {
@@ -54,6 +54,8 @@ func Run(t *testing.T, newDevice func(t *testing.T) cuda.Device) {
 		{"hash chunks", testHashChunks},
 		{"hash chunks refuses", testHashChunksRefuses},
 		{"concurrent hashing", testConcurrentHashing},
+		{"hash spans", testHashSpans},
+		{"hash spans racing frees", testHashSpansRacingFrees},
 		{"close", testClose},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, open(t)) })

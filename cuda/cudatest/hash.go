@@ -3,6 +3,7 @@ package cudatest
 import (
 	"crypto/sha256"
 	"math"
+	"slices"
 	"sync"
 	"testing"
 
@@ -157,4 +158,103 @@ func testConcurrentHashing(t *testing.T, d cuda.Device) {
 		})
 	}
 	wg.Wait()
+}
+
+// spanHasher returns d's SpanHasher, or skips a test of a device without one.
+func spanHasher(t *testing.T, d cuda.Device) cuda.SpanHasher {
+	t.Helper()
+	hs, ok := d.(cuda.SpanHasher)
+	if !ok {
+		t.Skip("the device does not hash spans of many allocations")
+	}
+	return hs
+}
+
+// testHashSpans checks spans of several allocations in one call, some
+// naming the same allocation, overlapping or empty, with different chunk
+// sizes, each hash as HashChunks would, and that one bad span fails all.
+func testHashSpans(t *testing.T, d cuda.Device) {
+	hs := spanHasher(t, d)
+	sizes := []int64{300<<10 + 1, 64 << 10, 1<<20 + 7}
+	handles := make([]cuda.Handle, len(sizes))
+	data := make([][]byte, len(sizes))
+	for i, size := range sizes {
+		handles[i] = allocate(t, d, size)
+		data[i] = Pattern(uint64(30+i), size)
+		require.NoError(t, d.Write(handles[i], 0, data[i]))
+	}
+	spans := []cuda.Span{
+		{Handle: handles[2], Offset: 0, Length: sizes[2], ChunkSize: 64 << 10},
+		{Handle: handles[0], Offset: 5, Length: 200 << 10, ChunkSize: 4 << 10},
+		{Handle: handles[1], Offset: 0, Length: 0, ChunkSize: 64 << 10},
+		{Handle: handles[0], Offset: 100 << 10, Length: 200<<10 + 1, ChunkSize: 64 << 10},
+		{Handle: handles[1], Offset: 1, Length: 63, ChunkSize: 7},
+		{Handle: handles[2], Offset: 7, Length: 1 << 20, ChunkSize: 1 << 20},
+	}
+	got, err := hs.HashSpans(spans)
+	require.NoError(t, err)
+	require.Len(t, got, len(spans))
+	for i, s := range spans {
+		k := slices.Index(handles, s.Handle)
+		assert.Equal(t, ChunkSums(data[k][s.Offset:s.Offset+s.Length], s.ChunkSize), got[i], "span %d", i)
+	}
+	none, err := hs.HashSpans(nil)
+	require.NoError(t, err)
+	assert.Empty(t, none, "no spans")
+
+	for _, bad := range []cuda.Span{
+		{Handle: handles[1], Offset: 1, Length: 64 << 10, ChunkSize: 64 << 10},
+		{Handle: handles[1], Offset: 0, Length: 1, ChunkSize: 0},
+		{Handle: 0, Offset: 0, Length: 1, ChunkSize: 64 << 10},
+	} {
+		_, err := hs.HashSpans([]cuda.Span{spans[0], bad})
+		assert.ErrorIs(t, err, messages.ErrInvalidInput, "bad span %+v", bad)
+	}
+	require.NoError(t, d.Free(handles[1]))
+	_, err = hs.HashSpans(spans[:2])
+	assert.NoError(t, err, "spans of live allocations")
+	_, err = hs.HashSpans(spans)
+	assert.ErrorIs(t, err, messages.ErrInvalidInput, "a span of a freed allocation")
+	require.NoError(t, d.Free(handles[0]))
+	require.NoError(t, d.Free(handles[2]))
+}
+
+// testHashSpansRacingFrees hashes the same two allocations in opposite span
+// orders from two goroutines while a third frees them: every call ends,
+// with the right digests or a freed handle, never a deadlock.
+func testHashSpansRacingFrees(t *testing.T, d cuda.Device) {
+	hs := spanHasher(t, d)
+	const size, chunk = 128 << 10, 64 << 10
+	data := Pattern(40, size)
+	want := ChunkSums(data, chunk)
+	for round := range 20 {
+		a, b := allocate(t, d, size), allocate(t, d, size)
+		require.NoError(t, d.Write(a, 0, data))
+		require.NoError(t, d.Write(b, 0, data))
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, order := range [][]cuda.Handle{{a, b}, {b, a}} {
+			wg.Go(func() {
+				<-start
+				for range 3 {
+					got, err := hs.HashSpans([]cuda.Span{
+						{Handle: order[0], Length: size, ChunkSize: chunk},
+						{Handle: order[1], Length: size, ChunkSize: chunk},
+					})
+					if err != nil {
+						assert.ErrorIs(t, err, messages.ErrInvalidInput, "round %d: a hash that loses the race sees a freed handle", round)
+						continue
+					}
+					assert.Equal(t, [][][sha256.Size]byte{want, want}, got, "round %d", round)
+				}
+			})
+		}
+		wg.Go(func() {
+			<-start
+			assert.NoError(t, d.Free(a))
+			assert.NoError(t, d.Free(b))
+		})
+		close(start)
+		wg.Wait()
+	}
 }

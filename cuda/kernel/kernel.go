@@ -7,14 +7,20 @@
 package kernel
 
 /*
-void vs_sha256_chunks_host(unsigned int blocks, unsigned int threads, const unsigned char *data,
-                           unsigned long long length, unsigned long long chunk_size, unsigned char *digests);
+#include <stdlib.h>
+
+struct vs_span {
+	unsigned long long data, length, chunk_size, first;
+};
+void vs_sha256_spans_host(unsigned int blocks, unsigned int threads, const struct vs_span *spans,
+                          unsigned long long span_count, unsigned long long chunks, unsigned char *digests);
 void vs_sha256_host(const unsigned char *p, unsigned long long n, unsigned char *out);
 */
 import "C"
 
 import (
 	"crypto/sha256"
+	"runtime"
 	"unsafe"
 )
 
@@ -25,30 +31,61 @@ func Sum(p []byte) [sha256.Size]byte {
 	return out
 }
 
+// Span is bytes for the kernel to hash in chunks of ChunkSize bytes, the
+// last one short.
+type Span struct {
+	Data      []byte
+	ChunkSize int64
+}
+
 // unwritten fills digest memory before a launch, so that digests the
 // kernel never wrote show.
 const unwritten = 0xa5
 
-// HashChunks runs the kernel over data, one thread after another, as a
-// grid of blocks blocks of threads threads runs it on a device, and returns
-// each chunk's digest: chunkSize bytes per chunk, the last one short. The
+// HashSpans runs the kernel over spans, one thread after another, as one
+// launch of a grid of blocks blocks of threads threads runs it on a device,
+// and returns each span's chunk digests. Chunk sizes must be positive. The
 // kernel may write the digests of every thread of the grid; stray reports
 // whether it wrote anything past the last chunk's.
-func HashChunks(data []byte, chunkSize int64, blocks, threads uint32) (sums [][sha256.Size]byte, stray bool) {
-	chunks := int64(0)
-	if chunkSize > 0 {
-		chunks = (int64(len(data)) + chunkSize - 1) / chunkSize
+func HashSpans(spans []Span, blocks, threads uint32) (sums [][][sha256.Size]byte, stray bool) {
+	var pins runtime.Pinner
+	defer pins.Unpin()
+	// The span table holds addresses of Go memory, so it lives in C memory
+	// and the spans' bytes are pinned.
+	table := C.malloc(C.size_t(max(len(spans), 1)) * C.size_t(unsafe.Sizeof(C.struct_vs_span{})))
+	defer C.free(table)
+	descs := unsafe.Slice((*C.struct_vs_span)(table), len(spans))
+	var chunks int64
+	used := 0
+	for _, s := range spans {
+		n := (int64(len(s.Data)) + s.ChunkSize - 1) / s.ChunkSize
+		if n == 0 {
+			continue
+		}
+		pins.Pin(&s.Data[0])
+		descs[used] = C.struct_vs_span{
+			data: C.ulonglong(uintptr(unsafe.Pointer(&s.Data[0]))), length: C.ulonglong(len(s.Data)),
+			chunk_size: C.ulonglong(s.ChunkSize), first: C.ulonglong(chunks),
+		}
+		used++
+		chunks += n
 	}
 	room := max(chunks, int64(blocks)*int64(threads))
 	digests := make([]byte, room*sha256.Size)
 	for i := range digests {
 		digests[i] = unwritten
 	}
-	C.vs_sha256_chunks_host(C.uint(blocks), C.uint(threads), bytesPtr(data), C.ulonglong(len(data)),
-		C.ulonglong(chunkSize), bytesPtr(digests))
-	sums = make([][sha256.Size]byte, chunks)
-	for i := range sums {
-		copy(sums[i][:], digests[int64(i)*sha256.Size:])
+	C.vs_sha256_spans_host(C.uint(blocks), C.uint(threads), unsafe.SliceData(descs), C.ulonglong(used),
+		C.ulonglong(chunks), bytesPtr(digests))
+	var next int64
+	for _, s := range spans {
+		n := (int64(len(s.Data)) + s.ChunkSize - 1) / s.ChunkSize
+		span := make([][sha256.Size]byte, n)
+		for i := range span {
+			copy(span[i][:], digests[(next+int64(i))*sha256.Size:])
+		}
+		sums = append(sums, span)
+		next += n
 	}
 	for _, b := range digests[chunks*sha256.Size:] {
 		stray = stray || b != unwritten

@@ -34,7 +34,7 @@ func TestSumEqualsCryptoSHA256OnRandomLengths(t *testing.T) {
 	}
 }
 
-func TestHashChunksEqualsCryptoSHA256(t *testing.T) {
+func TestHashSpansEqualsCryptoSHA256(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		length  int64
@@ -58,31 +58,58 @@ func TestHashChunksEqualsCryptoSHA256(t *testing.T) {
 			want := cudatest.ChunkSums(data, tc.chunk)
 			blocks := uint32((int64(len(want)) + int64(tc.threads) - 1) / int64(tc.threads))
 			for _, extra := range []uint32{0, 2} {
-				got, stray := HashChunks(data, tc.chunk, blocks+extra, tc.threads)
-				assert.Equal(t, want, got, "%d blocks more than needed", extra)
+				got, stray := HashSpans([]Span{{data, tc.chunk}}, blocks+extra, tc.threads)
+				require.Len(t, got, 1)
+				assert.Equal(t, want, got[0], "%d blocks more than needed", extra)
 				assert.False(t, stray, "threads past the last chunk wrote nothing, %d blocks more than needed", extra)
 			}
 		})
 	}
 }
 
-func TestHashChunksOnUnalignedData(t *testing.T) {
+func TestHashSpansOnUnalignedData(t *testing.T) {
 	const length, chunk = 256<<10 + 3, 64<<10 + 1
 	buf := cudatest.Pattern(3, length+3)
 	for align := range 4 {
 		data := buf[align : align+length-3]
-		got, stray := HashChunks(data, chunk, 1, 8)
-		assert.Equal(t, cudatest.ChunkSums(data, chunk), got, "alignment %d", align)
+		got, stray := HashSpans([]Span{{data, chunk}}, 1, 8)
+		assert.Equal(t, [][][sha256.Size]byte{cudatest.ChunkSums(data, chunk)}, got, "alignment %d", align)
 		assert.False(t, stray)
 	}
 }
 
-func TestHashChunksWithTooSmallAGrid(t *testing.T) {
+func TestHashSpansWithTooSmallAGrid(t *testing.T) {
 	data := cudatest.Pattern(4, 10<<10)
-	got, _ := HashChunks(data, 1<<10, 1, 4)
-	want := cudatest.ChunkSums(data, 1<<10)
+	sums, _ := HashSpans([]Span{{data, 1 << 10}}, 1, 4)
+	got, want := sums[0], cudatest.ChunkSums(data, 1<<10)
 	assert.Equal(t, want[:4], got[:4], "the grid's four threads hash the first four chunks")
 	for i := 4; i < len(got); i++ {
 		assert.NotEqual(t, want[i], got[i], "chunk %d has no thread", i)
 	}
+}
+
+func TestHashSpansOfManyAllocationsInOneLaunch(t *testing.T) {
+	// Spans of different sizes and chunk sizes, empty ones among them, so
+	// that threads must find their span by the chunk numbering alone.
+	shapes := []struct{ length, chunk int64 }{
+		{3<<16 + 5, 64 << 10}, {0, 64 << 10}, {1, 64 << 10}, {10000, 1000}, {0, 7},
+		{1 << 20, 1 << 20}, {200, 3}, {5<<16 - 1, 64 << 10}, {0, 64 << 10},
+	}
+	spans := make([]Span, len(shapes))
+	want := make([][][sha256.Size]byte, len(shapes))
+	var chunks int64
+	for i, sh := range shapes {
+		spans[i] = Span{cudatest.Pattern(uint64(50+i), sh.length), sh.chunk}
+		want[i] = cudatest.ChunkSums(spans[i].Data, sh.chunk)
+		chunks += int64(len(want[i]))
+	}
+	for _, threads := range []uint32{1, 32, 128} {
+		blocks := uint32((chunks + int64(threads) - 1) / int64(threads))
+		got, stray := HashSpans(spans, blocks+1, threads)
+		assert.Equal(t, want, got, "blocks of %d threads", threads)
+		assert.False(t, stray, "blocks of %d threads", threads)
+	}
+	got, stray := HashSpans(nil, 1, 32)
+	assert.Empty(t, got, "no spans")
+	assert.False(t, stray, "no spans, no digests")
 }

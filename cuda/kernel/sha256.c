@@ -147,37 +147,63 @@ VS_DEVICE void vs_sha256(const unsigned char *p, unsigned long long n, unsigned 
 }
 
 /*
- * vs_sha256_chunks is the kernel. Thread t of the grid (block index times
- * threads per block, plus thread index) hashes chunk t of the length bytes
- * at data, chunk_size bytes each and the last one short, and writes its
- * digest to digests + 32 t. Threads past the last chunk do nothing, so any
- * grid of at least as many threads as chunks is right.
+ * vs_span is one span of device memory the kernel hashes: length bytes at
+ * address data in chunks of chunk_size bytes, the last one short, whose
+ * digests are numbered from first across all spans of a launch. Spans are
+ * in order of first and none is empty, so span i holds chunks
+ * [first_i, first_i+1).
  */
-VS_KERNEL void vs_sha256_chunks(const unsigned char *__restrict__ data, unsigned long long length,
-                                unsigned long long chunk_size, unsigned char *__restrict__ digests) {
+struct vs_span {
+	unsigned long long data, length, chunk_size, first;
+};
+
+/*
+ * vs_sha256_spans is the kernel. Thread t of the grid (block index times
+ * threads per block, plus thread index) hashes chunk t of all spans
+ * together and writes its digest to digests + 32 t. Threads past the last
+ * chunk do nothing, so any grid of at least as many threads as chunks is
+ * right. One launch may hash chunks of many allocations, so that a scrub
+ * of many shards gives the GPU one thread per chunk of them all.
+ */
+VS_KERNEL void vs_sha256_spans(const struct vs_span *__restrict__ spans, unsigned long long span_count,
+                               unsigned long long chunks, unsigned char *__restrict__ digests) {
 	unsigned long long t = VS_BLOCK_INDEX() * VS_BLOCK_THREADS() + VS_THREAD_INDEX();
-	if (chunk_size == 0 || t >= (length + chunk_size - 1) / chunk_size) {
+	if (t >= chunks || span_count == 0) {
 		return;
 	}
-	unsigned long long start = t * chunk_size;
-	unsigned long long n = length - start < chunk_size ? length - start : chunk_size;
-	vs_sha256(data + start, n, digests + VS_SHA256_SIZE * t);
+	/* The last span whose first chunk is at most t. */
+	unsigned long long lo = 0, hi = span_count - 1;
+	while (lo < hi) {
+		unsigned long long mid = lo + (hi - lo + 1) / 2;
+		if (spans[mid].first <= t) {
+			lo = mid;
+		} else {
+			hi = mid - 1;
+		}
+	}
+	const struct vs_span s = spans[lo];
+	unsigned long long start = (t - s.first) * s.chunk_size;
+	if (s.chunk_size == 0 || start >= s.length) {
+		return;
+	}
+	unsigned long long n = s.length - start < s.chunk_size ? s.length - start : s.chunk_size;
+	vs_sha256((const unsigned char *)s.data + start, n, digests + VS_SHA256_SIZE * t);
 }
 
 #ifndef __CUDA__
 /*
- * vs_sha256_chunks_host runs the kernel on the host as a grid of blocks
+ * vs_sha256_spans_host runs the kernel on the host as a grid of blocks
  * blocks of threads threads runs it on a GPU, one thread after another, so
  * the host build exercises the same indexing as the device.
  */
-void vs_sha256_chunks_host(unsigned int blocks, unsigned int threads, const unsigned char *data,
-                           unsigned long long length, unsigned long long chunk_size, unsigned char *digests) {
+void vs_sha256_spans_host(unsigned int blocks, unsigned int threads, const struct vs_span *spans,
+                          unsigned long long span_count, unsigned long long chunks, unsigned char *digests) {
 	vs_host_block_threads = threads;
 	for (unsigned int b = 0; b < blocks; b++) {
 		vs_host_block_index = b;
 		for (unsigned int t = 0; t < threads; t++) {
 			vs_host_thread_index = t;
-			vs_sha256_chunks(data, length, chunk_size, digests);
+			vs_sha256_spans(spans, span_count, chunks, digests);
 		}
 	}
 }

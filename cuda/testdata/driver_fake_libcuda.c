@@ -8,11 +8,12 @@
  * outstanding fails with FAKE_ERROR_ALLOCATIONS_OUTSTANDING_AT_RELEASE.
  *
  * Modules: cuModuleLoadData takes PTX text and keeps a copy; the only
- * function it can run is vramseal's SHA-256 kernel, vs_sha256_chunks, and
+ * function it can run is vramseal's SHA-256 kernel, vs_sha256_spans, and
  * only from PTX that declares that entry. cuLaunchKernel runs the host build
  * of the same kernel source (../kernel/sha256.c), thread by thread over the
  * grid it is given, after checking the grid, the parameters and that the
- * kernel's reads and writes stay inside live allocations. Setting
+ * kernel's reads (its span table and every span) and writes stay inside
+ * live allocations. Setting
  * VRAMSEAL_FAKE_CUDA_LAUNCH_ERROR to a CUresult makes every launch fail
  * with it.
  *
@@ -34,9 +35,12 @@ typedef struct fake_module *CUmodule;
 typedef struct fake_module *CUfunction;
 typedef void *CUstream;
 
-/* The host build of the kernel, from ../kernel/sha256.c. */
-void vs_sha256_chunks_host(unsigned int blocks, unsigned int threads, const unsigned char *data,
-                           unsigned long long length, unsigned long long chunk_size, unsigned char *digests);
+/* The kernel's span descriptor and its host build, from ../kernel/sha256.c. */
+struct vs_span {
+	unsigned long long data, length, chunk_size, first;
+};
+void vs_sha256_spans_host(unsigned int blocks, unsigned int threads, const struct vs_span *spans,
+                          unsigned long long span_count, unsigned long long chunks, unsigned char *digests);
 
 enum {
 	FAKE_SUCCESS = 0,
@@ -78,7 +82,7 @@ struct fake_ctx {
 	struct fake_module *modules;
 };
 
-#define FAKE_KERNEL "vs_sha256_chunks"
+#define FAKE_KERNEL "vs_sha256_spans"
 #define FAKE_MAX_BLOCK_THREADS 1024u
 
 static pthread_mutex_t fake_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -419,20 +423,26 @@ CUresult cuLaunchKernel(CUfunction fn, unsigned int grid_x, unsigned int grid_y,
 	    block_y != 1 || block_z != 1 || shared_bytes != 0 || stream != NULL || params == NULL || extra != NULL) {
 		return FAKE_INVALID_VALUE;
 	}
-	CUdeviceptr data = *(CUdeviceptr *)params[0];
-	unsigned long long length = *(unsigned long long *)params[1];
-	unsigned long long chunk = *(unsigned long long *)params[2];
+	CUdeviceptr table = *(CUdeviceptr *)params[0];
+	unsigned long long span_count = *(unsigned long long *)params[1];
+	unsigned long long chunks = *(unsigned long long *)params[2];
 	CUdeviceptr digests = *(CUdeviceptr *)params[3];
-	/* The threads that write are those with a chunk; on a GPU, a read or
-	 * write outside device memory faults the context. */
-	unsigned long long chunks = chunk == 0 ? 0 : (length + chunk - 1) / chunk;
-	unsigned long long threads = (unsigned long long)grid_x * block_x;
-	unsigned long long writers = chunks < threads ? chunks : threads;
-	if ((length > 0 && inside(data, length) != FAKE_SUCCESS) ||
-	    (writers > 0 && inside(digests, 32 * writers) != FAKE_SUCCESS)) {
+	/* On a GPU, a read or write outside device memory faults the context.
+	 * The threads that write are those with a chunk. */
+	if (span_count > 0 && inside(table, span_count * sizeof(struct vs_span)) != FAKE_SUCCESS) {
 		return FAKE_ILLEGAL_ADDRESS;
 	}
-	vs_sha256_chunks_host(grid_x, block_x, (const unsigned char *)(uintptr_t)data, length, chunk,
-	                      (unsigned char *)(uintptr_t)digests);
+	const struct vs_span *spans = (const struct vs_span *)(uintptr_t)table;
+	for (unsigned long long i = 0; i < span_count; i++) {
+		if (spans[i].length > 0 && inside(spans[i].data, spans[i].length) != FAKE_SUCCESS) {
+			return FAKE_ILLEGAL_ADDRESS;
+		}
+	}
+	unsigned long long threads = (unsigned long long)grid_x * block_x;
+	unsigned long long writers = chunks < threads ? chunks : threads;
+	if (writers > 0 && inside(digests, 32 * writers) != FAKE_SUCCESS) {
+		return FAKE_ILLEGAL_ADDRESS;
+	}
+	vs_sha256_spans_host(grid_x, block_x, spans, span_count, chunks, (unsigned char *)(uintptr_t)digests);
 	return FAKE_SUCCESS;
 }
