@@ -8,10 +8,34 @@ import (
 	"net/http"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // readHeaderTimeout bounds how long a client may take to send its headers.
 const readHeaderTimeout = 5 * time.Second
+
+// serverLimits bound what HTTP clients can hold of the worker: a client
+// that connects and sends nothing, sends a request slowly, announces a body
+// it never sends, reads its answer slowly or keeps an idle connection open
+// is cut off, and connections beyond maxConns wait in the kernel's backlog
+// until one ends, so that clients cannot exhaust the worker's file
+// descriptors.
+type serverLimits struct {
+	readHeader, read, write, idle time.Duration
+	maxConns                      int
+}
+
+// defaultServerLimits suit the endpoints, which read no bodies and answer
+// in milliseconds: a scrape every few seconds keeps its connection, and a
+// thousand idle ones leave room for it.
+var defaultServerLimits = serverLimits{
+	readHeader: readHeaderTimeout,
+	read:       10 * time.Second,
+	write:      30 * time.Second,
+	idle:       30 * time.Second,
+	maxConns:   1024,
+}
 
 // listen binds addr for the HTTP endpoints, so that an address in use fails
 // the run before anything is sealed.
@@ -34,16 +58,21 @@ type httpServer struct {
 	err  error // set before done closes
 }
 
-// startServer serves h on ln until shutdown. It takes ownership of ln.
-func startServer(ln net.Listener, h http.Handler, logger *slog.Logger) *httpServer {
+// startServer serves h on ln, within limits, until shutdown. It takes
+// ownership of ln.
+func startServer(ln net.Listener, h http.Handler, limits serverLimits, logger *slog.Logger) *httpServer {
 	s := &httpServer{
 		srv: &http.Server{
 			Handler:           h,
-			ReadHeaderTimeout: readHeaderTimeout,
+			ReadHeaderTimeout: limits.readHeader,
+			ReadTimeout:       limits.read,
+			WriteTimeout:      limits.write,
+			IdleTimeout:       limits.idle,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		},
 		done: make(chan struct{}),
 	}
+	ln = netutil.LimitListener(ln, limits.maxConns)
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -225,7 +225,7 @@ func (w *worker) start(ctx context.Context) error {
 		"verify_interval", o.verifyInterval, "chunk_size", formatSize(o.chunkSize.bytes))
 	if w.listener != nil {
 		addr := w.listener.Addr().String()
-		w.server = startServer(w.listener, newHandler(rt, rt.Done(), m, w.ready), w.logger)
+		w.server = startServer(w.listener, newHandler(rt, rt.Done(), m, w.ready), defaultServerLimits, w.logger)
 		w.listener = nil
 		w.logger.Info("serving", "addr", addr, "endpoints", "/metrics /healthz /readyz /shards")
 	}
