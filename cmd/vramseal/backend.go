@@ -42,7 +42,7 @@ func (f *backendFlags) validate() error {
 	if f.simVRAM.bytes <= 0 {
 		return usageErrorf("--sim-vram must be more than 0 bytes, e.g. --sim-vram 2GiB")
 	}
-	return nil
+	return f.checkBounds()
 }
 
 // deviceSet is the devices a command opened.

@@ -143,6 +143,9 @@ func (o *runOptions) validate() error {
 	if err := o.backend.validate(); err != nil {
 		return err
 	}
+	if err := o.checkBounds(); err != nil {
+		return err
+	}
 	if o.simFault.set && o.backend.kind.String() == backendCUDA {
 		return simFaultOnRealGPUsError()
 	}

@@ -76,6 +76,7 @@ func (w *worker) prepare(files []string) error {
 		return err
 	}
 	w.srcs = srcs
+	o.warnAuditVolume(len(w.srcs), w.logger)
 	var token []byte
 	if path := tokenPath(o.tokenFile); path != "" {
 		t, err := readToken(path)
