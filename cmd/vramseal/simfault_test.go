@@ -78,3 +78,46 @@ func TestFlipRandomBitNeedsAShard(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no simulated device holds a shard")
 }
+
+// FuzzSimFaultFlag fuzzes the CLI's own duration syntax, bitflip@DURATION:
+// an accepted value is never negative and reads back from its printed form.
+func FuzzSimFaultFlag(f *testing.F) {
+	for _, seed := range []string{"bitflip@3s", "bitflip@500ms", "bitflip@0", "bitflip@-1s", "bitflip@", "bitflip", "@3s", "bitflip@1h2m3.5s", "bitflip@9223372036854775807ns", "bitflip@1e3s", "bitflip@3s@4s"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var flag simFaultFlag
+		if err := flag.Set(s); err != nil {
+			return
+		}
+		if flag.after < 0 {
+			t.Fatalf("%q gives a negative delay %s", s, flag.after)
+		}
+		var back simFaultFlag
+		if err := back.Set(flag.String()); err != nil || back != flag {
+			t.Fatalf("%q prints as %q, which reads back as %+v, %v", s, flag.String(), back, err)
+		}
+	})
+}
+
+// FuzzDurationBounds fuzzes the durations run's flags take (parsed as pflag
+// parses them) through the bounds: no positive value checkBounds accepts is
+// below its minimum, whatever the text was (validate refuses negative ones).
+func FuzzDurationBounds(f *testing.F) {
+	for _, seed := range []string{"1ns", "99ms", "100ms", "30s", "0", "-1s", "1h", "9223372036854775807ns", "0.0001s", "1e2ms"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return
+		}
+		o := &runOptions{verifyInterval: d, contentionInterval: d}
+		if o.checkBounds() != nil {
+			return
+		}
+		if d > 0 && d < minVerifyInterval {
+			t.Fatalf("--verify-interval %s (%q) passed the bounds", d, s)
+		}
+	})
+}

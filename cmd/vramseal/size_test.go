@@ -135,3 +135,22 @@ func FuzzParseSize(f *testing.F) {
 		}
 	})
 }
+
+func FuzzRateFlag(f *testing.F) {
+	for _, seed := range []string{"1GiB/s", "unlimited", "UNLIMITED", "0", "64MiB", "1.5GB/s", "/s", "-1/s", "1GiB//s", "9223372036854775807/s"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var r rateFlag
+		if err := r.Set(s); err != nil {
+			return
+		}
+		if r.bytesPerSecond < 0 {
+			t.Fatalf("rate %q = %d, negative", s, r.bytesPerSecond)
+		}
+		var back rateFlag
+		if err := back.Set(r.String()); err != nil || back != r {
+			t.Fatalf("rate %q prints as %q, which reads back as %v, %v", s, r.String(), back, err)
+		}
+	})
+}
