@@ -35,9 +35,25 @@ type VerifierConfig struct {
 	// an integrity failure or a device fault. It must not block on the
 	// verifier.
 	OnFailure func(err error)
+	// OnPass, if set, is called at the end of every pass that re-hashed
+	// every shard (after their records) or found a mismatch, with what the
+	// pass did. It must not block on the verifier.
+	OnPass func(PassReport)
 	// BeforePass, if set, runs at the start of every pass. It is a test
 	// hook: a panic in it is a panic in the verifier.
 	BeforePass func()
+}
+
+// PassReport is what one background scrub pass of a device did.
+type PassReport struct {
+	// Shards and Bytes count the shards the pass found intact and their size.
+	Shards int
+	Bytes  int64
+	// Mismatches counts the shards whose memory no longer matched their
+	// seal: the pass stops at the first.
+	Mismatches int
+	// Start and End are when the pass began and ended.
+	Start, End time.Time
 }
 
 // scrubPanicked carries a panic from the scrub loop into the actor, so that
@@ -120,6 +136,7 @@ func (v *verifier) pass(ctx context.Context) error {
 	if v.cfg.BeforePass != nil {
 		v.cfg.BeforePass()
 	}
+	start := v.cfg.Now()
 	views, err := v.cfg.GPU.Snapshot(ctx)
 	if err != nil {
 		return nil // stopping
@@ -133,14 +150,33 @@ func (v *verifier) pass(ctx context.Context) error {
 		mu.Unlock()
 	})
 	v.recordVerified(ctx, matched)
+	var integrity *IntegrityError
 	switch {
-	case err == nil, ctx.Err() != nil, errors.Is(err, messages.ErrStopped):
+	case ctx.Err() != nil, errors.Is(err, messages.ErrStopped):
 		return nil
+	case err == nil:
+		v.report(matched, 0, start)
+		return nil
+	case errors.As(err, &integrity):
+		v.report(matched, 1, start)
+		return err
 	case messages.IsFatal(err):
 		return err
 	default:
 		return fmt.Errorf("scrub device %d: %w: %w", v.cfg.GPU.index, messages.ErrDeviceFault, err)
 	}
+}
+
+// report tells OnPass what a pass did.
+func (v *verifier) report(matched []ShardView, mismatches int, start time.Time) {
+	if v.cfg.OnPass == nil {
+		return
+	}
+	r := PassReport{Shards: len(matched), Mismatches: mismatches, Start: start, End: v.cfg.Now()}
+	for _, view := range matched {
+		r.Bytes += view.Record.Size
+	}
+	v.cfg.OnPass(r)
 }
 
 // recordVerified records the shards a pass matched, all at once, so that a

@@ -56,6 +56,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Now tells the time. Nil means time.Now.
 	Now func() time.Time
+	// OnScrubPass, if set, is called after each background scrub pass of a
+	// device that re-hashed all its shards or found a mismatch, from that
+	// device's verifier: it must return quickly and must not call the
+	// Runtime.
+	OnScrubPass func(ScrubPass)
 
 	// hooks are test hooks, set only by this package's tests.
 	hooks testHooks

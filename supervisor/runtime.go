@@ -114,6 +114,7 @@ func (r *Runtime) spawn() error {
 			Logger:     r.cfg.Logger,
 			OnVerified: func(ctx context.Context, v actors.ShardView) error { return r.recordVerified(ctx, v.Record, "scrub") },
 			OnFailure:  r.failIntegrity,
+			OnPass:     r.scrubPassReporter(g.Index()),
 		}
 		if hook := r.cfg.hooks.beforeScrubPass; hook != nil {
 			vcfg.BeforePass = func() { hook(g.Index()) }
