@@ -10,9 +10,11 @@ import (
 
 // fail fail-stops the worker for a fault that is not itself an integrity
 // failure, such as a lost device or a panicking GPU actor. The cause is
-// recorded in the critical WorkerStopped record.
+// recorded in the critical WorkerStopped record and returned by Err; it is
+// logged at debug level only, so that the embedder, who reports Err, prints
+// it once.
 func (r *Runtime) fail(cause error) {
-	r.cfg.Logger.Error("fail-stop", "cause", cause)
+	r.cfg.Logger.Debug("fail-stop", "cause", cause)
 	r.beginStop(cause)
 }
 
@@ -41,6 +43,6 @@ func (r *Runtime) failIntegrity(cause error) {
 	if _, err := r.writeRecord(context.Background(), rec); err != nil {
 		r.cfg.Logger.Error("critical audit record not durable", "err", err)
 	}
-	r.cfg.Logger.Error("fail-stop", "cause", cause)
+	r.cfg.Logger.Debug("fail-stop", "cause", cause)
 	r.beginStop(cause)
 }
