@@ -24,14 +24,15 @@ func main() {
 // run executes one command line and returns the process's exit code. SIGINT
 // and SIGTERM cancel the command's context, which stops a worker gracefully;
 // a second one ends the process at once (notifySignals: the one exit
-// besides main's). An error is printed to stderr as one line.
+// besides main's). An error is printed to stderr as one line, in words for
+// the user (see userMessage).
 func run(args []string, stdout, stderr io.Writer, stderrIsTerminal bool) int {
 	ctx, stop := notifySignals(context.Background(), exitAtOnce(stderr))
 	defer stop()
 	a := &app{stdout: stdout, stderr: stderr, stderrIsTerminal: stderrIsTerminal, gpus: gpuhealth.Driver()}
 	err := a.execute(ctx, args)
 	if err != nil {
-		fmt.Fprintf(stderr, "vramseal: %v\n", err)
+		fmt.Fprintf(stderr, "vramseal: %s\n", userMessage(err))
 	}
 	return exitCodeOf(err, a.started)
 }

@@ -52,7 +52,7 @@ func openModelFiles(paths []string, idOverride, modelRef string) ([]*modelSource
 		return nil, usageErrorf("--id names one shard, but %d model files were given; pass exactly one file with --id, or drop --id to name shards after their files", len(paths))
 	}
 	if err := sealer.ValidateModelRef(modelRef); err != nil {
-		return nil, usageErrorf("--model-ref: %v", err)
+		return nil, usageErrorf("--model-ref: %w", err)
 	}
 	var srcs []*modelSource
 	byID := map[string]string{}
@@ -90,7 +90,7 @@ func openModelFile(path, idOverride string) (*modelSource, error) {
 		}
 	}
 	if err := sealer.ValidateShardID(id); err != nil {
-		return nil, usageErrorf("--id: %v", err)
+		return nil, usageErrorf("--id: %w", err)
 	}
 	f, info, err := safefile.Open(path, safefile.Options{})
 	switch {

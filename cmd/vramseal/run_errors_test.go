@@ -189,6 +189,8 @@ func TestRunRefusesBadInputWithOneLineThatNamesTheFix(t *testing.T) {
 			for _, want := range tt.wantInLine {
 				assert.Contains(t, plain[0], want)
 			}
+			assert.NotContains(t, plain[0], "invalid input", "no internal error kinds")
+			assert.NotContains(t, plain[0], "invalid configuration", "no internal error kinds")
 			assert.NoFileExists(t, auditLog, "nothing is audited before the input checks out")
 		})
 	}
