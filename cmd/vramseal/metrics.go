@@ -11,6 +11,7 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/supervisor"
 )
 
 // collectTimeout bounds how long one scrape waits on the runtime.
@@ -33,17 +34,26 @@ type runtimeView interface {
 // observe); memory and shard ages are read from the runtime at each scrape.
 type metrics struct {
 	registry *prometheus.Registry
+	// uuids are the devices' UUIDs, by index, for the uuid label.
+	uuids    []string
 	seals    *prometheus.CounterVec
 	verifies *prometheus.CounterVec
 	scrubbed prometheus.Counter
+	// lastPass and passDuration describe each device's last full scrub pass.
+	lastPass     *prometheus.GaugeVec
+	passDuration *prometheus.GaugeVec
 }
 
-// newMetrics registers the operation counters, the audit queue gauge and the
-// process's own series. queueDepth reports the audit records not yet
-// durable. The runtime's series follow once it runs (see watch).
-func newMetrics(queueDepth func() int) (*metrics, error) {
+// newMetrics registers the build information, the operation counters, the
+// scrub pass gauges, the audit queue gauge and the process's own series.
+// queueDepth reports the audit records not yet durable; uuids are the
+// devices' UUIDs, by index. The runtime's series follow once it runs (see
+// watch and watchWorker).
+func newMetrics(queueDepth func() int, uuids []string) (*metrics, error) {
+	deviceLabels := []string{"device", "uuid"}
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
+		uuids:    uuids,
 		seals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vram_seal_operations_total",
 			Help: "Seals attempted, by result: success (sealed and durably audited) or failure.",
@@ -56,7 +66,22 @@ func newMetrics(queueDepth func() int) (*metrics, error) {
 			Name: "vram_scrubbed_bytes_total",
 			Help: "Bytes of shards the background scrub re-hashed and found intact.",
 		}),
+		lastPass: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vram_scrub_last_pass_timestamp_seconds",
+			Help: "Unix time at which the background scrub last finished a full pass over the device's shards.",
+		}, deviceLabels),
+		passDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vram_scrub_pass_duration_seconds",
+			Help: "How long the device's last full background scrub pass took.",
+		}, deviceLabels),
 	}
+	b := readBuildInfo()
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "vramseal_build_info",
+		Help:        "Always 1; the labels say which vramseal build this is.",
+		ConstLabels: prometheus.Labels{"version": b.version, "commit": b.commit, "goversion": b.goVersion},
+	})
+	buildInfo.Set(1)
 	for _, result := range []string{resultSuccess, resultFailure} {
 		m.seals.WithLabelValues(result)
 		m.verifies.WithLabelValues(result)
@@ -69,6 +94,9 @@ func newMetrics(queueDepth func() int) (*metrics, error) {
 		m.registry.Register(m.seals),
 		m.registry.Register(m.verifies),
 		m.registry.Register(m.scrubbed),
+		m.registry.Register(m.lastPass),
+		m.registry.Register(m.passDuration),
+		m.registry.Register(buildInfo),
 		m.registry.Register(queue),
 		m.registry.Register(collectors.NewGoCollector()),
 		m.registry.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
@@ -82,7 +110,42 @@ func newMetrics(queueDepth func() int) (*metrics, error) {
 // watch adds the series read from the runtime at each scrape: device memory
 // and the age of each shard's last verification.
 func (m *metrics) watch(rt runtimeView, now func() time.Time) error {
-	return m.registry.Register(newRuntimeCollector(rt, now))
+	return m.registry.Register(newRuntimeCollector(rt, now, m.uuid))
+}
+
+// watchWorker adds the worker's state: ready (what /readyz answers) and
+// fail-stopped, each 1 or 0.
+func (m *metrics) watchWorker(ready, failStopped func() bool) error {
+	gauge := func(name, help string, f func() bool) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			if f() {
+				return 1
+			}
+			return 0
+		})
+	}
+	return errors.Join(
+		m.registry.Register(gauge("vram_ready", "1 while /readyz answers 200: every shard sealed and freshly verified, nothing failed.", ready)),
+		m.registry.Register(gauge("vram_failstopped", "1 once the worker has fail-stopped on an integrity, device or policy failure.", failStopped)),
+	)
+}
+
+// scrubPass records a device's completed scrub pass.
+func (m *metrics) scrubPass(p supervisor.ScrubPass) {
+	if p.Mismatches > 0 {
+		return // not a full pass: it stopped at the mismatch
+	}
+	labels := []string{strconv.Itoa(p.Device), m.uuid(p.Device)}
+	m.lastPass.WithLabelValues(labels...).Set(float64(p.Time.UnixNano()) / 1e9)
+	m.passDuration.WithLabelValues(labels...).Set(p.Elapsed.Seconds())
+}
+
+// uuid is device's UUID, or "" if unknown.
+func (m *metrics) uuid(device int) string {
+	if device >= 0 && device < len(m.uuids) {
+		return m.uuids[device]
+	}
+	return ""
 }
 
 // observe counts what an audit record says happened.
@@ -107,22 +170,24 @@ func (m *metrics) observe(r audit.Record) {
 type runtimeCollector struct {
 	rt            runtimeView
 	now           func() time.Time
+	uuid          func(device int) string
 	total         *prometheus.Desc
 	used          *prometheus.Desc
 	available     *prometheus.Desc
 	sinceVerified *prometheus.Desc
 }
 
-func newRuntimeCollector(rt runtimeView, now func() time.Time) *runtimeCollector {
-	device := []string{"device"}
+func newRuntimeCollector(rt runtimeView, now func() time.Time, uuid func(int) string) *runtimeCollector {
+	device := []string{"device", "uuid"}
 	return &runtimeCollector{
 		rt:        rt,
 		now:       now,
+		uuid:      uuid,
 		total:     prometheus.NewDesc("vram_total_bytes", "Device memory.", device, nil),
 		used:      prometheus.NewDesc("vram_used_bytes", "Device memory in use, by this worker and anything else.", device, nil),
 		available: prometheus.NewDesc("vram_available_bytes", "Device memory this worker may still seal into: free memory less headroom.", device, nil),
 		sinceVerified: prometheus.NewDesc("vram_shard_seconds_since_verified",
-			"Seconds since every chunk of the shard was last re-hashed and matched; since it was sealed if never.", []string{"shard"}, nil),
+			"Seconds since every chunk of the shard was last re-hashed and matched; since it was sealed if never.", []string{"shard", "device", "uuid"}, nil),
 	}
 }
 
@@ -143,10 +208,10 @@ func (c *runtimeCollector) Collect(ch chan<- prometheus.Metric) {
 		if err != nil {
 			return
 		}
-		label := strconv.Itoa(i)
-		ch <- prometheus.MustNewConstMetric(c.total, prometheus.GaugeValue, float64(cp.Total), label)
-		ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(cp.Total-cp.Free), label)
-		ch <- prometheus.MustNewConstMetric(c.available, prometheus.GaugeValue, float64(availableBytes(cp.Free, cp.Headroom)), label)
+		labels := []string{strconv.Itoa(i), c.uuid(i)}
+		ch <- prometheus.MustNewConstMetric(c.total, prometheus.GaugeValue, float64(cp.Total), labels...)
+		ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(cp.Total-cp.Free), labels...)
+		ch <- prometheus.MustNewConstMetric(c.available, prometheus.GaugeValue, float64(availableBytes(cp.Free, cp.Headroom)), labels...)
 	}
 	shards, err := c.rt.Shards(ctx)
 	if err != nil {
@@ -158,6 +223,6 @@ func (c *runtimeCollector) Collect(ch chan<- prometheus.Metric) {
 		if since.IsZero() {
 			since = s.SealedAt
 		}
-		ch <- prometheus.MustNewConstMetric(c.sinceVerified, prometheus.GaugeValue, now.Sub(since).Seconds(), s.ID)
+		ch <- prometheus.MustNewConstMetric(c.sinceVerified, prometheus.GaugeValue, now.Sub(since).Seconds(), s.ID, strconv.Itoa(s.Device), c.uuid(s.Device))
 	}
 }

@@ -3,16 +3,20 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/supervisor"
 )
 
 // fakeRuntime is a runtimeView with a fixed set of devices and shards.
@@ -25,7 +29,7 @@ type fakeRuntime struct {
 func (f *fakeRuntime) Shards(context.Context) ([]messages.ShardStatus, error) { return f.shards, f.err }
 
 func TestMetricsCountOperationsFromAuditRecords(t *testing.T) {
-	m, err := newMetrics(func() int { return 0 })
+	m, err := newMetrics(func() int { return 0 }, nil)
 	require.NoError(t, err)
 	records := []audit.Record{
 		{Event: audit.EventWorkerStarted},
@@ -55,11 +59,11 @@ func TestMetricsReadMemoryAndShardAgesFromTheRuntime(t *testing.T) {
 			{Device: 1, Total: 1000, Free: 50, Headroom: 100},
 		},
 		shards: []messages.ShardStatus{
-			{ID: "verified", SealedAt: now.Add(-time.Hour), LastVerified: now.Add(-2 * time.Second)},
+			{ID: "verified", Device: 1, SealedAt: now.Add(-time.Hour), LastVerified: now.Add(-2 * time.Second)},
 			{ID: "never", SealedAt: now.Add(-5 * time.Second)},
 		},
 	}
-	m, err := newMetrics(func() int { return 7 })
+	m, err := newMetrics(func() int { return 7 }, []string{"GPU-a", "GPU-b"})
 	require.NoError(t, err)
 	require.NoError(t, m.watch(rt, func() time.Time { return now }))
 
@@ -69,28 +73,84 @@ func TestMetricsReadMemoryAndShardAgesFromTheRuntime(t *testing.T) {
 vram_audit_queue_depth 7
 # HELP vram_available_bytes Device memory this worker may still seal into: free memory less headroom.
 # TYPE vram_available_bytes gauge
-vram_available_bytes{device="0"} 500
-vram_available_bytes{device="1"} 0
+vram_available_bytes{device="0",uuid="GPU-a"} 500
+vram_available_bytes{device="1",uuid="GPU-b"} 0
 # HELP vram_shard_seconds_since_verified Seconds since every chunk of the shard was last re-hashed and matched; since it was sealed if never.
 # TYPE vram_shard_seconds_since_verified gauge
-vram_shard_seconds_since_verified{shard="never"} 5
-vram_shard_seconds_since_verified{shard="verified"} 2
+vram_shard_seconds_since_verified{device="0",shard="never",uuid="GPU-a"} 5
+vram_shard_seconds_since_verified{device="1",shard="verified",uuid="GPU-b"} 2
 # HELP vram_total_bytes Device memory.
 # TYPE vram_total_bytes gauge
-vram_total_bytes{device="0"} 1000
-vram_total_bytes{device="1"} 1000
+vram_total_bytes{device="0",uuid="GPU-a"} 1000
+vram_total_bytes{device="1",uuid="GPU-b"} 1000
 # HELP vram_used_bytes Device memory in use, by this worker and anything else.
 # TYPE vram_used_bytes gauge
-vram_used_bytes{device="0"} 400
-vram_used_bytes{device="1"} 950
+vram_used_bytes{device="0",uuid="GPU-a"} 400
+vram_used_bytes{device="1",uuid="GPU-b"} 950
 `
 	assert.NoError(t, testutil.GatherAndCompare(m.registry, strings.NewReader(want),
 		"vram_audit_queue_depth", "vram_available_bytes", "vram_shard_seconds_since_verified", "vram_total_bytes", "vram_used_bytes"))
 }
 
+func TestMetricsDescribeTheBuildTheWorkerAndEachScrubPass(t *testing.T) {
+	m, err := newMetrics(func() int { return 0 }, []string{"GPU-a", "GPU-b"})
+	require.NoError(t, err)
+	ready, failStopped := true, false
+	require.NoError(t, m.watchWorker(func() bool { return ready }, func() bool { return failStopped }))
+	end := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	m.scrubPass(supervisor.ScrubPass{Device: 1, Shards: 2, Bytes: 300, Elapsed: 1500 * time.Millisecond, Time: end})
+	m.scrubPass(supervisor.ScrubPass{Device: 0, Shards: 0, Mismatches: 1, Elapsed: time.Second, Time: end.Add(time.Hour)})
+
+	want := fmt.Sprintf(`
+# HELP vram_failstopped 1 once the worker has fail-stopped on an integrity, device or policy failure.
+# TYPE vram_failstopped gauge
+vram_failstopped 0
+# HELP vram_ready 1 while /readyz answers 200: every shard sealed and freshly verified, nothing failed.
+# TYPE vram_ready gauge
+vram_ready 1
+# HELP vram_scrub_last_pass_timestamp_seconds Unix time at which the background scrub last finished a full pass over the device's shards.
+# TYPE vram_scrub_last_pass_timestamp_seconds gauge
+vram_scrub_last_pass_timestamp_seconds{device="1",uuid="GPU-b"} %d
+# HELP vram_scrub_pass_duration_seconds How long the device's last full background scrub pass took.
+# TYPE vram_scrub_pass_duration_seconds gauge
+vram_scrub_pass_duration_seconds{device="1",uuid="GPU-b"} 1.5
+`, end.Unix())
+	assert.NoError(t, testutil.GatherAndCompare(m.registry, strings.NewReader(want),
+		"vram_failstopped", "vram_ready", "vram_scrub_last_pass_timestamp_seconds", "vram_scrub_pass_duration_seconds"),
+		"a pass cut short by a mismatch is not a full pass")
+	ready, failStopped = false, true
+	assert.NoError(t, testutil.GatherAndCompare(m.registry, strings.NewReader(`
+# HELP vram_failstopped 1 once the worker has fail-stopped on an integrity, device or policy failure.
+# TYPE vram_failstopped gauge
+vram_failstopped 1
+# HELP vram_ready 1 while /readyz answers 200: every shard sealed and freshly verified, nothing failed.
+# TYPE vram_ready gauge
+vram_ready 0
+`), "vram_failstopped", "vram_ready"))
+
+	families, err := m.registry.Gather()
+	require.NoError(t, err)
+	var info *dto.MetricFamily
+	for _, f := range families {
+		if f.GetName() == "vramseal_build_info" {
+			info = f
+		}
+	}
+	require.NotNil(t, info, "vramseal_build_info")
+	require.Len(t, info.GetMetric(), 1)
+	assert.Equal(t, 1.0, info.GetMetric()[0].GetGauge().GetValue())
+	labels := map[string]string{}
+	for _, l := range info.GetMetric()[0].GetLabel() {
+		labels[l.GetName()] = l.GetValue()
+	}
+	assert.Equal(t, runtime.Version(), labels["goversion"])
+	assert.NotEmpty(t, labels["version"])
+	assert.NotEmpty(t, labels["commit"])
+}
+
 func TestMetricsReportNoRuntimeSeriesOnceItHasStopped(t *testing.T) {
 	rt := &fakeRuntime{err: messages.ErrStopped}
-	m, err := newMetrics(func() int { return 0 })
+	m, err := newMetrics(func() int { return 0 }, nil)
 	require.NoError(t, err)
 	require.NoError(t, m.watch(stoppedRuntime{rt}, time.Now))
 	n, err := testutil.GatherAndCount(m.registry, "vram_total_bytes", "vram_shard_seconds_since_verified")

@@ -127,8 +127,13 @@ func (p *process) stderr(t *testing.T) string {
 // JSON (such as the final error line) are skipped.
 func (p *process) logLines(t *testing.T) []map[string]any {
 	t.Helper()
+	return jsonLogLines(p.stderr(t))
+}
+
+// jsonLogLines parses the JSON log lines in stderr, skipping the others.
+func jsonLogLines(stderr string) []map[string]any {
 	var lines []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(p.stderr(t)))
+	sc := bufio.NewScanner(strings.NewReader(stderr))
 	for sc.Scan() {
 		var line map[string]any
 		if json.Unmarshal(sc.Bytes(), &line) == nil {
@@ -136,6 +141,17 @@ func (p *process) logLines(t *testing.T) []map[string]any {
 		}
 	}
 	return lines
+}
+
+// logsWithMsg are the JSON log lines in stderr whose message is msg.
+func logsWithMsg(stderr, msg string) []map[string]any {
+	var out []map[string]any
+	for _, l := range jsonLogLines(stderr) {
+		if l["msg"] == msg {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // waitForLog waits for a log line with message msg and returns it.

@@ -26,6 +26,7 @@ type runOptions struct {
 	listen         string
 	simFault       simFaultFlag
 	identity       identityOptions
+	seed           seedFlag
 
 	// Real GPUs only, through NVML.
 	contention         cuda.ContentionPolicy
@@ -123,7 +124,8 @@ verify (that file's memory freed, a critical ModelRejected record).`,
 	f.StringVar(&o.modelRef, "model-ref", "", "model the files belong to; they become its shards, in order")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:9400", "address for /metrics, /healthz, /readyz and /shards (port 0 picks a free port; empty turns them off)")
 	o.identity.register(f)
-	f.Var(&o.simFault, "sim-fault", "simulated devices only: flip one bit in a random shard this long after sealing, to show the fail-stop")
+	f.Var(&o.simFault, "sim-fault", "simulated devices only: this long after sealing, flip one bit of one shard (chosen with --seed, named in the log) to show the fail-stop; a run that ends without catching it exits 1")
+	f.Var(&o.seed, "seed", "seed of --sim-fault's choice of shard, byte and bit (default random, logged)")
 	f.Var(&o.contention, "on-contention", "real GPUs only: when another process uses a GPU holding shards, ignore it, warn, or evict the GPU's shards and turn not ready")
 	f.DurationVar(&o.contentionInterval, "contention-interval", cuda.DefaultContentionInterval, "real GPUs only: how often to look for other processes on the GPUs")
 	f.Var(&o.ignoreXIDs, "ignore-xids", "real GPUs only: XIDs that are an application's fault and only logged, not a fail-stop; none makes every critical XID fatal")
@@ -150,7 +152,7 @@ func (o *runOptions) validate() error {
 		return simFaultOnRealGPUsError()
 	}
 	if err := sealer.ValidateChunkSize(o.chunkSize.bytes); err != nil {
-		return usageErrorf("--chunk-size %s: %v", o.chunkSize.String(), err)
+		return usageErrorf("--chunk-size %s: %w", o.chunkSize.String(), err)
 	}
 	switch {
 	case o.verifyInterval < 0:

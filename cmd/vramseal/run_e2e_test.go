@@ -125,9 +125,15 @@ func TestRunFailStopsOnAFlippedBit(t *testing.T) {
 	assert.True(t, strings.HasPrefix(errLine, "vramseal: fail-stop: "), errLine)
 	assert.Contains(t, errLine, `shard "layer0.bin"`)
 	assert.Regexp(t, `chunk \d+ \(bytes \d+-\d+\)`, errLine)
+	assert.Equal(t, 1, strings.Count(res.stderr, "does not match its sealed digest"), "the cause is printed once; stderr:\n%s", res.stderr)
+	flipped := logsWithMsg(res.stderr, "sim-fault: flipped one bit in simulated VRAM")
+	require.Len(t, flipped, 1)
+	assert.Equal(t, "layer0.bin", flipped[0]["shard"], "the fault names the shard it flips")
+	assert.Contains(t, errLine, fmt.Sprintf("chunk %v (bytes", flipped[0]["chunk"]), "and the fail-stop names the same chunk")
 
 	logPath := filepath.Join(dir, "audit.jsonl")
 	lines := readAuditLog(t, logPath)
+	assert.True(t, strings.HasSuffix(errLine, fmt.Sprintf("; VRAM freed, audit log closed (%d records)", len(lines))), errLine)
 	failed := -1
 	for i, l := range lines {
 		if l.Event == audit.EventSealVerificationFailed {

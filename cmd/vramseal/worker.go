@@ -40,8 +40,12 @@ type worker struct {
 	keys     *workerKeys
 	auditLog *audit.Log
 	ready    *gpuhealth.Readiness
-	rt       *supervisor.Runtime
-	server   *httpServer
+	scrub    *scrubReport
+	flip     *plantedFlip // --sim-fault's bit, once planned
+	// logFailed is set when the audit log failed: records since are lost.
+	logFailed bool
+	rt        *supervisor.Runtime
+	server    *httpServer
 }
 
 // run is "vramseal run": check everything that can be checked before
@@ -184,7 +188,11 @@ func (w *worker) start(ctx context.Context) error {
 	}
 	w.auditLog = auditLog
 	w.keys.audit.Zero() // the log keeps what it needs
-	m, err := newMetrics(auditLog.QueueDepth)
+	uuids := make([]string, len(w.devices.devices))
+	for i, d := range w.devices.devices {
+		uuids[i] = d.Properties().UUID
+	}
+	m, err := newMetrics(auditLog.QueueDepth, uuids)
 	if err != nil {
 		return err
 	}
@@ -193,7 +201,8 @@ func (w *worker) start(ctx context.Context) error {
 		gpuCheck = w.watch.NotReady
 	}
 	w.ready = gpuhealth.NewReadiness(gpuCheck)
-	sink := &observedSink{next: auditLog, observers: []func(audit.Record){m.observe, w.ready.Observe}}
+	w.scrub = newScrubReport(w.logger, o.verifyInterval)
+	sink := &observedSink{next: auditLog, observers: []func(audit.Record){m.observe, w.ready.Observe, w.scrub.observe}}
 	devices := w.devices.devices
 	w.devices = nil // Start owns them from the call on, even when it fails
 	rt, err := supervisor.Start(context.WithoutCancel(ctx), supervisor.Config{
@@ -206,6 +215,10 @@ func (w *worker) start(ctx context.Context) error {
 		Headroom:       o.headroom.bytes,
 		Audit:          sink,
 		Logger:         w.logger,
+		OnScrubPass: func(p supervisor.ScrubPass) {
+			w.scrub.pass(p)
+			m.scrubPass(p)
+		},
 	})
 	switch {
 	case errors.Is(err, messages.ErrConfig):
@@ -219,7 +232,12 @@ func (w *worker) start(ctx context.Context) error {
 	if w.watch != nil {
 		w.watch.StartHealth(rt, o.ignoreXIDs.xids)
 	}
-	if err := m.watch(rt, time.Now); err != nil {
+	ready := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), collectTimeout)
+		defer cancel()
+		return w.ready.Check(ctx, rt, rt.Done(), time.Now()) == nil
+	}
+	if err := errors.Join(m.watch(rt, time.Now), m.watchWorker(ready, func() bool { return rt.Err() != nil })); err != nil {
 		return err
 	}
 	w.logger.Info("worker started", "worker_id", o.workerID, "key", w.keys.fingerprint(), "audit_log", o.auditLog,
@@ -262,6 +280,9 @@ func (w *worker) sealAndServe(ctx context.Context, p *progress) error {
 		durationC = t.C
 	}
 	if w.opts.simFault.set {
+		w.flip = planFlip(shards, w.opts.seed.seed())
+		w.logger.Info("sim-fault: one bit flip planned", append(w.flip.logAttrs(), "after", w.opts.simFault.after.String())...)
+		w.warnUndetectable(w.flip, fullestDevice(shards))
 		t := time.NewTimer(w.opts.simFault.after)
 		defer t.Stop()
 		faultC = t.C
@@ -285,9 +306,10 @@ func (w *worker) sealAndServe(ctx context.Context, p *progress) error {
 			return fmt.Errorf("HTTP server stopped: %w", w.server.err)
 		case <-faultC:
 			faultC = nil
-			if err := flipRandomBit(w.sims, w.logger); err != nil {
+			if err := w.flip.flip(w.sims, shards, time.Now()); err != nil {
 				return err
 			}
+			w.logger.Warn("sim-fault: flipped one bit in simulated VRAM", w.flip.logAttrs()...)
 		}
 	}
 }
@@ -311,13 +333,14 @@ func fullestDevice(shards []sealer.Shard) int64 {
 }
 
 // close releases everything the worker opened, in reverse order, and decides
-// the outcome: a fail-stop exits 3 with its cause, whatever else happened.
+// the outcome: a fail-stop exits 3 with its cause, whatever else happened,
+// and a run that planted a flip and did not catch it exits 1.
 func (w *worker) close(runErr error) error {
 	w.service.stopping("stopping")
-	errs := []error{runErr}
+	var stopErrs []error
 	if w.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), serverShutdownTimeout)
-		errs = append(errs, w.server.shutdown(ctx))
+		stopErrs = append(stopErrs, w.server.shutdown(ctx))
 		cancel()
 	}
 	if w.listener != nil {
@@ -329,33 +352,54 @@ func (w *worker) close(runErr error) error {
 	var failStop error
 	if w.rt != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), runtimeShutdownTimeout)
-		errs = append(errs, w.rt.Stop(ctx))
+		stopErrs = append(stopErrs, w.rt.Stop(ctx))
 		cancel()
 		failStop = w.rt.Err()
+		w.scrub.summary()
 	}
 	if w.devices != nil {
-		errs = append(errs, w.devices.close())
+		stopErrs = append(stopErrs, w.devices.close())
 	}
 	if w.watch != nil {
-		errs = append(errs, w.watch.Close())
+		stopErrs = append(stopErrs, w.watch.Close())
 	}
 	if w.auditLog != nil {
 		err := w.auditLog.Close()
-		if failStop == nil && errors.Is(err, audit.ErrLogFailed) {
-			failStop = err // the log failed at the end: what was recorded since is lost
+		if errors.Is(err, audit.ErrLogFailed) {
+			w.logFailed = true
+			if failStop == nil {
+				failStop = err // the log failed at the end: what was recorded since is lost
+			}
+		} else {
+			stopErrs = append(stopErrs, err)
 		}
-		errs = append(errs, err)
 	}
 	if w.keys != nil {
 		w.keys.zero()
 	}
 	closeSources(w.srcs)
+	stopErr := errors.Join(stopErrs...)
 	if failStop != nil {
-		return withExitCode(exitFailStop, fmt.Errorf("fail-stop: %w", failStop))
+		return withExitCode(exitFailStop, fmt.Errorf("fail-stop: %w; %s", failStop, w.stopped(stopErr)))
 	}
-	err := errors.Join(errs...)
-	if err == nil && w.rt != nil {
-		w.logger.Info("stopped: every shard freed, audit log closed", "audit_log", w.opts.auditLog)
+	if err := errors.Join(runErr, stopErr); err != nil || w.rt == nil {
+		return err
 	}
-	return err
+	w.logger.Info("stopped: "+w.stopped(nil), "audit_log", w.opts.auditLog)
+	if w.opts.simFault.set {
+		return w.flip.undetectedError(w.opts)
+	}
+	return nil
+}
+
+// stopped says what the stop left behind: the VRAM freed and the log closed
+// unless stopErr or a failed log says otherwise.
+func (w *worker) stopped(stopErr error) string {
+	switch {
+	case stopErr != nil:
+		return fmt.Sprintf("stopping failed too: %v", stopErr)
+	case w.logFailed:
+		return fmt.Sprintf("VRAM freed; the audit log failed, it holds %d durable records", w.auditLog.Stats().LastSeq)
+	}
+	return fmt.Sprintf("VRAM freed, audit log closed (%d records)", w.auditLog.Stats().LastSeq)
 }
