@@ -82,16 +82,29 @@ func (f *backendFlags) openDevices(gpus gpuhealth.Source) (*deviceSet, error) {
 		}
 		return set, err
 	}
+	reason, err := autoSimReason(gpus)
+	switch {
+	case err != nil:
+		return nil, err
+	case reason != "":
+		return f.openSims(reason)
+	}
+	return openCUDA(gpus)
+}
+
+// autoSimReason says why --backend auto falls back to simulated devices on
+// this machine, or "" when it uses the real GPUs.
+func autoSimReason(gpus gpuhealth.Source) (string, error) {
 	count, err := gpus.DeviceCount()
 	switch {
 	case errors.Is(err, cuda.ErrNoDriver):
-		return f.openSims("no NVIDIA driver found")
+		return "no NVIDIA driver found", nil
 	case err != nil:
-		return nil, fmt.Errorf("query the CUDA driver: %w; use --backend sim to run on simulated devices", err)
+		return "", fmt.Errorf("query the CUDA driver: %w; use --backend sim to run on simulated devices", err)
 	case count == 0:
-		return f.openSims("the NVIDIA driver reports no GPUs")
+		return "the NVIDIA driver reports no GPUs", nil
 	}
-	return openCUDA(gpus)
+	return "", nil
 }
 
 // openSims makes the simulated devices the flags describe.

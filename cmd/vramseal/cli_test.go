@@ -56,16 +56,23 @@ func TestDevicesAndRunSayWhenThereIsNoDriver(t *testing.T) {
 		require.NoError(t, n.Close())
 	}
 	list := runVramseal(t, t.TempDir(), "devices")
+	cudaList := runVramseal(t, t.TempDir(), "devices", "--backend", "cuda")
 	dir := t.TempDir()
 	model, _ := writeRandomFile(t, dir, "m.bin", 1024)
 	run := runVramseal(t, dir, "run", "--backend", "cuda", "--token-file", writeToken(t, dir), "--listen", "", "--duration", "1ms", model)
 	if driver {
 		assert.Equal(t, exitOK, list.code, list.stderr)
+		assert.Equal(t, exitOK, cudaList.code, cudaList.stderr)
 		assert.Equal(t, exitOK, run.code, run.stderr)
 		return
 	}
-	assert.Equal(t, exitFailure, list.code)
-	assert.Equal(t, "vramseal: NVIDIA driver not found: libnvidia-ml.so.1 could not be loaded; list simulated devices with --backend sim\n", list.stderr)
+	assert.Equal(t, exitOK, list.code, "auto falls back to simulated devices: %s", list.stderr)
+	assert.Equal(t, "no NVIDIA driver found: these are the simulated devices \"vramseal run\" would use\n", list.stderr)
+	lines := strings.Split(strings.TrimSpace(list.stdout), "\n")
+	require.Len(t, lines, 3, "a header and the two simulated devices a run gets by default")
+	assert.Regexp(t, `^0\s+`+cuda.DefaultSimName+` 0\s`, lines[1])
+	assert.Equal(t, exitFailure, cudaList.code)
+	assert.Equal(t, "vramseal: --backend cuda: NVIDIA driver not found: libnvidia-ml.so.1 could not be loaded; install the NVIDIA driver, or list simulated devices with --backend sim\n", cudaList.stderr)
 	assert.Equal(t, exitUsage, run.code)
 	assert.Contains(t, run.stderr, "--backend cuda: NVIDIA driver not found")
 	assert.Contains(t, run.stderr, "use --backend sim")

@@ -34,12 +34,14 @@ func newDevicesCommand(a *app) *cobra.Command {
 		Use:   "devices",
 		Short: "List the GPUs vramseal can use",
 		Long: `devices lists each GPU's index, name, UUID, total and free memory and compute
-capability, as NVML reports them. With --backend sim it lists the simulated
-devices "vramseal run --backend sim" would use.
+capability, as NVML reports them. With --backend sim, or with auto (the
+default) on a machine without the NVIDIA driver or GPUs, it lists the
+simulated devices "vramseal run" would use there, after one line on stderr
+saying why.
 
-Exit codes: 0 devices listed; 1 no NVIDIA driver found (with --backend auto or
-cuda) or the driver failed; 2 bad usage.`,
-		Example: `  # The real GPUs on this machine
+Exit codes: 0 devices listed; 1 --backend cuda and no NVIDIA driver found, or
+the driver failed; 2 bad usage.`,
+		Example: `  # The GPUs on this machine (simulated ones where it has none)
   vramseal devices
 
   # The simulated devices a run would get, as JSON
@@ -49,13 +51,7 @@ cuda) or the driver failed; 2 bad usage.`,
 			if err := backend.validate(); err != nil {
 				return err
 			}
-			var list []deviceJSON
-			var err error
-			if backend.kind.String() == backendSim {
-				list, err = listSims(&backend)
-			} else {
-				list, err = listGPUs(a.gpus)
-			}
+			list, err := listDevices(a, &backend)
 			if err != nil {
 				return err
 			}
@@ -70,6 +66,29 @@ cuda) or the driver failed; 2 bad usage.`,
 	backend.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	return cmd
+}
+
+// listDevices lists the devices the backend flags choose, as a run would:
+// with auto, the simulated ones when the machine has no NVIDIA GPU, and a
+// line on stderr says why.
+func listDevices(a *app, backend *backendFlags) ([]deviceJSON, error) {
+	switch backend.kind.String() {
+	case backendSim:
+		return listSims(backend)
+	case backendCUDA:
+		return listGPUs(a.gpus)
+	}
+	reason, err := autoSimReason(a.gpus)
+	if err != nil {
+		return nil, err
+	}
+	if reason == "" {
+		return listGPUs(a.gpus)
+	}
+	if _, err := fmt.Fprintf(a.stderr, "%s: these are the simulated devices \"vramseal run\" would use\n", reason); err != nil {
+		return nil, err
+	}
+	return listSims(backend)
 }
 
 // listSims describes the simulated devices the flags ask for.
@@ -98,7 +117,7 @@ func listSims(f *backendFlags) ([]deviceJSON, error) {
 func listGPUs(gpus gpuhealth.Source) ([]deviceJSON, error) {
 	n, err := gpus.OpenNVML()
 	if errors.Is(err, cuda.ErrNoDriver) {
-		return nil, fmt.Errorf("%w; list simulated devices with --backend sim", err)
+		return nil, fmt.Errorf("--backend cuda: %w; install the NVIDIA driver, or list simulated devices with --backend sim", err)
 	}
 	if err != nil {
 		return nil, err
