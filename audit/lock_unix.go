@@ -16,7 +16,12 @@ import (
 func lockFile(f *os.File) error {
 	err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 	if errors.Is(err, syscall.EWOULDBLOCK) {
-		return fmt.Errorf("%w: audit log %s is open in another writer", messages.ErrConfig, f.Name())
+		holder := "another process"
+		if h := lockHolder(f); h != "" {
+			holder += " (" + h + ")"
+		}
+		return fmt.Errorf("%w: audit log %s is in use: %s writes it; stop that process, or use another log file",
+			messages.ErrConfig, f.Name(), holder)
 	}
 	if err != nil {
 		return fmt.Errorf("audit: lock log %s: %w", f.Name(), err)
