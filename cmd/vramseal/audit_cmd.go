@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -37,42 +41,52 @@ func newAuditVerifyCommand(a *app) *cobra.Command {
 	var tokenFile, workerID string
 	cmd := &cobra.Command{
 		Use:   "verify FILE",
-		Short: "Check that an audit log is intact: nothing edited, removed, reordered or inserted",
+		Short: "Check that an audit log is intact, and sum up what it records",
 		Long: `verify checks every line of a worker's audit log against the hash chain keyed
-by the worker's token: each record must be there, in order, unchanged.
+by the worker's token: each record must be there, in order, unchanged. Empty
+lines at the very end (as an editor leaves them) are ignored. Then it sums the
+log up: records, workers, time span, critical events by kind, and how the
+worker last stopped (gracefully, or the fail-stop's cause).
 
 The token is read as for "vramseal run": --token-file, else
-$VRAMSEAL_TOKEN_FILE, else $CREDENTIALS_DIRECTORY/vramseal-token. The worker ID
-defaults to the one the log's first line names.
+$VRAMSEAL_TOKEN_FILE, else $CREDENTIALS_DIRECTORY/vramseal-token, else the
+token a token-less run on simulated GPUs kept beside the log
+(vramseal-audit.jsonl -> vramseal-audit.token). The worker ID defaults to the
+one the log names.
 
 Records removed from the end of a log leave it intact: compare the record count
 and head it prints with a copy kept elsewhere to catch that.
 
-Exit codes: 0 intact; 1 tampered with (the first bad line and why); 2 bad
-usage, or the log or token could not be read.`,
-		Example: `  vramseal audit verify vramseal-audit.jsonl --token-file vramseal.token`,
-		Args:    cobra.ExactArgs(1),
+Exit codes: 0 intact (critical events are listed, they do not change it);
+1 NOT intact: tampered with (the first bad line and why); 2 bad usage, or the
+log or token could not be read, or the log is empty; 5 wrong token or worker
+ID: the log's key fingerprint or worker is not the one given, so nothing can
+be said about tampering until the right one is.`,
+		Example: `  vramseal audit verify vramseal-audit.jsonl --token-file vramseal.token
+
+  # The token from the environment, as "vramseal run" reads it
+  VRAMSEAL_TOKEN_FILE=/etc/vramseal/token vramseal audit verify /var/lib/vramseal/vramseal-audit.jsonl`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageErrorf("audit verify checks one log file, got %d arguments; use: vramseal audit verify FILE [--token-file PATH], e.g. vramseal audit verify %s --token-file vramseal.token",
+					len(args), defaultAuditLog())
+			}
+			return nil
+		},
 		RunE: func(_ *cobra.Command, args []string) error {
 			return verifyAuditLog(a, args[0], tokenFile, workerID)
 		},
 	}
-	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the token of the worker that wrote the log (else $"+tokenFileEnv+")")
-	cmd.Flags().StringVar(&workerID, "worker-id", "", "worker that wrote the log (default: the worker its first line names)")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the token of the worker that wrote the log (else $"+tokenFileEnv+", else $CREDENTIALS_DIRECTORY/"+credentialName+", else the token kept beside the log)")
+	cmd.Flags().StringVar(&workerID, "worker-id", "", "worker that wrote the log (default: the worker the log names)")
 	return cmd
 }
 
 // verifyAuditLog checks the log at path and prints the outcome.
 func verifyAuditLog(a *app, path, tokenFile, workerID string) error {
-	tokenAt := tokenPath(tokenFile)
-	if _, err := os.Lstat(simTokenPath(path)); tokenAt == "" && err == nil {
-		tokenAt = simTokenPath(path) // kept by a token-less run on simulated GPUs
-	}
-	if tokenAt == "" {
-		return usageErrorf("no token to check %s with; pass --token-file PATH of the worker that wrote it", path)
-	}
-	f, _, err := safefile.Open(path, safefile.Options{})
+	f, info, err := safefile.Open(path, safefile.Options{})
 	if errors.Is(err, fs.ErrNotExist) {
-		return usageErrorf("audit log %s does not exist; check the path (vramseal run writes ./vramseal-audit.jsonl by default)", path)
+		return usageErrorf("audit log %s does not exist; check the path (vramseal run writes %s by default)", path, defaultAuditLog())
 	}
 	if errors.Is(err, safefile.ErrNotRegular) {
 		return usageErrorf("audit log %s is not a regular file; pass the log file itself, or a copy of it", path)
@@ -81,13 +95,26 @@ func verifyAuditLog(a *app, path, tokenFile, workerID string) error {
 		return usageErrorf("audit log %s cannot be read: %v", path, rootCause(err))
 	}
 	defer f.Close()
+	if info.Size() == 0 {
+		return usageErrorf("audit log %s is empty: there is no record to verify. A worker's log begins with its WorkerStarted record; if this one held records, they were removed", path)
+	}
+	tokenAt := tokenPath(tokenFile)
+	if _, err := os.Lstat(simTokenPath(path)); tokenAt == "" && err == nil {
+		tokenAt = simTokenPath(path) // kept by a token-less run on simulated GPUs
+	}
+	if tokenAt == "" {
+		return usageErrorf("no token to check %s with; pass --token-file PATH, or set $%s, to the token of the worker that wrote it", path, tokenFileEnv)
+	}
+	summary, err := readSummary(f)
+	if err != nil {
+		return usageErrorf("audit log %s cannot be read: %v", path, err)
+	}
 	if workerID == "" {
-		workerID, err = firstWorkerID(f)
-		if err != nil {
+		if workerID, err = namedWorker(f); err != nil {
 			return usageErrorf("audit log %s cannot be read: %v", path, err)
 		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return usageErrorf("audit log %s cannot be read: %v", path, rootCause(err))
+		if workerID == "" {
+			return withExitCode(exitFailure, fmt.Errorf("audit log %s is NOT intact: no line of it is an audit record", path))
 		}
 	}
 	token, err := readToken(tokenAt)
@@ -100,35 +127,94 @@ func verifyAuditLog(a *app, path, tokenFile, workerID string) error {
 		return withExitCode(exitUsage, err)
 	}
 	defer key.Zero()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return usageErrorf("audit log %s cannot be read: %v", path, rootCause(err))
+	}
 	report, err := audit.Verify(f, key)
 	switch {
 	case errors.Is(err, messages.ErrIntegrityViolation):
-		hint := ""
-		if report.FirstBad == 1 && report.Reason == audit.ReasonEdited {
-			hint = " (or the token or --worker-id is not the one that wrote it)"
+		if wrong := wrongKey(summary, key, tokenAt); wrong != nil {
+			return withExitCode(exitWrongKey, fmt.Errorf("audit log %s cannot be checked with this key: %w", path, wrong))
 		}
-		return withExitCode(exitFailure, fmt.Errorf("audit log %s is NOT intact: line %d: %s%s: %s; %d records before it are intact",
-			path, report.FirstBad, report.Reason, hint, report.Detail, report.Records))
+		return withExitCode(exitFailure, fmt.Errorf("audit log %s is NOT intact: line %d: %s: %s; the %d records before it are intact",
+			path, report.FirstBad, report.Reason, report.Detail, report.Records))
 	case err != nil:
 		return usageErrorf("audit log %s cannot be checked: %v", path, err)
 	}
-	_, err = fmt.Fprintf(a.stdout, "audit log %s is intact: %d records by worker %q, head %s\n", path, report.Records, report.WorkerID, report.Head)
+	return printSummary(a.stdout, path, report, summary)
+}
+
+// readSummary sums up every line of f that reads as a record, from the start.
+func readSummary(f *os.File) (audit.Summary, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return audit.Summary{}, rootCause(err)
+	}
+	return audit.Summarize(f, -1)
+}
+
+// wrongKey says why key is not the one that wrote a log, from what the
+// log's lines claim: another worker, or a token with another fingerprint.
+// It returns nil when the key matches what they claim, so that a bad chain
+// is tampering. (Someone who edits those claims can make tampering look like
+// a wrong key; with the right key, verify then says which line was edited.)
+func wrongKey(s audit.Summary, key *audit.Key, tokenAt string) error {
+	if len(s.Workers) > 0 && !slices.Contains(s.Workers, key.WorkerID()) {
+		return fmt.Errorf("it was written by worker %s, not %q; pass --worker-id %s", strings.Join(s.Workers, ", "), key.WorkerID(), s.Workers[0])
+	}
+	if len(s.KeyFingerprints) > 0 && !slices.Contains(s.KeyFingerprints, key.Fingerprint()) {
+		return fmt.Errorf("it was written with the token of fingerprint %s, and the token in %s has fingerprint %s; pass --token-file (or set $%s) to the token that wrote it",
+			strings.Join(s.KeyFingerprints, ", "), tokenAt, key.Fingerprint(), tokenFileEnv)
+	}
+	return nil
+}
+
+// printSummary writes what an intact log records.
+func printSummary(w io.Writer, path string, r audit.Report, s audit.Summary) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "audit log %s is intact: %d records by worker %q, head %s\n", path, r.Records, r.WorkerID, r.Head)
+	fmt.Fprintf(&b, "  time span:  %s to %s (%s)\n", s.First.Format(time.RFC3339), s.Last.Format(time.RFC3339), s.Last.Sub(s.First).Round(time.Second))
+	fmt.Fprintf(&b, "  workers:    %s\n", strings.Join(s.Workers, ", "))
+	critical := 0
+	var kinds []string
+	for _, event := range slices.Sorted(maps.Keys(s.Critical)) {
+		critical += s.Critical[event]
+		kinds = append(kinds, fmt.Sprintf("%s %d", event, s.Critical[event]))
+	}
+	if critical == 0 {
+		fmt.Fprintf(&b, "  critical:   none\n")
+	} else {
+		fmt.Fprintf(&b, "  critical:   %d (%s)\n", critical, strings.Join(kinds, ", "))
+	}
+	switch {
+	case s.LastStop == nil:
+		fmt.Fprintf(&b, "  last stop:  none recorded (the worker is running, or did not stop cleanly)\n")
+	case s.LastStop.Graceful:
+		fmt.Fprintf(&b, "  last stop:  %s, graceful\n", s.LastStop.Time.Format(time.RFC3339))
+	default:
+		fmt.Fprintf(&b, "  last stop:  %s, fail-stop: %s\n", s.LastStop.Time.Format(time.RFC3339), s.LastStop.Cause)
+	}
+	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// firstWorkerID reads the worker ID from the first line of a log, or
-// returns the host's default worker ID when the log is empty or its first
-// line names none; Verify then says what is wrong with that line.
-func firstWorkerID(r io.Reader) (string, error) {
-	line, err := bufio.NewReaderSize(r, audit.MaxLineBytes).ReadSlice('\n')
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+// namedWorker is the worker ID of the first line of f that names one, or ""
+// when none does.
+func namedWorker(f *os.File) (string, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", rootCause(err)
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), audit.MaxLineBytes)
+	for sc.Scan() {
+		var head struct {
+			WorkerID string `json:"worker_id"`
+		}
+		if json.Unmarshal(sc.Bytes(), &head) == nil && head.WorkerID != "" {
+			return head.WorkerID, nil
+		}
+	}
+	if err := sc.Err(); err != nil && !errors.Is(err, bufio.ErrTooLong) {
 		return "", err
 	}
-	var head struct {
-		WorkerID string `json:"worker_id"`
-	}
-	if json.Unmarshal(line, &head) != nil || head.WorkerID == "" {
-		return defaultWorkerID(), nil
-	}
-	return head.WorkerID, nil
+	return "", nil
 }

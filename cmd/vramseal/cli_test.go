@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -178,28 +179,62 @@ func TestAuditVerifyNamesTheFirstTamperedLine(t *testing.T) {
 	}
 }
 
-func TestAuditVerifyNeedsTheRightTokenAndAReadableLog(t *testing.T) {
+func TestAuditVerifyTellsAWrongKeyFromTamperingAndReadsWhatItCan(t *testing.T) {
 	dir, logPath, token := sealedAuditLog(t)
 	otherToken := filepath.Join(t.TempDir(), "other.token")
 	require.NoError(t, os.WriteFile(otherToken, []byte("another-token-0123456789"), 0o600))
+	original, err := os.ReadFile(logPath)
+	require.NoError(t, err)
+	withNewline := filepath.Join(t.TempDir(), "newline.jsonl")
+	require.NoError(t, os.WriteFile(withNewline, append(bytes.Clone(original), '\n'), 0o600))
+	empty := filepath.Join(t.TempDir(), "empty.jsonl")
+	require.NoError(t, os.WriteFile(empty, nil, 0o600))
+	records := bytes.Count(original, []byte("\n"))
 
 	tests := []struct {
 		name     string
 		args     []string
+		env      []string
 		wantCode int
-		want     string
+		want     []string
 	}{
-		{"intact", []string{logPath, "--token-file", token}, exitOK, "is intact"},
-		{"wrong token", []string{logPath, "--token-file", otherToken}, exitFailure, "or the token or --worker-id is not the one that wrote it"},
-		{"wrong worker", []string{logPath, "--token-file", token, "--worker-id", "someone-else"}, exitFailure, "line 1: edited"},
-		{"missing log", []string{filepath.Join(dir, "nope.jsonl"), "--token-file", token}, exitUsage, "does not exist"},
-		{"no token", []string{logPath}, exitUsage, "pass --token-file PATH"},
+		{"intact", []string{logPath, "--token-file", token}, nil, exitOK,
+			[]string{fmt.Sprintf("is intact: %d records by worker \"e2e-worker\"", records), "critical:   none", "workers:    e2e-worker", "graceful"}},
+		{"token from the environment", []string{logPath}, []string{tokenFileEnv + "=" + token}, exitOK, []string{"is intact"}},
+		{"trailing newline", []string{withNewline, "--token-file", token}, nil, exitOK, []string{fmt.Sprintf("is intact: %d records", records)}},
+		{"wrong token", []string{logPath, "--token-file", otherToken}, nil, exitWrongKey,
+			[]string{"cannot be checked with this key: it was written with the token of fingerprint", "pass --token-file (or set $VRAMSEAL_TOKEN_FILE)"}},
+		{"wrong worker", []string{logPath, "--token-file", token, "--worker-id", "someone-else"}, nil, exitWrongKey,
+			[]string{`it was written by worker e2e-worker, not "someone-else"; pass --worker-id e2e-worker`}},
+		{"empty log", []string{empty, "--token-file", token}, nil, exitUsage, []string{"is empty: there is no record to verify"}},
+		{"missing log", []string{filepath.Join(dir, "nope.jsonl"), "--token-file", token}, nil, exitUsage, []string{"does not exist"}},
+		{"no token", []string{logPath}, nil, exitUsage, []string{"pass --token-file PATH, or set $VRAMSEAL_TOKEN_FILE"}},
+		{"no file", nil, nil, exitUsage, []string{"audit verify checks one log file, got 0 arguments; use: vramseal audit verify FILE"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := runVramseal(t, dir, append([]string{"audit", "verify"}, tt.args...)...)
+			res := runVramsealEnv(t, dir, tt.env, append([]string{"audit", "verify"}, tt.args...)...)
 			assert.Equal(t, tt.wantCode, res.code, res.stderr)
-			assert.Contains(t, res.stdout+res.stderr, tt.want)
+			for _, want := range tt.want {
+				assert.Contains(t, res.stdout+res.stderr, want)
+			}
+			if tt.wantCode != exitOK {
+				assert.Empty(t, res.stdout)
+				assert.NotContains(t, res.stderr, "invalid configuration")
+			}
 		})
 	}
+}
+
+func TestAuditVerifySumsUpALogWithAFailStop(t *testing.T) {
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	file, _ := writeRandomFile(t, dir, "layer0.bin", 1<<20)
+	run := runVramseal(t, dir, append(smallRunFlags(dir, token), "--sim-fault", "bitflip@0s", "--listen", "", file)...)
+	require.Equal(t, exitFailStop, run.code, run.stderr)
+
+	res := runVramseal(t, dir, "audit", "verify", filepath.Join(dir, "audit.jsonl"), "--token-file", token)
+	require.Equal(t, exitOK, res.code, "the log of a fail-stop is intact: %s", res.stderr)
+	assert.Contains(t, res.stdout, "critical:   2 (SealVerificationFailed 1, WorkerStopped 1)")
+	assert.Regexp(t, `last stop:  \S+, fail-stop: shard "layer0.bin" on device \d: chunk \d+ \(bytes \d+-\d+\) does not match`, res.stdout)
 }

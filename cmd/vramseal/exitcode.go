@@ -22,6 +22,10 @@ const (
 	// signature does not verify, or a file is unlisted. Its seal was refused
 	// and its memory freed.
 	exitModelRejected = 4
+	// exitWrongKey: "audit verify" was given another token or worker ID
+	// than the ones that wrote the log, so it cannot tell whether the log
+	// was tampered with.
+	exitWrongKey = 5
 )
 
 // exitError is an error that decides the process's exit code.

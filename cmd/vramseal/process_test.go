@@ -47,10 +47,17 @@ type result struct {
 // runVramseal runs vramseal in dir to the end.
 func runVramseal(t *testing.T, dir string, args ...string) result {
 	t.Helper()
+	return runVramsealEnv(t, dir, nil, args...)
+}
+
+// runVramsealEnv runs vramseal in dir to the end, with env ("KEY=value")
+// added to the test environment.
+func runVramsealEnv(t *testing.T, dir string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, vramsealBinary, args...)
-	cmd.Dir, cmd.Env = dir, testEnv()
+	cmd.Dir, cmd.Env = dir, append(testEnv(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

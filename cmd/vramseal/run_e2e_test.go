@@ -247,3 +247,20 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return lines[len(lines)-1]
 }
+
+func TestRunOnALogAnotherWorkerWritesNamesThatProcess(t *testing.T) {
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	file, _ := writeRandomFile(t, dir, "w.bin", 256<<10)
+	first := startVramseal(t, dir, append(smallRunFlags(dir, token), file)...)
+	first.waitForLog(t, "worker started")
+
+	second := runVramseal(t, dir, append(smallRunFlags(dir, token), "--listen", "", file)...)
+	assert.Equal(t, exitUsage, second.code, second.stderr)
+	errLine := lastLine(second.stderr)
+	assert.Contains(t, errLine, fmt.Sprintf("is in use: another process (PID %d (vramseal)) writes it", first.cmd.Process.Pid))
+	assert.NotContains(t, errLine, "another token", "a lock is not a token problem")
+
+	first.signal(t, syscall.SIGTERM)
+	assert.Equal(t, exitOK, first.wait(t), first.stderr(t))
+}

@@ -183,8 +183,11 @@ func (w *worker) checkPlacement() error {
 func (w *worker) start(ctx context.Context) error {
 	o := w.opts
 	auditLog, err := audit.Open(o.auditLog, audit.LogConfig{Key: w.keys.audit, WorkerID: o.workerID, Logger: w.logger})
-	if err != nil {
+	if errors.Is(err, messages.ErrIntegrityViolation) {
 		return withExitCode(exitUsage, fmt.Errorf("%w; if another token or --worker-id wrote this log, pass those, or a new --audit-log path", err))
+	}
+	if err != nil {
+		return withExitCode(exitUsage, err)
 	}
 	w.auditLog = auditLog
 	w.keys.audit.Zero() // the log keeps what it needs
