@@ -27,6 +27,25 @@ type Readiness struct {
 	window  time.Duration
 	failure string
 	evicted map[int]string // device -> why its shards were evicted
+	// warning, when set, is said beside a ready answer: something an
+	// operator should know that does not make the worker unready.
+	warning string
+}
+
+// Warn sets a warning that a ready answer carries: something an operator
+// should know that does not make the worker unready, such as a scrub too
+// slow for its interval.
+func (r *Readiness) Warn(warning string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.warning = warning
+}
+
+// Warning is the warning a ready answer carries, or "".
+func (r *Readiness) Warning() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.warning
 }
 
 // NewReadiness returns a Readiness that is not ready until SealingDone. gpus,

@@ -83,6 +83,9 @@ func TestVersionPrintsVersionCommitAndGo(t *testing.T) {
 	res := runVramseal(t, t.TempDir(), "version")
 	require.Equal(t, exitOK, res.code, res.stderr)
 	assert.Regexp(t, `^vramseal \S+\ncommit: \S+.*\ngo: go\S+ \w+/\w+\n$`, res.stdout)
+	flag := runVramseal(t, t.TempDir(), "--version")
+	require.Equal(t, exitOK, flag.code, flag.stderr)
+	assert.Equal(t, res.stdout, flag.stdout, "--version prints what version does")
 }
 
 func TestUsageErrorsBeforeAnyCommandRunsExitTwo(t *testing.T) {

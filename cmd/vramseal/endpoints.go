@@ -23,9 +23,17 @@ type shardJSON struct {
 	LastVerified *time.Time `json:"last_verified"`
 }
 
-// newHandler serves the worker's endpoints: /metrics (Prometheus), /healthz
-// (200 while the worker runs), /readyz (200 once every shard is freshly
-// verified) and /shards (JSON).
+// endpointList is what / answers: the endpoints and what each serves.
+const endpointList = `vramseal worker
+/metrics  Prometheus metrics: vram_* and vramseal_build_info
+/healthz  200 while the worker runs, 503 once it has stopped
+/readyz   200 once every shard was sealed and verified within the freshness window and nothing failed, else 503 and why
+/shards   the sealed shards as JSON: id, device, size, digest, sealed_at, last_verified
+`
+
+// newHandler serves the worker's endpoints: / (the list), /metrics
+// (Prometheus), /healthz (200 while the worker runs), /readyz (200 once
+// every shard is freshly verified) and /shards (JSON).
 func newHandler(rt runtimeView, stopped <-chan struct{}, m *metrics, ready *gpuhealth.Readiness) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
@@ -42,6 +50,12 @@ func newHandler(rt runtimeView, stopped <-chan struct{}, m *metrics, ready *gpuh
 			return
 		}
 		fmt.Fprintln(w, "ready")
+		if warning := ready.Warning(); warning != "" {
+			fmt.Fprintln(w, "warning: "+warning)
+		}
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, endpointList)
 	})
 	mux.HandleFunc("GET /shards", func(w http.ResponseWriter, r *http.Request) {
 		shards, err := rt.Shards(r.Context())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -62,6 +63,9 @@ device or VRAM policy failure.`,
 			return nil
 		},
 	}
+	b := readBuildInfo()
+	root.Version = b.version
+	root.SetVersionTemplate(strings.ReplaceAll(b.text(), "{{", "{{`{{`}}"))
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {

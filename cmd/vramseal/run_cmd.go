@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"time"
 
@@ -167,6 +168,23 @@ func (o *runOptions) validate() error {
 		return usageErrorf("--audit-log is empty; name the audit log file, e.g. --audit-log ./vramseal-audit.jsonl")
 	}
 	return nil
+}
+
+// scrubCoverageWarning says, when --scrub-rate rather than --verify-interval
+// sets how stale shards get, that the scrub cannot cover the fullest
+// device's bytes within three --verify-interval, and how wide the freshness
+// window becomes instead; "" when it can.
+func (o *runOptions) scrubCoverageWarning(deviceBytes int64) string {
+	rate := o.scrubRate.bytesPerSecond
+	if o.verifyInterval == 0 || rate == 0 {
+		return ""
+	}
+	pass := time.Duration(float64(deviceBytes) / float64(rate) * float64(time.Second))
+	if pass <= 3*o.verifyInterval {
+		return ""
+	}
+	return fmt.Sprintf("at --scrub-rate %s a pass over the fullest device's %s takes %s, longer than three --verify-interval (%s): a shard may go %s between verifications (the freshness window); raise --scrub-rate to keep shards fresher",
+		o.scrubRate.String(), formatSize(deviceBytes), pass.Round(time.Second), 3*o.verifyInterval, o.freshnessWindow(deviceBytes).Round(time.Second))
 }
 
 // freshnessWindow is how recently every shard must have been verified for

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -94,6 +95,40 @@ func TestRunSealsFilesServesThemAndStopsCleanlyOnSIGTERM(t *testing.T) {
 		assert.Zero(t, verifies["failure"])
 		ages := byLabel(families["vram_shard_seconds_since_verified"], "shard")
 		assert.ElementsMatch(t, []string{"weights-a.bin", "weights_b.bin"}, keys(ages))
+
+		uuids := byLabel(families["vram_total_bytes"], "uuid")
+		require.Len(t, uuids, 2, "each device's series carries its UUID")
+		for uuid := range uuids {
+			assert.True(t, strings.HasPrefix(uuid, "GPU-"), uuid)
+		}
+		for _, name := range []string{"vram_shard_seconds_since_verified", "vram_scrub_last_pass_timestamp_seconds", "vram_scrub_pass_duration_seconds"} {
+			for _, m := range families[name].GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				assert.Contains(t, uuids, labels["uuid"], "%s: device and uuid labels", name)
+				assert.NotEmpty(t, labels["device"], name)
+			}
+		}
+		assert.Len(t, families["vram_scrub_last_pass_timestamp_seconds"].GetMetric(), 2, "a full pass on each device")
+		for _, m := range families["vram_scrub_last_pass_timestamp_seconds"].GetMetric() {
+			assert.InDelta(t, float64(time.Now().Unix()), value(m), 60)
+		}
+		assert.Equal(t, 1.0, sumSeries(families["vram_ready"]))
+		assert.Equal(t, 0.0, sumSeries(families["vram_failstopped"]))
+		assert.Contains(t, families, "vram_failstopped")
+		assert.Equal(t, 1.0, sumSeries(families["vramseal_build_info"]))
+	})
+
+	t.Run("index", func(t *testing.T) {
+		code, body := httpGet(t, base+"/")
+		require.Equal(t, http.StatusOK, code)
+		for _, path := range []string{"/metrics", "/healthz", "/readyz", "/shards"} {
+			assert.Contains(t, body, path)
+		}
+		code, _ = httpGet(t, base+"/nope")
+		assert.Equal(t, http.StatusNotFound, code)
 	})
 
 	p.signal(t, syscall.SIGTERM)
@@ -263,4 +298,22 @@ func TestRunOnALogAnotherWorkerWritesNamesThatProcess(t *testing.T) {
 
 	first.signal(t, syscall.SIGTERM)
 	assert.Equal(t, exitOK, first.wait(t), first.stderr(t))
+}
+
+func TestReadyzWarnsWhenTheScrubRateCannotKeepUpWithTheInterval(t *testing.T) {
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	file, _ := writeRandomFile(t, dir, "w.bin", 1<<20)
+	p := startVramseal(t, dir, append(smallRunFlags(dir, token), "--verify-interval", "100ms", "--scrub-rate", "1MiB/s", file)...)
+	base := "http://" + p.waitForLog(t, "serving")["addr"].(string)
+	var body string
+	eventually(t, func() (bool, string) {
+		var code int
+		code, body = httpGet(t, base+"/readyz")
+		return code == http.StatusOK, body
+	})
+	assert.Contains(t, body, "ready\nwarning: at --scrub-rate 1MiB/s a pass over the fullest device's 1MiB takes 1s, longer than three --verify-interval (300ms)")
+	assert.Contains(t, p.stderr(t), "the scrub cannot keep shards as fresh as --verify-interval asks")
+	p.signal(t, syscall.SIGTERM)
+	assert.Equal(t, exitOK, p.wait(t), p.stderr(t))
 }

@@ -50,13 +50,18 @@ func readBuildInfo() buildInfo {
 func newVersionCommand(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:     "version",
-		Short:   "Print the version, commit and Go version",
+		Short:   "Print the version, commit and Go version (as --version does)",
 		Example: `  vramseal version`,
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			b := readBuildInfo()
-			_, err := fmt.Fprintf(a.stdout, "vramseal %s\ncommit: %s\ngo: %s %s/%s\n", b.version, b.commit, b.goVersion, runtime.GOOS, runtime.GOARCH)
+			_, err := fmt.Fprint(a.stdout, readBuildInfo().text())
 			return err
 		},
 	}
+}
+
+// text is the version report that "vramseal version" and "vramseal
+// --version" print.
+func (b buildInfo) text() string {
+	return fmt.Sprintf("vramseal %s\ncommit: %s\ngo: %s %s/%s\n", b.version, b.commit, b.goVersion, runtime.GOOS, runtime.GOARCH)
 }

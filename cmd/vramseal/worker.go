@@ -269,6 +269,10 @@ func (w *worker) sealAndServe(ctx context.Context, p *progress) error {
 		return err
 	}
 	w.ready.SealingDone(len(shards), w.opts.freshnessWindow(fullestDevice(shards)))
+	if warning := w.opts.scrubCoverageWarning(fullestDevice(shards)); warning != "" {
+		w.ready.Warn(warning)
+		w.logger.Warn("the scrub cannot keep shards as fresh as --verify-interval asks: " + warning)
+	}
 	w.logger.Info("every shard sealed and verified", "shards", len(shards), "verify_interval", w.opts.verifyInterval)
 	w.service.ready(fmt.Sprintf("shards sealed and verified: %d", len(shards)), w.runtimeAnswers)
 	if w.watch != nil {
