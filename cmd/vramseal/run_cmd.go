@@ -52,7 +52,10 @@ SIGINT or SIGTERM, or for --duration. With no files it seals a demo model:
 three random 64 MiB shards. Given one MODEL_DIR, it seals every *.safetensors
 in it as the shards of one model (its index, if any, must match the files),
 in parallel up to the number of cores. A .safetensors header is checked
-before anything is allocated.
+before anything is allocated. Each completed scrub pass logs one line per
+device (shards, bytes, elapsed, rate, next pass); at stop a summary says how
+many passes re-hashed how many bytes, with what mismatches, and when each
+shard was last fully verified.
 
 --sha256sums, --expect-sha256 and --signature (OpenSSF Model Signing, key
 method, verified offline with --public-key) say what each file must hash to;
@@ -69,8 +72,16 @@ mode 0600, never overwritten), so that the next run continues the same log and
 The audit log defaults to vramseal-audit.jsonl in $STATE_DIRECTORY when it is
 set (systemd's StateDirectory=), else in the working directory.
 
---listen serves /metrics (Prometheus), /healthz, /readyz (200 once every shard
-was verified within three scrub cycles and nothing failed) and /shards.
+--listen serves / (the list), /metrics (Prometheus: vram_* series and
+vramseal_build_info, with device and uuid labels), /healthz, /readyz (200 once
+every shard was verified within three scrub cycles and nothing failed; a
+cycle is the pause plus, with --scrub-rate, the time a pass takes; a warning
+line when --scrub-rate cannot cover the fullest device within three
+--verify-interval) and /shards (JSON).
+
+--sim-fault plants one bit flip in simulated VRAM, in a shard, byte and bit
+chosen by --seed and logged, and warns at start when the run cannot catch it
+(--verify-interval 0, or a --duration shorter than the pause plus two passes).
 
 On real GPUs the worker also watches them through NVML, if the driver has it
 (else it warns and runs unwatched). A critical XID or a double-bit ECC error
@@ -86,11 +97,13 @@ process under its host PID, as if it were another: use warn there, or the
 host's PID namespace.
 
 Exit codes: 0 stopped by a signal or --duration, with VRAM freed and the audit
-log closed; 1 other failure; 2 bad usage or configuration (nothing sealed);
-3 fail-stop on an integrity or device failure (the cause names the shard,
-chunk and byte range, or the GPU and XID), or a GPU that breaks the VRAM-only
-policy (nothing sealed); 4 not the published model: a file's digest differs
-from --sha256sums, --expect-sha256 or --signature, or the signature does not
+log closed; 1 other failure, or a --sim-fault flip the run did not catch
+(it says so); 2 bad usage or configuration (nothing sealed);
+3 fail-stop on an integrity or device failure (printed once: the cause names
+the shard, chunk and byte range, or the GPU and XID, then "VRAM freed, audit
+log closed (N records)"), or a GPU that breaks the VRAM-only policy (nothing
+sealed); 4 not the published model: a file's digest differs from
+--sha256sums, --expect-sha256 or --signature, or the signature does not
 verify (that file's memory freed, a critical ModelRejected record).`,
 		Example: `  # Seal the demo model on simulated GPUs, scrub every 2s for ten seconds, stop
   vramseal run --duration 10s --verify-interval 2s
@@ -100,8 +113,8 @@ verify (that file's memory freed, a critical ModelRejected record).`,
   vramseal run --token-file vramseal.token --model-ref llama-3-8b \
     model-00001-of-00002.safetensors model-00002-of-00002.safetensors
 
-  # Watch a planted bit flip being caught (exits 3)
-  vramseal run --sim-fault bitflip@3s --verify-interval 500ms
+  # Watch a planted bit flip being caught (exits 3); --seed repeats a run's choice
+  vramseal run --sim-fault bitflip@3s --verify-interval 500ms --seed 42
 
   # On a shared GPU server: evict a GPU's shards when another process uses it,
   # and treat XID 13 as a fault too
