@@ -98,7 +98,7 @@ func TestUsageErrorsBeforeAnyCommandRunsExitTwo(t *testing.T) {
 		{"unknown flag", []string{"run", "--no-such-flag"}, "unknown flag: --no-such-flag"},
 		{"bad log format", []string{"version", "--log-format", "xml"}, `"xml" is not one of text, json`},
 		{"extra argument", []string{"version", "now"}, `unknown command "now"`},
-		{"audit verify without a file", []string{"audit", "verify"}, "accepts 1 arg(s), received 0"},
+		{"audit verify without a file", []string{"audit", "verify"}, "audit verify checks one log file, got 0 arguments; use: vramseal audit verify FILE"},
 		{"unknown audit command", []string{"audit", "check"}, `unknown command "check" for "vramseal audit"`},
 	}
 	for _, tt := range tests {

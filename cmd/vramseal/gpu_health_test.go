@@ -111,11 +111,11 @@ func assertFailStopped(t *testing.T, p *inProcess, m *mockMachine, dir, cause st
 	p.wait(t)
 	assert.Equal(t, exitFailStop, p.code)
 	assert.ErrorIs(t, p.err, messages.ErrDeviceFault)
-	assert.EqualError(t, p.err, cause)
+	lines := readAuditLog(t, filepath.Join(dir, "audit.jsonl"))
+	assert.EqualError(t, p.err, fmt.Sprintf("%s; VRAM freed, audit log closed (%d records)", cause, len(lines)))
 	for i, sim := range m.sims {
 		assert.Zero(t, sim.Outstanding(), "device %d freed", i)
 	}
-	lines := readAuditLog(t, filepath.Join(dir, "audit.jsonl"))
 	require.NotEmpty(t, lines)
 	last := lines[len(lines)-1]
 	assert.Equal(t, audit.EventWorkerStopped, last.Event)
