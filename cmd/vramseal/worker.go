@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/vramseal/vramseal/audit"
@@ -403,10 +404,10 @@ func (w *worker) close(runErr error) error {
 // unless stopErr or a failed log says otherwise.
 func (w *worker) stopped(stopErr error) string {
 	switch {
+	case w.logFailed: // stopErr then says which records could not be made durable
+		return fmt.Sprintf("the audit log failed: it holds %d durable records", w.auditLog.Stats().LastSeq)
 	case stopErr != nil:
-		return fmt.Sprintf("stopping failed too: %v", stopErr)
-	case w.logFailed:
-		return fmt.Sprintf("VRAM freed; the audit log failed, it holds %d durable records", w.auditLog.Stats().LastSeq)
+		return "stopping failed too: " + strings.ReplaceAll(stopErr.Error(), "\n", "; ")
 	}
 	return fmt.Sprintf("VRAM freed, audit log closed (%d records)", w.auditLog.Stats().LastSeq)
 }
