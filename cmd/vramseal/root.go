@@ -45,8 +45,9 @@ log that "vramseal audit verify" checks.
 
 Exit codes: 0 success (a worker stopped by SIGINT/SIGTERM or --duration),
 1 other failure, 2 bad usage or configuration, 3 fail-stop on an integrity,
-device or VRAM policy failure, 5 "audit verify" given another token or worker
-ID than wrote the log. Each command's --help says which it uses.`,
+device or VRAM policy failure, 4 not the published model (run), 5 another
+token or worker ID than wrote the log (audit verify). Each command's --help
+says which it uses.`,
 		Example: `  # Seal a demo model onto simulated GPUs for ten seconds, then stop cleanly
   vramseal run --duration 10s --verify-interval 2s
 

@@ -220,6 +220,9 @@ func (w *worker) start(ctx context.Context) error {
 		Audit:          sink,
 		Logger:         w.logger,
 		OnScrubPass: func(p supervisor.ScrubPass) {
+			if p.Shards == 0 && p.Mismatches == 0 {
+				return // a device that holds nothing yet: nothing was verified
+			}
 			w.scrub.pass(p)
 			m.scrubPass(p)
 		},
