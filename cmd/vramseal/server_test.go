@@ -18,7 +18,7 @@ import (
 // port within limits, stopped at cleanup, and returns its address.
 func serveMetrics(t *testing.T, limits serverLimits) string {
 	t.Helper()
-	m, err := newMetrics(func() int { return 0 })
+	m, err := newMetrics(func() int { return 0 }, nil)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
