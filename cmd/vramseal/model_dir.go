@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -143,17 +144,44 @@ func (d *modelDir) checkIndex(srcs []*modelSource) error {
 }
 
 // readTensorTable reads and checks the header of a .safetensors file, then
-// rewinds it. Files in other formats have no table and seal as opaque bytes.
-func readTensorTable(f *os.File, path string, size int64) ([]sealer.Tensor, error) {
+// rewinds it, and returns the table and the header's bytes (the 8-byte
+// length and the JSON). Files in other formats have neither, and seal as
+// opaque bytes.
+func readTensorTable(f *os.File, path string, size int64) ([]sealer.Tensor, []byte, error) {
 	if !strings.HasSuffix(path, ".safetensors") {
-		return nil, nil
+		return nil, nil, nil
 	}
 	table, err := sealer.ReadSafetensorsHeader(f, size)
+	var header []byte
 	if err == nil {
-		_, err = f.Seek(0, io.SeekStart)
+		header = make([]byte, table.DataStart())
+		if _, err = f.ReadAt(header, 0); err == nil {
+			_, err = f.Seek(0, io.SeekStart)
+		}
 	}
 	if err != nil {
-		return nil, withExitCode(exitUsage, fmt.Errorf("model file %s: %w", path, err))
+		return nil, nil, withExitCode(exitUsage, fmt.Errorf("model file %s: %w", path, err))
 	}
-	return table.Tensors, nil
+	return table.Tensors, header, nil
+}
+
+// headerGuard reads a safetensors file for its seal and fails the read if
+// the header streamed differs from the one checked when the file was
+// opened, so a file rewritten in between cannot seal under a stale table.
+type headerGuard struct {
+	r    io.Reader
+	want []byte // the header not yet compared
+	path string
+}
+
+func (g *headerGuard) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if len(g.want) > 0 && n > 0 {
+		k := min(n, len(g.want))
+		if !bytes.Equal(p[:k], g.want[:k]) {
+			return 0, fmt.Errorf("model file %s changed while it was being sealed: its header is not the one checked", g.path)
+		}
+		g.want = g.want[k:]
+	}
+	return n, err
 }

@@ -109,12 +109,16 @@ func openModelFile(path, idOverride string) (*modelSource, error) {
 		f.Close()
 		return nil, usageErrorf("model file %s is empty; pass a file that holds the shard's weights", path)
 	}
-	tensors, err := readTensorTable(f, path, info.Size())
+	tensors, header, err := readTensorTable(f, path, info.Size())
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &modelSource{id: id, name: path, size: info.Size(), data: f, file: f, relName: filepath.Base(path), tensors: tensors}, nil
+	var data io.Reader = f
+	if header != nil {
+		data = &headerGuard{r: f, want: header, path: path}
+	}
+	return &modelSource{id: id, name: path, size: info.Size(), data: data, file: f, relName: filepath.Base(path), tensors: tensors}, nil
 }
 
 // shardIDFromFileName makes a shard ID from a file name: bytes outside
