@@ -136,7 +136,7 @@ verify (that file's memory freed, a critical ModelRejected record).`,
 	f.StringVar(&o.workerID, "worker-id", defaultWorkerID(), "this worker's name in the audit log; keys are derived per worker")
 	f.StringVar(&o.shardID, "id", "", "shard ID for the one MODEL_FILE (default: from the file name)")
 	f.StringVar(&o.modelRef, "model-ref", "", "model the files belong to; they become its shards, in order")
-	f.StringVar(&o.listen, "listen", "127.0.0.1:9400", "address for /metrics, /healthz, /readyz and /shards (port 0 picks a free port; empty turns them off)")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:9400", "address for /, /metrics, /healthz, /readyz and /shards (port 0 picks a free port; empty turns them off)")
 	o.identity.register(f)
 	f.Var(&o.simFault, "sim-fault", "simulated devices only: this long after sealing, flip one bit of one shard (chosen with --seed, named in the log) to show the fail-stop; a run that ends without catching it exits 1")
 	f.Var(&o.seed, "seed", "seed of --sim-fault's choice of shard, byte and bit; logged, so a run can be repeated")

@@ -253,7 +253,7 @@ func (w *worker) start(ctx context.Context) error {
 		addr := w.listener.Addr().String()
 		w.server = startServer(w.listener, newHandler(rt, rt.Done(), m, w.ready), defaultServerLimits, w.logger)
 		w.listener = nil
-		w.logger.Info("serving", "addr", addr, "endpoints", "/metrics /healthz /readyz /shards")
+		w.logger.Info("serving", "addr", addr, "endpoints", "/ /metrics /healthz /readyz /shards")
 	}
 	return nil
 }
