@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/safefile"
@@ -49,7 +50,7 @@ func openExisting(path string, key *Key) (*os.File, found, error) {
 
 // syncDir makes the directory entry of a newly created log durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0) // a directory or nothing: never a FIFO that blocks
 	if err != nil {
 		return fmt.Errorf("audit: open log directory: %w", err)
 	}

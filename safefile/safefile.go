@@ -10,6 +10,7 @@ package safefile
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"syscall"
@@ -112,4 +113,29 @@ func ownedByUs(info os.FileInfo) bool {
 		return true // no owner to check on this system
 	}
 	return st.Uid == 0 || int(st.Uid) == os.Geteuid()
+}
+
+// ErrTooLarge means a file read whole is larger than its reader allows.
+var ErrTooLarge = errors.New("larger than allowed")
+
+// ReadFile reads the whole regular file at path, opened as Open does, if
+// it holds at most max bytes; a larger one is refused with ErrTooLarge
+// rather than read into memory.
+func ReadFile(path string, max int64) ([]byte, error) {
+	f, info, err := Open(path, Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if info.Size() > max {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, info.Size(), max)}
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err == nil && int64(len(b)) > max { // it grew since the Fstat
+		err = &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, max)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
 }

@@ -145,3 +145,29 @@ func TestOpenCreatesWhenAsked(t *testing.T) {
 	defer f.Close()
 	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 }
+
+func TestReadFileReadsSmallRegularFilesOnly(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "key.pem")
+	require.NoError(t, os.WriteFile(path, []byte("0123456789"), 0o644))
+	b, err := ReadFile(path, 10)
+	require.NoError(t, err)
+	assert.Equal(t, "0123456789", string(b))
+
+	_, err = ReadFile(path, 9)
+	assert.ErrorIs(t, err, ErrTooLarge)
+	fifo := filepath.Join(dir, "fifo")
+	mkfifo(t, fifo)
+	done := make(chan error, 1)
+	go func() { _, err := ReadFile(fifo, 10); done <- err }()
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, ErrNotRegular)
+	case <-time.After(openBound):
+		peer, err := os.OpenFile(fifo, os.O_RDWR, 0)
+		require.NoError(t, err)
+		peer.Close()
+		<-done
+		require.FailNow(t, "ReadFile blocked on a FIFO")
+	}
+}

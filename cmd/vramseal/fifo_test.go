@@ -1,7 +1,13 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -35,6 +41,17 @@ func TestFIFOsAreRefusedAtOnce(t *testing.T) {
 		{"audit verify's log", func(_, token, _, fifo string) []string {
 			return []string{"audit", "verify", fifo, "--token-file", token}
 		}, "audit log %s is not a regular file"},
+		{"digest list", func(dir, token, model, fifo string) []string {
+			return []string{"run", "--backend", "sim", "--listen", "", "--token-file", token, "--audit-log", filepath.Join(dir, "a.jsonl"), "--sha256sums", fifo, model}
+		}, "--sha256sums %s cannot be read (not a regular file)"},
+		{"public key", func(dir, token, model, fifo string) []string {
+			return []string{"run", "--backend", "sim", "--listen", "", "--token-file", token, "--audit-log", filepath.Join(dir, "a.jsonl"),
+				"--signature", filepath.Join(dir, "model.sig"), "--public-key", fifo, model}
+		}, "--public-key %s cannot be read (not a regular file)"},
+		{"signature", func(dir, token, model, fifo string) []string {
+			return []string{"run", "--backend", "sim", "--listen", "", "--token-file", token, "--audit-log", filepath.Join(dir, "a.jsonl"),
+				"--signature", fifo, "--public-key", writePublicKey(t, dir), model}
+		}, "--signature %s cannot be read (not a regular file)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,4 +69,17 @@ func TestFIFOsAreRefusedAtOnce(t *testing.T) {
 			t.Logf("refused in %s (loaded machine)", elapsed.Round(time.Millisecond))
 		})
 	}
+}
+
+// writePublicKey writes a fresh P-256 public key in PEM to dir and returns
+// its path.
+func writePublicKey(t *testing.T, dir string) string {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	der, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	require.NoError(t, err)
+	path := filepath.Join(dir, "key.pub")
+	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600))
+	return path
 }

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/spf13/pflag"
 
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/safefile"
 	"github.com/vramseal/vramseal/sealer"
 )
 
@@ -53,13 +53,21 @@ func (o *identityOptions) given() bool {
 	return len(o.sha256sums) > 0 || len(o.expect) > 0 || o.signature != "" || o.publicKey != ""
 }
 
+// Bounds on the identity files read whole: a PEM public key is a few
+// hundred bytes, and a signature bundle names each file of a model with its
+// digest (a model of thousands of files takes a few MB).
+const (
+	maxPublicKeyBytes = 64 << 10
+	maxSignatureBytes = 64 << 20
+)
+
 // load reads the digest lists and verifies the signature. A malformed input
 // is a usage error (exit 2); a signature that does not verify, or is made by
 // another key, exits 4.
 func (o *identityOptions) load() (*modelIdentity, error) {
 	id := &modelIdentity{sigPath: o.signature}
 	for _, path := range o.sha256sums {
-		f, err := os.Open(path)
+		f, _, err := safefile.Open(path, safefile.Options{})
 		if err != nil {
 			return nil, usageErrorf("--sha256sums %s cannot be read (%v)", path, rootCause(err))
 		}
@@ -91,7 +99,7 @@ func (o *identityOptions) load() (*modelIdentity, error) {
 	case o.publicKey == "":
 		return nil, usageErrorf("--signature needs --public-key key.pem, the signer's public key; only key-signed bundles verify offline")
 	}
-	pemBytes, err := os.ReadFile(o.publicKey)
+	pemBytes, err := safefile.ReadFile(o.publicKey, maxPublicKeyBytes)
 	if err != nil {
 		return nil, usageErrorf("--public-key %s cannot be read (%v)", o.publicKey, rootCause(err))
 	}
@@ -99,7 +107,7 @@ func (o *identityOptions) load() (*modelIdentity, error) {
 	if err != nil {
 		return nil, usageErrorf("--public-key %s: %v", o.publicKey, err)
 	}
-	bundle, err := os.ReadFile(o.signature)
+	bundle, err := safefile.ReadFile(o.signature, maxSignatureBytes)
 	if err != nil {
 		return nil, usageErrorf("--signature %s cannot be read (%v)", o.signature, rootCause(err))
 	}

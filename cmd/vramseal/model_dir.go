@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/safefile"
 	"github.com/vramseal/vramseal/sealer"
 )
 
@@ -82,7 +83,7 @@ func (d *modelDir) paths() []string {
 // files that are there. Every mismatch is a usage error (exit 2).
 func (d *modelDir) checkIndex(srcs []*modelSource) error {
 	path := filepath.Join(d.path, safetensorsIndexName)
-	f, err := os.Open(path)
+	f, _, err := safefile.Open(path, safefile.Options{})
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
