@@ -116,3 +116,26 @@ func TestRunFailStopsWhenItsAuditLogFillsItsFilesystem(t *testing.T) {
 	assert.Equal(t, exitOK, verify.code, "what the full disk kept is an intact prefix: %s", verify.stderr)
 	t.Logf("%d records fit; %s", len(lines), strings.TrimSpace(verify.stdout))
 }
+
+func TestRunKeepsALastRecordMissingOnlyItsNewline(t *testing.T) {
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	logPath := filepath.Join(dir, "audit.jsonl")
+	model, _ := writeRandomFile(t, dir, "model.bin", 64<<10)
+	args := append(smallRunFlags(dir, token), "--duration", "100ms", model)
+	first := runVramseal(t, dir, args...)
+	require.Equal(t, exitOK, first.code, "stderr:\n%s", first.stderr)
+	before := readAuditLog(t, logPath)
+	data, err := os.ReadFile(logPath)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(logPath, data[:len(data)-1], 0o600)) // the last record's newline only
+
+	second := runVramseal(t, dir, args...)
+	require.Equal(t, exitOK, second.code, "stderr:\n%s", second.stderr)
+	after := readAuditLog(t, logPath)
+	assert.Equal(t, before, after[:len(before)], "every record of the first run is kept, the last one too")
+	assert.Empty(t, countEvents(after, audit.EventLogTruncated), "nothing was cut")
+	assert.Equal(t, audit.EventWorkerStarted, after[len(before)].Event, "the second run continues after it")
+	verify := runVramseal(t, dir, "audit", "verify", logPath, "--token-file", token)
+	assert.Equal(t, exitOK, verify.code, verify.stderr)
+}
