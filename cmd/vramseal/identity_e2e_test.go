@@ -209,6 +209,16 @@ func TestRunChecksTheModelIndex(t *testing.T) {
 			assert.Contains(t, lastLine(res.stderr), edit.want)
 		})
 	}
+	t.Run("tensor in two files", func(t *testing.T) {
+		copyPath := filepath.Join(model, "model-00004-of-00003.safetensors")
+		b, err := os.ReadFile(filepath.Join(model, "model-00001-of-00003.safetensors"))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(copyPath, b, 0o600))
+		defer os.Remove(copyPath)
+		res := runVramseal(t, dir, append(smallRunFlags(dir, token), model)...)
+		assert.Equal(t, exitUsage, res.code, "stderr:\n%s", res.stderr)
+		assert.Contains(t, lastLine(res.stderr), `tensor "model.layers.0.self_attn.q_proj.weight" is in both "model-00001-of-00003.safetensors" and "model-00004-of-00003.safetensors"`)
+	})
 	_, statErr := os.Stat(filepath.Join(dir, "audit.jsonl"))
 	assert.True(t, os.IsNotExist(statErr), "nothing was sealed or logged")
 }
@@ -254,4 +264,77 @@ func TestRunNamesTheTensorsAFlippedBitLandsIn(t *testing.T) {
 			assert.NotContains(t, errLine, `"`+x.Name+`"`)
 		}
 	}
+}
+
+func TestRunMatchesADirectoryAgainstItsSignedFiles(t *testing.T) {
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	model, files := testModelDir(t, dir)
+	key := modelsigtest.NewKey(elliptic.P256())
+	pub := filepath.Join(dir, "key.pub")
+	require.NoError(t, os.WriteFile(pub, modelsigtest.PublicPEM(key), 0o600))
+	// Without an index, so that only the signature decides which files
+	// belong; the index's own checks are TestRunChecksTheModelIndex's.
+	require.NoError(t, os.Remove(filepath.Join(model, safetensorsIndexName)))
+	table, err := sealer.LayoutSafetensors(nil, []sealer.Tensor{{Name: "extra.weight", DType: "U8", Shape: []uint64{1000}}})
+	require.NoError(t, err)
+	header, err := table.Header()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(model, "extra.safetensors"), append(header, make([]byte, 1000)...), 0o600))
+	sign := func(t *testing.T, signed map[string][]byte, ignore ...string) string {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "model.sig")
+		require.NoError(t, os.WriteFile(path, modelsigtest.Sign(key, modelsigtest.Model{
+			Name: "tiny-llm", Method: "files", Files: signed, IgnorePaths: ignore,
+		}), 0o600))
+		return path
+	}
+	run := func(t *testing.T, sig string, flags ...string) (result, []auditLine) {
+		t.Helper()
+		logDir := t.TempDir()
+		args := append(smallRunFlags(logDir, token), "--signature", sig, "--public-key", pub, "--duration", "200ms")
+		res := runVramseal(t, dir, append(append(args, flags...), model)...)
+		lines := []auditLine(nil)
+		if _, err := os.Stat(filepath.Join(logDir, "audit.jsonl")); err == nil {
+			lines = readAuditLog(t, filepath.Join(logDir, "audit.jsonl"))
+		}
+		return res, lines
+	}
+	withConfig := map[string][]byte{"config.json": []byte(`{"x":1}`)}
+	for n, b := range files {
+		withConfig[n] = b
+	}
+
+	t.Run("an ignored file is left out", func(t *testing.T) {
+		res, lines := run(t, sign(t, files, "extra.safetensors"))
+		require.Equal(t, exitOK, res.code, "stderr:\n%s", res.stderr)
+		assert.Len(t, eventsOf(lines, audit.EventVramSealed), 3)
+		assert.Zero(t, countEvents(lines, audit.EventVramSealed)["extra.safetensors"])
+		assert.Len(t, eventsOf(lines, audit.EventModelVerified), 1)
+	})
+	t.Run("an extra file not ignored is refused", func(t *testing.T) {
+		res, lines := run(t, sign(t, files))
+		require.Equal(t, exitModelRejected, res.code, "stderr:\n%s", res.stderr)
+		assert.Contains(t, lastLine(res.stderr), `lists no digest for "extra.safetensors"`)
+		assert.Contains(t, lastLine(res.stderr), "--allow-unlisted")
+		assert.Empty(t, lines, "refused before anything was sealed or logged")
+	})
+	t.Run("an extra file allowed unlisted", func(t *testing.T) {
+		res, lines := run(t, sign(t, files), "--allow-unlisted")
+		require.Equal(t, exitOK, res.code, "stderr:\n%s", res.stderr)
+		assert.Len(t, eventsOf(lines, audit.EventVramSealed), 4)
+		assert.EqualValues(t, 3, eventsOf(lines, audit.EventModelVerified)[0].Fields["files"])
+	})
+	t.Run("a signed file missing", func(t *testing.T) {
+		res, lines := run(t, sign(t, withConfig, "extra.safetensors"))
+		require.Equal(t, exitModelRejected, res.code, "stderr:\n%s", res.stderr)
+		assert.Contains(t, lastLine(res.stderr), `lists "config.json", which is not being sealed`)
+		assert.Contains(t, lastLine(res.stderr), "--allow-partial")
+		assert.Empty(t, lines)
+	})
+	t.Run("a signed file left out on purpose", func(t *testing.T) {
+		res, lines := run(t, sign(t, withConfig, "extra.safetensors"), "--allow-partial")
+		require.Equal(t, exitOK, res.code, "stderr:\n%s", res.stderr)
+		assert.Len(t, eventsOf(lines, audit.EventVramSealed), 3)
+	})
 }

@@ -102,13 +102,16 @@ func (d *modelDir) checkIndex(srcs []*modelSource) error {
 	}
 	holder := map[string]string{} // tensor -> file that holds it
 	byFile := map[string]*modelSource{}
+	var problems []string
 	for _, src := range srcs {
 		byFile[src.relName] = src
 		for _, t := range src.tensors {
+			if other, twice := holder[t.Name]; twice {
+				problems = append(problems, fmt.Sprintf("tensor %+q is in both %+q and %+q", t.Name, other, src.relName))
+			}
 			holder[t.Name] = src.relName
 		}
 	}
-	var problems []string
 	names := make([]string, 0, len(index.WeightMap))
 	for n := range index.WeightMap {
 		names = append(names, n)
