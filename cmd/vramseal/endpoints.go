@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vramseal/vramseal/gpuhealth"
+	"github.com/vramseal/vramseal/messages"
 )
 
 // shardJSON is one shard as /shards lists it. It holds no device address.
@@ -21,6 +22,9 @@ type shardJSON struct {
 	SealedAt time.Time `json:"sealed_at"`
 	// LastVerified is null until the shard is first fully verified.
 	LastVerified *time.Time `json:"last_verified"`
+	// Tensors is a safetensors shard's tensor table (name, dtype, shape,
+	// offset and size in the file); absent for opaque data.
+	Tensors []messages.Tensor `json:"tensors,omitempty"`
 }
 
 // endpointList is what / answers: the endpoints and what each serves.
@@ -28,7 +32,7 @@ const endpointList = `vramseal worker
 /metrics  Prometheus metrics: vram_* and vramseal_build_info
 /healthz  200 while the worker runs, 503 once it has stopped
 /readyz   200 once every shard was sealed and verified within the freshness window and nothing failed, else 503 and why
-/shards   the sealed shards as JSON: id, device, size, digest, sealed_at, last_verified
+/shards   the sealed shards as JSON: id, device, size, digest, sealed_at, last_verified, tensors
 `
 
 // newHandler serves the worker's endpoints: / (the list), /metrics
@@ -65,7 +69,7 @@ func newHandler(rt runtimeView, stopped <-chan struct{}, m *metrics, ready *gpuh
 		}
 		out := make([]shardJSON, 0, len(shards))
 		for _, s := range shards {
-			j := shardJSON{ID: s.ID, Device: s.Device, Size: s.Size, Digest: s.Digest, ModelRef: s.ModelRef, SealedAt: s.SealedAt}
+			j := shardJSON{ID: s.ID, Device: s.Device, Size: s.Size, Digest: s.Digest, ModelRef: s.ModelRef, SealedAt: s.SealedAt, Tensors: s.Tensors}
 			if !s.LastVerified.IsZero() {
 				j.LastVerified = &s.LastVerified
 			}

@@ -338,3 +338,26 @@ func TestRunMatchesADirectoryAgainstItsSignedFiles(t *testing.T) {
 		assert.Len(t, eventsOf(lines, audit.EventVramSealed), 3)
 	})
 }
+
+func TestRunListsTensorsInShards(t *testing.T) {
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	model, files := testModelDir(t, dir)
+	const name = "model-00003-of-00003.safetensors"
+	table, err := sealer.ReadSafetensorsHeader(strings.NewReader(string(files[name])), int64(len(files[name])))
+	require.NoError(t, err)
+	p := startVramseal(t, dir, append(smallRunFlags(dir, token), filepath.Join(model, name))...)
+	base := "http://" + p.waitForLog(t, "serving")["addr"].(string)
+	p.waitForLog(t, "every shard sealed and verified")
+	code, body := httpGet(t, base+"/shards")
+	require.Equal(t, 200, code)
+	var shards []struct {
+		ID      string          `json:"id"`
+		Tensors []sealer.Tensor `json:"tensors"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &shards))
+	require.Len(t, shards, 1)
+	assert.Equal(t, table.Tensors, shards[0].Tensors)
+	p.signal(t, os.Interrupt)
+	assert.Equal(t, exitOK, p.wait(t))
+}
