@@ -1,5 +1,6 @@
 // Package deploy's tests check the deployment files beside them: the systemd
-// unit with systemd-analyze.
+// unit with systemd-analyze, the Kubernetes manifests by decoding them
+// strictly into the API types they claim to be.
 package deploy
 
 import (
