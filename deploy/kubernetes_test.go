@@ -211,6 +211,10 @@ func TestPrometheusRuleAlertsOnFailStopAndUnverifiedShards(t *testing.T) {
 		"the fail-stop exit code, for when no scrape saw the gauge")
 	assert.Equal(t, "critical", failStop.Labels["severity"])
 
+	rejected, ok := rules["VramsealModelRejected"]
+	require.True(t, ok)
+	assert.Contains(t, rejected.Expr.String(), "== 4", "exit 4: not the published model")
+
 	stale, ok := rules["VramsealShardNotVerified"]
 	require.True(t, ok)
 	threshold, found := strings.CutPrefix(stale.Expr.String(), "vram_shard_seconds_since_verified > ")

@@ -122,7 +122,9 @@ func TestSystemdUnitKeepsItsPromises(t *testing.T) {
 	assert.Contains(t, service["DeviceAllow"], "char-nvidia-uvm rw", "unified memory")
 	assert.NotContains(t, service, "PrivateDevices", "it would hide /dev/nvidia*")
 	assert.NotEmpty(t, service["WatchdogSec"])
-	assert.Contains(t, strings.Fields(strings.Join(service["RestartPreventExitStatus"], " ")), "3", "no restart after a fail-stop")
+	noRestart := strings.Fields(strings.Join(service["RestartPreventExitStatus"], " "))
+	assert.Contains(t, noRestart, "3", "no restart after a fail-stop")
+	assert.Contains(t, noRestart, "4", "no restart with a model that is not the published one")
 
 	execStart := strings.Fields(strings.Join(service["ExecStart"], " "))
 	require.NotEmpty(t, execStart)
