@@ -72,6 +72,11 @@ mode 0600, never overwritten), so that the next run continues the same log and
 The audit log defaults to vramseal-audit.jsonl in $STATE_DIRECTORY when it is
 set (systemd's StateDirectory=), else in the working directory.
 
+Under systemd (Type=notify) it sends READY=1 once every shard is sealed and
+verified, STOPPING=1 as it begins to stop, and, with WatchdogSec=, a watchdog
+ping every half period while the runtime answers. deploy/ holds a systemd
+unit and Kubernetes manifests; the README's "Deploying" explains them.
+
 --listen serves / (the list), /metrics (Prometheus: vram_* series and
 vramseal_build_info, with device and uuid labels), /healthz, /readyz (200 once
 every shard was verified within three scrub cycles and nothing failed; a
