@@ -4,7 +4,7 @@ import "encoding/binary"
 
 // recordVersion opens every canonical record. A change to the encoding below
 // gets a new version, so old and new signatures can never be confused.
-const recordVersion = "vramseal/shard-record/v2"
+const recordVersion = "vramseal/shard-record/v3"
 
 // canonicalRecord encodes every signed field of s in a fixed order. Each
 // field is its 8-byte big-endian length followed by its bytes; integers are
@@ -29,6 +29,7 @@ func canonicalRecord(s *Shard) []byte {
 	b = appendInt(b, int64(s.ShardIndex))
 	b = appendInt(b, int64(s.TotalShards))
 	b = appendBytes(b, TensorsDigest(s.Tensors))
+	b = appendInt(b, int64(s.Generation))
 	return b
 }
 

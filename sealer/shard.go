@@ -26,6 +26,10 @@ type Shard struct {
 	// so a table swapped for another fails the check. It is shared between
 	// copies of the record and never modified.
 	Tensors []Tensor
+	// Generation tells this sealing of ID from every other one, over the
+	// worker's life and across its restarts: a record whose generation is
+	// no longer live names memory that was freed.
+	Generation uint64
 
 	signature []byte // HMAC-SHA256 of the canonical record; nil if unsigned
 }
@@ -55,23 +59,23 @@ func (s Shard) Equal(o Shard) bool {
 		s.Digest == o.Digest && s.ChunkSize == o.ChunkSize && s.ChunkRoot == o.ChunkRoot &&
 		s.SealedAt.Equal(o.SealedAt) && s.ModelRef == o.ModelRef &&
 		s.ShardIndex == o.ShardIndex && s.TotalShards == o.TotalShards &&
-		TensorsDigest(s.Tensors) == TensorsDigest(o.Tensors)
+		TensorsDigest(s.Tensors) == TensorsDigest(o.Tensors) && s.Generation == o.Generation
 }
 
 // String gives every field on one line, with strings escaped to ASCII, and
 // says whether the record is signed. It is what %v and %+v print.
 func (s Shard) String() string {
-	return fmt.Sprintf("sealer.Shard{id:%+q device:%d size:%d digest:%+q chunk_size:%d chunk_root:%+q sealed_at:%s model_ref:%+q shard:%d/%d%s %s}",
+	return fmt.Sprintf("sealer.Shard{id:%+q device:%d size:%d digest:%+q chunk_size:%d chunk_root:%+q sealed_at:%s model_ref:%+q shard:%d/%d generation:%d%s %s}",
 		s.ID, s.Device, s.Size, s.Digest, s.ChunkSize, s.ChunkRoot,
-		s.SealedAt.UTC().Format(time.RFC3339Nano), s.ModelRef, s.ShardIndex, s.TotalShards, s.tensorsWord(), s.signedWord())
+		s.SealedAt.UTC().Format(time.RFC3339Nano), s.ModelRef, s.ShardIndex, s.TotalShards, s.Generation, s.tensorsWord(), s.signedWord())
 }
 
 // GoString gives the record in Go syntax, without the signature bytes. It is
 // what %#v prints.
 func (s Shard) GoString() string {
-	return fmt.Sprintf("sealer.Shard{ID:%+q, Device:%d, Size:%d, Digest:%+q, ChunkSize:%d, ChunkRoot:%+q, SealedAt:%#v, ModelRef:%+q, ShardIndex:%d, TotalShards:%d} /* %s%s */",
+	return fmt.Sprintf("sealer.Shard{ID:%+q, Device:%d, Size:%d, Digest:%+q, ChunkSize:%d, ChunkRoot:%+q, SealedAt:%#v, ModelRef:%+q, ShardIndex:%d, TotalShards:%d, Generation:%d} /* %s%s */",
 		s.ID, s.Device, s.Size, s.Digest, s.ChunkSize, s.ChunkRoot,
-		s.SealedAt.UTC(), s.ModelRef, s.ShardIndex, s.TotalShards, s.signedWord(), s.tensorsWord())
+		s.SealedAt.UTC(), s.ModelRef, s.ShardIndex, s.TotalShards, s.Generation, s.signedWord(), s.tensorsWord())
 }
 
 // tensorsWord says how many tensors the record lists, if any, with the

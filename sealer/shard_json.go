@@ -26,6 +26,7 @@ type shardJSON struct {
 	ModelRef    string `json:"model_ref"`
 	ShardIndex  int    `json:"shard_index"`
 	TotalShards int    `json:"total_shards"`
+	Generation  uint64 `json:"generation"`
 	// Tensors is absent for opaque data.
 	Tensors   []Tensor `json:"tensors,omitempty"`
 	Signature string   `json:"signature,omitempty"`
@@ -42,7 +43,7 @@ func (s Shard) MarshalJSON() ([]byte, error) {
 	return json.Marshal(shardJSON{
 		ID: s.ID, Device: s.Device, Size: s.Size, Digest: s.Digest,
 		ChunkSize: s.ChunkSize, ChunkRoot: s.ChunkRoot, SealedAt: string(at),
-		ModelRef: s.ModelRef, ShardIndex: s.ShardIndex, TotalShards: s.TotalShards,
+		ModelRef: s.ModelRef, ShardIndex: s.ShardIndex, TotalShards: s.TotalShards, Generation: s.Generation,
 		Tensors: s.Tensors, Signature: hex.EncodeToString(s.signature),
 	})
 }
@@ -71,7 +72,7 @@ func (s *Shard) UnmarshalJSON(data []byte) error {
 	rec := Shard{
 		ID: w.ID, Device: w.Device, Size: w.Size, Digest: w.Digest,
 		ChunkSize: w.ChunkSize, ChunkRoot: w.ChunkRoot, SealedAt: at,
-		ModelRef: w.ModelRef, ShardIndex: w.ShardIndex, TotalShards: w.TotalShards,
+		ModelRef: w.ModelRef, ShardIndex: w.ShardIndex, TotalShards: w.TotalShards, Generation: w.Generation,
 		Tensors: w.Tensors,
 	}
 	if err := validateRecord(&rec); err != nil {
@@ -97,6 +98,7 @@ func decodeShardJSON(data []byte) (shardJSON, error) {
 		{"id", &w.ID, false}, {"device", &w.Device, false}, {"size", &w.Size, false}, {"digest", &w.Digest, false},
 		{"chunk_size", &w.ChunkSize, false}, {"chunk_root", &w.ChunkRoot, false}, {"sealed_at", &w.SealedAt, false},
 		{"model_ref", &w.ModelRef, false}, {"shard_index", &w.ShardIndex, false}, {"total_shards", &w.TotalShards, false},
+		{"generation", &w.Generation, false},
 		{"tensors", &w.Tensors, true}, {"signature", &w.Signature, true},
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))

@@ -47,7 +47,7 @@ func TestShardJSONWireForm(t *testing.T) {
 		names = append(names, n)
 	}
 	assert.ElementsMatch(t, []string{"id", "device", "size", "digest", "chunk_size", "chunk_root",
-		"sealed_at", "model_ref", "shard_index", "total_shards", "signature"}, names)
+		"sealed_at", "model_ref", "shard_index", "total_shards", "generation", "signature"}, names)
 	assert.Equal(t, "2026-03-04T05:06:07.890123456Z", fields["sealed_at"])
 	assert.Len(t, fields["signature"], 64)
 

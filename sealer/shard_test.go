@@ -53,7 +53,7 @@ func TestShardEqual(t *testing.T) {
 		"ChunkSize": func(s *Shard) { s.ChunkSize *= 2 }, "ChunkRoot": func(s *Shard) { s.ChunkRoot = s.Digest },
 		"SealedAt": func(s *Shard) { s.SealedAt = s.SealedAt.Add(time.Nanosecond) },
 		"ModelRef": func(s *Shard) { s.ModelRef += "x" }, "ShardIndex": func(s *Shard) { s.ShardIndex++ },
-		"TotalShards": func(s *Shard) { s.TotalShards++ },
+		"TotalShards": func(s *Shard) { s.TotalShards++ }, "Generation": func(s *Shard) { s.Generation++ },
 		"Tensors": func(s *Shard) {
 			s.Tensors = []Tensor{{Name: "w", DType: "U8", Shape: []uint64{1}, Offset: 8, Size: 1}}
 		},
@@ -81,7 +81,7 @@ func TestShardHoldsNoAddress(t *testing.T) {
 		assert.NotContains(t, strings.ToLower(f.Name), "ptr")
 	}
 	assert.Equal(t, []string{"ID", "Device", "Size", "Digest", "ChunkSize", "ChunkRoot", "SealedAt",
-		"ModelRef", "ShardIndex", "TotalShards", "Tensors", "signature"}, names)
+		"ModelRef", "ShardIndex", "TotalShards", "Tensors", "Generation", "signature"}, names)
 }
 
 func TestShardPrintedForms(t *testing.T) {

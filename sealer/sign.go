@@ -23,20 +23,28 @@ func Sign(key *Key, s *Shard) error {
 }
 
 // CheckSignature checks s against its signature under key, in constant time.
-// Besides the errors of Sign, it returns one wrapping messages.ErrNotSealed
-// if s has no signature, and one wrapping messages.ErrSealVerificationFailed
-// if the signature does not match the record.
+// A signed record is checked against its signature before anything else, so
+// that any alteration, one that leaves the record malformed too, returns an
+// error wrapping messages.ErrSealVerificationFailed. An unsigned record gives
+// the errors of Sign for a malformed one, else one wrapping
+// messages.ErrNotSealed.
 func CheckSignature(key *Key, s *Shard) error {
-	if err := checkInputs(key, s); err != nil {
-		return err
+	if !key.usable() {
+		return fmt.Errorf("%w: no seal key, or it was zeroed", messages.ErrConfig)
+	}
+	if s == nil {
+		return fmt.Errorf("%w: no shard record", messages.ErrInvalidInput)
 	}
 	if !s.Signed() {
+		if err := validateRecord(s); err != nil {
+			return err
+		}
 		return fmt.Errorf("shard %s: %w", quotePrefix(s.ID), messages.ErrNotSealed)
 	}
 	if !hmac.Equal(s.signature, mac(key, s)) {
 		return fmt.Errorf("shard %s: signature does not match the record: %w", quotePrefix(s.ID), messages.ErrSealVerificationFailed)
 	}
-	return nil
+	return validateRecord(s)
 }
 
 func checkInputs(key *Key, s *Shard) error {

@@ -155,6 +155,7 @@ func TestPropertyAnyBitFlipFailsCheck(t *testing.T) {
 			{"ChunkSize", 64, func(s *Shard, bit uint) { s.ChunkSize ^= 1 << bit }},
 			{"ShardIndex", strconv.IntSize, func(s *Shard, bit uint) { s.ShardIndex ^= 1 << bit }},
 			{"TotalShards", strconv.IntSize, func(s *Shard, bit uint) { s.TotalShards ^= 1 << bit }},
+			{"Generation", 64, func(s *Shard, bit uint) { s.Generation ^= 1 << bit }},
 			{"SealedAt seconds", 64, func(s *Shard, bit uint) {
 				s.SealedAt = time.Unix(s.SealedAt.Unix()^(1<<bit), int64(s.SealedAt.Nanosecond()))
 			}},

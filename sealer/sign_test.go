@@ -91,13 +91,16 @@ func TestCheckSignatureErrors(t *testing.T) {
 			s := signed
 			tt.change(&s)
 			err := CheckSignature(tt.key, &s)
-			assert.ErrorIs(t, err, tt.want)
-			if tt.want != messages.ErrNotSealed && tt.want != messages.ErrSealVerificationFailed {
-				unsigned := s
-				unsigned.signature = nil
-				assert.ErrorIs(t, Sign(tt.key, &unsigned), tt.want, "Sign refuses it too")
-				assert.False(t, unsigned.Signed())
+			if tt.want != messages.ErrInvalidInput {
+				assert.ErrorIs(t, err, tt.want)
+				return
 			}
+			assert.ErrorIs(t, err, messages.ErrSealVerificationFailed, "a signed record altered into a malformed one is an altered record")
+			unsigned := s
+			unsigned.signature = nil
+			assert.ErrorIs(t, CheckSignature(tt.key, &unsigned), tt.want, "unsigned, it is malformed")
+			assert.ErrorIs(t, Sign(tt.key, &unsigned), tt.want, "Sign refuses it too")
+			assert.False(t, unsigned.Signed())
 		})
 	}
 	assert.ErrorIs(t, CheckSignature(k, nil), messages.ErrInvalidInput)
