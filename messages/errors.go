@@ -1,5 +1,3 @@
-// Package messages is the vocabulary shared by vramseal's actors and their
-// callers: requests, replies, events, and the error kinds every layer returns.
 package messages
 
 import (
@@ -46,6 +44,23 @@ var (
 	// hardware error. It is fatal.
 	ErrDeviceFault = errors.New("device fault")
 
+	// ErrSoftwareFault means vramseal itself failed: one of its actors
+	// panicked. It is a bug, not a device failure, and it is fatal.
+	ErrSoftwareFault = errors.New("software fault")
+
+	// ErrEvicted means the device's shards were evicted while the call was
+	// in progress, for example because another process needed the GPU. It
+	// does not stop the worker; the caller may seal again later.
+	ErrEvicted = errors.New("evicted")
+
+	// ErrRevoked means the memory a call worked on was taken back, by an
+	// eviction or a stop, while the call was in progress.
+	ErrRevoked = errors.New("revoked")
+
+	// ErrLeaseHeld means memory could not be freed in time because a lease
+	// on it was still held.
+	ErrLeaseHeld = errors.New("lease still held")
+
 	// ErrUnknownShard means no live shard has the given ID.
 	ErrUnknownShard = errors.New("unknown shard")
 
@@ -75,7 +90,8 @@ func IsFatal(err error) bool {
 	return errors.Is(err, ErrSealVerificationFailed) ||
 		errors.Is(err, ErrIntegrityViolation) ||
 		errors.Is(err, ErrPolicyViolation) ||
-		errors.Is(err, ErrDeviceFault)
+		errors.Is(err, ErrDeviceFault) ||
+		errors.Is(err, ErrSoftwareFault)
 }
 
 // InsufficientVRAMError says how much memory a request needed and how much the
