@@ -11,6 +11,7 @@ import (
 
 	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/rehash"
 	"github.com/vramseal/vramseal/sealer"
 )
 
@@ -18,8 +19,8 @@ import (
 type GPUConfig struct {
 	// Index is the device's index in the runtime.
 	Index int
-	// Device is the memory the actor owns. Nothing else may touch it while
-	// the actor lives.
+	// Device is the memory the actor owns. Only the actor allocates and
+	// frees on it; others copy through it under the leases it grants.
 	Device cuda.Device
 	// Headroom is the memory, in bytes, that seals must leave free.
 	Headroom int64
@@ -30,32 +31,12 @@ type GPUConfig struct {
 	OnMessage func(msg any)
 }
 
-// entry is one sealed shard in the allocation table.
-type entry struct {
-	view   ShardView
-	handle cuda.Handle
-}
-
-// pendingSeal is memory allocated for a seal that has not committed yet.
-type pendingSeal struct {
-	handle cuda.Handle
-	size   int64
-}
-
-// gpuActor owns one device: its allocation table, its accounting, and every
-// allocation, copy and free on it.
+// gpuActor owns one device's allocation table: what is allocated, sealed,
+// leased and freed. It alone allocates and frees; it never copies data.
 type gpuActor struct {
-	cfg     GPUConfig
-	ref     *GPURef
-	shards  map[string]*entry
-	pending map[string]*pendingSeal
-	held    int64 // bytes of sealed shards
-	staged  int64 // bytes of pending seals
-	nextGen uint64
-}
-
-func newGPUActor(cfg GPUConfig, ref *GPURef) *gpuActor {
-	return &gpuActor{cfg: cfg, ref: ref, shards: map[string]*entry{}, pending: map[string]*pendingSeal{}}
+	cfg GPUConfig
+	ref *GPURef
+	t   *table
 }
 
 // Receive handles one message.
@@ -65,153 +46,291 @@ func (a *gpuActor) Receive(c actor.Context) {
 		a.cfg.OnMessage(req)
 	}
 	switch m := msg.(type) {
+	case *actor.Started:
+		if a.t == nil {
+			a.t = newTable()
+		}
 	case *allocate:
-		m.reply <- a.allocate(m.id, m.size, m.first)
-	case *write:
-		m.reply <- a.write(m)
+		m.reply <- a.allocate(m)
+	case *lease:
+		m.reply <- a.lease(m.e)
+	case *endLease:
+		a.endLease(m.e)
+	case *leaseRead:
+		e, err := a.live(m.id, m.gen)
+		if err != nil {
+			m.reply <- leaseReply{err: err}
+			return
+		}
+		m.reply <- a.lease(e)
+	case *acquire:
+		e, err := a.check(m.record)
+		if err != nil {
+			m.reply <- leaseReply{err: err}
+			return
+		}
+		m.reply <- a.lease(e)
+	case *check:
+		e, err := a.check(m.record)
+		if err != nil {
+			m.reply <- leaseReply{err: err}
+			return
+		}
+		m.reply <- leaseReply{shard: e.shard}
 	case *commit:
 		m.reply <- a.commit(m)
 	case *abort:
-		m.reply <- a.abort(m.id)
-	case *read:
-		m.reply <- a.read(m)
-	case *lookup:
-		e, ok := a.shards[m.id]
-		if !ok {
-			m.reply <- lookupReply{err: unknownShard(m.id)}
+		m.reply <- a.abort(m.e)
+	case *release:
+		e, err := a.check(m.record)
+		if err != nil {
+			m.waiter.err = err
+			a.reply(m.waiter)
 			return
 		}
-		m.reply <- lookupReply{view: e.view}
-	case *release:
-		m.reply <- a.release(m.id)
+		m.waiter.undoom = true
+		m.waiter.left = 1
+		a.doom(e, m.waiter, nil)
+	case *drain:
+		a.drain(m)
+	case *withdraw:
+		m.reply <- a.withdraw(m.waiter)
+	case *takeOrphans:
+		orphans := a.t.orphans
+		a.t.orphans = nil
+		m.reply <- orphans
 	case *capacityQuery:
 		m.reply <- a.capacity()
 	case *snapshot:
 		m.reply <- a.snapshot()
 	case *markVerified:
-		if e, ok := a.shards[m.id]; ok && e.view.Gen == m.gen && m.at.After(e.view.LastVerified) {
-			e.view.LastVerified = m.at
+		if e, err := a.live(m.id, m.gen); err == nil && m.at.After(e.lastVerified) {
+			e.lastVerified = m.at
 		}
-	case *drain:
-		freed, err := a.freeAll()
-		m.reply <- drainReply{freed: freed, err: err}
 	case *actor.Stopping:
 		// After a graceful drain the table is empty; after a panic this is
-		// the last chance to free what the table still names.
-		freed, err := a.freeAll()
-		if err != nil {
-			a.cfg.Logger.Error("freeing device memory on stop", "device", a.cfg.Index, "err", err)
-		}
-		a.ref.leftover = freed
+		// the last chance to free what it still names. No lease can end
+		// once the actor is gone, so leased memory is freed too.
+		a.ref.leftover = a.freeEverything()
 	case *actor.Stopped:
 		close(a.ref.stopped)
 	}
 }
 
-func (a *gpuActor) allocate(id string, size int64, first []byte) error {
-	if _, ok := a.shards[id]; ok {
-		return fmt.Errorf("shard %q: %w", id, messages.ErrDuplicateShard)
-	}
-	if _, ok := a.pending[id]; ok {
-		return fmt.Errorf("shard %q: %w", id, messages.ErrDuplicateShard)
+func (a *gpuActor) allocate(m *allocate) leaseReply {
+	if _, ok := a.t.byID[m.id]; ok {
+		return leaseReply{err: fmt.Errorf("shard %+q: %w", m.id, messages.ErrDuplicateShard)}
 	}
 	free, _, err := a.cfg.Device.MemInfo()
 	if err != nil {
-		return fmt.Errorf("device %d: memory info: %w", a.cfg.Index, err)
+		return leaseReply{err: fmt.Errorf("device %d: memory info: %w", a.cfg.Index, err)}
 	}
 	available := max(free-a.cfg.Headroom, 0)
-	if size > available {
-		return &messages.InsufficientVRAMError{Device: a.cfg.Index, Needed: size, Available: available}
+	if m.size > available {
+		return leaseReply{err: &messages.InsufficientVRAMError{Device: a.cfg.Index, Needed: m.size, Available: available}}
 	}
-	h, err := a.cfg.Device.Allocate(size)
+	h, err := a.cfg.Device.Allocate(m.size)
 	if errors.Is(err, messages.ErrInsufficientVRAM) {
-		return &messages.InsufficientVRAMError{Device: a.cfg.Index, Needed: size, Available: available}
+		return leaseReply{err: &messages.InsufficientVRAMError{Device: a.cfg.Index, Needed: m.size, Available: available}}
 	}
 	if err != nil {
-		return fmt.Errorf("device %d: allocate %d bytes: %w", a.cfg.Index, size, err)
+		return leaseReply{err: fmt.Errorf("device %d: allocate %d bytes: %w", a.cfg.Index, m.size, err)}
 	}
-	if len(first) > 0 {
-		if err := a.cfg.Device.Write(h, 0, first); err != nil {
-			return errors.Join(fmt.Errorf("device %d: copy to device: %w", a.cfg.Index, err), a.cfg.Device.Free(h))
-		}
-	}
-	a.pending[id] = &pendingSeal{handle: h, size: size}
-	a.staged += size
-	return nil
+	e := &entry{id: m.id, gen: m.gen, size: m.size, handle: h, state: statePending, leases: 1}
+	a.t.byID[m.id] = e
+	a.t.staged += m.size
+	return leaseReply{e: e, handle: h}
 }
 
-func (a *gpuActor) write(m *write) error {
-	p, ok := a.pending[m.id]
-	if !ok {
-		return fmt.Errorf("write to shard %q: no seal in progress: %w", m.id, messages.ErrUnknownShard)
+// lease takes one more lease on e, which must be pending or live.
+func (a *gpuActor) lease(e *entry) leaseReply {
+	if e.state == stateDoomed {
+		return leaseReply{err: a.revoked(e)}
 	}
-	if err := a.cfg.Device.Write(p.handle, m.offset, m.data); err != nil {
-		return fmt.Errorf("device %d: copy to device: %w", a.cfg.Index, err)
+	e.leases++
+	return leaseReply{e: e, handle: e.handle, shard: e.shard}
+}
+
+func (a *gpuActor) endLease(e *entry) {
+	if e.leases <= 0 {
+		a.cfg.Logger.Error("lease ended twice", "device", a.cfg.Index, "shard", e.id)
+		return
 	}
-	return nil
+	e.leases--
+	if e.state == stateDoomed && e.leases == 0 {
+		a.free(e)
+	}
+}
+
+// revoked is the error for a call on a doomed entry.
+func (a *gpuActor) revoked(e *entry) error {
+	if e.revokedBy != nil {
+		return fmt.Errorf("shard %+q: %w: %w", e.id, messages.ErrRevoked, e.revokedBy)
+	}
+	return fmt.Errorf("shard %+q: %w", e.id, messages.ErrUnknownShard)
+}
+
+// live returns the live shard id of generation gen.
+func (a *gpuActor) live(id string, gen uint64) (*entry, error) {
+	e, ok := a.t.byID[id]
+	if !ok || e.state != stateLive || e.gen != gen {
+		return nil, fmt.Errorf("shard %+q: %w", id, messages.ErrUnknownShard)
+	}
+	return e, nil
+}
+
+// check returns the live shard a caller's record names, if the record is
+// the one the table keeps. A record of a generation that is not live is
+// ErrUnknownShard; one of a live generation that differs is an integrity
+// failure.
+func (a *gpuActor) check(rec sealer.Shard) (*entry, error) {
+	e, err := a.live(rec.ID, rec.Generation)
+	if err != nil {
+		return nil, err
+	}
+	if !e.shard.Record.Equal(rec) {
+		return nil, &messages.IntegrityError{ShardID: rec.ID, Device: a.cfg.Index, Reason: messages.ReasonRecordMismatch}
+	}
+	return e, nil
 }
 
 func (a *gpuActor) commit(m *commit) error {
-	id := m.record.ID
-	p, ok := a.pending[id]
-	if !ok {
-		return fmt.Errorf("commit shard %q: no seal in progress: %w", id, messages.ErrUnknownShard)
+	e := m.e
+	switch {
+	case e.state == stateDoomed:
+		return a.revoked(e)
+	case e.state != statePending:
+		return fmt.Errorf("commit shard %+q: no seal in progress: %w", e.id, messages.ErrUnknownShard)
+	case m.record.ID != e.id || m.record.Generation != e.gen || m.record.Size != e.size:
+		return fmt.Errorf("commit shard %+q: the record does not name this allocation: %w", e.id, messages.ErrInvalidInput)
 	}
-	if p.size != m.record.Size {
-		return fmt.Errorf("commit shard %q: record size %d, allocated %d: %w", id, m.record.Size, p.size, messages.ErrInvalidInput)
-	}
-	delete(a.pending, id)
-	a.staged -= p.size
-	a.nextGen++
-	a.shards[id] = &entry{handle: p.handle, view: ShardView{Record: m.record, Chunks: m.chunks, Gen: a.nextGen}}
-	a.held += p.size
+	e.state = stateLive
+	e.shard = rehash.Shard{Record: m.record, Chunks: m.chunks}
+	a.t.staged -= e.size
+	a.t.held += e.size
+	e.leases++
 	return nil
 }
 
-func (a *gpuActor) abort(id string) error {
-	p, ok := a.pending[id]
-	if !ok {
-		return fmt.Errorf("abort shard %q: no seal in progress: %w", id, messages.ErrUnknownShard)
+// abort frees a seal that will not complete. One taken back by a drain is
+// freed by it and answers ErrRevoked.
+func (a *gpuActor) abort(e *entry) error {
+	if e.state == stateDoomed {
+		return a.revoked(e)
 	}
-	delete(a.pending, id)
-	a.staged -= p.size
-	if err := a.cfg.Device.Free(p.handle); err != nil {
-		return fmt.Errorf("device %d: free: %w", a.cfg.Index, err)
-	}
-	return nil
-}
-
-func (a *gpuActor) read(m *read) error {
-	e, ok := a.shards[m.id]
-	if !ok || e.view.Gen != m.gen {
-		return unknownShard(m.id)
-	}
-	if err := a.cfg.Device.Read(e.handle, m.offset, m.buf); err != nil {
-		return fmt.Errorf("device %d: copy from device: %w", a.cfg.Index, err)
+	delete(a.t.byID, e.id)
+	e.state = stateDoomed
+	a.t.doomed[e] = struct{}{}
+	if e.leases == 0 {
+		return a.free(e)
 	}
 	return nil
 }
 
-func (a *gpuActor) release(id string) error {
-	e, ok := a.shards[id]
-	if !ok {
-		return unknownShard(id)
+// doom takes e out of the table; it is freed now if no lease is held, else
+// when the last one ends, and w hears of it.
+func (a *gpuActor) doom(e *entry, w *freeWaiter, cause error) {
+	delete(a.t.byID, e.id)
+	e.state = stateDoomed
+	e.waiter = w
+	if !e.shard.Record.Signed() {
+		e.revokedBy = cause
 	}
-	delete(a.shards, id)
-	a.held -= e.view.Record.Size
+	a.t.doomed[e] = struct{}{}
+	if e.leases == 0 {
+		a.free(e)
+	}
+}
+
+func (a *gpuActor) drain(m *drain) {
+	entries := make([]*entry, 0, len(a.t.byID))
+	for _, e := range a.t.byID {
+		entries = append(entries, e)
+	}
+	slices.SortFunc(entries, func(x, y *entry) int { return strings.Compare(x.id, y.id) })
+	m.waiter.left = len(entries)
+	if len(entries) == 0 {
+		a.reply(m.waiter)
+		return
+	}
+	for _, e := range entries {
+		a.doom(e, m.waiter, m.cause)
+	}
+}
+
+// free frees a doomed entry and tells its waiter, or keeps it as an orphan
+// if it was drained and its waiter stopped waiting.
+func (a *gpuActor) free(e *entry) error {
+	f, err := a.freeMemory(e)
+	w := e.waiter
+	e.waiter = nil
+	switch {
+	case w != nil:
+		w.freed = append(w.freed, f)
+		w.err = errors.Join(w.err, err)
+		if w.left--; w.left == 0 {
+			a.reply(w)
+		}
+	case e.orphan:
+		a.t.orphans = append(a.t.orphans, f)
+	}
+	return err
+}
+
+// freeMemory frees a doomed entry's memory and takes it out of the books.
+func (a *gpuActor) freeMemory(e *entry) (Freed, error) {
+	delete(a.t.doomed, e)
+	if e.shard.Record.Signed() {
+		a.t.held -= e.size
+	} else {
+		a.t.staged -= e.size
+	}
+	f := freedOf(e)
+	f.Shard.Device = a.cfg.Index
 	if err := a.cfg.Device.Free(e.handle); err != nil {
-		return fmt.Errorf("device %d: free: %w", a.cfg.Index, err)
+		return f, fmt.Errorf("device %d: free: %w", a.cfg.Index, err)
 	}
-	return nil
+	return f, nil
+}
+
+func (a *gpuActor) reply(w *freeWaiter) {
+	w.reply <- freeReply{freed: w.freed, err: w.err}
+}
+
+func (a *gpuActor) withdraw(w *freeWaiter) freeReply {
+	r := freeReply{freed: w.freed, err: w.err}
+	if w.left == 0 {
+		return r // already answered
+	}
+	for e := range a.t.doomed {
+		if e.waiter != w {
+			continue
+		}
+		e.waiter = nil
+		if w.undoom {
+			delete(a.t.doomed, e)
+			e.state = stateLive
+			a.t.byID[e.id] = e
+		} else {
+			e.orphan = true
+		}
+	}
+	w.left = 0
+	w.freed, w.err = nil, nil
+	return r
 }
 
 func (a *gpuActor) capacity() messages.Capacity {
 	c := messages.Capacity{
 		Device:   a.cfg.Index,
-		Held:     a.held + a.staged,
-		Pending:  a.staged,
+		Held:     a.t.held + a.t.staged,
+		Pending:  a.t.staged,
 		Headroom: a.cfg.Headroom,
-		Shards:   len(a.shards),
+	}
+	for _, e := range a.t.byID {
+		if e.state == stateLive {
+			c.Shards++
+		}
 	}
 	free, total, err := a.cfg.Device.MemInfo()
 	if err != nil {
@@ -223,33 +342,32 @@ func (a *gpuActor) capacity() messages.Capacity {
 }
 
 func (a *gpuActor) snapshot() []ShardView {
-	views := make([]ShardView, 0, len(a.shards))
-	for _, e := range a.shards {
-		views = append(views, e.view)
+	views := make([]ShardView, 0, len(a.t.byID))
+	for _, e := range a.t.byID {
+		if e.state == stateLive {
+			views = append(views, ShardView{Shard: e.shard, LastVerified: e.lastVerified})
+		}
 	}
 	slices.SortFunc(views, func(x, y ShardView) int { return strings.Compare(x.Record.ID, y.Record.ID) })
 	return views
 }
 
-// freeAll frees every shard and pending seal, returning the shards freed.
-// It goes on past errors so that one bad free does not leak the rest.
-func (a *gpuActor) freeAll() ([]sealer.Shard, error) {
-	var errs []error
-	freed := make([]sealer.Shard, 0, len(a.shards))
-	for _, v := range a.snapshot() {
-		if err := a.release(v.Record.ID); err != nil {
-			errs = append(errs, err)
-		}
-		freed = append(freed, v.Record)
+// freeEverything frees every allocation the table names, leased or not,
+// and returns what it freed, orphans included. It goes on past errors so
+// that one bad free does not leak the rest.
+func (a *gpuActor) freeEverything() []Freed {
+	for _, e := range a.t.byID {
+		a.t.doomed[e] = struct{}{}
 	}
-	for id := range a.pending {
-		if err := a.abort(id); err != nil {
-			errs = append(errs, err)
+	a.t.byID = map[string]*entry{}
+	out := a.t.orphans
+	a.t.orphans = nil
+	for e := range a.t.doomed {
+		f, err := a.freeMemory(e)
+		if err != nil {
+			a.cfg.Logger.Error("freeing device memory on stop", "device", a.cfg.Index, "err", err)
 		}
+		out = append(out, f)
 	}
-	return freed, errors.Join(errs...)
-}
-
-func unknownShard(id string) error {
-	return fmt.Errorf("shard %q: %w", id, messages.ErrUnknownShard)
+	return out
 }

@@ -3,84 +3,109 @@ package actors
 import (
 	"time"
 
+	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/rehash"
 	"github.com/vramseal/vramseal/sealer"
 )
 
 // gpuRequest is implemented by every message the GPU actor accepts, so a
-// type switch over the wrong message set does not compile silently.
+// type switch over the wrong message set does not compile silently. Every
+// message only reads or changes the allocation table; data is copied
+// outside the mailbox, under the leases these messages grant.
 type gpuRequest interface{ isGPURequest() }
 
-// ShardView is a GPU actor's record of one sealed shard. Chunks is shared and
-// never modified after the seal; Gen tells a shard from a later one that
-// reuses its ID.
-type ShardView struct {
-	Record       sealer.Shard
-	Chunks       []sealer.ChunkDigest
-	Gen          uint64
-	LastVerified time.Time
-}
-
-// allocate reserves capacity for a pending seal, allocates its memory and
-// copies first, if any, to its start.
+// allocate reserves capacity for a pending seal and allocates its memory,
+// with a write lease held.
 type allocate struct {
 	id    string
+	gen   uint64
 	size  int64
-	first []byte
-	reply chan error
+	reply chan leaseReply
 }
 
-// write copies one staged chunk into a pending seal's memory.
-type write struct {
-	id     string
-	offset int64
-	data   []byte
-	reply  chan error
+// leaseReply answers a request for a lease.
+type leaseReply struct {
+	e      *entry
+	handle cuda.Handle
+	shard  rehash.Shard
+	err    error
 }
 
-// commit turns a pending seal into a sealed shard.
+// lease takes another lease on an entry the caller already named: a seal's
+// write lease on its pending allocation.
+type lease struct {
+	e     *entry
+	reply chan leaseReply
+}
+
+// endLease ends one lease on an entry. It has no reply.
+type endLease struct{ e *entry }
+
+// leaseRead grants a read lease on the live shard id of generation gen.
+type leaseRead struct {
+	id    string
+	gen   uint64
+	reply chan leaseReply
+}
+
+// acquire checks a caller's record against the table and grants a read
+// lease on the shard it names, in one step.
+type acquire struct {
+	record sealer.Shard
+	reply  chan leaseReply
+}
+
+// check compares a caller's record with the table's.
+type check struct {
+	record sealer.Shard
+	reply  chan leaseReply
+}
+
+// commit turns a pending seal into a live shard, and takes a lease on it
+// for the caller.
 type commit struct {
+	e      *entry
 	record sealer.Shard
 	chunks []sealer.ChunkDigest
 	reply  chan error
 }
 
-// abort frees a pending seal.
+// abort frees a seal that will not complete, pending or just committed.
 type abort struct {
-	id    string
+	e     *entry
 	reply chan error
 }
 
-// read copies part of a sealed shard's memory into buf.
-type read struct {
-	id     string
-	gen    uint64
-	offset int64
-	buf    []byte
-	reply  chan error
-}
-
-// lookup fetches one sealed shard's view.
-type lookup struct {
-	id    string
-	reply chan lookupReply
-}
-
-type lookupReply struct {
-	view ShardView
-	err  error
-}
-
-// release frees a sealed shard.
+// release checks a caller's record and frees the live shard it names once
+// its leases end.
 type release struct {
-	id    string
-	reply chan error
+	record sealer.Shard
+	waiter *freeWaiter
 }
+
+// drain takes back every allocation on the device: live shards are freed
+// and pending seals revoked with cause, each once its leases end.
+type drain struct {
+	cause  error
+	waiter *freeWaiter
+}
+
+// withdraw says the caller of a release or drain no longer waits: it gets
+// what was freed so far; a release's shard is live again if it was not
+// freed yet, a drain's are freed later as orphans.
+type withdraw struct {
+	waiter *freeWaiter
+	reply  chan freeReply
+}
+
+// takeOrphans hands over the frees no one waited for.
+type takeOrphans struct{ reply chan []Freed }
 
 // capacityQuery asks for the device's accounting.
 type capacityQuery struct{ reply chan messages.Capacity }
 
-// snapshot lists every sealed shard.
+// snapshot lists every live shard.
 type snapshot struct{ reply chan []ShardView }
 
 // markVerified notes that every chunk of a shard matched at a time.
@@ -90,22 +115,25 @@ type markVerified struct {
 	at  time.Time
 }
 
-// drain frees every shard and pending seal, and lists the shards freed.
-type drain struct{ reply chan drainReply }
-
-type drainReply struct {
-	freed []sealer.Shard
-	err   error
-}
-
 func (*allocate) isGPURequest()      {}
-func (*write) isGPURequest()         {}
+func (*lease) isGPURequest()         {}
+func (*endLease) isGPURequest()      {}
+func (*leaseRead) isGPURequest()     {}
+func (*acquire) isGPURequest()       {}
+func (*check) isGPURequest()         {}
 func (*commit) isGPURequest()        {}
 func (*abort) isGPURequest()         {}
-func (*read) isGPURequest()          {}
-func (*lookup) isGPURequest()        {}
 func (*release) isGPURequest()       {}
+func (*drain) isGPURequest()         {}
+func (*withdraw) isGPURequest()      {}
+func (*takeOrphans) isGPURequest()   {}
 func (*capacityQuery) isGPURequest() {}
 func (*snapshot) isGPURequest()      {}
 func (*markVerified) isGPURequest()  {}
-func (*drain) isGPURequest()         {}
+
+// ShardView is a GPU actor's record of one live shard: what a snapshot
+// lists.
+type ShardView struct {
+	rehash.Shard
+	LastVerified time.Time
+}

@@ -3,93 +3,214 @@ package actors
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/rehash"
 	"github.com/vramseal/vramseal/sealer"
 )
 
 // GPURef is how callers talk to one GPU actor. Every call sends a request
 // with its own reply channel and waits for the answer or for the actor to
-// stop. Calls that change the device wait for their answer even if the
+// stop. Calls that change the table wait for their answer even if the
 // caller's context ends, because the answer may carry memory someone must
-// own; they are quick, since nothing slow runs in the actor's mailbox.
+// own; they are quick, since the actor only changes its table.
 type GPURef struct {
 	index   int
-	root    *actor.RootContext
-	pid     *actor.PID
+	device  cuda.Device
+	send    func(msg any)
+	stop    func()
 	stopped chan struct{}
-	// leftover holds the shards the actor freed as it stopped; it is written
+	// leftover holds what the actor freed as it stopped; it is written
 	// before stopped closes.
-	leftover []sealer.Shard
-}
-
-// SpawnGPU starts the GPU actor for one device under the given supervision
-// strategy.
-func SpawnGPU(root *actor.RootContext, cfg GPUConfig, strategy actor.SupervisorStrategy) (*GPURef, error) {
-	ref := &GPURef{index: cfg.Index, root: root, stopped: make(chan struct{})}
-	props := actor.PropsFromProducer(func() actor.Actor { return newGPUActor(cfg, ref) }, actor.WithGuardian(strategy))
-	pid, err := root.SpawnNamed(props, fmt.Sprintf("gpu-%d", cfg.Index))
-	if err != nil {
-		return nil, fmt.Errorf("spawn GPU actor %d: %w", cfg.Index, err)
-	}
-	ref.pid = pid
-	return ref, nil
+	leftover []Freed
 }
 
 // Index is the device index the actor owns.
 func (g *GPURef) Index() int { return g.index }
 
-// Allocate reserves size bytes for a pending seal named id and copies first
-// (which may be empty) to its start, in one step. The caller must not touch
-// first until Allocate returns.
-func (g *GPURef) Allocate(id string, size int64, first []byte) error {
-	return await(g, &allocate{id: id, size: size, first: first, reply: make(chan error, 1)})
+// Device is the device the actor owns. Callers copy through it only under
+// a lease the actor granted.
+func (g *GPURef) Device() cuda.Device { return g.device }
+
+// Allocation is a seal's memory while it fills it: pending until Commit.
+// The seal copies into Handle only while it holds a write lease.
+type Allocation struct {
+	g      *GPURef
+	e      *entry
+	Handle cuda.Handle
 }
 
-// Write copies data into the pending seal id at offset. The caller must not
-// touch data until Write returns.
-func (g *GPURef) Write(id string, offset int64, data []byte) error {
-	return await(g, &write{id: id, offset: offset, data: data, reply: make(chan error, 1)})
-}
-
-// Commit makes the pending seal named by record.ID a sealed shard.
-func (g *GPURef) Commit(record sealer.Shard, chunks []sealer.ChunkDigest) error {
-	return await(g, &commit{record: record, chunks: chunks, reply: make(chan error, 1)})
-}
-
-// Abort frees the pending seal id.
-func (g *GPURef) Abort(id string) error {
-	return await(g, &abort{id: id, reply: make(chan error, 1)})
-}
-
-// Read copies len(buf) bytes of shard id (generation gen) at offset into buf.
-func (g *GPURef) Read(id string, gen uint64, offset int64, buf []byte) error {
-	return await(g, &read{id: id, gen: gen, offset: offset, buf: buf, reply: make(chan error, 1)})
-}
-
-// Release frees the sealed shard id.
-func (g *GPURef) Release(id string) error {
-	return await(g, &release{id: id, reply: make(chan error, 1)})
-}
-
-// Drain frees every shard and pending seal, and returns the shards freed.
-func (g *GPURef) Drain() ([]sealer.Shard, error) {
-	r, err := ask(context.Background(), g, &drain{reply: make(chan drainReply, 1)})
+// Allocate reserves size bytes for a pending seal named id of generation
+// gen, and returns it with a write lease held.
+func (g *GPURef) Allocate(id string, gen uint64, size int64) (*Allocation, error) {
+	r, err := await(g, &allocate{id: id, gen: gen, size: size, reply: make(chan leaseReply, 1)})
+	if err == nil {
+		err = r.err
+	}
 	if err != nil {
 		return nil, err
 	}
-	return r.freed, r.err
+	return &Allocation{g: g, e: r.e, Handle: r.handle}, nil
 }
 
-// Lookup returns the actor's view of shard id.
-func (g *GPURef) Lookup(ctx context.Context, id string) (ShardView, error) {
-	r, err := ask(ctx, g, &lookup{id: id, reply: make(chan lookupReply, 1)})
-	if err != nil {
-		return ShardView{}, err
+// Lease takes a write lease on the allocation; it fails with an error
+// wrapping messages.ErrRevoked once an eviction or stop took it back.
+func (a *Allocation) Lease() error {
+	r, err := await(a.g, &lease{e: a.e, reply: make(chan leaseReply, 1)})
+	if err == nil {
+		err = r.err
 	}
-	return r.view, r.err
+	return err
+}
+
+// Unlease ends the write lease taken by Allocate, Lease or Commit.
+func (a *Allocation) Unlease() { a.g.send(&endLease{e: a.e}) }
+
+// Commit makes the allocation the live shard record names, keeping a lease
+// on it for the caller (end it with Unlease once the seal is recorded).
+func (a *Allocation) Commit(record sealer.Shard, chunks []sealer.ChunkDigest) error {
+	err, stopErr := await(a.g, &commit{e: a.e, record: record, chunks: chunks, reply: make(chan error, 1)})
+	if stopErr != nil {
+		return stopErr
+	}
+	return err
+}
+
+// Abort frees the allocation, pending or just committed, once the caller's
+// lease ends. It returns an error wrapping messages.ErrRevoked if an
+// eviction or stop took it back first (and recorded it).
+func (a *Allocation) Abort() error {
+	err, stopErr := await(a.g, &abort{e: a.e, reply: make(chan error, 1)})
+	if stopErr != nil {
+		return stopErr
+	}
+	return err
+}
+
+// ReadLease is a read lease on a live shard: its memory is not freed until
+// End. End is idempotent.
+type ReadLease struct {
+	g      *GPURef
+	e      *entry
+	ended  atomic.Bool
+	Handle cuda.Handle
+	Shard  rehash.Shard
+}
+
+// End ends the lease.
+func (l *ReadLease) End() {
+	if l.ended.CompareAndSwap(false, true) {
+		l.g.send(&endLease{e: l.e})
+	}
+}
+
+// LeaseRead grants a read lease on the live shard id of generation gen; it
+// is how the verify engine reads.
+func (g *GPURef) LeaseRead(id string, gen uint64) (cuda.Handle, func(), error) {
+	l, err := g.leased(&leaseRead{id: id, gen: gen, reply: make(chan leaseReply, 1)})
+	if err != nil {
+		return 0, nil, err
+	}
+	return l.Handle, l.End, nil
+}
+
+// Acquire checks a caller's record against the table (as Check) and grants
+// a read lease on the shard, in one step.
+func (g *GPURef) Acquire(record sealer.Shard) (*ReadLease, error) {
+	return g.leased(&acquire{record: record, reply: make(chan leaseReply, 1)})
+}
+
+func (g *GPURef) leased(req replyRequest[leaseReply]) (*ReadLease, error) {
+	r, err := await(g, req)
+	if err == nil {
+		err = r.err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &ReadLease{g: g, e: r.e, Handle: r.handle, Shard: r.shard}, nil
+}
+
+// Check compares a caller's record with the table's and returns the live
+// shard. A record whose generation is not live is messages.ErrUnknownShard;
+// one of a live generation that differs is a *messages.IntegrityError.
+func (g *GPURef) Check(ctx context.Context, record sealer.Shard) (rehash.Shard, error) {
+	r, err := ask(ctx, g, &check{record: record, reply: make(chan leaseReply, 1)})
+	if err == nil {
+		err = r.err
+	}
+	return r.shard, err
+}
+
+// Release checks a caller's record (as Check) and frees the shard once its
+// leases end, in one step. If ctx ends first, the shard stays live and
+// Release returns an error wrapping messages.ErrLeaseHeld.
+func (g *GPURef) Release(ctx context.Context, record sealer.Shard) (Freed, error) {
+	w := newFreeWaiter()
+	freed, err := g.waitFree(ctx, &release{record: record, waiter: w}, w)
+	if len(freed) == 0 {
+		return Freed{}, err
+	}
+	return freed[0], err
+}
+
+// Drain takes back everything on the device: live shards are freed and
+// pending seals revoked with cause (their calls fail with an error wrapping
+// messages.ErrRevoked and cause), each once its leases end. It returns what
+// was freed. If ctx ends first it returns what was freed so far and an
+// error wrapping messages.ErrLeaseHeld; the rest are freed when their
+// leases end, and TakeOrphans hands them over.
+func (g *GPURef) Drain(ctx context.Context, cause error) ([]Freed, error) {
+	w := newFreeWaiter()
+	return g.waitFree(ctx, &drain{cause: cause, waiter: w}, w)
+}
+
+func newFreeWaiter() *freeWaiter { return &freeWaiter{reply: make(chan freeReply, 1)} }
+
+func (g *GPURef) waitFree(ctx context.Context, req gpuRequest, w *freeWaiter) ([]Freed, error) {
+	select {
+	case <-g.stopped:
+		return nil, g.stoppedErr()
+	default:
+	}
+	g.send(req)
+	select {
+	case r := <-w.reply:
+		return r.freed, r.err
+	case <-g.stopped:
+		select {
+		case r := <-w.reply:
+			return r.freed, r.err
+		default:
+			return nil, g.stoppedErr()
+		}
+	case <-ctx.Done():
+	}
+	r, err := await(g, &withdraw{waiter: w, reply: make(chan freeReply, 1)})
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case done := <-w.reply: // answered before the withdrawal
+		return done.freed, done.err
+	default:
+	}
+	return r.freed, fmt.Errorf("device %d: %w: %w", g.index, messages.ErrLeaseHeld, context.Cause(ctx))
+}
+
+// TakeOrphans returns the frees of drained allocations whose drain had
+// stopped waiting, once each.
+func (g *GPURef) TakeOrphans() []Freed {
+	r, err := ask(context.Background(), g, &takeOrphans{reply: make(chan []Freed, 1)})
+	if err != nil {
+		return nil
+	}
+	return r
 }
 
 // Capacity returns the device's accounting.
@@ -97,21 +218,22 @@ func (g *GPURef) Capacity(ctx context.Context) (messages.Capacity, error) {
 	return ask(ctx, g, &capacityQuery{reply: make(chan messages.Capacity, 1)})
 }
 
-// Snapshot lists every sealed shard, sorted by ID.
+// Snapshot lists every live shard, sorted by ID.
 func (g *GPURef) Snapshot(ctx context.Context) ([]ShardView, error) {
 	return ask(ctx, g, &snapshot{reply: make(chan []ShardView, 1)})
 }
 
-// MarkVerified notes that shard id, generation gen, fully matched at the
+// MarkVerified notes that the live shard rec names fully matched at the
 // time given. It does not wait.
-func (g *GPURef) MarkVerified(v ShardView) {
-	g.root.Send(g.pid, &markVerified{id: v.Record.ID, gen: v.Gen, at: v.LastVerified})
+func (g *GPURef) MarkVerified(rec sealer.Shard, at time.Time) {
+	g.send(&markVerified{id: rec.ID, gen: rec.Generation, at: at})
 }
 
-// Stop stops the actor and waits until it has stopped. It returns the shards
-// the actor still held and freed on its way out (none after a Drain).
-func (g *GPURef) Stop() []sealer.Shard {
-	g.root.Stop(g.pid)
+// Stop stops the actor and waits until it has stopped. It returns what the
+// actor still held and freed on its way out (nothing after a full Drain),
+// and the orphans it had not handed over.
+func (g *GPURef) Stop() []Freed {
+	g.stop()
 	<-g.stopped
 	return g.leftover
 }
@@ -119,30 +241,30 @@ func (g *GPURef) Stop() []sealer.Shard {
 // Stopped is closed once the actor has stopped.
 func (g *GPURef) Stopped() <-chan struct{} { return g.stopped }
 
+func (g *GPURef) stoppedErr() error { return fmt.Errorf("device %d: %w", g.index, messages.ErrStopped) }
+
 // replyRequest is a request whose answer comes back on reply.
 type replyRequest[T any] interface {
 	gpuRequest
 	replyChan() chan T
 }
 
-func (m *allocate) replyChan() chan error                  { return m.reply }
-func (m *write) replyChan() chan error                     { return m.reply }
+func (m *allocate) replyChan() chan leaseReply             { return m.reply }
+func (m *lease) replyChan() chan leaseReply                { return m.reply }
+func (m *leaseRead) replyChan() chan leaseReply            { return m.reply }
+func (m *acquire) replyChan() chan leaseReply              { return m.reply }
+func (m *check) replyChan() chan leaseReply                { return m.reply }
 func (m *commit) replyChan() chan error                    { return m.reply }
 func (m *abort) replyChan() chan error                     { return m.reply }
-func (m *read) replyChan() chan error                      { return m.reply }
-func (m *release) replyChan() chan error                   { return m.reply }
-func (m *lookup) replyChan() chan lookupReply              { return m.reply }
+func (m *withdraw) replyChan() chan freeReply              { return m.reply }
+func (m *takeOrphans) replyChan() chan []Freed             { return m.reply }
 func (m *capacityQuery) replyChan() chan messages.Capacity { return m.reply }
 func (m *snapshot) replyChan() chan []ShardView            { return m.reply }
-func (m *drain) replyChan() chan drainReply                { return m.reply }
 
-// await sends a request that changes the device and waits for its answer.
-func await(g *GPURef, req replyRequest[error]) error {
-	err, stopErr := ask(context.Background(), g, req)
-	if stopErr != nil {
-		return stopErr
-	}
-	return err
+// await sends a request that changes the table and waits for its answer,
+// however long the caller's context.
+func await[T any](g *GPURef, req replyRequest[T]) (T, error) {
+	return ask(context.Background(), g, req)
 }
 
 // ask sends req and waits for its answer, the actor's stop, or ctx's end.
@@ -150,10 +272,10 @@ func ask[T any](ctx context.Context, g *GPURef, req replyRequest[T]) (T, error) 
 	var zero T
 	select {
 	case <-g.stopped:
-		return zero, fmt.Errorf("device %d: %w", g.index, messages.ErrStopped)
+		return zero, g.stoppedErr()
 	default:
 	}
-	g.root.Send(g.pid, req)
+	g.send(req)
 	select {
 	case r := <-req.replyChan():
 		return r, nil
@@ -163,9 +285,17 @@ func ask[T any](ctx context.Context, g *GPURef, req replyRequest[T]) (T, error) 
 		case r := <-req.replyChan():
 			return r, nil
 		default:
-			return zero, fmt.Errorf("device %d: %w", g.index, messages.ErrStopped)
+			return zero, g.stoppedErr()
 		}
 	case <-ctx.Done():
 		return zero, context.Cause(ctx)
 	}
+}
+
+var _ rehash.Memory = (*GPURef)(nil)
+
+// bind points the ref at the spawned actor's PID.
+func (g *GPURef) bind(root *actor.RootContext, pid *actor.PID) {
+	g.send = func(msg any) { root.Send(pid, msg) }
+	g.stop = func() { root.Stop(pid) }
 }

@@ -1,56 +1,45 @@
 package actors
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-
-	"github.com/vramseal/vramseal/messages"
 )
 
-// FailStop is how an actor's supervisor reports that the worker must stop.
-type FailStop func(cause error)
+// childKind tells the supervisor's children apart, for their strategies.
+type childKind int
 
-// gpuStrategy supervises GPU actors: a GPU actor's table is the truth about
-// its device, so one that panics is stopped at once (it frees what it still
-// names on its way out) and the worker fail-stops.
-type gpuStrategy struct{ failStop FailStop }
+const (
+	kindGPU childKind = iota + 1
+	kindVerifier
+)
 
-// NewGPUStrategy returns the supervision strategy for GPU actors.
-func NewGPUStrategy(failStop FailStop) actor.SupervisorStrategy {
-	return &gpuStrategy{failStop: failStop}
+// newGPUStrategy is protoactor's one-for-one strategy deciding to escalate
+// at once: a GPU actor's table is the truth about its device, so one that
+// panicked is never replaced by a fresh, empty one.
+func newGPUStrategy() actor.SupervisorStrategy {
+	return actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.EscalateDirective })
 }
 
-// HandleFailure stops the failed GPU actor and fail-stops the worker.
-func (s *gpuStrategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason, _ any) {
-	sup.StopChildren(child)
-	s.failStop(fmt.Errorf("GPU actor %s panicked: %v: %w", child.Id, reason, messages.ErrDeviceFault))
+// newVerifierStrategy is protoactor's one-for-one strategy restarting a
+// panicking verifier, at most maxRestarts times within window. Past that
+// the strategy stops the child, which the supervisor turns into an
+// escalation (see escalating).
+func newVerifierStrategy(maxRestarts int, window time.Duration) actor.SupervisorStrategy {
+	return actor.NewOneForOneStrategy(maxRestarts, window, func(any) actor.Directive { return actor.RestartDirective })
 }
 
-// verifierStrategy restarts a verifier that panics, at most MaxRestarts times
-// within Within; beyond that the worker fail-stops, since it can no longer
-// prove its memory intact.
-type verifierStrategy struct {
-	maxRestarts int
-	within      time.Duration
-	failStop    FailStop
+// escalating is the supervisor as its children's strategies see it: a
+// child given up on, by escalation or by a stop past its restart
+// intensity, is escalated to the supervisor, which fail-stops the worker.
+type escalating struct {
+	actor.Supervisor
+	escalate func()
 }
 
-// NewVerifierStrategy returns the supervision strategy for verifiers.
-func NewVerifierStrategy(maxRestarts int, within time.Duration, failStop FailStop) actor.SupervisorStrategy {
-	return &verifierStrategy{maxRestarts: maxRestarts, within: within, failStop: failStop}
-}
+// EscalateFailure hands the failure to the supervisor.
+func (e escalating) EscalateFailure(_, _ any) { e.escalate() }
 
-// HandleFailure restarts the verifier or, past the intensity, stops it and
-// fail-stops the worker.
-func (s *verifierStrategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason, _ any) {
-	rs.Fail()
-	if rs.NumberOfFailures(s.within) <= s.maxRestarts {
-		sup.RestartChildren(child)
-		return
-	}
-	sup.StopChildren(child)
-	s.failStop(fmt.Errorf("verifier %s panicked %d times within %v, last: %v: %w",
-		child.Id, rs.NumberOfFailures(s.within), s.within, reason, messages.ErrIntegrityViolation))
-}
+// StopChildren is how a one-for-one strategy gives up on a child that
+// failed too often: an escalation too.
+func (e escalating) StopChildren(...*actor.PID) { e.escalate() }

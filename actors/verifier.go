@@ -12,6 +12,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/rehash"
+	"github.com/vramseal/vramseal/sealer"
 )
 
 // VerifierConfig configures one device's background verifier.
@@ -21,26 +23,27 @@ type VerifierConfig struct {
 	// Interval is the pause between the end of one full pass and the start
 	// of the next.
 	Interval time.Duration
-	// Verify tunes each shard's re-hash; its Limiter bounds the scrub rate.
-	Verify VerifyOptions
+	// Rehash tunes the re-hash; its Limiter bounds the scrub rate.
+	Rehash rehash.Options
 	// Now tells the time.
 	Now func() time.Time
 	// Logger receives the verifier's log lines.
 	Logger *slog.Logger
-	// OnVerified records that a shard fully matched; it is called for each
-	// such shard at the end of a pass, concurrently; the shard is marked
-	// verified only if it returns nil. Its errors are logged.
-	OnVerified func(ctx context.Context, v ShardView) error
-	// OnFailure is called once with the error that ended scrubbing for good:
-	// an integrity failure or a device fault. It must not block on the
-	// verifier.
-	OnFailure func(err error)
+	// OnVerified makes durable the record that every shard in matched fully
+	// matched, and returns those it recorded; only they are then marked
+	// verified. A shard not recorded is logged.
+	OnVerified func(ctx context.Context, matched []sealer.Shard) []sealer.Shard
 	// OnPass, if set, is called at the end of every pass that re-hashed
 	// every shard (after their records) or found a mismatch, with what the
 	// pass did. It must not block on the verifier.
 	OnPass func(PassReport)
-	// BeforePass, if set, runs at the start of every pass. It is a test
-	// hook: a panic in it is a panic in the verifier.
+	// OnFailure is called once with the error that ended scrubbing for good:
+	// an integrity failure or a device fault. It must not block on the
+	// verifier.
+	OnFailure func(err error)
+	// BeforePass, if set, runs in the verifier's mailbox at the start of
+	// every pass. It is a test hook: a panic in it is a panic in the
+	// verifier.
 	BeforePass func()
 }
 
@@ -56,148 +59,6 @@ type PassReport struct {
 	Start, End time.Time
 }
 
-// scrubPanicked carries a panic from the scrub loop into the actor, so that
-// supervision sees it.
-type scrubPanicked struct{ value any }
-
-func (*scrubPanicked) isVerifierMessage() {}
-
-// verifierMessage is implemented by every message the verifier accepts.
-type verifierMessage interface{ isVerifierMessage() }
-
-var _ verifierMessage = (*scrubPanicked)(nil)
-
-// verifier is the actor that scrubs one device. The hashing runs on a loop
-// goroutine the actor owns: started when the actor starts, stopped and waited
-// for when it stops or restarts.
-type verifier struct {
-	cfg     VerifierConfig
-	ref     *VerifierRef
-	cancel  context.CancelFunc
-	running sync.WaitGroup
-}
-
-// Receive handles one message.
-func (v *verifier) Receive(c actor.Context) {
-	switch m := c.Message().(type) {
-	case *actor.Started:
-		ctx, cancel := context.WithCancel(context.Background())
-		v.cancel = cancel
-		self, root := c.Self(), c.ActorSystem().Root
-		v.running.Go(func() { v.loop(ctx, func(p any) { root.Send(self, &scrubPanicked{value: p}) }) })
-	case *actor.Restarting, *actor.Stopping:
-		v.stopLoop()
-	case *actor.Stopped:
-		close(v.ref.stopped)
-	case *scrubPanicked:
-		panic(m.value)
-	}
-}
-
-func (v *verifier) stopLoop() {
-	if v.cancel != nil {
-		v.cancel()
-		v.running.Wait()
-		v.cancel = nil
-	}
-}
-
-// loop runs a full pass every Interval until ctx ends or a pass finds a
-// fatal error.
-func (v *verifier) loop(ctx context.Context, reportPanic func(any)) {
-	defer func() {
-		if p := recover(); p != nil {
-			v.cfg.Logger.Error("verifier panicked", "device", v.cfg.GPU.index, "panic", p, "stack", string(debug.Stack()))
-			reportPanic(p)
-		}
-	}()
-	timer := time.NewTimer(v.cfg.Interval)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
-		if err := v.pass(ctx); err != nil {
-			if ctx.Err() == nil {
-				v.cfg.OnFailure(err)
-			}
-			return
-		}
-		timer.Reset(v.cfg.Interval)
-	}
-}
-
-// pass re-hashes every shard once, with one pool of workers over all their
-// chunks, and records each shard that fully matched. It returns only fatal
-// errors.
-func (v *verifier) pass(ctx context.Context) error {
-	if v.cfg.BeforePass != nil {
-		v.cfg.BeforePass()
-	}
-	start := v.cfg.Now()
-	views, err := v.cfg.GPU.Snapshot(ctx)
-	if err != nil {
-		return nil // stopping
-	}
-	var mu sync.Mutex
-	var matched []ShardView
-	err = VerifyShards(ctx, v.cfg.GPU, views, v.cfg.Verify, func(view ShardView) {
-		view.LastVerified = v.cfg.Now()
-		mu.Lock()
-		matched = append(matched, view)
-		mu.Unlock()
-	})
-	v.recordVerified(ctx, matched)
-	var integrity *IntegrityError
-	switch {
-	case ctx.Err() != nil, errors.Is(err, messages.ErrStopped):
-		return nil
-	case err == nil:
-		v.report(matched, 0, start)
-		return nil
-	case errors.As(err, &integrity):
-		v.report(matched, 1, start)
-		return err
-	case messages.IsFatal(err):
-		return err
-	default:
-		return fmt.Errorf("scrub device %d: %w: %w", v.cfg.GPU.index, messages.ErrDeviceFault, err)
-	}
-}
-
-// report tells OnPass what a pass did.
-func (v *verifier) report(matched []ShardView, mismatches int, start time.Time) {
-	if v.cfg.OnPass == nil {
-		return
-	}
-	r := PassReport{Shards: len(matched), Mismatches: mismatches, Start: start, End: v.cfg.Now()}
-	for _, view := range matched {
-		r.Bytes += view.Record.Size
-	}
-	v.cfg.OnPass(r)
-}
-
-// recordVerified records the shards a pass matched, all at once, so that a
-// group-committing audit log makes them durable together, and marks each
-// verified once its record is durable.
-func (v *verifier) recordVerified(ctx context.Context, views []ShardView) {
-	var wg sync.WaitGroup
-	for _, view := range views {
-		wg.Go(func() {
-			if err := v.cfg.OnVerified(ctx, view); err != nil {
-				if ctx.Err() == nil {
-					v.cfg.Logger.Warn("scrub result not recorded", "device", v.cfg.GPU.index, "shard", view.Record.ID, "err", err)
-				}
-				return
-			}
-			v.cfg.GPU.MarkVerified(view)
-		})
-	}
-	wg.Wait()
-}
-
 // VerifierRef is the handle of one device's background verifier.
 type VerifierRef struct {
 	root    *actor.RootContext
@@ -205,21 +66,170 @@ type VerifierRef struct {
 	stopped chan struct{}
 }
 
-// SpawnVerifier starts a background verifier under the given supervision
-// strategy.
-func SpawnVerifier(root *actor.RootContext, cfg VerifierConfig, strategy actor.SupervisorStrategy) (*VerifierRef, error) {
-	ref := &VerifierRef{root: root, stopped: make(chan struct{})}
-	props := actor.PropsFromProducer(func() actor.Actor { return &verifier{cfg: cfg, ref: ref} }, actor.WithGuardian(strategy))
-	pid, err := root.SpawnNamed(props, fmt.Sprintf("verifier-%d", cfg.GPU.index))
-	if err != nil {
-		return nil, fmt.Errorf("spawn verifier %d: %w", cfg.GPU.index, err)
-	}
-	ref.pid = pid
-	return ref, nil
-}
-
-// Stop stops the verifier and waits until its loop has ended.
+// Stop stops the verifier and waits until it and its hashing have ended.
 func (r *VerifierRef) Stop() {
 	r.root.Stop(r.pid)
 	<-r.stopped
+}
+
+// verifierMessage is implemented by every message the verifier accepts.
+type verifierMessage interface{ isVerifierMessage() }
+
+// tick starts a pass; the verifier schedules it into its own mailbox.
+type tick struct{}
+
+// passEnded reports a pass's end from the goroutines that ran it.
+type passEnded struct {
+	run *passRun
+	err error
+}
+
+// passPanicked carries a panic in a pass's goroutines into the mailbox, so
+// that supervision sees it.
+type passPanicked struct {
+	run   *passRun
+	value any
+}
+
+func (*tick) isVerifierMessage()         {}
+func (*passEnded) isVerifierMessage()    {}
+func (*passPanicked) isVerifierMessage() {}
+
+var _ = []verifierMessage{(*tick)(nil), (*passEnded)(nil), (*passPanicked)(nil)}
+
+// passRun is one pass in progress: its hashing runs on goroutines the
+// verifier owns, and stops within one chunk once cancelled.
+type passRun struct {
+	cancel  context.CancelFunc
+	running sync.WaitGroup
+}
+
+// verifier is the actor that scrubs one device. Its mailbox drives the
+// passes: a scheduled tick starts one, its end schedules the next.
+type verifier struct {
+	cfg   VerifierConfig
+	ref   *VerifierRef
+	timer *time.Timer
+	run   *passRun
+}
+
+// Receive handles one message.
+func (v *verifier) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *actor.Started:
+		v.schedule(c)
+	case *tick:
+		v.timer = nil
+		if v.cfg.BeforePass != nil {
+			v.cfg.BeforePass()
+		}
+		v.start(c)
+	case *passEnded:
+		if m.run != v.run {
+			return // from before a restart
+		}
+		v.run.running.Wait()
+		v.run = nil
+		if m.err != nil {
+			v.cfg.OnFailure(m.err)
+			return
+		}
+		v.schedule(c)
+	case *passPanicked:
+		if m.run == v.run {
+			panic(m.value)
+		}
+	case *actor.Restarting, *actor.Stopping:
+		v.halt()
+	case *actor.Stopped:
+		close(v.ref.stopped)
+	}
+}
+
+func (v *verifier) schedule(c actor.Context) {
+	self, root := c.Self(), c.ActorSystem().Root
+	v.timer = time.AfterFunc(v.cfg.Interval, func() { root.Send(self, &tick{}) })
+}
+
+// start runs a pass on goroutines the verifier owns.
+func (v *verifier) start(c actor.Context) {
+	self, root := c.Self(), c.ActorSystem().Root
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &passRun{cancel: cancel}
+	v.run = run
+	run.running.Go(func() {
+		defer func() {
+			if p := recover(); p != nil {
+				v.cfg.Logger.Error("verifier panicked", "device", v.cfg.GPU.Index(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				root.Send(self, &passPanicked{run: run, value: p})
+			}
+		}()
+		err := v.pass(ctx)
+		root.Send(self, &passEnded{run: run, err: err})
+	})
+}
+
+// halt stops the timer and any pass, and waits for its goroutines.
+func (v *verifier) halt() {
+	if v.timer != nil {
+		v.timer.Stop()
+		v.timer = nil
+	}
+	if v.run != nil {
+		v.run.cancel()
+		v.run.running.Wait()
+		v.run = nil
+	}
+}
+
+// pass re-hashes every live shard once, with one pool of workers over all
+// their chunks, records each shard that fully matched and only then marks
+// it verified. It returns only fatal errors.
+func (v *verifier) pass(ctx context.Context) error {
+	start := v.cfg.Now()
+	views, err := v.cfg.GPU.Snapshot(ctx)
+	if err != nil {
+		return nil // stopping
+	}
+	shards := make([]rehash.Shard, len(views))
+	for i, view := range views {
+		shards[i] = view.Shard
+	}
+	var mu sync.Mutex
+	var matched []sealer.Shard
+	var bytes int64
+	err = rehash.VerifyAll(ctx, v.cfg.GPU, shards, v.cfg.Rehash, func(i int) {
+		mu.Lock()
+		matched = append(matched, shards[i].Record)
+		bytes += shards[i].Record.Size
+		mu.Unlock()
+	})
+	if len(matched) > 0 && ctx.Err() == nil {
+		at := v.cfg.Now()
+		for _, rec := range v.cfg.OnVerified(ctx, matched) {
+			v.cfg.GPU.MarkVerified(rec, at)
+		}
+	}
+	var integrity *messages.IntegrityError
+	switch {
+	case ctx.Err() != nil, errors.Is(err, messages.ErrStopped):
+		return nil
+	case err == nil:
+		v.report(len(matched), bytes, 0, start)
+		return nil
+	case errors.As(err, &integrity):
+		v.report(len(matched), bytes, 1, start)
+		return err
+	case messages.IsFatal(err):
+		return err
+	default:
+		return fmt.Errorf("scrub device %d: %w: %w", v.cfg.GPU.Index(), messages.ErrDeviceFault, err)
+	}
+}
+
+// report tells OnPass what a pass did.
+func (v *verifier) report(shards int, bytes int64, mismatches int, start time.Time) {
+	if v.cfg.OnPass != nil {
+		v.cfg.OnPass(PassReport{Shards: shards, Bytes: bytes, Mismatches: mismatches, Start: start, End: v.cfg.Now()})
+	}
 }

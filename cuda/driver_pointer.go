@@ -8,10 +8,10 @@ func (d *Driver) DevicePointer(h Handle) (uintptr, error) {
 	if err != nil {
 		return 0, err
 	}
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	if a.freed {
-		return 0, driverFreedError(d.dev.index, "device pointer", h)
-	}
-	return uintptr(a.ptr), nil
+	var p uintptr
+	err = a.shared(d.table.name, "device pointer", h, func(ptr devicePtr) error {
+		p = uintptr(ptr)
+		return nil
+	})
+	return p, err
 }

@@ -1,4 +1,7 @@
-package actors
+// Package staging holds the host buffers that data passes through on its way
+// to and from device memory, bounded so that sealing and verifying hold a few
+// chunks of host memory at a time however large the shards.
+package staging
 
 import (
 	"context"
@@ -12,7 +15,7 @@ import (
 // minBufferClass is the smallest staging buffer handed out, in bytes.
 const minBufferClass = 4 << 10
 
-// Buffer is a staging buffer from a BufferPool.
+// Buffer is a staging buffer from a Pool.
 type Buffer struct {
 	// Bytes holds the length asked for.
 	Bytes []byte
@@ -20,23 +23,23 @@ type Buffer struct {
 	class int
 }
 
-// BufferPool hands out host staging buffers for copies to and from devices,
+// Pool hands out host staging buffers for copies to and from devices,
 // so that sealing and verifying hold a few chunks of host memory at a time
 // however large the shards and however many the callers. Buffers come in
 // power-of-two sizes from 4 KiB to the chunk size, so a small seal does not
 // take a whole chunk, and the bytes out at once are bounded: Get waits while
 // the budget is spent.
-type BufferPool struct {
+type Pool struct {
 	chunkSize int64
 	classes   []sync.Pool // class i holds buffers of minBufferClass<<i bytes
 	budget    *semaphore.Weighted
 }
 
-// NewBufferPool returns a pool of buffers of at most chunkSize bytes, with at
+// NewPool returns a pool of buffers of at most chunkSize bytes, with at
 // most maxBytes (at least one chunk) handed out at once.
-func NewBufferPool(chunkSize, maxBytes int64) *BufferPool {
+func NewPool(chunkSize, maxBytes int64) *Pool {
 	n := classOf(chunkSize) + 1
-	p := &BufferPool{chunkSize: chunkSize, classes: make([]sync.Pool, n), budget: semaphore.NewWeighted(max(maxBytes, chunkSize))}
+	p := &Pool{chunkSize: chunkSize, classes: make([]sync.Pool, n), budget: semaphore.NewWeighted(max(maxBytes, chunkSize))}
 	for i := range p.classes {
 		size := classSize(i)
 		p.classes[i].New = func() any { return &Buffer{full: make([]byte, size), class: i} }
@@ -45,11 +48,11 @@ func NewBufferPool(chunkSize, maxBytes int64) *BufferPool {
 }
 
 // ChunkSize is the largest buffer the pool hands out.
-func (p *BufferPool) ChunkSize() int64 { return p.chunkSize }
+func (p *Pool) ChunkSize() int64 { return p.chunkSize }
 
 // Get returns a buffer of n bytes (1 <= n <= ChunkSize), waiting while the
 // pool's budget is spent, or ctx's error.
-func (p *BufferPool) Get(ctx context.Context, n int64) (*Buffer, error) {
+func (p *Pool) Get(ctx context.Context, n int64) (*Buffer, error) {
 	if n < 1 || n > p.chunkSize {
 		return nil, fmt.Errorf("staging buffer of %d bytes: want 1 to %d", n, p.chunkSize)
 	}
@@ -63,7 +66,7 @@ func (p *BufferPool) Get(ctx context.Context, n int64) (*Buffer, error) {
 }
 
 // Put returns a buffer to the pool.
-func (p *BufferPool) Put(b *Buffer) {
+func (p *Pool) Put(b *Buffer) {
 	b.Bytes = nil
 	p.classes[b.class].Put(b)
 	p.budget.Release(classSize(b.class))

@@ -1,4 +1,4 @@
-package actors
+package staging
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestBufferPoolSizes(t *testing.T) {
-	p := NewBufferPool(1<<20, 4<<20)
+func TestPoolSizes(t *testing.T) {
+	p := NewPool(1<<20, 4<<20)
 	for _, tc := range []struct{ n, capacity int64 }{
 		{1, 4 << 10}, {4 << 10, 4 << 10}, {4<<10 + 1, 8 << 10}, {100 << 10, 128 << 10}, {1 << 20, 1 << 20},
 	} {
@@ -26,8 +26,8 @@ func TestBufferPoolSizes(t *testing.T) {
 	}
 }
 
-func TestBufferPoolBoundsTheBytesOut(t *testing.T) {
-	p := NewBufferPool(1<<20, 2<<20)
+func TestPoolBoundsTheBytesOut(t *testing.T) {
+	p := NewPool(1<<20, 2<<20)
 	a, err := p.Get(context.Background(), 1<<20)
 	require.NoError(t, err)
 	b, err := p.Get(context.Background(), 1<<20)

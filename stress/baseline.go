@@ -9,11 +9,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vramseal/vramseal/actors"
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
+	"github.com/vramseal/vramseal/staging"
 )
 
 // BaselineConfig configures a Baseline.
@@ -37,7 +37,7 @@ type BaselineConfig struct {
 type Baseline struct {
 	cfg     BaselineConfig
 	devices []*baselineDevice
-	buffers *actors.BufferPool
+	buffers *staging.Pool
 }
 
 // baselineDevice is one device, its lock and its table.
@@ -65,7 +65,7 @@ func NewBaseline(cfg BaselineConfig) (*Baseline, error) {
 		return nil, fmt.Errorf("%w: %w", messages.ErrConfig, err)
 	}
 	// Buffers are taken under a device's lock, so one per device suffices.
-	b := &Baseline{cfg: cfg, buffers: actors.NewBufferPool(cfg.ChunkSize, int64(len(cfg.Devices))*cfg.ChunkSize)}
+	b := &Baseline{cfg: cfg, buffers: staging.NewPool(cfg.ChunkSize, int64(len(cfg.Devices))*cfg.ChunkSize)}
 	for _, d := range cfg.Devices {
 		b.devices = append(b.devices, &baselineDevice{dev: d, shards: map[string]baselineShard{}})
 	}
@@ -161,7 +161,7 @@ func (b *Baseline) copyAndHash(dev cuda.Device, h cuda.Handle, req messages.Seal
 }
 
 // Verify checks the record's signature and re-hashes every chunk under the
-// device's lock. A mismatch returns an *actors.IntegrityError.
+// device's lock. A mismatch returns an *messages.IntegrityError.
 func (b *Baseline) Verify(ctx context.Context, shard sealer.Shard) error {
 	if err := sealer.CheckSignature(b.cfg.Key, &shard); err != nil {
 		return fmt.Errorf("baseline verify: %w", err)
@@ -186,7 +186,7 @@ func (b *Baseline) verifyLocked(d *baselineDevice, shard sealer.Shard) error {
 		return fmt.Errorf("shard %q: %w", shard.ID, messages.ErrUnknownShard)
 	}
 	if !s.record.Equal(shard) {
-		return &actors.IntegrityError{ShardID: shard.ID, Device: shard.Device, Reason: actors.ReasonRecordMismatch}
+		return &messages.IntegrityError{ShardID: shard.ID, Device: shard.Device, Reason: messages.ReasonRecordMismatch}
 	}
 	buf, err := b.buffers.Get(context.Background(), min(shard.ChunkSize, shard.Size))
 	if err != nil {
@@ -200,8 +200,8 @@ func (b *Baseline) verifyLocked(d *baselineDevice, shard sealer.Shard) error {
 			return err
 		}
 		if got := sealer.SumChunk(chunk); got != want {
-			return &actors.IntegrityError{
-				ShardID: shard.ID, Device: shard.Device, Reason: actors.ReasonDigestMismatch,
+			return &messages.IntegrityError{
+				ShardID: shard.ID, Device: shard.Device, Reason: messages.ReasonDigestMismatch,
 				Chunk: int64(i), Offset: off, Length: int64(len(chunk)),
 				Expected: hex.EncodeToString(want[:]), Actual: hex.EncodeToString(got[:]),
 			}
@@ -226,7 +226,7 @@ func (b *Baseline) Release(ctx context.Context, shard sealer.Shard) error {
 	case !ok:
 		err = fmt.Errorf("shard %q: %w", shard.ID, messages.ErrUnknownShard)
 	case !s.record.Equal(shard):
-		err = &actors.IntegrityError{ShardID: shard.ID, Device: shard.Device, Reason: actors.ReasonRecordMismatch}
+		err = &messages.IntegrityError{ShardID: shard.ID, Device: shard.Device, Reason: messages.ReasonRecordMismatch}
 	default:
 		delete(d.shards, shard.ID)
 		err = d.dev.Free(s.handle)

@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vramseal/vramseal/actors"
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/messages"
@@ -91,7 +90,7 @@ func TestBaselineVerifyNamesTheFlippedChunk(t *testing.T) {
 
 	err := tb.Verify(context.Background(), s)
 	assert.ErrorIs(t, err, messages.ErrSealVerificationFailed)
-	var ie *actors.IntegrityError
+	var ie *messages.IntegrityError
 	require.True(t, errors.As(err, &ie), "%v", err)
 	assert.Equal(t, "shard", ie.ShardID)
 	assert.Equal(t, int64(2), ie.Chunk)

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vramseal/vramseal/actors"
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
@@ -153,9 +152,9 @@ func (f *fatalFault) namedBy(cause error) bool {
 	if f.kind == FaultLost {
 		return errors.Is(cause, messages.ErrDeviceFault) && strings.Contains(cause.Error(), fmt.Sprintf("device %d", f.device))
 	}
-	var ie *actors.IntegrityError
+	var ie *messages.IntegrityError
 	return errors.As(cause, &ie) && ie.ShardID == f.shardID && ie.Device == f.device &&
-		ie.Reason == actors.ReasonDigestMismatch && ie.Offset <= f.offset && f.offset < ie.Offset+ie.Length
+		ie.Reason == messages.ReasonDigestMismatch && ie.Offset <= f.offset && f.offset < ie.Offset+ie.Length
 }
 
 // checkFaults checks that every injected allocation and copy failure reached

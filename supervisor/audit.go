@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/vramseal/vramseal/actors"
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
@@ -61,17 +62,60 @@ func (r *Runtime) recordDeallocated(ctx context.Context, s sealer.Shard, source 
 	}})
 }
 
-// recordAllDeallocated records that every shard in freed was freed, many at
-// once, so that a group-committing log makes them durable together.
-func (r *Runtime) recordAllDeallocated(ctx context.Context, freed []sealer.Shard, source string) error {
-	const writers = 256 // enough to fill a group commit, few enough to stay cheap
-	errs := make([]error, len(freed))
+// recordFreed records what a drain freed, many at once, so that a
+// group-committing log makes them durable together: a VramDeallocated
+// record per shard, and per seal taken back in progress one
+// VramAllocationFailed record giving pendingReason.
+func (r *Runtime) recordFreed(ctx context.Context, freed []actors.Freed, source, pendingReason string) error {
+	return r.recordEach(len(freed), func(i int) error {
+		f := freed[i]
+		if f.Pending {
+			return r.record(ctx, sealFailedRecord(f.Shard.ID, f.Shard.Device, f.Shard.Size, pendingReason, "the seal was taken back: "+pendingReason))
+		}
+		r.ids.drop(f.Shard.ID)
+		return r.recordDeallocated(ctx, f.Shard, source)
+	})
+}
+
+// recordScrubbed records that every shard in matched fully matched in a
+// scrub pass, and returns those whose record is durable.
+func (r *Runtime) recordScrubbed(ctx context.Context, matched []sealer.Shard) []sealer.Shard {
+	ok := make([]bool, len(matched))
+	err := r.recordEach(len(matched), func(i int) error {
+		err := r.recordVerified(ctx, matched[i], "scrub")
+		ok[i] = err == nil
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		r.cfg.Logger.Warn("scrub results not recorded", "err", err)
+	}
+	var out []sealer.Shard
+	for i, s := range matched {
+		if ok[i] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// sealFailedRecord is the record of a seal that failed after validation.
+func sealFailedRecord(id string, device int, size int64, reason, detail string) audit.Record {
+	return audit.Record{Event: audit.EventVramAllocationFailed, Severity: audit.SeverityWarning, Fields: map[string]any{
+		"shard_id": id, "device": device, "size": size, "reason": reason, "error": detail,
+	}}
+}
+
+// recordEach runs n record calls on a few hundred writers at once, enough
+// to fill a group commit, few enough to stay cheap.
+func (r *Runtime) recordEach(n int, record func(i int) error) error {
+	const writers = 256
+	errs := make([]error, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(writers, len(freed)) {
+	for range min(writers, n) {
 		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(len(freed)); i = next.Add(1) - 1 {
-				errs[i] = r.recordDeallocated(ctx, freed[i], source)
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				errs[i] = record(int(i))
 			}
 		})
 	}

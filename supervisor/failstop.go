@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 
-	"github.com/vramseal/vramseal/actors"
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/messages"
 )
 
 // fail fail-stops the worker for a fault that is not itself an integrity
@@ -22,12 +22,12 @@ func (r *Runtime) fail(cause error) {
 // fail-stops the worker.
 func (r *Runtime) failIntegrity(cause error) {
 	rec := audit.Record{Event: audit.EventSealVerificationFailed, Severity: audit.SeverityCritical, Fields: map[string]any{"error": cause.Error()}}
-	var ie *actors.IntegrityError
+	var ie *messages.IntegrityError
 	if errors.As(cause, &ie) {
 		rec.Fields["shard_id"] = ie.ShardID
 		rec.Fields["device"] = ie.Device
 		rec.Fields["reason"] = ie.Reason
-		if ie.Reason == actors.ReasonDigestMismatch {
+		if ie.Reason == messages.ReasonDigestMismatch {
 			rec.Fields["chunk"] = ie.Chunk
 			rec.Fields["offset"] = ie.Offset
 			rec.Fields["length"] = ie.Length

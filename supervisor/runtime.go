@@ -1,6 +1,7 @@
-// Package supervisor is vramseal's embedding API: Start spawns one GPU actor
-// and one background verifier per device, supervises them, and fail-stops the
-// worker on any integrity failure.
+// Package supervisor is vramseal's embedding API: Start spawns a supervisor
+// actor whose children are one GPU actor and one background verifier per
+// device, and the Runtime it returns seals, verifies, leases and releases
+// shards, fail-stopping the worker on any integrity failure.
 package supervisor
 
 import (
@@ -17,19 +18,28 @@ import (
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/rehash"
+	"github.com/vramseal/vramseal/sealer"
+	"github.com/vramseal/vramseal/staging"
 )
 
 // Runtime seals shards onto GPUs and keeps proving them intact. It is safe
 // for concurrent use by thousands of callers; every call honours its context
 // and returns messages.ErrStopped once the runtime is stopping.
 type Runtime struct {
-	cfg       Config
-	system    *actor.ActorSystem
-	gpus      []*actors.GPURef
-	verifiers []*actors.VerifierRef
-	buffers   *actors.BufferPool
-	ids       *idRegistry
-	calls     *gate
+	cfg        Config
+	system     *actor.ActorSystem
+	supervisor *actors.SupervisorRef
+	gpus       []*actors.GPURef
+	verifiers  []*actors.VerifierRef
+	// sealBuffers stage seals; verifyBuffers, a reserve of their own, stage
+	// Verify and the scrub, so that stalled seals can never starve them.
+	sealBuffers   *staging.Pool
+	verifyBuffers *staging.Pool
+	ids           *idRegistry
+	gens          *generations
+	leases        *leaseSet
+	calls         *gate
 
 	mu       sync.Mutex
 	stopping bool
@@ -57,11 +67,14 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	r := &Runtime{
-		cfg:     cfg,
-		buffers: actors.NewBufferPool(cfg.ChunkSize, stagingBytes(cfg.ChunkSize)),
-		ids:     newIDRegistry(),
-		calls:   newGate(),
-		done:    make(chan struct{}),
+		cfg:           cfg,
+		sealBuffers:   staging.NewPool(cfg.ChunkSize, stagingBytes(cfg.ChunkSize)),
+		verifyBuffers: staging.NewPool(cfg.ChunkSize, stagingBytes(cfg.ChunkSize)),
+		ids:           newIDRegistry(),
+		gens:          newGenerations(),
+		leases:        newLeaseSet(),
+		calls:         newGate(),
+		done:          make(chan struct{}),
 	}
 	r.stopCtx, r.stopNow = context.WithCancelCause(context.Background())
 	r.system = actors.NewSystem(cfg.Logger.With("component", "protoactor"))
@@ -87,16 +100,25 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 	return r, nil
 }
 
-// spawn starts one GPU actor and, if scrubbing is on, one verifier per device.
+// spawn starts the supervisor and, as its children, one GPU actor and, if
+// scrubbing is on, one verifier per device.
 func (r *Runtime) spawn() error {
-	gpuStrategy := actors.NewGPUStrategy(r.fail)
-	verifierStrategy := actors.NewVerifierStrategy(VerifierMaxRestarts, VerifierRestartWindow, r.fail)
+	sup, err := actors.SpawnSupervisor(r.system, actors.SupervisorConfig{
+		VerifierMaxRestarts:   VerifierMaxRestarts,
+		VerifierRestartWindow: VerifierRestartWindow,
+		FailStop:              r.fail,
+		Logger:                r.cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	r.supervisor = sup
 	for i, dev := range r.cfg.Devices {
 		gcfg := actors.GPUConfig{Index: i, Device: dev, Headroom: r.cfg.Headroom, Logger: r.cfg.Logger}
 		if hook := r.cfg.hooks.gpuMessage; hook != nil {
 			gcfg.OnMessage = func(msg any) { hook(i, msg) }
 		}
-		g, err := actors.SpawnGPU(r.system.Root, gcfg, gpuStrategy)
+		g, err := sup.SpawnGPU(gcfg)
 		if err != nil {
 			return err
 		}
@@ -107,19 +129,21 @@ func (r *Runtime) spawn() error {
 	}
 	for _, g := range r.gpus {
 		vcfg := actors.VerifierConfig{
-			GPU:        g,
-			Interval:   r.cfg.VerifyInterval,
-			Verify:     r.verifyOptions(r.scrubLimiter()),
-			Now:        r.cfg.Now,
-			Logger:     r.cfg.Logger,
-			OnVerified: func(ctx context.Context, v actors.ShardView) error { return r.recordVerified(ctx, v.Record, "scrub") },
-			OnFailure:  r.failIntegrity,
-			OnPass:     r.scrubPassReporter(g.Index()),
+			GPU:      g,
+			Interval: r.cfg.VerifyInterval,
+			Rehash:   r.rehashOptions(r.scrubLimiter()),
+			Now:      r.cfg.Now,
+			Logger:   r.cfg.Logger,
+			OnVerified: func(ctx context.Context, matched []sealer.Shard) []sealer.Shard {
+				return r.recordScrubbed(ctx, matched)
+			},
+			OnPass:    r.scrubPassReporter(g.Index()),
+			OnFailure: r.failIntegrity,
 		}
 		if hook := r.cfg.hooks.beforeScrubPass; hook != nil {
 			vcfg.BeforePass = func() { hook(g.Index()) }
 		}
-		v, err := actors.SpawnVerifier(r.system.Root, vcfg, verifierStrategy)
+		v, err := sup.SpawnVerifier(vcfg)
 		if err != nil {
 			return err
 		}
@@ -135,12 +159,12 @@ func (r *Runtime) scrubLimiter() *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(r.cfg.ScrubRate), int(r.cfg.ChunkSize))
 }
 
-func (r *Runtime) verifyOptions(limiter *rate.Limiter) actors.VerifyOptions {
-	return actors.VerifyOptions{
+func (r *Runtime) rehashOptions(limiter *rate.Limiter) rehash.Options {
+	return rehash.Options{
 		Workers:     runtime.GOMAXPROCS(0),
 		Limiter:     limiter,
 		ReadRetries: r.cfg.ReadRetries,
-		Buffers:     r.buffers,
+		Buffers:     r.verifyBuffers,
 	}
 }
 
@@ -148,8 +172,8 @@ func (r *Runtime) verifyOptions(limiter *rate.Limiter) actors.VerifyOptions {
 func (r *Runtime) Done() <-chan struct{} { return r.done }
 
 // Err is nil while running and after a graceful Stop; after a fail-stop it is
-// the cause, wrapping ErrSealVerificationFailed, ErrDeviceFault or another
-// fatal error kind.
+// the cause, wrapping ErrSealVerificationFailed, ErrDeviceFault,
+// ErrSoftwareFault or another fatal error kind.
 func (r *Runtime) Err() error {
 	select {
 	case <-r.done:
@@ -160,9 +184,11 @@ func (r *Runtime) Err() error {
 }
 
 // Stop stops the runtime gracefully: no new calls, calls in flight end,
-// scrubbing stops, every shard is freed and recorded, devices are closed.
-// It is idempotent. It returns ctx's error if ctx ends first (shutdown goes
-// on), or an error if freeing or recording failed.
+// leases are revoked, scrubbing stops, every shard is freed and recorded,
+// devices are closed. Memory under a lease is freed only once the lease is
+// released. It is idempotent. If ctx ends first it returns an error saying
+// how many leases are still held (shutdown goes on, and completes when they
+// are released); it also returns an error if freeing or recording failed.
 func (r *Runtime) Stop(ctx context.Context) error {
 	r.beginStop(nil)
 	select {
@@ -170,7 +196,10 @@ func (r *Runtime) Stop(ctx context.Context) error {
 		r.shutdown.Wait()
 		return r.stopErr
 	case <-ctx.Done():
-		return ctx.Err()
+		if n := r.leases.count(); n > 0 {
+			return fmt.Errorf("stop: %d lease(s) still held, their memory is not freed: %w: %w", n, messages.ErrLeaseHeld, ctx.Err())
+		}
+		return fmt.Errorf("stop: %w", ctx.Err())
 	}
 }
 
@@ -194,7 +223,8 @@ func (r *Runtime) untilStopping(ctx context.Context) (context.Context, context.C
 	}
 }
 
-// beginStop starts shutting down, once. A nil cause is a graceful stop.
+// beginStop starts shutting down, once: no new calls, and every lease is
+// revoked. A nil cause is a graceful stop.
 func (r *Runtime) beginStop(cause error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -204,6 +234,11 @@ func (r *Runtime) beginStop(cause error) {
 	r.stopping, r.cause = true, cause
 	r.calls.close()
 	r.stopNow(messages.ErrStopped)
+	revokeCause := cause
+	if revokeCause == nil {
+		revokeCause = messages.ErrStopped
+	}
+	r.leases.revokeAll(-1, revokeCause)
 }
 
 // stopWhenAsked waits for beginStop, then shuts down.
@@ -214,9 +249,10 @@ func (r *Runtime) stopWhenAsked() {
 	close(r.done)
 }
 
-// shutdownActors lets calls in flight end, stops the verifiers, frees every
-// shard through its GPU actor, stops the GPU actors, closes the devices and
-// records WorkerStopped.
+// shutdownActors lets the calls in flight end (a seal waiting for its
+// reader is not one), stops the verifiers, frees every allocation through
+// its GPU actor (memory under a lease once the lease ends), stops the
+// actors, closes the devices and records WorkerStopped.
 func (r *Runtime) shutdownActors() error {
 	r.calls.wait()
 	for _, v := range r.verifiers {
@@ -225,12 +261,16 @@ func (r *Runtime) shutdownActors() error {
 	ctx := context.Background()
 	var errs []error
 	for _, g := range r.gpus {
-		freed, err := g.Drain()
+		freed, err := g.Drain(ctx, messages.ErrStopped)
 		if err != nil && !errors.Is(err, messages.ErrStopped) {
 			errs = append(errs, err)
 		}
+		freed = append(freed, g.TakeOrphans()...)
 		freed = append(freed, g.Stop()...)
-		errs = append(errs, r.recordAllDeallocated(ctx, freed, "shutdown"))
+		errs = append(errs, r.recordFreed(ctx, freed, "shutdown", "stopped"))
+	}
+	if r.supervisor != nil {
+		r.supervisor.Stop()
 	}
 	errs = append(errs, closeDevices(r.cfg.Devices))
 	stopped := audit.Record{Event: audit.EventWorkerStopped, Severity: audit.SeverityInfo, Fields: map[string]any{"graceful": r.cause == nil}}
@@ -259,8 +299,9 @@ func closeDevices(devices []cuda.Device) error {
 	return errors.Join(errs...)
 }
 
-// stagingBytes bounds the host memory that seals and verifies stage data
-// through at once: a few chunks per core, enough to keep every core hashing.
+// stagingBytes bounds the host memory that seals, and apart from them
+// verifies, stage data through at once: a few chunks per core, enough to
+// keep every core hashing.
 func stagingBytes(chunkSize int64) int64 {
 	return int64(max(8, 4*runtime.GOMAXPROCS(0))) * chunkSize
 }

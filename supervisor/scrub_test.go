@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vramseal/vramseal/actors"
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/messages"
 )
@@ -49,7 +48,7 @@ func TestScrubCatchesAFlippedBitInAnyShard(t *testing.T) {
 			t.Logf("flip in shard %d detected after %v (design bound %v)", victim, latency, bound)
 			assert.Less(t, latency, bound+slack)
 
-			var ie *actors.IntegrityError
+			var ie *messages.IntegrityError
 			require.ErrorAs(t, w.Err(), &ie)
 			assert.Equal(t, fmt.Sprintf("shard-%02d", victim), ie.ShardID)
 			assert.Equal(t, offset/(64*KiB), ie.Chunk)

@@ -45,8 +45,9 @@ func TestVerifierPanickingBeyondIntensityFailStops(t *testing.T) {
 		}
 	})
 	w.waitStopped(t)
-	assert.ErrorIs(t, w.Err(), messages.ErrIntegrityViolation)
-	assert.Equal(t, int32(VerifierMaxRestarts+1), panics.Load())
+	assert.ErrorIs(t, w.Err(), messages.ErrSoftwareFault, "a panic is a software fault")
+	assert.NotErrorIs(t, w.Err(), messages.ErrDeviceFault)
+	assert.Equal(t, int32(VerifierMaxRestarts+1), panics.Load(), "restarted within the budget, then escalated")
 	records := w.audit.Records()
 	last := records[len(records)-1]
 	assert.Equal(t, audit.EventWorkerStopped, last.Event)
@@ -68,7 +69,8 @@ func TestGPUActorPanicFailStopsAndFreesTheDevice(t *testing.T) {
 	_, err := w.Capacity(context.Background(), 0)
 	require.ErrorIs(t, err, messages.ErrStopped)
 	w.waitStopped(t)
-	assert.ErrorIs(t, w.Err(), messages.ErrDeviceFault)
+	assert.ErrorIs(t, w.Err(), messages.ErrSoftwareFault, "a panic is a software fault")
+	assert.NotErrorIs(t, w.Err(), messages.ErrDeviceFault, "never reported as broken hardware")
 	for i, sim := range w.sims {
 		assert.Zero(t, sim.Outstanding(), "device %d", i)
 	}

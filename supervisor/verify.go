@@ -5,17 +5,17 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/vramseal/vramseal/actors"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/rehash"
 	"github.com/vramseal/vramseal/sealer"
 )
 
 // Verify proves shard intact before an execution: it checks the record's
 // signature, compares the record with the GPU actor's, and re-hashes every
 // chunk of device memory on all cores. A record without a signature returns
-// ErrNotSealed; any mismatch is recorded as critical and fail-stops the
-// worker. A validly signed record of a shard no longer live returns
-// ErrUnknownShard.
+// ErrNotSealed; a signed record that fails its check, and any mismatch, is
+// recorded as critical and fail-stops the worker. A validly signed record of
+// a shard no longer live (its generation is gone) returns ErrUnknownShard.
 func (r *Runtime) Verify(ctx context.Context, shard sealer.Shard) error {
 	if err := r.enter(); err != nil {
 		return err
@@ -23,65 +23,96 @@ func (r *Runtime) Verify(ctx context.Context, shard sealer.Shard) error {
 	defer r.calls.leave()
 	ctx, cancel := r.untilStopping(ctx)
 	defer cancel()
-	view, err := r.checkRecord(ctx, shard)
+	live, err := r.checkRecord(ctx, shard)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	err = actors.VerifyShard(ctx, r.gpus[shard.Device], view, r.verifyOptions(nil))
+	if err := r.rehash(ctx, live); err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	return r.markVerified(ctx, live.Record, "verify")
+}
+
+// rehash re-hashes a live shard on all cores, fail-stopping on a mismatch.
+func (r *Runtime) rehash(ctx context.Context, s rehash.Shard) error {
+	err := rehash.Verify(ctx, r.gpus[s.Record.Device], s, r.rehashOptions(nil))
 	if messages.IsFatal(err) {
 		r.failIntegrity(err)
 	}
-	if err != nil {
-		return fmt.Errorf("verify: %w", err)
+	return err
+}
+
+// markVerified records that s fully matched, and once that is durable
+// notes it in the GPU actor's table.
+func (r *Runtime) markVerified(ctx context.Context, s sealer.Shard, source string) error {
+	if err := r.recordVerified(ctx, s, source); err != nil {
+		return err
 	}
-	view.LastVerified = r.cfg.Now()
-	if err := r.recordVerified(ctx, shard, "verify"); err != nil {
-		return fmt.Errorf("verify: %w", err)
-	}
-	r.gpus[shard.Device].MarkVerified(view) // only once its record is durable
+	r.gpus[s.Device].MarkVerified(s, r.cfg.Now())
 	return nil
 }
 
-// checkRecord checks a caller's shard record against its signature and the
-// GPU actor's record, and returns the actor's view of the shard.
-func (r *Runtime) checkRecord(ctx context.Context, shard sealer.Shard) (actors.ShardView, error) {
+// checkSigned checks a caller's record against its signature. A signed
+// record that fails is an integrity failure, malformed or not; an unsigned
+// one is ErrNotSealed (or ErrInvalidInput if also malformed).
+func (r *Runtime) checkSigned(shard sealer.Shard) error {
 	err := sealer.CheckSignature(r.cfg.Key, &shard)
 	if errors.Is(err, messages.ErrSealVerificationFailed) {
-		r.failIntegrity(&actors.IntegrityError{ShardID: shard.ID, Device: shard.Device, Reason: actors.ReasonSignatureMismatch})
-	}
-	if err != nil {
-		return actors.ShardView{}, err
-	}
-	if err := sealer.ValidateDevice(shard.Device, len(r.gpus)); err != nil {
-		return actors.ShardView{}, err
-	}
-	view, err := r.gpus[shard.Device].Lookup(ctx, shard.ID)
-	if err != nil {
-		return actors.ShardView{}, err
-	}
-	if !view.Record.Equal(shard) {
-		cause := &actors.IntegrityError{ShardID: shard.ID, Device: shard.Device, Reason: actors.ReasonRecordMismatch}
+		cause := &messages.IntegrityError{ShardID: shard.ID, Device: shard.Device, Reason: messages.ReasonSignatureMismatch}
 		r.failIntegrity(cause)
-		return actors.ShardView{}, cause
+		return cause
 	}
-	return view, nil
+	if err != nil {
+		return err
+	}
+	return sealer.ValidateDevice(shard.Device, len(r.gpus))
 }
 
-// Release frees a sealed shard's memory and records it. The record must be
-// one Seal returned; an altered record is an integrity failure, as in Verify.
-// A shard no longer live returns ErrUnknownShard.
+// checkRecord checks a caller's record against its signature and the GPU
+// actor's record, and returns the live shard.
+func (r *Runtime) checkRecord(ctx context.Context, shard sealer.Shard) (rehash.Shard, error) {
+	if err := r.checkSigned(shard); err != nil {
+		return rehash.Shard{}, err
+	}
+	live, err := r.gpus[shard.Device].Check(ctx, shard)
+	return live, r.tableRefused(err)
+}
+
+// tableRefused fail-stops if a GPU actor found a record that differs from
+// the live one its generation names, and returns err.
+func (r *Runtime) tableRefused(err error) error {
+	var ie *messages.IntegrityError
+	if errors.As(err, &ie) {
+		r.failIntegrity(err)
+	}
+	return err
+}
+
+// Release frees a sealed shard's memory, once its leases end, and records
+// it. The record must be one Seal returned; an altered record is an
+// integrity failure, as in Verify. The check and the free are one step of
+// the GPU actor, by ID and generation, so a stale record can never free a
+// newer shard of the same ID: it returns ErrUnknownShard. If ctx ends while
+// leases are held, the shard stays live and the error wraps ErrLeaseHeld.
 func (r *Runtime) Release(ctx context.Context, shard sealer.Shard) error {
 	if err := r.enter(); err != nil {
 		return err
 	}
 	defer r.calls.leave()
-	if _, err := r.checkRecord(ctx, shard); err != nil {
+	if err := r.checkSigned(shard); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
-	if err := r.gpus[shard.Device].Release(shard.ID); err != nil {
-		if messages.IsFatal(err) {
-			r.fail(err)
-		}
+	ctx, cancel := r.untilStopping(ctx)
+	defer cancel()
+	_, err := r.gpus[shard.Device].Release(ctx, shard)
+	var ie *messages.IntegrityError
+	switch {
+	case errors.As(err, &ie):
+		r.failIntegrity(err)
+	case messages.IsFatal(err):
+		r.fail(err)
+	}
+	if err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
 	r.ids.drop(shard.ID)

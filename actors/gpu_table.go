@@ -1,0 +1,91 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/rehash"
+	"github.com/vramseal/vramseal/sealer"
+)
+
+// entryState is where an allocation is in its life.
+type entryState int
+
+const (
+	// statePending: a seal is writing it; not yet visible.
+	statePending entryState = iota + 1
+	// stateLive: sealed and visible.
+	stateLive
+	// stateDoomed: taken out of the table, to be freed once its leases end.
+	stateDoomed
+)
+
+// entry is one allocation in a GPU actor's table: a seal in progress or a
+// sealed shard, and the leases held on it.
+type entry struct {
+	id     string
+	gen    uint64
+	size   int64
+	handle cuda.Handle
+	state  entryState
+	// shard is the signed record and chunk digests, set at commit.
+	shard        rehash.Shard
+	lastVerified time.Time
+	// leases counts the leases held; memory under a lease is never freed.
+	leases int
+	// waiter, once doomed, hears when the entry is freed; nil if no one
+	// waits any more (the free is then kept in the actor's orphans).
+	waiter *freeWaiter
+	// revokedBy is why a doomed pending seal was taken back.
+	revokedBy error
+	// orphan marks a drained entry whose waiter stopped waiting: its free
+	// is kept for shutdown to record.
+	orphan bool
+}
+
+// Freed is an allocation a GPU actor freed: a sealed shard's record, or a
+// seal in progress that was taken back (Pending, with ID and Size only).
+type Freed struct {
+	Shard   sealer.Shard
+	Pending bool
+}
+
+// freeWaiter collects the frees one request asked for, and replies once
+// the last of them is done.
+type freeWaiter struct {
+	left  int
+	freed []Freed
+	err   error
+	// undoom, for a release, puts the entry back instead of leaving it
+	// doomed when the caller stops waiting.
+	undoom bool
+	reply  chan freeReply
+}
+
+type freeReply struct {
+	freed []Freed
+	err   error
+}
+
+// table is a GPU actor's state: every allocation it holds, by shard ID
+// while pending or live, and the doomed ones waiting for their leases.
+type table struct {
+	byID   map[string]*entry
+	doomed map[*entry]struct{}
+	// orphans are frees no one waited for any more; shutdown records them.
+	orphans []Freed
+	held    int64 // bytes of live and doomed allocations that were sealed
+	staged  int64 // bytes of seals in progress (pending, or doomed before commit)
+}
+
+func newTable() *table {
+	return &table{byID: map[string]*entry{}, doomed: map[*entry]struct{}{}}
+}
+
+// freedOf says what freeing e frees.
+func freedOf(e *entry) Freed {
+	if e.shard.Record.Signed() {
+		return Freed{Shard: e.shard.Record}
+	}
+	return Freed{Shard: sealer.Shard{ID: e.id, Size: e.size, Generation: e.gen}, Pending: true}
+}

@@ -1,0 +1,192 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/vramseal/vramseal/actors"
+	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/sealer"
+)
+
+// AcquireOption changes what Acquire does.
+type AcquireOption func(*acquireOptions)
+
+type acquireOptions struct{ verified bool }
+
+// Verified makes Acquire re-hash the shard before it returns the lease, so
+// that "verify, then execute" is one call with no gap between the two.
+func Verified() AcquireOption { return func(o *acquireOptions) { o.verified = true } }
+
+// Lease is an embedder's hold on a live shard's device memory, for inference
+// code to use: while it is held the memory is never freed (Release, Evict
+// and Stop wait for it) and the background scrub keeps verifying it. The
+// memory's address is for kernels only: never log it or put it in an error.
+type Lease struct {
+	r       *Runtime
+	held    *actors.ReadLease
+	shard   sealer.Shard
+	revoked chan struct{}
+	once    sync.Once
+	cause   atomic.Pointer[error]
+	ended   atomic.Bool
+}
+
+// Acquire checks a caller's record (signature, live generation, the GPU
+// actor's record, as Verify does) and returns a lease on the shard's
+// memory. With Verified, it also re-hashes the shard, under the lease,
+// before returning; a mismatch fail-stops the worker as in Verify.
+func (r *Runtime) Acquire(ctx context.Context, shard sealer.Shard, opts ...AcquireOption) (*Lease, error) {
+	var o acquireOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := r.enter(); err != nil {
+		return nil, err
+	}
+	defer r.calls.leave()
+	if err := r.checkSigned(shard); err != nil {
+		return nil, fmt.Errorf("acquire: %w", err)
+	}
+	held, err := r.gpus[shard.Device].Acquire(shard)
+	if err := r.tableRefused(err); err != nil {
+		return nil, fmt.Errorf("acquire: %w", err)
+	}
+	l := &Lease{r: r, held: held, shard: shard, revoked: make(chan struct{})}
+	r.leases.add(l)
+	if o.verified {
+		ctx, cancel := r.untilStopping(ctx)
+		defer cancel()
+		err := r.rehash(ctx, held.Shard)
+		if err == nil {
+			err = r.markVerified(ctx, shard, "acquire")
+		}
+		if err != nil {
+			l.Release()
+			return nil, fmt.Errorf("acquire: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// Shard is the record of the leased shard.
+func (l *Lease) Shard() sealer.Shard { return l.shard }
+
+// Size is the leased memory's size in bytes.
+func (l *Lease) Size() int64 { return l.shard.Size }
+
+// DevicePointer is the leased memory's device address (a CUdeviceptr), for
+// kernels on the CUDA backend. It fails with an error wrapping
+// messages.ErrInvalidInput on a backend without device addresses (Sim),
+// and with the revocation cause once the lease is revoked or released.
+func (l *Lease) DevicePointer() (uintptr, error) {
+	if err := l.usable(); err != nil {
+		return 0, err
+	}
+	d, ok := l.r.gpus[l.shard.Device].Device().(cuda.Pointers)
+	if !ok {
+		return 0, fmt.Errorf("lease: device %d has no device addresses: %w", l.shard.Device, messages.ErrInvalidInput)
+	}
+	return d.DevicePointer(l.held.Handle)
+}
+
+// View is a read-only view of the leased memory, on backends that keep it
+// in host memory (Sim, for tests). It fails like DevicePointer otherwise.
+// Reads through it are valid while the lease is held.
+func (l *Lease) View() (*cuda.View, error) {
+	if err := l.usable(); err != nil {
+		return nil, err
+	}
+	d, ok := l.r.gpus[l.shard.Device].Device().(cuda.Viewer)
+	if !ok {
+		return nil, fmt.Errorf("lease: device %d has no host view: %w", l.shard.Device, messages.ErrInvalidInput)
+	}
+	return d.View(l.held.Handle)
+}
+
+func (l *Lease) usable() error {
+	if l.ended.Load() {
+		return fmt.Errorf("lease on %+q: released: %w", l.shard.ID, messages.ErrInvalidInput)
+	}
+	return nil
+}
+
+// Revoked is closed once the lease is revoked: by a fail-stop, an Evict of
+// its device or Stop. Inference code should then stop using the memory and
+// Release the lease; Err says why.
+func (l *Lease) Revoked() <-chan struct{} { return l.revoked }
+
+// Err is nil while the lease stands, and the cause once it is revoked.
+func (l *Lease) Err() error {
+	if p := l.cause.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Release ends the lease; the memory may then be freed. It is idempotent.
+func (l *Lease) Release() {
+	if l.ended.CompareAndSwap(false, true) {
+		l.held.End()
+		l.r.leases.remove(l)
+	}
+}
+
+// revoke closes Revoked with cause, once.
+func (l *Lease) revoke(cause error) {
+	l.once.Do(func() {
+		l.cause.Store(&cause)
+		close(l.revoked)
+	})
+}
+
+// leaseSet is every embedder lease held, so that a stop or an eviction can
+// revoke them and Stop can say how many are left.
+type leaseSet struct {
+	mu     sync.Mutex
+	leases map[*Lease]struct{}
+	// revokedAll is the cause once every lease is revoked; leases added
+	// later are revoked at once.
+	revokedAll error
+}
+
+func newLeaseSet() *leaseSet { return &leaseSet{leases: map[*Lease]struct{}{}} }
+
+func (s *leaseSet) add(l *Lease) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.leases[l] = struct{}{}
+	if s.revokedAll != nil {
+		l.revoke(s.revokedAll)
+	}
+}
+
+func (s *leaseSet) remove(l *Lease) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.leases, l)
+}
+
+func (s *leaseSet) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.leases)
+}
+
+// revokeAll revokes every lease on device, or on every device if device is
+// negative, with cause.
+func (s *leaseSet) revokeAll(device int, cause error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if device < 0 {
+		s.revokedAll = cause
+	}
+	for l := range s.leases {
+		if device < 0 || l.shard.Device == device {
+			l.revoke(cause)
+		}
+	}
+}

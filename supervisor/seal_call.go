@@ -1,0 +1,298 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/vramseal/vramseal/actors"
+	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/sealer"
+	"github.com/vramseal/vramseal/staging"
+)
+
+// sealCall is one Seal in progress. It holds the runtime's gate (so that
+// shutdown waits for it) only while it works on the device or the audit
+// log, never while it waits for its reader; and a lease on its memory only
+// while it copies or records.
+type sealCall struct {
+	r      *Runtime
+	req    messages.SealRequest
+	inside bool
+	alloc  *actors.Allocation
+	leased bool
+}
+
+// leave lets go of the gate, if held.
+func (c *sealCall) leave() {
+	if c.inside {
+		c.inside = false
+		c.r.calls.leave()
+	}
+}
+
+// outside runs wait with the gate let go, then takes it again; if the
+// runtime began stopping meanwhile it returns ErrStopped.
+func (c *sealCall) outside(wait func() error) error {
+	c.leave()
+	err := wait()
+	if !c.r.calls.enter() {
+		return messages.ErrStopped
+	}
+	c.inside = true
+	return err
+}
+
+// unlease ends the write lease, if held.
+func (c *sealCall) unlease() {
+	if c.leased {
+		c.leased = false
+		c.alloc.Unlease()
+	}
+}
+
+// run seals the request: a shard of one chunk is read, then allocated and
+// copied; a larger one is allocated, then streamed with the next chunk read
+// while the current one is hashed and copied. It then signs, commits, and
+// records the seal once the shard is live.
+func (c *sealCall) run(ctx context.Context) (sealer.Shard, error) {
+	r, req := c.r, c.req
+	digester, err := sealer.NewDigester(r.cfg.ChunkSize)
+	if err != nil {
+		return sealer.Shard{}, err
+	}
+	gen := r.gens.next()
+	if req.Size <= r.cfg.ChunkSize {
+		err = c.sealOneChunk(ctx, digester, gen)
+	} else {
+		err = c.allocate(gen)
+		if err == nil {
+			c.unlease()
+			err = c.stream(ctx, digester)
+		}
+	}
+	if err != nil {
+		return sealer.Shard{}, c.failed(ctx, err)
+	}
+	sums := digester.Digests()
+	if err := checkModel(req, sums.Digest); err != nil {
+		return sealer.Shard{}, c.failed(ctx, err)
+	}
+	shard, err := r.sign(req, gen, sums)
+	if err != nil {
+		return sealer.Shard{}, c.failed(ctx, err)
+	}
+	if err := c.alloc.Commit(shard, sums.Chunks); err != nil {
+		return sealer.Shard{}, c.failed(ctx, err)
+	}
+	// The shard is live, under the lease Commit took: an eviction frees it
+	// only after its VramSealed record, so the trail never shows a free
+	// before the seal.
+	c.leased = true
+	// Once queued, the record is written whether or not the caller still
+	// waits; so the seal waits for it, lest the log say VramSealed of a
+	// shard that was then aborted.
+	if err := r.record(context.WithoutCancel(ctx), audit.Record{Event: audit.EventVramSealed, Severity: audit.SeverityInfo, Fields: shardFields(shard)}); err != nil {
+		return sealer.Shard{}, c.failed(ctx, err)
+	}
+	c.unlease()
+	return shard, nil
+}
+
+// allocate reserves the seal's memory, with a write lease held.
+func (c *sealCall) allocate(gen uint64) error {
+	alloc, err := c.r.gpus[c.req.Device].Allocate(c.req.ID, gen, c.req.Size)
+	if err != nil {
+		return err
+	}
+	c.alloc, c.leased = alloc, true
+	return nil
+}
+
+// sealOneChunk reads the whole shard, allocates and copies it.
+func (c *sealCall) sealOneChunk(ctx context.Context, d *sealer.Digester, gen uint64) error {
+	r, req := c.r, c.req
+	var buf *staging.Buffer
+	defer func() {
+		if buf != nil {
+			r.sealBuffers.Put(buf)
+		}
+	}()
+	err := c.outside(func() error {
+		var err error
+		if buf, err = r.sealBuffers.Get(ctx, req.Size); err != nil {
+			return err
+		}
+		if err := readChunk(req, buf.Bytes, 0); err != nil {
+			return err
+		}
+		return noMoreData(req)
+	})
+	if err != nil {
+		return err
+	}
+	d.Write(buf.Bytes)
+	checkChunk(req, buf.Bytes)
+	if err := c.allocate(gen); err != nil {
+		return err
+	}
+	err = r.gpus[req.Device].Device().Write(c.alloc.Handle, 0, buf.Bytes)
+	c.unlease()
+	if err != nil {
+		return fmt.Errorf("device %d: copy to device: %w", req.Device, err)
+	}
+	return nil
+}
+
+// chunk is one chunk of a seal's data, read ahead.
+type chunk struct {
+	buf *staging.Buffer
+	off int64
+	err error
+}
+
+// stream copies the data to the device. A goroutine the call owns reads the
+// next chunk while this one is hashed and copied.
+func (c *sealCall) stream(ctx context.Context, d *sealer.Digester) error {
+	r, req := c.r, c.req
+	readCtx, stopReading := context.WithCancel(ctx)
+	chunks := make(chan chunk)
+	var reading sync.WaitGroup
+	reading.Go(func() { c.readAhead(readCtx, chunks) })
+	defer func() {
+		stopReading()
+		// A reader blocked in Read is waited for outside the gate.
+		_ = c.outside(func() error { reading.Wait(); return nil })
+	}()
+	g := r.gpus[req.Device]
+	for {
+		var ch chunk
+		var more bool
+		err := c.outside(func() error {
+			select {
+			case ch, more = <-chunks:
+				return nil
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			case <-r.stopCtx.Done():
+				return messages.ErrStopped
+			}
+		})
+		if err == nil {
+			err = ch.err
+		}
+		if err != nil || !more {
+			if ch.buf != nil {
+				r.sealBuffers.Put(ch.buf)
+			}
+			return err
+		}
+		d.Write(ch.buf.Bytes)
+		checkChunk(req, ch.buf.Bytes)
+		if err := c.alloc.Lease(); err != nil {
+			r.sealBuffers.Put(ch.buf)
+			return err
+		}
+		c.leased = true
+		err = g.Device().Write(c.alloc.Handle, ch.off, ch.buf.Bytes)
+		c.unlease()
+		r.sealBuffers.Put(ch.buf)
+		if err != nil {
+			return fmt.Errorf("device %d: copy to device: %w", req.Device, err)
+		}
+	}
+}
+
+// readAhead reads the data chunk by chunk into staging buffers and sends
+// them; it closes out once the data ends where it should, or sends the
+// error that ended it.
+func (c *sealCall) readAhead(ctx context.Context, out chan<- chunk) {
+	r, req := c.r, c.req
+	send := func(ch chunk) bool {
+		select {
+		case out <- ch:
+			return true
+		case <-ctx.Done():
+			if ch.buf != nil {
+				r.sealBuffers.Put(ch.buf)
+			}
+			return false
+		}
+	}
+	for off := int64(0); off < req.Size; {
+		n := min(r.cfg.ChunkSize, req.Size-off)
+		buf, err := r.sealBuffers.Get(ctx, n)
+		if err != nil {
+			send(chunk{err: err})
+			return
+		}
+		if err := readChunk(req, buf.Bytes, off); err != nil {
+			r.sealBuffers.Put(buf)
+			send(chunk{err: err})
+			return
+		}
+		if !send(chunk{buf: buf, off: off}) {
+			return
+		}
+		off += n
+	}
+	if err := noMoreData(req); err != nil {
+		send(chunk{err: err})
+		return
+	}
+	close(out)
+}
+
+// readChunk fills p, the part of req's data at offset off.
+func readChunk(req messages.SealRequest, p []byte, off int64) error {
+	if n, err := io.ReadFull(req.Data, p); err != nil {
+		return fmt.Errorf("%w: data ended after %d of %d bytes: %v", messages.ErrInvalidInput, off+int64(n), req.Size, err)
+	}
+	return nil
+}
+
+// noMoreData checks that req's data ends at its size.
+func noMoreData(req messages.SealRequest) error {
+	var extra [1]byte
+	if n, _ := req.Data.Read(extra[:]); n > 0 {
+		return fmt.Errorf("%w: data is longer than size %d", messages.ErrInvalidInput, req.Size)
+	}
+	return nil
+}
+
+// failed ends a seal that will not complete: it frees the allocation, if
+// any, fail-stops on a device fault and records one failure with the real
+// reason. A seal whose memory an eviction or a stop took back was recorded
+// by it, and one that outlived the runtime records nothing.
+func (c *sealCall) failed(ctx context.Context, err error) error {
+	c.unlease()
+	r, req := c.r, c.req
+	if errors.Is(err, messages.ErrRevoked) || !c.inside {
+		return err
+	}
+	if c.alloc != nil {
+		if abortErr := c.alloc.Abort(); abortErr != nil {
+			if errors.Is(abortErr, messages.ErrRevoked) || errors.Is(abortErr, messages.ErrStopped) {
+				return err
+			}
+			err = errors.Join(err, abortErr)
+		}
+	}
+	if messages.IsFatal(err) {
+		r.fail(fmt.Errorf("seal %q on device %d: %w", req.ID, req.Device, err))
+	}
+	if ctx.Err() != nil {
+		ctx = context.WithoutCancel(ctx)
+	}
+	rec := sealFailedRecord(req.ID, req.Device, req.Size, failureReason(err), err.Error())
+	if errors.Is(err, messages.ErrModelRejected) {
+		rec = modelRejectedRecord(req, err)
+	}
+	if recErr := r.record(ctx, rec); recErr != nil {
+		return errors.Join(err, recErr)
+	}
+	return err
+}
