@@ -26,7 +26,8 @@ func Verified() AcquireOption { return func(o *acquireOptions) { o.verified = tr
 // and Stop wait for it) and the background scrub keeps verifying it. The
 // memory's address is for kernels only: never log it or put it in an error.
 type Lease struct {
-	r       *Runtime
+	device  cuda.Device
+	set     *leaseSet
 	held    *actors.ReadLease
 	shard   sealer.Shard
 	revoked chan struct{}
@@ -55,7 +56,7 @@ func (r *Runtime) Acquire(ctx context.Context, shard sealer.Shard, opts ...Acqui
 	if err := r.tableRefused(err); err != nil {
 		return nil, fmt.Errorf("acquire: %w", err)
 	}
-	l := &Lease{r: r, held: held, shard: shard, revoked: make(chan struct{})}
+	l := &Lease{device: r.gpus[shard.Device].Device(), set: r.leases, held: held, shard: shard, revoked: make(chan struct{})}
 	r.leases.add(l)
 	if o.verified {
 		ctx, cancel := r.untilStopping(ctx)
@@ -86,7 +87,7 @@ func (l *Lease) DevicePointer() (uintptr, error) {
 	if err := l.usable(); err != nil {
 		return 0, err
 	}
-	d, ok := l.r.gpus[l.shard.Device].Device().(cuda.Pointers)
+	d, ok := l.device.(cuda.Pointers)
 	if !ok {
 		return 0, fmt.Errorf("lease: device %d has no device addresses: %w", l.shard.Device, messages.ErrInvalidInput)
 	}
@@ -100,7 +101,7 @@ func (l *Lease) View() (*cuda.View, error) {
 	if err := l.usable(); err != nil {
 		return nil, err
 	}
-	d, ok := l.r.gpus[l.shard.Device].Device().(cuda.Viewer)
+	d, ok := l.device.(cuda.Viewer)
 	if !ok {
 		return nil, fmt.Errorf("lease: device %d has no host view: %w", l.shard.Device, messages.ErrInvalidInput)
 	}
@@ -131,7 +132,7 @@ func (l *Lease) Err() error {
 func (l *Lease) Release() {
 	if l.ended.CompareAndSwap(false, true) {
 		l.held.End()
-		l.r.leases.remove(l)
+		l.set.remove(l)
 	}
 }
 
