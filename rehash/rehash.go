@@ -72,8 +72,10 @@ func Verify(ctx context.Context, m Memory, s Shard, opts Options) error {
 	return nil
 }
 
-// VerifyAll re-hashes every chunk of every shard with one pool of workers,
-// so that many small shards keep every worker as busy as one large one. It
+// VerifyAll re-hashes every chunk of every shard: in place, a batch of a
+// few chunks per worker at a time, on a device that hashes (cuda.ChunkHasher);
+// else copied out, with one pool of workers over all chunks, so that many
+// small shards keep every worker as busy as one large one. It
 // calls matched(i), from a worker, once all chunks of shards[i] matched;
 // matched must not block. Shards freed meanwhile are skipped. It returns at
 // the first integrity failure, device fault or end of ctx, with the errors
@@ -91,29 +93,28 @@ func VerifyAll(ctx context.Context, m Memory, shards []Shard, opts Options, matc
 		starts[i+1] = starts[i] + int64(len(s.Chunks))
 		bufSize = max(bufSize, min(rec.ChunkSize, rec.Size))
 	}
+	if h, ok := m.Device().(cuda.ChunkHasher); ok {
+		return verifyInPlace(ctx, m, h, shards, opts, matched)
+	}
 	total := starts[len(shards)]
 	left := make([]atomic.Int64, len(shards))
 	gone := make([]atomic.Bool, len(shards))
 	for i, s := range shards {
 		left[i].Store(int64(len(s.Chunks)))
 	}
-	hasher, inPlace := m.Device().(cuda.ChunkHasher)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(int64(max(opts.Workers, 1)), total) {
 		wg.Go(func() {
-			w := worker{m: m, hasher: hasher, opts: opts}
-			if !inPlace {
-				buf, err := opts.Buffers.Get(ctx, bufSize)
-				if err != nil {
-					cancel(err)
-					return
-				}
-				defer opts.Buffers.Put(buf)
-				w.buf = buf.Bytes
+			buf, err := opts.Buffers.Get(ctx, bufSize)
+			if err != nil {
+				cancel(err)
+				return
 			}
+			defer opts.Buffers.Put(buf)
+			w := worker{m: m, buf: buf.Bytes, opts: opts}
 			for {
 				k := next.Add(1) - 1
 				if k >= total || ctx.Err() != nil {
@@ -145,20 +146,18 @@ func VerifyAll(ctx context.Context, m Memory, shards []Shard, opts Options, matc
 	return ctx.Err()
 }
 
-// worker hashes one chunk at a time: in place through hasher when the
-// device has one, else copied out into buf.
+// worker copies one chunk at a time out into buf and hashes it.
 type worker struct {
-	m      Memory
-	hasher cuda.ChunkHasher
-	buf    []byte
-	opts   Options
+	m    Memory
+	buf  []byte
+	opts Options
 }
 
 func (w *worker) verifyChunk(ctx context.Context, s Shard, i int64) error {
 	rec := s.Record
 	off := i * rec.ChunkSize
 	n := min(rec.ChunkSize, rec.Size-off)
-	if w.hasher == nil && int64(len(w.buf)) < n {
+	if int64(len(w.buf)) < n {
 		return fmt.Errorf("staging buffer of %d bytes is smaller than chunk size %d: %w", len(w.buf), n, messages.ErrConfig)
 	}
 	if w.opts.Limiter != nil {
@@ -201,16 +200,6 @@ func (w *worker) hashWithRetry(h cuda.Handle, id string, off, n int64) (sealer.C
 }
 
 func (w *worker) hash(h cuda.Handle, off, n int64) (sealer.ChunkDigest, error) {
-	if w.hasher != nil {
-		sums, err := w.hasher.HashChunks(h, off, n, n)
-		if err != nil {
-			return sealer.ChunkDigest{}, fmt.Errorf("device %d: hash in place: %w", w.m.Index(), err)
-		}
-		if len(sums) != 1 {
-			return sealer.ChunkDigest{}, fmt.Errorf("device hashed %d chunks, want 1: %w", len(sums), messages.ErrDeviceFault)
-		}
-		return sums[0], nil
-	}
 	if err := w.m.Device().Read(h, off, w.buf[:n]); err != nil {
 		return sealer.ChunkDigest{}, fmt.Errorf("device %d: copy from device: %w", w.m.Index(), err)
 	}

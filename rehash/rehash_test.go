@@ -28,10 +28,19 @@ type simMemory struct {
 	handles map[string]cuda.Handle
 	gone    map[string]bool
 	open    int
+	copyOut bool
 }
 
-func (m *simMemory) Index() int          { return 0 }
-func (m *simMemory) Device() cuda.Device { return m.sim }
+func (m *simMemory) Index() int { return 0 }
+
+// Device is the Sim, which hashes in place, or on the copy-out path the
+// Sim with its hashing hidden.
+func (m *simMemory) Device() cuda.Device {
+	if m.copyOut {
+		return struct{ cuda.Device }{m.sim}
+	}
+	return m.sim
+}
 
 func (m *simMemory) LeaseRead(id string, _ uint64) (cuda.Handle, func(), error) {
 	m.mu.Lock()
@@ -48,12 +57,12 @@ func (m *simMemory) LeaseRead(id string, _ uint64) (cuda.Handle, func(), error) 
 	}, nil
 }
 
-func newSimMemory(t *testing.T, capacity int64) *simMemory {
+func newSimMemory(t *testing.T, copyOut bool, capacity int64) *simMemory {
 	t.Helper()
 	sim, err := cuda.NewSim(cuda.SimConfig{Capacity: capacity, Seed: 1})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, sim.Close()) })
-	return &simMemory{sim: sim, handles: map[string]cuda.Handle{}, gone: map[string]bool{}}
+	return &simMemory{sim: sim, handles: map[string]cuda.Handle{}, gone: map[string]bool{}, copyOut: copyOut}
 }
 
 // seal writes data to the device and returns the shard as a GPU actor keeps it.
@@ -84,83 +93,102 @@ func opts(workers int) Options {
 }
 
 func TestVerifyPassesIntactMemory(t *testing.T) {
-	m := newSimMemory(t, 4<<20)
-	s := m.seal(t, "intact", randomBytes(5*chunkSize+17))
-	for _, workers := range []int{1, 2, 8} {
-		assert.NoError(t, Verify(context.Background(), m, s, opts(workers)))
-	}
-	limited := opts(2)
-	limited.Limiter = rate.NewLimiter(rate.Limit(64<<20), chunkSize)
-	assert.NoError(t, Verify(context.Background(), m, s, limited))
-	assert.Zero(t, m.open, "every read lease ended")
+	bothPaths(t, func(t *testing.T, copyOut bool) {
+		m := newSimMemory(t, copyOut, 4<<20)
+		s := m.seal(t, "intact", randomBytes(5*chunkSize+17))
+		for _, workers := range []int{1, 2, 8} {
+			assert.NoError(t, Verify(context.Background(), m, s, opts(workers)))
+		}
+		limited := opts(2)
+		limited.Limiter = rate.NewLimiter(rate.Limit(64<<20), chunkSize)
+		assert.NoError(t, Verify(context.Background(), m, s, limited))
+		assert.Zero(t, m.open, "every read lease ended")
+	})
 }
 
 func TestVerifyNamesTheCorruptedChunk(t *testing.T) {
-	for _, offset := range []int64{0, chunkSize - 1, 3*chunkSize + 5, 5*chunkSize + 16} {
-		m := newSimMemory(t, 4<<20)
-		s := m.seal(t, "victim", randomBytes(5*chunkSize+17))
-		require.NoError(t, m.sim.FlipBit(m.handles["victim"], offset, 7))
-		err := Verify(context.Background(), m, s, opts(2))
-		var ie *messages.IntegrityError
-		require.ErrorAs(t, err, &ie, "offset %d", offset)
-		assert.ErrorIs(t, err, messages.ErrSealVerificationFailed)
-		chunk := offset / chunkSize
-		assert.Equal(t, chunk, ie.Chunk)
-		assert.Equal(t, chunk*chunkSize, ie.Offset)
-		assert.Equal(t, min(int64(chunkSize), s.Record.Size-chunk*chunkSize), ie.Length)
-		assert.NotEqual(t, ie.Expected, ie.Actual)
-		assert.Equal(t, messages.ReasonDigestMismatch, ie.Reason)
-		assert.Zero(t, m.open, "every read lease ended")
-	}
+	bothPaths(t, func(t *testing.T, copyOut bool) {
+		for _, offset := range []int64{0, chunkSize - 1, 3*chunkSize + 5, 5*chunkSize + 16} {
+			m := newSimMemory(t, copyOut, 4<<20)
+			s := m.seal(t, "victim", randomBytes(5*chunkSize+17))
+			require.NoError(t, m.sim.FlipBit(m.handles["victim"], offset, 7))
+			err := Verify(context.Background(), m, s, opts(2))
+			var ie *messages.IntegrityError
+			require.ErrorAs(t, err, &ie, "offset %d", offset)
+			assert.ErrorIs(t, err, messages.ErrSealVerificationFailed)
+			chunk := offset / chunkSize
+			assert.Equal(t, chunk, ie.Chunk)
+			assert.Equal(t, chunk*chunkSize, ie.Offset)
+			assert.Equal(t, min(int64(chunkSize), s.Record.Size-chunk*chunkSize), ie.Length)
+			assert.NotEqual(t, ie.Expected, ie.Actual)
+			assert.Equal(t, messages.ReasonDigestMismatch, ie.Reason)
+			assert.Zero(t, m.open, "every read lease ended")
+		}
+	})
 }
 
 func TestVerifyChecksTheChunkTable(t *testing.T) {
-	m := newSimMemory(t, 4<<20)
-	s := m.seal(t, "table", randomBytes(3*chunkSize))
-	s.Chunks = append([]sealer.ChunkDigest(nil), s.Chunks...)
-	s.Chunks[1][0] ^= 1
-	var ie *messages.IntegrityError
-	require.ErrorAs(t, Verify(context.Background(), m, s, opts(2)), &ie)
-	assert.Equal(t, messages.ReasonChunkRootMismatch, ie.Reason)
+	bothPaths(t, func(t *testing.T, copyOut bool) {
+		m := newSimMemory(t, copyOut, 4<<20)
+		s := m.seal(t, "table", randomBytes(3*chunkSize))
+		s.Chunks = append([]sealer.ChunkDigest(nil), s.Chunks...)
+		s.Chunks[1][0] ^= 1
+		var ie *messages.IntegrityError
+		require.ErrorAs(t, Verify(context.Background(), m, s, opts(2)), &ie)
+		assert.Equal(t, messages.ReasonChunkRootMismatch, ie.Reason)
+	})
 }
 
 func TestVerifyRetriesReads(t *testing.T) {
-	m := newSimMemory(t, 4<<20)
-	s := m.seal(t, "flaky", randomBytes(chunkSize))
-	m.sim.FailReads(2)
-	assert.NoError(t, Verify(context.Background(), m, s, opts(1)))
-	m.sim.FailReads(3)
-	err := Verify(context.Background(), m, s, opts(1))
-	assert.ErrorIs(t, err, messages.ErrDeviceFault)
-	assert.True(t, messages.IsFatal(err))
+	bothPaths(t, func(t *testing.T, copyOut bool) {
+		m := newSimMemory(t, copyOut, 4<<20)
+		s := m.seal(t, "flaky", randomBytes(chunkSize))
+		m.sim.FailReads(2)
+		assert.NoError(t, Verify(context.Background(), m, s, opts(1)))
+		m.sim.FailReads(3)
+		err := Verify(context.Background(), m, s, opts(1))
+		assert.ErrorIs(t, err, messages.ErrDeviceFault)
+		assert.True(t, messages.IsFatal(err))
+	})
 }
 
 func TestVerifyStopsWithItsContext(t *testing.T) {
-	m := newSimMemory(t, 4<<20)
-	s := m.seal(t, "slow", randomBytes(4*chunkSize))
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	assert.ErrorIs(t, Verify(ctx, m, s, opts(2)), context.Canceled)
+	bothPaths(t, func(t *testing.T, copyOut bool) {
+		m := newSimMemory(t, copyOut, 4<<20)
+		s := m.seal(t, "slow", randomBytes(4*chunkSize))
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		assert.ErrorIs(t, Verify(ctx, m, s, opts(2)), context.Canceled)
+	})
 }
 
 func TestVerifyAllPoolsChunksAcrossShards(t *testing.T) {
-	m := newSimMemory(t, 8<<20)
-	var shards []Shard
-	for i, size := range []int{100, chunkSize, 3*chunkSize + 1, 7} {
-		shards = append(shards, m.seal(t, fmt.Sprint("s", i), randomBytes(size)))
-	}
-	m.gone["s2"] = true
-	var mu sync.Mutex
-	matched := map[string]int{}
-	err := VerifyAll(context.Background(), m, shards, opts(3), func(i int) {
-		mu.Lock()
-		defer mu.Unlock()
-		matched[shards[i].Record.ID]++
+	bothPaths(t, func(t *testing.T, copyOut bool) {
+		m := newSimMemory(t, copyOut, 8<<20)
+		var shards []Shard
+		for i, size := range []int{100, chunkSize, 3*chunkSize + 1, 7} {
+			shards = append(shards, m.seal(t, fmt.Sprint("s", i), randomBytes(size)))
+		}
+		m.gone["s2"] = true
+		var mu sync.Mutex
+		matched := map[string]int{}
+		err := VerifyAll(context.Background(), m, shards, opts(3), func(i int) {
+			mu.Lock()
+			defer mu.Unlock()
+			matched[shards[i].Record.ID]++
+		})
+		require.NoError(t, err)
+		assert.Equal(t, map[string]int{"s0": 1, "s1": 1, "s3": 1}, matched, "each live shard once; the freed one skipped")
+		require.NoError(t, m.sim.FlipBit(m.handles["s3"], 3, 0))
+		var ie *messages.IntegrityError
+		require.ErrorAs(t, VerifyAll(context.Background(), m, shards, opts(3), func(int) {}), &ie)
+		assert.Equal(t, "s3", ie.ShardID)
 	})
-	require.NoError(t, err)
-	assert.Equal(t, map[string]int{"s0": 1, "s1": 1, "s3": 1}, matched, "each live shard once; the freed one skipped")
-	require.NoError(t, m.sim.FlipBit(m.handles["s3"], 3, 0))
-	var ie *messages.IntegrityError
-	require.ErrorAs(t, VerifyAll(context.Background(), m, shards, opts(3), func(int) {}), &ie)
-	assert.Equal(t, "s3", ie.ShardID)
+}
+
+// bothPaths runs test on the in-place path (the Sim hashes) and on the
+// copy-out path.
+func bothPaths(t *testing.T, test func(t *testing.T, copyOut bool)) {
+	t.Run("in place", func(t *testing.T) { test(t, false) })
+	t.Run("copied out", func(t *testing.T) { test(t, true) })
 }
