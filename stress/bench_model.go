@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,17 +30,14 @@ func (b *bencher) modelSeal(ctx context.Context, hashRate float64) (BenchResult,
 	cfg := b.cfg
 	const devices = 4
 	perDevice := (int64(cfg.ModelFiles) + devices - 1) / devices * cfg.ModelFileSize
-	sims, devs, err := newSims(devices, perDevice+64*mib, true)
+	rig, err := supervisor.MakeRig(ctx, supervisor.RigConfig{
+		Capacities: slices.Repeat([]int64{perDevice + 64*mib}, devices), Name: "bench", Seed: -1, Prefault: true,
+		Config: supervisor.Config{Key: b.key, WorkerID: "bench", Audit: discardSink{}, Logger: b.cfg.Logger},
+	})
 	if err != nil {
 		return BenchResult{}, err
 	}
-	rt, err := supervisor.Start(ctx, supervisor.Config{Devices: devs, Key: b.key, WorkerID: "bench", Audit: discardSink{}, Logger: b.cfg.Logger})
-	if err != nil {
-		for _, s := range sims {
-			s.Close()
-		}
-		return BenchResult{}, err
-	}
+	rt := rig.Runtime
 	starts := make([]int, cfg.ModelFiles)
 	digests := make([]string, cfg.ModelFiles)
 	for i := range starts { // untimed: the publisher's digests

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -33,11 +34,11 @@ func (m *scrubMeter) Record(ctx context.Context, r audit.Record) error {
 }
 
 // newSims returns n simulated GPUs of capacity bytes each.
-func newSims(n int, capacity int64, prefault bool) ([]*cuda.Sim, []cuda.Device, error) {
+func newSims(n int, capacity int64) ([]*cuda.Sim, []cuda.Device, error) {
 	sims := make([]*cuda.Sim, n)
 	devices := make([]cuda.Device, n)
 	for i := range n {
-		sim, err := cuda.NewSim(cuda.SimConfig{Name: fmt.Sprintf("bench-%d", i), Capacity: capacity, Seed: int64(i), Prefault: prefault})
+		sim, err := cuda.NewSim(cuda.SimConfig{Name: fmt.Sprintf("bench-%d", i), Capacity: capacity, Seed: int64(i)})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -48,22 +49,15 @@ func newSims(n int, capacity int64, prefault bool) ([]*cuda.Sim, []cuda.Device, 
 
 // startRuntime starts a runtime over n fresh simulated GPUs.
 func (b *bencher) startRuntime(ctx context.Context, n int, capacity int64, sink audit.Sink, edit func(*supervisor.Config)) (*supervisor.Runtime, []*cuda.Sim, error) {
-	sims, devices, err := newSims(n, capacity, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg := supervisor.Config{Devices: devices, Key: b.key, WorkerID: "bench", Audit: sink, Logger: b.cfg.Logger}
+	cfg := supervisor.Config{Key: b.key, WorkerID: "bench", Audit: sink, Logger: b.cfg.Logger}
 	if edit != nil {
 		edit(&cfg)
 	}
-	rt, err := supervisor.Start(ctx, cfg)
+	rig, err := supervisor.MakeRig(ctx, supervisor.RigConfig{Capacities: slices.Repeat([]int64{capacity}, n), Name: "bench", Seed: -1, Config: cfg})
 	if err != nil {
-		for _, d := range devices {
-			d.Close()
-		}
 		return nil, nil, err
 	}
-	return rt, sims, nil
+	return rig.Runtime, rig.Sims, nil
 }
 
 // stopRuntime stops rt, returning err if there was one already.

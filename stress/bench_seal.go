@@ -73,7 +73,7 @@ func (b *bencher) runtimeSealRate(ctx context.Context, sink audit.Sink) (float64
 
 // baselineSealRate measures one throughput run through a fresh Baseline.
 func (b *bencher) baselineSealRate(ctx context.Context) (float64, error) {
-	_, devices, err := newSims(b.cfg.Devices, b.smallCapacity(), false)
+	_, devices, err := newSims(b.cfg.Devices, b.smallCapacity())
 	if err != nil {
 		return 0, err
 	}

@@ -3,6 +3,7 @@ package stress
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,29 +68,26 @@ func (h *harness) startGeneration(ctx context.Context, n int) (*generation, erro
 		acct:       make([]deviceAccount, cfg.Devices),
 		mismatched: make([]atomic.Bool, cfg.Devices),
 	}
-	devices := make([]cuda.Device, cfg.Devices)
-	for i := range cfg.Devices {
-		seed := uint64(cfg.Seed)*1_000_003 + uint64(n)*uint64(cfg.Devices) + uint64(i)
-		sim, err := cuda.NewSim(cuda.SimConfig{Name: fmt.Sprintf("stress-%d-%d", n, i), Capacity: cfg.DeviceCapacity, Seed: int64(seed)})
-		if err != nil {
-			return nil, err
-		}
-		g.sims = append(g.sims, sim)
-		g.devices = append(g.devices, newFaultyDevice(sim, i, cfg.Faults, readRetries, seed, g.tally, cfg.hooks.skipFree))
-		devices[i] = g.devices[i]
-	}
-	rt, err := supervisor.Start(ctx, supervisor.Config{
-		Devices: devices, Key: h.key, WorkerID: fmt.Sprintf("stress-%d", n),
-		ChunkSize: cfg.ChunkSize, VerifyInterval: cfg.VerifyInterval, ScrubRate: cfg.ScrubRate,
-		ReadRetries: readRetries, Audit: g.sink, Logger: cfg.Logger,
+	base := uint64(cfg.Seed)*1_000_003 + uint64(n)*uint64(cfg.Devices)
+	g.devices = make([]*faultyDevice, cfg.Devices)
+	rig, err := supervisor.MakeRig(ctx, supervisor.RigConfig{
+		Capacities: slices.Repeat([]int64{cfg.DeviceCapacity}, cfg.Devices),
+		Name:       fmt.Sprintf("stress-%d", n),
+		Seed:       int64(base) - 1,
+		Wrap: func(i int, sim *cuda.Sim) cuda.Device {
+			g.devices[i] = newFaultyDevice(sim, i, cfg.Faults, readRetries, base+uint64(i), g.tally, cfg.hooks.skipFree)
+			return g.devices[i]
+		},
+		Config: supervisor.Config{
+			Key: h.key, WorkerID: fmt.Sprintf("stress-%d", n),
+			ChunkSize: cfg.ChunkSize, VerifyInterval: cfg.VerifyInterval, ScrubRate: cfg.ScrubRate,
+			ReadRetries: readRetries, Audit: g.sink, Logger: cfg.Logger,
+		},
 	})
 	if err != nil {
-		for _, d := range devices {
-			d.Close()
-		}
 		return nil, fmt.Errorf("stress: start runtime %d: %w", n, err)
 	}
-	g.rt = rt
+	g.rt, g.sims = rig.Runtime, rig.Sims
 	return g, nil
 }
 

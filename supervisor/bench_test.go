@@ -10,8 +10,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vramseal/vramseal/audit"
-	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
 )
@@ -53,12 +51,9 @@ func BenchmarkSmallVerifyLatency(b *testing.B) {
 }
 
 func startBenchRuntime(b *testing.B) (*Runtime, sealer.Shard) {
-	key, err := sealer.DeriveKey([]byte("bench-token-0123456789abcdef"), "bench")
+	rig, err := MakeRig(context.Background(), RigConfig{Capacities: []int64{512 * MiB}})
 	require.NoError(b, err)
-	sim, err := cuda.NewSim(cuda.SimConfig{Capacity: 512 * MiB})
-	require.NoError(b, err)
-	rt, err := Start(context.Background(), Config{Devices: []cuda.Device{sim}, Key: key, WorkerID: "bench", Audit: audit.NewMemory()})
-	require.NoError(b, err)
+	rt := rig.Runtime
 	small, err := rt.Seal(context.Background(), messages.SealRequest{ID: "small", Data: bytes.NewReader(randomData(1, 64*KiB)), Size: 64 * KiB})
 	require.NoError(b, err)
 	return rt, small

@@ -40,17 +40,12 @@ func newTestWorker(t *testing.T, capacities []int64, edit func(*Config)) *testWo
 	require.NoError(t, err)
 	w := &testWorker{audit: audit.NewMemory()}
 	cfg := Config{Key: key, WorkerID: "test-worker", ChunkSize: 64 * KiB, Audit: w.audit}
-	for i, c := range capacities {
-		sim, err := cuda.NewSim(cuda.SimConfig{Capacity: c, Seed: int64(i + 1)})
-		require.NoError(t, err)
-		w.sims = append(w.sims, sim)
-		cfg.Devices = append(cfg.Devices, sim)
-	}
 	if edit != nil {
 		edit(&cfg)
 	}
-	w.Runtime, err = Start(context.Background(), cfg)
+	rig, err := MakeRig(context.Background(), RigConfig{Capacities: capacities, Config: cfg})
 	require.NoError(t, err)
+	w.Runtime, w.sims = rig.Runtime, rig.Sims
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
