@@ -12,7 +12,7 @@ import (
 
 // Targets of the latency and memory measurements.
 const (
-	verifyP99Target  = 10 * time.Millisecond
+	verifyP99Target  = 2 * time.Millisecond
 	smallShardSize   = 64 << 10
 	stagingMaxChunks = 4
 )

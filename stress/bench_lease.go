@@ -1,0 +1,80 @@
+package stress
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vramseal/vramseal/sealer"
+)
+
+// Targets of the lease measurement.
+const (
+	leaseP99Target = 100 * time.Microsecond
+	leaseShardSize = 64 << 10
+	leasesPerCall  = 20
+)
+
+// acquireRelease has Callers callers acquire and release leases on small
+// shards, one per device, and reports the p99 of one Acquire plus Release
+// and the rate of the pairs.
+func (b *bencher) acquireRelease(ctx context.Context, _ float64) (BenchResult, error) {
+	cfg := b.cfg
+	rt, _, err := b.startRuntime(ctx, cfg.Devices, 64*mib, discardSink{}, nil)
+	if err != nil {
+		return BenchResult{}, err
+	}
+	var lat Latency
+	var elapsed time.Duration
+	err = func() error {
+		shards := make([]sealer.Shard, cfg.Devices)
+		for i := range shards {
+			s, err := b.sealPattern(ctx, rt.Seal, i, fmt.Sprint("leased-", i), leaseShardSize)
+			if err != nil {
+				return err
+			}
+			shards[i] = s
+		}
+		ds := make([][]time.Duration, cfg.Callers)
+		errs := make([]error, cfg.Callers)
+		start := time.Now()
+		var callers sync.WaitGroup
+		for c := range cfg.Callers {
+			callers.Go(func() {
+				for i := range leasesPerCall {
+					t := time.Now()
+					l, err := rt.Acquire(ctx, shards[(c+i)%len(shards)])
+					if err != nil {
+						errs[c] = err
+						return
+					}
+					l.Release()
+					ds[c] = append(ds[c], time.Since(t))
+				}
+			})
+		}
+		callers.Wait()
+		elapsed = time.Since(start)
+		var all []time.Duration
+		for c := range ds {
+			if errs[c] != nil {
+				return errs[c]
+			}
+			all = append(all, ds[c]...)
+		}
+		lat = summarize(all)
+		return nil
+	}()
+	if err := stopRuntime(rt, err); err != nil {
+		return BenchResult{}, fmt.Errorf("bench acquire and release: %w", err)
+	}
+	p99 := float64(lat.P99) / float64(time.Microsecond)
+	ref := float64(leaseP99Target) / float64(time.Microsecond)
+	return BenchResult{
+		Name: "Acquire+Release p99", Unit: "us", Measured: p99, Reference: ref, Ratio: p99 / ref,
+		Target: fmt.Sprintf("< %v", leaseP99Target), Pass: lat.Count > 0 && lat.P99 < leaseP99Target,
+		Note: fmt.Sprintf("%d callers, %d pairs over %d devices at %.0f pairs/s; p50 %v, max %v",
+			cfg.Callers, lat.Count, cfg.Devices, float64(lat.Count)/elapsed.Seconds(), lat.P50.Round(time.Microsecond), lat.Max.Round(time.Microsecond)),
+	}, nil
+}
