@@ -25,7 +25,9 @@
 #   5. the SHA-256 kernel against host hashing of the same shards, 1 MiB to
 #      1 GiB, in 64 KiB and 4 MiB chunks (TestDriverOnDeviceHashesLikeTheHost:
 #      every digest equal, and the kernel must have loaded);
-#   6. BenchmarkDriverHash, and prints GB/s for hashing on the device (one
+#   6. a copy through an allocation's device pointer, what a lease hands
+#      inference code, against its bytes (TestDriverPointerReachesTheBytes);
+#   7. BenchmarkDriverHash, and prints GB/s for hashing on the device (one
 #      thread per chunk, by chunk size, in one launch; and 4 MiB chunks in a
 #      launch per 256 MiB), for device-to-host plus SHA-256 on every core,
 #      and for device-to-host alone, with their ratios.
@@ -95,6 +97,12 @@ kernel_log="$work/kernel.log"
 "$cuda_test" -test.run '^TestDriverOnDeviceHashesLikeTheHost$' -test.v -test.count 1 2>&1 | tee "$kernel_log"
 grep -q -- '--- PASS: TestDriverOnDeviceHashesLikeTheHost ' "$kernel_log" ||
 	fail "the kernel's digests did not match host hashing, or the kernel did not load"
+
+step "A lease's device pointer reaches the sealed bytes (TestDriverPointerReachesTheBytes)"
+pointer_log="$work/pointer.log"
+"$cuda_test" -test.run '^TestDriverPointerReachesTheBytes$' -test.v -test.count 1 2>&1 | tee "$pointer_log"
+grep -q -- '--- PASS: TestDriverPointerReachesTheBytes ' "$pointer_log" ||
+	fail "a copy through the device pointer did not match the allocation's bytes"
 
 step "Hash throughput (BenchmarkDriverHash)"
 hash_log="$work/hash.log"
