@@ -77,6 +77,16 @@ var holders = map[string]holder{
 		c := supervisor.Config{Key: sealKey(t), WorkerID: testWorker}
 		return []any{c, struct{ supervisor.Config }{c}}
 	},
+	"supervisor.RigConfig": func(t *testing.T) []any {
+		c := supervisor.RigConfig{Config: supervisor.Config{Key: sealKey(t), WorkerID: testWorker}}
+		return []any{c, struct{ supervisor.RigConfig }{c}}
+	},
+	"supervisor.Rig": func(t *testing.T) []any {
+		rig, err := supervisor.MakeRig(context.Background(), supervisor.RigConfig{Config: supervisor.Config{Key: sealKey(t), WorkerID: testWorker}})
+		require.NoError(t, err)
+		require.NoError(t, rig.Stop(context.Background()))
+		return []any{rig, *rig, struct{ *supervisor.Rig }{rig}}
+	},
 	"supervisor.Runtime": func(t *testing.T) []any {
 		sim, err := cuda.NewSim(cuda.SimConfig{Capacity: 1 << 20})
 		require.NoError(t, err)
