@@ -153,7 +153,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchReport, error) {
 	hashRate := float64(report.Cores) * report.SHA256
 	steps := []func(context.Context, float64) (BenchResult, error){
 		b.scrubThroughput, b.verifyThroughput, b.deviceHashScrub, b.deviceHashVerify,
-		b.smallSeals, b.durableAudit, b.verifyBesideBigSeal, b.acquireRelease, b.sealHostMemory, b.modelSeal,
+		b.smallSeals, b.durableAudit, b.verifyBesideBigSeal, b.acquireRelease, b.bigSealRate, b.sealHostMemory, b.modelSeal,
 	}
 	for _, step := range steps {
 		res, err := step(ctx, hashRate)

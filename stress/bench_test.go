@@ -44,7 +44,7 @@ func TestBenchReportsEveryTarget(t *testing.T) {
 	assert.Equal(t, []string{
 		"background scrub throughput", "Verify of one large shard",
 		"device-side hashing, scrub", "device-side hashing, Verify", "small seals through actors",
-		"seals with durable audit", "Verify p99 beside a big seal", "Acquire+Release p99", "host memory sealing a big shard",
+		"seals with durable audit", "Verify p99 beside a big seal", "Acquire+Release p99", "sealing one large shard", "host memory sealing a big shard",
 		"sealing a model of many files",
 	}, names)
 }
