@@ -155,7 +155,8 @@ type chunk struct {
 }
 
 // stream copies the data to the device. A goroutine the call owns reads the
-// next chunk while this one is hashed and copied.
+// next chunk while this one is hashed and copied, and the hashing runs on
+// another beside the copy.
 func (c *sealCall) stream(ctx context.Context, d *sealer.Digester) error {
 	r, req := c.r, c.req
 	readCtx, stopReading := context.WithCancel(ctx)
@@ -190,18 +191,24 @@ func (c *sealCall) stream(ctx context.Context, d *sealer.Digester) error {
 			}
 			return err
 		}
-		d.Write(ch.buf.Bytes)
-		checkChunk(req, ch.buf.Bytes)
-		if err := c.alloc.Lease(); err != nil {
-			r.sealBuffers.Put(ch.buf)
-			return err
+		// The chunk is hashed while it is copied: both only read it.
+		var hashing sync.WaitGroup
+		hashing.Go(func() {
+			d.Write(ch.buf.Bytes)
+			checkChunk(req, ch.buf.Bytes)
+		})
+		err = c.alloc.Lease()
+		if err == nil {
+			c.leased = true
+			if err = g.Device().Write(c.alloc.Handle, ch.off, ch.buf.Bytes); err != nil {
+				err = fmt.Errorf("device %d: copy to device: %w", req.Device, err)
+			}
+			c.unlease()
 		}
-		c.leased = true
-		err = g.Device().Write(c.alloc.Handle, ch.off, ch.buf.Bytes)
-		c.unlease()
+		hashing.Wait()
 		r.sealBuffers.Put(ch.buf)
 		if err != nil {
-			return fmt.Errorf("device %d: copy to device: %w", req.Device, err)
+			return err
 		}
 	}
 }
