@@ -76,7 +76,7 @@ func (b *bencher) deviceHashing(ctx context.Context, name string, shards int, to
 		readByDevice += sim.BytesRead() - before
 	}
 	res := atLeast(name, "MB/s", deviceRate, copyRate, 0.95,
-		fmt.Sprintf("%d shard(s), %s in all, on one prefaulted Sim, %s chunks on %d workers, best of %d rounds of %d passes each way; reference is copying each chunk out (Read) and hashing it on the host; measured through package cuda directly, as the verifier does not use cuda.ChunkHasher yet; bytes read out while hashing in place: %d",
+		fmt.Sprintf("%d shard(s), %s in all, on one prefaulted Sim, %s chunks on %d workers, best of %d rounds of %d passes each way; reference is copying each chunk out (Read) and hashing it on the host; measured through package cuda directly (the scrub and Verify rows above take the in-place path on a Sim too); bytes read out while hashing in place: %d",
 			len(set), humanBytes(total), humanBytes(sealer.DefaultChunkSize), b.cores, b.cfg.Rounds, deviceHashPasses, readByDevice))
 	if readByDevice != 0 {
 		res.Pass = false
