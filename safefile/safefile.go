@@ -38,7 +38,9 @@ type Options struct {
 	Perm os.FileMode
 	// Private refuses a file that group or others may access
 	// (ErrNotPrivate), or that a user other than this one or root owns
-	// (ErrNotOwned).
+	// (ErrNotOwned). Group bits that are the mask of a POSIX ACL granting
+	// only this user access, as systemd's LoadCredential= sets, are
+	// accepted.
 	Private bool
 }
 
@@ -92,7 +94,7 @@ func check(f *os.File, before os.FileInfo, opts Options) (os.FileInfo, error) {
 		return nil, ErrNotRegular
 	case before != nil && !os.SameFile(before, info):
 		return nil, ErrChanged
-	case opts.Private && info.Mode().Perm()&0o077 != 0:
+	case opts.Private && info.Mode().Perm()&0o077 != 0 && !aclGrantsOnlyUs(f, info.Mode().Perm()):
 		return nil, modeError(info.Mode().Perm())
 	case opts.Private && !ownedByUs(info):
 		return nil, ErrNotOwned
