@@ -302,6 +302,7 @@ func (w *worker) sealAndServe(ctx context.Context, p *progress) error {
 	if w.server != nil {
 		serverDone = w.server.done
 	}
+	auditFailed := w.auditLog.Failed()
 	for {
 		select {
 		case <-ctx.Done():
@@ -311,8 +312,11 @@ func (w *worker) sealAndServe(ctx context.Context, p *progress) error {
 			return nil
 		case <-w.rt.Done():
 			return nil // close reports the fail-stop
-		case <-w.auditLog.Failed():
-			w.rt.FailStop(w.auditLog.Err()) // removed or replaced while nothing was recorded
+		case <-auditFailed:
+			// Removed or replaced while nothing was recorded. The channel
+			// is closed now: hear it once, then wait for the stop.
+			auditFailed = nil
+			w.rt.FailStop(w.auditLog.Err())
 		case <-serverDone:
 			return fmt.Errorf("HTTP server stopped: %w", w.server.err)
 		case <-faultC:
