@@ -353,3 +353,15 @@ func TestLogFailsWhenItsFileIsRemovedOrReplaced(t *testing.T) {
 		})
 	}
 }
+
+func TestAFailedFinalFsyncFailsTheLog(t *testing.T) {
+	ff := newFaultyFile()
+	l := openFaulty(t, filepath.Join(t.TempDir(), "audit.log"), LogConfig{Key: testKey(t, "w1")}, ff)
+	require.NoError(t, l.Record(context.Background(), record(1)))
+
+	ff.set(func(f *faultyFile) { f.syncErr = syscall.EIO })
+	err := l.Close()
+	assert.ErrorIs(t, err, ErrLogFailed, "a worker whose last records may not be durable exits as a failed log")
+	assert.ErrorIs(t, err, syscall.EIO)
+	assert.ErrorIs(t, l.Err(), ErrLogFailed)
+}

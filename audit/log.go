@@ -172,13 +172,14 @@ func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		l.queue.close()
 		l.wg.Wait()
-		var syncErr error
 		if l.Err() == nil {
-			if syncErr = l.file.Sync(); syncErr == nil {
+			if err := l.file.Sync(); err != nil {
+				l.fail(fmt.Errorf("final fsync: %w", err))
+			} else {
 				l.checkPath()
 			}
 		}
-		if err := errors.Join(syncErr, l.Err(), l.file.Close()); err != nil {
+		if err := errors.Join(l.Err(), l.file.Close()); err != nil {
 			l.closeErr = fmt.Errorf("audit: close log %s: %w", l.path, err)
 		}
 	})
