@@ -191,7 +191,7 @@ func VerifyModelSignature(bundleJSON []byte, key *ecdsa.PublicKey, source string
 	fingerprint := KeyFingerprint(key)
 	if hint := vm.PublicKey.Hint; hint != "" && hint != fingerprint {
 		return nil, fmt.Errorf("%w: %s was signed with another key (key hint %s, given key %s)",
-			messages.ErrModelRejected, source, shortHex(hint), shortHex(fingerprint))
+			messages.ErrModelRejected, source, ShortHex(hint), ShortHex(fingerprint))
 	}
 	if b.DSSEEnvelope.PayloadType != inTotoPayloadType {
 		return nil, fmt.Errorf("%w: %s carries payload type %s, not %s",
@@ -204,7 +204,7 @@ func VerifyModelSignature(bundleJSON []byte, key *ecdsa.PublicKey, source string
 	_, payload, err := ev.VerifyAndDecode(context.Background(), b.DSSEEnvelope)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: the signature does not verify with the given public key %s",
-			messages.ErrModelRejected, source, shortHex(fingerprint))
+			messages.ErrModelRejected, source, ShortHex(fingerprint))
 	}
 	m, err := parseStatement(payload, source)
 	if err != nil {
@@ -262,7 +262,7 @@ func parseStatement(payload []byte, source string) (*SignedManifest, error) {
 	}
 	if got := hex.EncodeToString(subject.Sum(nil)); got != m.SubjectDigest {
 		return nil, fmt.Errorf("%w: %s: the subject digest %s does not match its resources (%s)",
-			messages.ErrModelRejected, source, shortHex(m.SubjectDigest), shortHex(got))
+			messages.ErrModelRejected, source, ShortHex(m.SubjectDigest), ShortHex(got))
 	}
 	for name, e := range m.byFile {
 		slices.SortFunc(e.Ranges, func(a, b RangeDigest) int { return cmpInt(a.Start, b.Start) })
@@ -334,9 +334,9 @@ func (m *SignedManifest) Ignored(name string) bool {
 	return false
 }
 
-// shortHex cuts a hex value to 12 digits for messages; what is not hex is
+// ShortHex cuts a hex value to 12 digits for messages and logs; what is not hex is
 // quoted.
-func shortHex(v string) string {
+func ShortHex(v string) string {
 	if strings.IndexFunc(v, notLowerHex) >= 0 {
 		return quotePrefix(v)
 	}

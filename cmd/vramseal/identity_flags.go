@@ -188,7 +188,7 @@ func (w *worker) recordModelVerified(ctx context.Context) error {
 		return err
 	}
 	w.logger.Info("model verified", "subject", m.Subject, "subject_digest", m.SubjectDigest, "method", m.Method,
-		"key", m.KeyFingerprint[:12], "files", id.matched)
+		"key", sealer.ShortHex(m.KeyFingerprint), "files", id.matched)
 	return nil
 }
 
