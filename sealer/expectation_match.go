@@ -1,6 +1,7 @@
 package sealer
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -67,7 +68,7 @@ func NewMatcher(exps []Expectation, size int64) (*Matcher, error) {
 			m.ranges = append(m.ranges, matchRange{exp: i, RangeDigest: r})
 		}
 	}
-	slices.SortStableFunc(m.ranges, func(a, b matchRange) int { return cmpInt(a.Start, b.Start) })
+	slices.SortStableFunc(m.ranges, func(a, b matchRange) int { return cmp.Compare(a.Start, b.Start) })
 	return m, nil
 }
 

@@ -1,6 +1,7 @@
 package sealer
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -265,7 +266,7 @@ func parseStatement(payload []byte, source string) (*SignedManifest, error) {
 			messages.ErrModelRejected, source, ShortHex(m.SubjectDigest), ShortHex(got))
 	}
 	for name, e := range m.byFile {
-		slices.SortFunc(e.Ranges, func(a, b RangeDigest) int { return cmpInt(a.Start, b.Start) })
+		slices.SortFunc(e.Ranges, func(a, b RangeDigest) int { return cmp.Compare(a.Start, b.Start) })
 		m.byFile[name] = e
 	}
 	return m, nil

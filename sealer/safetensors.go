@@ -2,6 +2,7 @@ package sealer
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -395,10 +396,10 @@ func (p *headerParser) uints(tensor string, rule HeaderRule, what string) ([]uin
 func (t *TensorTable) place(fileSize int64) error {
 	slices.SortFunc(t.Tensors, func(a, b Tensor) int {
 		if a.Offset != b.Offset {
-			return cmpInt(a.Offset, b.Offset)
+			return cmp.Compare(a.Offset, b.Offset)
 		}
 		if a.Size != b.Size {
-			return cmpInt(a.Size, b.Size)
+			return cmp.Compare(a.Size, b.Size)
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
@@ -421,16 +422,6 @@ func (t *TensorTable) place(fileSize int64) error {
 		t.Tensors[i].Offset += t.DataStart()
 	}
 	return nil
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func firstInvalidUTF8(b []byte) int {
