@@ -2,8 +2,11 @@
 # gpucheck.sh checks vramseal on a machine with an NVIDIA GPU and driver but
 # no Go toolchain. It uses binaries built elsewhere, from the repository root:
 #
-#   CGO_CFLAGS=-Wno-deprecated-declarations go test -c -o bin/cuda.test ./cuda/
-#   CGO_CFLAGS=-Wno-deprecated-declarations go build -o bin/vramseal ./cmd/vramseal
+#   ./make.sh build
+#   CGO_CFLAGS="-O2 -g -Wno-deprecated-declarations" go test -c -o bin/cuda.test ./cuda/
+#
+# (the flags make.sh builds with: cgo's default -O2 -g, minus go-nvml's
+# deprecation warnings)
 #
 # Copy bin/ and this script to the GPU machine and run:
 #
