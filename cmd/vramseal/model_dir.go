@@ -176,16 +176,33 @@ type headerGuard struct {
 	r    io.Reader
 	want []byte // the header not yet compared
 	path string
+	// changed is the error once the header differed; later reads return it.
+	changed error
 }
 
 func (g *headerGuard) Read(p []byte) (int, error) {
+	if g.changed != nil {
+		return 0, g.changed
+	}
 	n, err := g.r.Read(p)
 	if len(g.want) > 0 && n > 0 {
 		k := min(n, len(g.want))
 		if !bytes.Equal(p[:k], g.want[:k]) {
-			return 0, fmt.Errorf("model file %s changed while it was being sealed: its header is not the one checked", g.path)
+			g.changed = fmt.Errorf("%w: model file %s changed while it was being sealed: its header is not the one checked; seal it once nothing rewrites it",
+				messages.ErrInvalidInput, g.path)
+			return 0, g.changed
 		}
 		g.want = g.want[k:]
 	}
 	return n, err
+}
+
+// changedWhileSealed is the error of a source whose file changed under its
+// seal (see headerGuard), or nil. The runtime reports a failed read in its
+// own words; this is the cause, a usage error like a file swapped at open.
+func (s *modelSource) changedWhileSealed() error {
+	if g, ok := s.data.(*headerGuard); ok && g.changed != nil {
+		return withExitCode(exitUsage, g.changed)
+	}
+	return nil
 }

@@ -1,13 +1,21 @@
 package main
 
 import (
+	"context"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/sealer"
+	"github.com/vramseal/vramseal/supervisor"
 )
 
 func TestOpenModelFileReadsTheTensorTable(t *testing.T) {
@@ -24,19 +32,49 @@ func TestOpenModelFileReadsTheTensorTable(t *testing.T) {
 	assert.Equal(t, files[name], got, "the seal streams the whole file from its start")
 }
 
-func TestAFileRewrittenAfterItsHeaderWasCheckedDoesNotSeal(t *testing.T) {
+// openThenRewriteHeader opens a model file of a test directory, then
+// rewrites one byte of its JSON header, as if someone did between the check
+// and the seal. It returns the source and the file's path.
+func openThenRewriteHeader(t *testing.T) (*modelSource, string) {
+	t.Helper()
 	model, files := testModelDir(t, t.TempDir())
 	path := filepath.Join(model, "model-00001-of-00003.safetensors")
 	src, err := openModelFile(path, "")
 	require.NoError(t, err)
-	defer closeSources([]*modelSource{src})
-
+	t.Cleanup(func() { closeSources([]*modelSource{src}) })
 	changed := append([]byte(nil), files["model-00001-of-00003.safetensors"]...)
 	changed[20] ^= 1 // inside the JSON header
 	require.NoError(t, os.WriteFile(path, changed, 0o600))
-	_, err = io.ReadAll(src.data)
+	return src, path
+}
+
+func TestAFileRewrittenAfterItsHeaderWasCheckedDoesNotSeal(t *testing.T) {
+	src, _ := openThenRewriteHeader(t)
+	_, err := io.ReadAll(src.data)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "changed while it was being sealed")
+	assert.ErrorIs(t, err, messages.ErrInvalidInput)
+}
+
+func TestAFileRewrittenDuringItsSealExitsAsUsageLikeASwapAtOpen(t *testing.T) {
+	src, path := openThenRewriteHeader(t)
+	sim, err := cuda.NewSim(cuda.SimConfig{Capacity: 64 << 20})
+	require.NoError(t, err)
+	key, err := sealer.DeriveKey([]byte("header-guard-test-token-0123"), "header-guard")
+	require.NoError(t, err)
+	t.Cleanup(key.Zero)
+	ctx := context.Background()
+	rt, err := supervisor.Start(ctx, supervisor.Config{
+		Devices: []cuda.Device{sim}, Key: key, WorkerID: "header-guard", ChunkSize: 64 << 10, Audit: audit.NewMemory(),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, rt.Stop(ctx)) })
+	logger := slog.New(slog.DiscardHandler)
+
+	_, err = sealSource(ctx, rt, src, 0, &progress{logger: logger}, logger)
+	require.Error(t, err)
+	assert.Equal(t, exitUsage, exitCodeOf(err, true), "as when the file is swapped while it is opened")
+	assert.Equal(t, "model file "+path+" changed while it was being sealed: its header is not the one checked; seal it once nothing rewrites it", userMessage(err))
 }
 
 func TestOtherFormatsSealAsOpaqueBytes(t *testing.T) {

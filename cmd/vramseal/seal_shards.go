@@ -71,6 +71,9 @@ func sealSource(ctx context.Context, rt *supervisor.Runtime, src *modelSource, d
 		Tensors: src.tensors, Check: sealCheck(src),
 	})
 	done()
+	if changed := src.changedWhileSealed(); err != nil && changed != nil {
+		return sealer.Shard{}, changed
+	}
 	if errors.Is(err, messages.ErrModelRejected) {
 		return sealer.Shard{}, withExitCode(exitModelRejected, fmt.Errorf("%s: %w", src.name, err))
 	}
