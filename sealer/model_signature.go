@@ -242,8 +242,12 @@ func parseStatement(payload []byte, source string) (*SignedManifest, error) {
 		Subject: st.Subject[0].Name, SubjectDigest: st.Subject[0].Digest["sha256"],
 		Method: ser.Method, IgnorePaths: ser.IgnorePaths, byFile: map[string]Expectation{},
 	}
+	// The subject digest is SHA-256 over the resources' raw digests in the
+	// order the predicate lists them, as upstream model_signing's verifier
+	// (sigstore/model-transparency, _signing/signing.py) computes it; its
+	// signer sorts the resources by path (and offsets) first, but its
+	// verifier does not re-sort, and neither does this one.
 	subject := sha256.New()
-	seen := map[string]bool{}
 	for _, r := range st.Predicate.Resources {
 		if r.Algorithm != modelSigningHashType {
 			return nil, fmt.Errorf("%w: %s: resource %s uses %s; only sha256 verifies here", messages.ErrInvalidInput, source, quotePrefix(r.Name), quotePrefix(r.Algorithm))
@@ -251,10 +255,6 @@ func parseStatement(payload []byte, source string) (*SignedManifest, error) {
 		if err := validateHexSum("resource digest", r.Digest); err != nil {
 			return nil, fmt.Errorf("%s: resource %s: %w", source, quotePrefix(r.Name), err)
 		}
-		if seen[r.Name] {
-			return nil, fmt.Errorf("%w: %s: resource %s is listed twice", messages.ErrInvalidInput, source, quotePrefix(r.Name))
-		}
-		seen[r.Name] = true
 		raw, _ := hex.DecodeString(r.Digest)
 		subject.Write(raw)
 		if err := m.add(r.Name, r.Digest, source); err != nil {
@@ -272,10 +272,16 @@ func parseStatement(payload []byte, source string) (*SignedManifest, error) {
 	return m, nil
 }
 
-// add records one resource: a file, or a byte range of one.
+// add records one resource: a file, or a byte range of one. A resource
+// listed twice, by the same cleaned name ("a" and "./a"), and for shards the
+// same byte range, is refused.
 func (m *SignedManifest) add(name, digest, source string) error {
+	twice := fmt.Errorf("%w: %s: resource %s is listed twice", messages.ErrInvalidInput, source, quotePrefix(name))
 	if m.Method == MethodFiles {
 		file := cleanListName(name)
+		if _, dup := m.byFile[file]; dup {
+			return twice
+		}
 		m.byFile[file] = Expectation{Name: file, Source: "signature " + source, SHA256: digest}
 		m.files = append(m.files, file)
 		return nil
@@ -288,6 +294,9 @@ func (m *SignedManifest) add(name, digest, source string) error {
 	if !ok {
 		e = Expectation{Name: file, Source: "signature " + source}
 		m.files = append(m.files, file)
+	}
+	if slices.ContainsFunc(e.Ranges, func(r RangeDigest) bool { return r.Start == start && r.End == end }) {
+		return twice
 	}
 	e.Ranges = append(e.Ranges, RangeDigest{Start: start, End: end, SHA256: digest})
 	m.byFile[file] = e

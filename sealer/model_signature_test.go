@@ -142,6 +142,11 @@ func TestVerifyModelSignatureRefusals(t *testing.T) {
 	badSubject := modelsigtest.Bundle(key, bytes.Replace(st, []byte(`"sha256": "`), []byte(`"sha256": "f`), 1))
 	twice := model.Resources()
 	twice = append(twice, twice[0])
+	twiceDotted := model.Resources()
+	twiceDotted = append(twiceDotted, modelsigtest.Resource{Name: "./" + twiceDotted[0].Name, Algo: "sha256", Digest: twiceDotted[0].Digest})
+	shards := testModel(MethodShards)
+	shardTwice := shards.Resources()
+	shardTwice = append(shardTwice, modelsigtest.Resource{Name: "./" + shardTwice[1].Name, Algo: "sha256", Digest: shardTwice[1].Digest})
 	older := modelsigtest.Bundle(key, bytes.Replace(model.Statement(), []byte("https://model_signing/signature/v1.0"), []byte("https://model_signing/Digests/v0.1"), 1))
 	blake := modelsigtest.Bundle(key, bytes.Replace(model.Statement(), []byte(`"hash_type": "sha256"`), []byte(`"hash_type": "blake3"`), 1))
 
@@ -157,6 +162,8 @@ func TestVerifyModelSignatureRefusals(t *testing.T) {
 		"keyless":                  {keyless, messages.ErrInvalidInput, "only bundles signed with a private key"},
 		"subject digest":           {badSubject, messages.ErrModelRejected, "subject digest"},
 		"resource twice":           {modelsigtest.Bundle(key, modelsigtest.StatementOf(model, twice)), messages.ErrInvalidInput, "listed twice"},
+		"resource twice, as ./":    {modelsigtest.Bundle(key, modelsigtest.StatementOf(model, twiceDotted)), messages.ErrInvalidInput, "listed twice"},
+		"shard twice, as ./":       {modelsigtest.Bundle(key, modelsigtest.StatementOf(shards, shardTwice)), messages.ErrInvalidInput, "listed twice"},
 		"pre-1.0 predicate":        {older, messages.ErrInvalidInput, "re-sign"},
 		"other hash":               {blake, messages.ErrInvalidInput, "hash type"},
 		"not JSON":                 {[]byte("model"), messages.ErrInvalidInput, "not a Sigstore bundle"},
