@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -47,7 +50,10 @@ func TestSignalHandlerEndsWithItsOwner(t *testing.T) {
 
 // TestRunExitsAtOnceOnASecondSignal holds a graceful stop up with a request
 // whose headers never end (the server waits for it up to its header
-// timeout), and checks that a second SIGTERM ends the process at once.
+// timeout), and checks that a second SIGTERM ends the process at once. The
+// first signal waits until the server has read the request's start: a
+// connection still in the kernel's accept queue holds nothing up, since the
+// stop closes the listener and is done at once.
 func TestRunExitsAtOnceOnASecondSignal(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
@@ -60,6 +66,7 @@ func TestRunExitsAtOnceOnASecondSignal(t *testing.T) {
 	defer conn.Close()
 	_, err = conn.Write([]byte("GET /metrics HTTP/1.1\r\nHost: x\r\n")) // and no blank line
 	require.NoError(t, err)
+	waitUntilServerHasRead(t, conn)
 
 	p.signal(t, syscall.SIGTERM)
 	p.waitForLog(t, "stopping")
@@ -69,4 +76,38 @@ func TestRunExitsAtOnceOnASecondSignal(t *testing.T) {
 	t.Logf("exited %s after the second signal (loaded machine)", time.Since(start).Round(time.Millisecond))
 	assert.Less(t, time.Since(start), readHeaderTimeout, "it did not wait for the graceful stop")
 	assert.Contains(t, lastLine(p.stderr(t)), "second signal: exiting at once (exit 143)")
+}
+
+// waitUntilServerHasRead waits until the server's end of conn has read every
+// byte sent on it: then the server has accepted conn and is serving it.
+// Linux shows it in /proc/net/tcp, whose rx_queue column counts the bytes a
+// socket has received and its process not yet read.
+func waitUntilServerHasRead(t *testing.T, conn net.Conn) {
+	t.Helper()
+	// The server's end is the row whose local address is conn's remote one.
+	local, remote := procNetTCPAddr(t, conn.RemoteAddr()), procNetTCPAddr(t, conn.LocalAddr())
+	eventually(t, func() (bool, string) {
+		table, err := os.ReadFile("/proc/net/tcp")
+		require.NoError(t, err)
+		for _, row := range strings.Split(string(table), "\n")[1:] {
+			f := strings.Fields(row) // sl local_address rem_address st tx_queue:rx_queue ...
+			if len(f) > 4 && f[1] == local && f[2] == remote {
+				_, rx, _ := strings.Cut(f[4], ":")
+				return rx == "00000000", "the server has not read the request yet: rx_queue " + rx
+			}
+		}
+		return false, "no server end of " + local + " in /proc/net/tcp"
+	})
+}
+
+// procNetTCPAddr writes an IPv4 TCP address as /proc/net/tcp does: the
+// address's four bytes as one hex number in the host's byte order, then the
+// port in hex.
+func procNetTCPAddr(t *testing.T, addr net.Addr) string {
+	t.Helper()
+	ap := addr.(*net.TCPAddr).AddrPort()
+	ip := ap.Addr().Unmap()
+	require.True(t, ip.Is4(), "%s is not an IPv4 address", addr)
+	b := ip.As4()
+	return fmt.Sprintf("%08X:%04X", binary.NativeEndian.Uint32(b[:]), ap.Port())
 }
