@@ -83,7 +83,7 @@ func (c *caller) sealOne(ctx context.Context) bool {
 	c.seq++
 	id := fmt.Sprintf("g%d-c%d-s%d", c.g.n, c.id, c.seq)
 	var lost *fatalFault
-	if c.roll(cfg.Faults.Lost) {
+	if c.rollFatal(cfg.Faults.Lost) {
 		lost = c.g.injectLoss(device)
 	}
 	acct := &c.g.acct[device]
@@ -113,7 +113,7 @@ func (c *caller) sealOne(ctx context.Context) bool {
 		c.g.await(ctx, lost)
 		return true
 	}
-	if err == nil && c.roll(cfg.Faults.BitFlip) {
+	if err == nil && c.rollFatal(cfg.Faults.BitFlip) {
 		if f := c.flip(ctx, shard); f != nil {
 			c.g.await(ctx, f)
 			return true
@@ -225,6 +225,7 @@ func (c *caller) release(ctx context.Context, shard sealer.Shard) error {
 	c.res.latencies[OpRelease] = append(c.res.latencies[OpRelease], time.Since(start))
 	acct.releaseDone.Add(shard.Size)
 	c.res.released = append(c.res.released, shard.ID)
+	c.g.h.released.Store(true)
 	return nil
 }
 
@@ -239,3 +240,8 @@ func (c *caller) unexpected(what, id string, err error) {
 
 // roll reports true with probability p.
 func (c *caller) roll(p float64) bool { return p > 0 && c.rng.Float64() < p }
+
+// rollFatal rolls for a fatal fault at rate p, which it injects only once a
+// caller of the run has released a shard (see harness.released). It rolls
+// either way, so that a caller's draws do not depend on when that was.
+func (c *caller) rollFatal(p float64) bool { return c.roll(p) && c.g.h.released.Load() }

@@ -27,7 +27,9 @@ const (
 var faultKinds = []string{FaultAlloc, FaultCopy, FaultRead, FaultBitFlip, FaultLost}
 
 // Faults are the rates, each a probability from 0 to 1, at which the
-// harness injects each kind of fault.
+// harness injects each kind of fault. The fatal ones, BitFlip and Lost,
+// start once the run has released its first shard, so that every run
+// exercises release however high their rates.
 type Faults struct {
 	// Alloc is the chance that one device allocation fails.
 	Alloc float64 `json:"alloc"`

@@ -29,6 +29,12 @@ type harness struct {
 	pool       dataPool
 	budget     budget
 	violations violations
+	// released is set by the run's first acknowledged release: fatal faults
+	// wait for it. At high fatal rates and many callers, a runtime is
+	// doomed within a few seals, before any caller holds more than
+	// HeldPerCaller shards and releases one, so whether a run released
+	// anything at all was left to how the scheduler interleaved the callers.
+	released atomic.Bool
 
 	// Owned by Run's goroutine.
 	latencies  map[string][]time.Duration

@@ -59,6 +59,23 @@ func TestRunHoldsInvariantsUnderEveryFault(t *testing.T) {
 	assert.Positive(t, r.PeakHeapBytes)
 }
 
+// TestRunReleasesBeforeItsFirstFatalFault loses a device at every seal once
+// fatal faults may start: were they not to wait for the run's first release,
+// every runtime would be lost at its first seal and no caller would ever
+// hold enough shards to release one.
+func TestRunReleasesBeforeItsFirstFatalFault(t *testing.T) {
+	cfg := smallConfig(Faults{Lost: 1})
+	cfg.Seals, cfg.Concurrency = 60, 4
+	r, err := Run(context.Background(), cfg)
+	require.NoError(t, err)
+
+	assert.Zero(t, r.Violations, "%v", r.ViolationSamples)
+	assert.Positive(t, r.Ops[OpRelease].OK)
+	assert.Positive(t, r.Restarts, "once a shard was released, every seal lost its device")
+	assert.Positive(t, r.Faults[FaultLost].Injected)
+	assert.Equal(t, r.Faults[FaultLost].Injected, r.Faults[FaultLost].Detected)
+}
+
 func TestRunWithoutFaultsStopsOnce(t *testing.T) {
 	cfg := smallConfig(Faults{})
 	cfg.Seals = 200

@@ -34,6 +34,9 @@ chunks) at once, while it injects faults at the rates --faults gives:
            name the shard and its corrupted chunk
   lost     a device is lost; the runtime must fail-stop naming it
 
+bitflip and lost, the fatal two, start once a first shard has been released,
+so that every run exercises release, however high their rates.
+
 A checker holds the invariants throughout and after every stop: exact
 accounting, every flip detected, no fail-stop without a flip or loss, an audit
 record for every acknowledged operation, no allocation and no goroutine left
