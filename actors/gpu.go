@@ -201,6 +201,8 @@ func (a *gpuActor) commit(m *commit) error {
 		return a.revoked(e)
 	case e.state != statePending:
 		return fmt.Errorf("commit shard %+q: no seal in progress: %w", e.id, messages.ErrUnknownShard)
+	case e.leases == 0:
+		return fmt.Errorf("commit shard %+q: the seal holds no lease: %w", e.id, messages.ErrInvalidInput)
 	case m.record.ID != e.id || m.record.Generation != e.gen || m.record.Size != e.size:
 		return fmt.Errorf("commit shard %+q: the record does not name this allocation: %w", e.id, messages.ErrInvalidInput)
 	}
@@ -208,7 +210,6 @@ func (a *gpuActor) commit(m *commit) error {
 	e.shard = rehash.Shard{Record: m.record, Chunks: m.chunks}
 	a.t.staged -= e.size
 	a.t.held += e.size
-	e.leases++
 	return nil
 }
 

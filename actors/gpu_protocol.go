@@ -62,8 +62,8 @@ type check struct {
 	reply  chan leaseReply
 }
 
-// commit turns a pending seal into a live shard, and takes a lease on it
-// for the caller.
+// commit turns a pending seal into a live shard; the caller's write lease
+// carries over to the live shard.
 type commit struct {
 	e      *entry
 	record sealer.Shard

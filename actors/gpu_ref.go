@@ -71,8 +71,9 @@ func (a *Allocation) Lease() error {
 // Unlease ends the write lease taken by Allocate, Lease or Commit.
 func (a *Allocation) Unlease() { a.g.send(&endLease{e: a.e}) }
 
-// Commit makes the allocation the live shard record names, keeping a lease
-// on it for the caller (end it with Unlease once the seal is recorded).
+// Commit makes the allocation the live shard record names. The caller must
+// hold a write lease, which carries over to the live shard: end it with
+// Unlease once the seal is recorded.
 func (a *Allocation) Commit(record sealer.Shard, chunks []sealer.ChunkDigest) error {
 	err, stopErr := await(a.g, &commit{e: a.e, record: record, chunks: chunks, reply: make(chan error, 1)})
 	if stopErr != nil {

@@ -72,7 +72,6 @@ func (f *gpuFixture) seal(t *testing.T, id string, data []byte) sealer.Shard {
 		d.Write(chunk)
 		require.NoError(t, f.sim.Write(a.Handle, int64(off), chunk))
 	}
-	a.Unlease()
 	sums := d.Digests()
 	rec := sealer.Shard{ID: id, Size: int64(len(data)), Digest: sums.Digest, ChunkSize: chunkSize, ChunkRoot: sums.ChunkRoot, SealedAt: time.Now().UTC(), Generation: f.gen}
 	require.NoError(t, sealer.Sign(f.key, &rec))

@@ -46,6 +46,15 @@ func (c *sealCall) outside(wait func() error) error {
 	return err
 }
 
+// lease takes a write lease on the seal's allocation.
+func (c *sealCall) lease() error {
+	if err := c.alloc.Lease(); err != nil {
+		return err
+	}
+	c.leased = true
+	return nil
+}
+
 // unlease ends the write lease, if held.
 func (c *sealCall) unlease() {
 	if c.leased {
@@ -73,6 +82,9 @@ func (c *sealCall) run(ctx context.Context) (sealer.Shard, error) {
 			c.unlease()
 			err = c.stream(ctx, digester)
 		}
+		if err == nil {
+			err = c.lease() // for the commit to take over
+		}
 	}
 	if err != nil {
 		return sealer.Shard{}, c.failed(ctx, err)
@@ -88,10 +100,9 @@ func (c *sealCall) run(ctx context.Context) (sealer.Shard, error) {
 	if err := c.alloc.Commit(shard, sums.Chunks); err != nil {
 		return sealer.Shard{}, c.failed(ctx, err)
 	}
-	// The shard is live, under the lease Commit took: an eviction frees it
-	// only after its VramSealed record, so the trail never shows a free
-	// before the seal.
-	c.leased = true
+	// The shard is live, under the seal's lease: an eviction frees it only
+	// after its VramSealed record, so the trail never shows a free before
+	// the seal.
 	// Once queued, the record is written whether or not the caller still
 	// waits; so the seal waits for it, lest the log say VramSealed of a
 	// shard that was then aborted.
@@ -139,9 +150,9 @@ func (c *sealCall) sealOneChunk(ctx context.Context, d *sealer.Digester, gen uin
 	if err := c.allocate(gen); err != nil {
 		return err
 	}
-	err = r.gpus[req.Device].Device().Write(c.alloc.Handle, 0, buf.Bytes)
-	c.unlease()
-	if err != nil {
+	// The write lease is kept until the commit, which takes it over: the
+	// data is in hand, so no reader can stall under it.
+	if err := r.gpus[req.Device].Device().Write(c.alloc.Handle, 0, buf.Bytes); err != nil {
 		return fmt.Errorf("device %d: copy to device: %w", req.Device, err)
 	}
 	return nil
@@ -197,9 +208,8 @@ func (c *sealCall) stream(ctx context.Context, d *sealer.Digester) error {
 			d.Write(ch.buf.Bytes)
 			checkChunk(req, ch.buf.Bytes)
 		})
-		err = c.alloc.Lease()
+		err = c.lease()
 		if err == nil {
-			c.leased = true
 			if err = g.Device().Write(c.alloc.Handle, ch.off, ch.buf.Bytes); err != nil {
 				err = fmt.Errorf("device %d: copy to device: %w", req.Device, err)
 			}
