@@ -140,10 +140,7 @@ func VerifyAll(ctx context.Context, m Memory, shards []Shard, opts Options, matc
 		})
 	}
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return ctx.Err()
+	return context.Cause(ctx)
 }
 
 // worker copies one chunk at a time out into buf and hashes it.

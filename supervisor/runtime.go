@@ -241,6 +241,13 @@ func (r *Runtime) beginStop(cause error) {
 	r.leases.revokeAll(-1, revokeCause)
 }
 
+// failure is the cause of a fail-stop once one began, else nil.
+func (r *Runtime) failure() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cause
+}
+
 // stopWhenAsked waits for beginStop, then shuts down.
 func (r *Runtime) stopWhenAsked() {
 	defer r.shutdown.Done()

@@ -24,11 +24,11 @@ func (r *Runtime) Verify(ctx context.Context, shard sealer.Shard) error {
 	ctx, cancel := r.untilStopping(ctx)
 	defer cancel()
 	live, err := r.checkRecord(ctx, shard)
-	if err != nil {
-		return fmt.Errorf("verify: %w", err)
+	if err == nil {
+		err = r.rehash(ctx, live)
 	}
-	if err := r.rehash(ctx, live); err != nil {
-		return fmt.Errorf("verify: %w", err)
+	if err != nil {
+		return fmt.Errorf("verify: %w", r.stoppedBy(err))
 	}
 	return r.markVerified(ctx, live.Record, "verify")
 }
@@ -38,6 +38,19 @@ func (r *Runtime) rehash(ctx context.Context, s rehash.Shard) error {
 	err := rehash.Verify(ctx, r.gpus[s.Record.Device], s, r.rehashOptions(nil))
 	if messages.IsFatal(err) {
 		r.failIntegrity(err)
+	}
+	return err
+}
+
+// stoppedBy adds to an error that says the runtime stopped the failure that
+// stopped it, if a fail-stop did: found meanwhile by the scrub, perhaps, in
+// the very shard the caller verifies.
+func (r *Runtime) stoppedBy(err error) error {
+	if !errors.Is(err, messages.ErrStopped) {
+		return err
+	}
+	if cause := r.failure(); cause != nil && !errors.Is(err, cause) {
+		return fmt.Errorf("%w: %w", err, cause)
 	}
 	return err
 }
