@@ -55,7 +55,7 @@ func (a *gpuActor) Receive(c actor.Context) {
 	case *lease:
 		m.reply <- a.lease(m.e)
 	case *endLease:
-		a.endLease(m.e)
+		a.endLease(m.e, m.holder)
 	case *leaseRead:
 		e, err := a.live(m.id, m.gen)
 		if err != nil {
@@ -69,7 +69,14 @@ func (a *gpuActor) Receive(c actor.Context) {
 			m.reply <- leaseReply{err: err}
 			return
 		}
-		m.reply <- a.lease(e)
+		r := a.lease(e)
+		if r.err == nil && m.revoke != nil {
+			if e.holders == nil {
+				e.holders = map[*ReadLease]func(error){}
+			}
+			e.holders[m.holder] = m.revoke
+		}
+		m.reply <- r
 	case *check:
 		e, err := a.check(m.record)
 		if err != nil {
@@ -90,7 +97,7 @@ func (a *gpuActor) Receive(c actor.Context) {
 		}
 		m.waiter.undoom = true
 		m.waiter.left = 1
-		a.doom(e, m.waiter, nil)
+		a.doom(e, m.waiter, nil, false)
 	case *drain:
 		a.drain(m)
 	case *withdraw:
@@ -109,9 +116,10 @@ func (a *gpuActor) Receive(c actor.Context) {
 		}
 	case *actor.Stopping:
 		// After a graceful drain the table is empty; after a panic this is
-		// the last chance to free what it still names. No lease can end
-		// once the actor is gone, so leased memory is freed too.
-		a.ref.leftover = a.freeEverything()
+		// the last chance to free what it still names. Memory under a
+		// lease is never freed, not even now: no lease can end once the
+		// actor is gone, so it stays allocated until the process exits.
+		a.ref.leftover, a.ref.leased = a.freeEverything()
 	case *actor.Stopped:
 		close(a.ref.stopped)
 	}
@@ -151,12 +159,15 @@ func (a *gpuActor) lease(e *entry) leaseReply {
 	return leaseReply{e: e, handle: e.handle, shard: e.shard}
 }
 
-func (a *gpuActor) endLease(e *entry) {
+func (a *gpuActor) endLease(e *entry, holder *ReadLease) {
 	if e.leases <= 0 {
 		a.cfg.Logger.Error("lease ended twice", "device", a.cfg.Index, "shard", e.id)
 		return
 	}
 	e.leases--
+	if holder != nil {
+		delete(e.holders, holder)
+	}
 	if e.state == stateDoomed && e.leases == 0 {
 		a.free(e)
 	}
@@ -221,6 +232,7 @@ func (a *gpuActor) abort(e *entry) error {
 	}
 	delete(a.t.byID, e.id)
 	e.state = stateDoomed
+	e.aborted = true
 	a.t.doomed[e] = struct{}{}
 	if e.leases == 0 {
 		return a.free(e)
@@ -228,24 +240,41 @@ func (a *gpuActor) abort(e *entry) error {
 	return nil
 }
 
-// doom takes e out of the table; it is freed now if no lease is held, else
-// when the last one ends, and w hears of it.
-func (a *gpuActor) doom(e *entry, w *freeWaiter, cause error) {
-	delete(a.t.byID, e.id)
-	e.state = stateDoomed
-	e.waiter = w
-	if !e.shard.Record.Signed() {
-		e.revokedBy = cause
+// doom takes e out of the table, if still in it; it is freed now if no
+// lease is held, else when the last one ends, and w hears of it. A drain's
+// doom (drained) revokes the embedder leases held on e with cause, and
+// makes the free certain: no waiter giving up puts e back.
+func (a *gpuActor) doom(e *entry, w *freeWaiter, cause error, drained bool) {
+	if e.state != stateDoomed {
+		delete(a.t.byID, e.id)
+		e.state = stateDoomed
+		a.t.doomed[e] = struct{}{}
 	}
-	a.t.doomed[e] = struct{}{}
+	e.waiters = append(e.waiters, w)
+	if drained && !e.drained {
+		e.drained = true
+		if !e.shard.Record.Signed() {
+			e.revokedBy = cause
+		}
+		for _, revoke := range e.holders {
+			revoke(cause)
+		}
+	}
 	if e.leases == 0 {
 		a.free(e)
 	}
 }
 
+// drain takes everything on the device: every pending and live entry, and
+// every doomed one still waiting for its leases (released, aborted, or
+// drained before by a drain that stopped waiting), so that what a drain
+// answers is all the device held.
 func (a *gpuActor) drain(m *drain) {
-	entries := make([]*entry, 0, len(a.t.byID))
+	entries := make([]*entry, 0, len(a.t.byID)+len(a.t.doomed))
 	for _, e := range a.t.byID {
+		entries = append(entries, e)
+	}
+	for e := range a.t.doomed {
 		entries = append(entries, e)
 	}
 	slices.SortFunc(entries, func(x, y *entry) int { return strings.Compare(x.id, y.id) })
@@ -255,25 +284,28 @@ func (a *gpuActor) drain(m *drain) {
 		return
 	}
 	for _, e := range entries {
-		a.doom(e, m.waiter, m.cause)
+		a.doom(e, m.waiter, m.cause, true)
 	}
 }
 
-// free frees a doomed entry and tells its waiter, or keeps it as an orphan
-// if it was drained and its waiter stopped waiting.
+// free frees a doomed entry and tells its waiters: the first gets what was
+// freed, to record, unless the entry's own seal aborted it. With no one
+// waiting, a drained entry's free is kept as an orphan.
 func (a *gpuActor) free(e *entry) error {
 	f, err := a.freeMemory(e)
-	w := e.waiter
-	e.waiter = nil
-	switch {
-	case w != nil:
-		w.freed = append(w.freed, f)
+	waiters := e.waiters
+	e.waiters = nil
+	if len(waiters) == 0 && e.drained && !e.aborted {
+		a.t.orphans = append(a.t.orphans, f)
+	}
+	for i, w := range waiters {
+		if i == 0 && !e.aborted {
+			w.freed = append(w.freed, f)
+		}
 		w.err = errors.Join(w.err, err)
 		if w.left--; w.left == 0 {
 			a.reply(w)
 		}
-	case e.orphan:
-		a.t.orphans = append(a.t.orphans, f)
 	}
 	return err
 }
@@ -304,16 +336,13 @@ func (a *gpuActor) withdraw(w *freeWaiter) freeReply {
 		return r // already answered
 	}
 	for e := range a.t.doomed {
-		if e.waiter != w {
+		if !e.removeWaiter(w) {
 			continue
 		}
-		e.waiter = nil
-		if w.undoom {
+		if w.undoom && len(e.waiters) == 0 && !e.drained && !e.aborted {
 			delete(a.t.doomed, e)
 			e.state = stateLive
 			a.t.byID[e.id] = e
-		} else {
-			e.orphan = true
 		}
 	}
 	w.left = 0
@@ -353,22 +382,29 @@ func (a *gpuActor) snapshot() []ShardView {
 	return views
 }
 
-// freeEverything frees every allocation the table names, leased or not,
-// and returns what it freed, orphans included. It goes on past errors so
-// that one bad free does not leak the rest.
-func (a *gpuActor) freeEverything() []Freed {
+// freeEverything frees every allocation the table names that no lease
+// holds, and returns what it freed, orphans included, and how many
+// allocations it left allocated because they are leased. It goes on past
+// errors so that one bad free does not leak the rest.
+func (a *gpuActor) freeEverything() (freed []Freed, leased int) {
 	for _, e := range a.t.byID {
 		a.t.doomed[e] = struct{}{}
 	}
 	a.t.byID = map[string]*entry{}
-	out := a.t.orphans
+	freed = a.t.orphans
 	a.t.orphans = nil
 	for e := range a.t.doomed {
+		if e.leases > 0 {
+			leased++
+			continue
+		}
 		f, err := a.freeMemory(e)
 		if err != nil {
 			a.cfg.Logger.Error("freeing device memory on stop", "device", a.cfg.Index, "err", err)
 		}
-		out = append(out, f)
+		if !e.aborted {
+			freed = append(freed, f)
+		}
 	}
-	return out
+	return freed, leased
 }

@@ -39,8 +39,12 @@ type lease struct {
 	reply chan leaseReply
 }
 
-// endLease ends one lease on an entry. It has no reply.
-type endLease struct{ e *entry }
+// endLease ends one lease on an entry; holder is the embedder lease it
+// ends, if it is one. It has no reply.
+type endLease struct {
+	e      *entry
+	holder *ReadLease
+}
 
 // leaseRead grants a read lease on the live shard id of generation gen.
 type leaseRead struct {
@@ -50,9 +54,13 @@ type leaseRead struct {
 }
 
 // acquire checks a caller's record against the table and grants a read
-// lease on the shard it names, in one step.
+// lease on the shard it names, in one step. The lease is holder's; revoke,
+// if set, is called (from the actor, so it must not block) when a drain
+// dooms the shard.
 type acquire struct {
 	record sealer.Shard
+	holder *ReadLease
+	revoke func(cause error)
 	reply  chan leaseReply
 }
 

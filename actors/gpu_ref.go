@@ -25,9 +25,11 @@ type GPURef struct {
 	send    func(msg any)
 	stop    func()
 	stopped chan struct{}
-	// leftover holds what the actor freed as it stopped; it is written
+	// leftover holds what the actor freed as it stopped, and leased how
+	// many allocations it left because they were leased; both are written
 	// before stopped closes.
 	leftover []Freed
+	leased   int
 }
 
 // Index is the device index the actor owns.
@@ -106,35 +108,40 @@ type ReadLease struct {
 // End ends the lease.
 func (l *ReadLease) End() {
 	if l.ended.CompareAndSwap(false, true) {
-		l.g.send(&endLease{e: l.e})
+		l.g.send(&endLease{e: l.e, holder: l})
 	}
 }
 
 // LeaseRead grants a read lease on the live shard id of generation gen; it
 // is how the verify engine reads.
 func (g *GPURef) LeaseRead(id string, gen uint64) (cuda.Handle, func(), error) {
-	l, err := g.leased(&leaseRead{id: id, gen: gen, reply: make(chan leaseReply, 1)})
+	r, err := await(g, &leaseRead{id: id, gen: gen, reply: make(chan leaseReply, 1)})
+	if err == nil {
+		err = r.err
+	}
 	if err != nil {
 		return 0, nil, err
 	}
+	l := &ReadLease{g: g, e: r.e, Handle: r.handle, Shard: r.shard}
 	return l.Handle, l.End, nil
 }
 
 // Acquire checks a caller's record against the table (as Check) and grants
-// a read lease on the shard, in one step.
-func (g *GPURef) Acquire(record sealer.Shard) (*ReadLease, error) {
-	return g.leased(&acquire{record: record, reply: make(chan leaseReply, 1)})
-}
-
-func (g *GPURef) leased(req replyRequest[leaseReply]) (*ReadLease, error) {
-	r, err := await(g, req)
+// a read lease on the shard, in one step. revoke, if set, is called with
+// the drain's cause when an eviction or stop takes the shard while the
+// lease is held, from the actor's goroutine: it must not block. The grant
+// and the lease's registration are one message, so no drain misses it.
+func (g *GPURef) Acquire(record sealer.Shard, revoke func(cause error)) (*ReadLease, error) {
+	l := &ReadLease{g: g}
+	r, err := await(g, &acquire{record: record, holder: l, revoke: revoke, reply: make(chan leaseReply, 1)})
 	if err == nil {
 		err = r.err
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &ReadLease{g: g, e: r.e, Handle: r.handle, Shard: r.shard}, nil
+	l.e, l.Handle, l.Shard = r.e, r.handle, r.shard
+	return l, nil
 }
 
 // Check compares a caller's record with the table's and returns the live
@@ -232,11 +239,13 @@ func (g *GPURef) MarkVerified(rec sealer.Shard, at time.Time) {
 
 // Stop stops the actor and waits until it has stopped. It returns what the
 // actor still held and freed on its way out (nothing after a full Drain),
-// and the orphans it had not handed over.
-func (g *GPURef) Stop() []Freed {
+// with the orphans it had not handed over, and how many allocations it
+// left allocated because they were leased (after a panic, say): memory
+// under a lease is never freed, and the process's exit reclaims it.
+func (g *GPURef) Stop() (freed []Freed, leased int) {
 	g.stop()
 	<-g.stopped
-	return g.leftover
+	return g.leftover, g.leased
 }
 
 // Stopped is closed once the actor has stopped.

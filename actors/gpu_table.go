@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"slices"
 	"time"
 
 	"github.com/vramseal/vramseal/cuda"
@@ -33,14 +34,22 @@ type entry struct {
 	lastVerified time.Time
 	// leases counts the leases held; memory under a lease is never freed.
 	leases int
-	// waiter, once doomed, hears when the entry is freed; nil if no one
-	// waits any more (the free is then kept in the actor's orphans).
-	waiter *freeWaiter
+	// holders are the embedder leases held, each with how to revoke it: a
+	// drain revokes them in the message that dooms the entry, so a lease
+	// granted before the drain is never missed.
+	holders map[*ReadLease]func(error)
+	// waiters, once doomed, hear when the entry is freed; the first of them
+	// gets its Freed to record. With none left, a drained entry's free is
+	// kept in the actor's orphans.
+	waiters []*freeWaiter
 	// revokedBy is why a doomed pending seal was taken back.
 	revokedBy error
-	// orphan marks a drained entry whose waiter stopped waiting: its free
-	// is kept for shutdown to record.
-	orphan bool
+	// drained marks an entry a drain took: it is freed whoever still
+	// waits, never put back.
+	drained bool
+	// aborted marks an entry its seal aborted: the seal records it, so its
+	// free goes to no waiter.
+	aborted bool
 }
 
 // Freed is an allocation a GPU actor freed: a sealed shard's record, or a
@@ -57,7 +66,7 @@ type freeWaiter struct {
 	freed []Freed
 	err   error
 	// undoom, for a release, puts the entry back instead of leaving it
-	// doomed when the caller stops waiting.
+	// doomed when the caller stops waiting, unless a drain took it since.
 	undoom bool
 	reply  chan freeReply
 }
@@ -65,6 +74,16 @@ type freeWaiter struct {
 type freeReply struct {
 	freed []Freed
 	err   error
+}
+
+// removeWaiter takes w off e's waiters, and reports whether it was there.
+func (e *entry) removeWaiter(w *freeWaiter) bool {
+	i := slices.Index(e.waiters, w)
+	if i < 0 {
+		return false
+	}
+	e.waiters = slices.Delete(e.waiters, i, i+1)
+	return true
 }
 
 // table is a GPU actor's state: every allocation it holds, by shard ID

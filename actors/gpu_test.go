@@ -58,6 +58,15 @@ func newGPUFixture(t *testing.T, capacity, headroom int64) *gpuFixture {
 	return f
 }
 
+// armPanic makes the actor panic on its next request, once it has handled
+// those sent so far (the lease ends a seal sends without waiting).
+func (f *gpuFixture) armPanic(t *testing.T) {
+	t.Helper()
+	_, err := f.gpu.Capacity(context.Background())
+	require.NoError(t, err)
+	f.panicNext.Store(true)
+}
+
 // seal puts data on the device through the actor's protocol, as the runtime
 // does, and returns the signed record.
 func (f *gpuFixture) seal(t *testing.T, id string, data []byte) sealer.Shard {
@@ -164,13 +173,15 @@ func TestGPUDrainFreesEverythingAndRevokesSeals(t *testing.T) {
 	assert.ErrorIs(t, err, messages.ErrRevoked)
 	assert.ErrorIs(t, err, messages.ErrEvicted, "the seal hears why")
 	assert.ErrorIs(t, pending.Abort(), messages.ErrRevoked, "the drain freed it")
-	assert.Empty(t, f.gpu.Stop(), "nothing left after a drain")
+	left, leased := f.gpu.Stop()
+	assert.Empty(t, left, "nothing left after a drain")
+	assert.Zero(t, leased)
 }
 
 func TestGPUFreeWaitsForLeases(t *testing.T) {
 	f := newGPUFixture(t, 1<<20, 0)
 	rec := f.seal(t, "leased", make([]byte, 100))
-	lease, err := f.gpu.Acquire(rec)
+	lease, err := f.gpu.Acquire(rec, nil)
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -205,12 +216,134 @@ func TestGPUFreeWaitsForLeases(t *testing.T) {
 func TestGPUPanicEscalatesAsASoftwareFault(t *testing.T) {
 	f := newGPUFixture(t, 1<<20, 0)
 	f.seal(t, "a", make([]byte, 100))
-	f.panicNext.Store(true)
+	f.armPanic(t)
 	_, err := f.gpu.Capacity(context.Background())
 	require.ErrorIs(t, err, messages.ErrStopped)
 	err = <-f.failed
 	assert.ErrorIs(t, err, messages.ErrSoftwareFault)
 	assert.NotErrorIs(t, err, messages.ErrDeviceFault)
-	assert.Len(t, f.gpu.Stop(), 1, "the stopped actor freed the shard it named")
+	freed, leased := f.gpu.Stop()
+	assert.Len(t, freed, 1, "the stopped actor freed the shard it named")
+	assert.Zero(t, leased)
 	assert.Zero(t, f.sim.Outstanding())
+}
+
+func TestGPUPanicNeverFreesLeasedMemory(t *testing.T) {
+	f := newGPUFixture(t, 1<<20, 0)
+	leasedRec := f.seal(t, "leased", []byte("weights in use"))
+	f.seal(t, "free", make([]byte, 100))
+	lease, err := f.gpu.Acquire(leasedRec, nil)
+	require.NoError(t, err)
+	f.armPanic(t)
+	_, err = f.gpu.Capacity(context.Background())
+	require.ErrorIs(t, err, messages.ErrStopped)
+	require.ErrorIs(t, <-f.failed, messages.ErrSoftwareFault)
+	freed, leased := f.gpu.Stop()
+	require.Len(t, freed, 1)
+	assert.Equal(t, "free", freed[0].Shard.ID, "only what no lease holds is freed")
+	assert.Equal(t, 1, leased, "the leased allocation is reported, not freed")
+	got := make([]byte, len("weights in use"))
+	require.NoError(t, f.sim.Read(lease.Handle, 0, got), "the leased memory is still there")
+	assert.Equal(t, "weights in use", string(got))
+	lease.End()
+}
+
+// drainInBackground starts a drain that waits as long as it must.
+func drainInBackground(f *gpuFixture) <-chan []Freed {
+	out := make(chan []Freed, 1)
+	go func() {
+		freed, _ := f.gpu.Drain(context.Background(), messages.ErrStopped)
+		out <- freed
+	}()
+	return out
+}
+
+func TestGPUDrainTakesWhatAnEarlierDrainGaveUpOn(t *testing.T) {
+	f := newGPUFixture(t, 1<<20, 0)
+	rec := f.seal(t, "leased", make([]byte, 100))
+	lease, err := f.gpu.Acquire(rec, nil)
+	require.NoError(t, err)
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err = f.gpu.Drain(short, messages.ErrEvicted)
+	require.ErrorIs(t, err, messages.ErrLeaseHeld)
+
+	drained := drainInBackground(f)
+	select {
+	case freed := <-drained:
+		t.Fatalf("the second drain answered under a lease, with %d freed", len(freed))
+	case <-time.After(50 * time.Millisecond):
+	}
+	assert.Equal(t, 1, f.sim.Outstanding(), "memory under a lease is never freed")
+	lease.End()
+	freed := <-drained
+	require.Len(t, freed, 1, "the second drain waited for the shard and freed it")
+	assert.Equal(t, "leased", freed[0].Shard.ID)
+	assert.Zero(t, f.sim.Outstanding())
+	assert.Empty(t, f.gpu.TakeOrphans(), "recorded once, by the drain that freed it")
+}
+
+func TestGPUStopKeepsMemoryAGivenUpDrainLeft(t *testing.T) {
+	f := newGPUFixture(t, 1<<20, 0)
+	rec := f.seal(t, "leased", make([]byte, 100))
+	lease, err := f.gpu.Acquire(rec, nil)
+	require.NoError(t, err)
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err = f.gpu.Drain(short, messages.ErrEvicted)
+	require.ErrorIs(t, err, messages.ErrLeaseHeld)
+	freed, leased := f.gpu.Stop()
+	assert.Empty(t, freed)
+	assert.Equal(t, 1, leased)
+	assert.Equal(t, 1, f.sim.Outstanding(), "memory under a lease is never freed")
+	lease.End()
+}
+
+func TestGPUDrainTakesAShardAReleaseWaitsFor(t *testing.T) {
+	f := newGPUFixture(t, 1<<20, 0)
+	rec := f.seal(t, "leased", make([]byte, 100))
+	lease, err := f.gpu.Acquire(rec, nil)
+	require.NoError(t, err)
+	releaseCtx, stopReleasing := context.WithCancel(context.Background())
+	released := make(chan error, 1)
+	go func() {
+		_, err := f.gpu.Release(releaseCtx, rec)
+		released <- err
+	}()
+	require.Eventually(t, func() bool {
+		_, err := f.gpu.Check(context.Background(), rec)
+		return err != nil
+	}, 10*time.Second, time.Millisecond, "the release is waiting")
+
+	drained := drainInBackground(f)
+	stopReleasing()
+	require.ErrorIs(t, <-released, messages.ErrLeaseHeld)
+	_, err = f.gpu.Check(context.Background(), rec)
+	assert.ErrorIs(t, err, messages.ErrUnknownShard, "a drain took it: the release giving up does not put it back")
+	lease.End()
+	freed := <-drained
+	require.Len(t, freed, 1, "the drain waited for the shard and freed it")
+	assert.Equal(t, "leased", freed[0].Shard.ID)
+	assert.Zero(t, f.sim.Outstanding())
+}
+
+func TestGPUDrainRevokesTheLeasesItTakes(t *testing.T) {
+	f := newGPUFixture(t, 1<<20, 0)
+	rec := f.seal(t, "leased", make([]byte, 100))
+	revoked := make(chan error, 1)
+	lease, err := f.gpu.Acquire(rec, func(cause error) { revoked <- cause })
+	require.NoError(t, err)
+	ended, err := f.gpu.Acquire(rec, func(error) { t.Error("a lease that ended is not revoked") })
+	require.NoError(t, err)
+	ended.End()
+
+	drained := drainInBackground(f)
+	select {
+	case cause := <-revoked:
+		assert.ErrorIs(t, cause, messages.ErrStopped, "the drain's cause")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the drain did not revoke the lease it waits for")
+	}
+	lease.End()
+	assert.Len(t, <-drained, 1)
 }
