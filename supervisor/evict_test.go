@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -43,4 +44,34 @@ func TestFailStopFromOutside(t *testing.T) {
 	assert.ErrorIs(t, w.Err(), messages.ErrDeviceFault)
 	assert.Contains(t, w.Err().Error(), "XID 79")
 	assert.Zero(t, w.sims[0].Outstanding())
+}
+
+func TestEvictTakesAShardAReleaseWaitsFor(t *testing.T) {
+	w := newTestWorker(t, []int64{16 * MiB}, nil)
+	ctx := context.Background()
+	s := w.seal(t, 0, "leased", 64*KiB)
+	l, err := w.Acquire(ctx, s)
+	require.NoError(t, err)
+	releaseCtx, stopReleasing := context.WithCancel(ctx)
+	released := make(chan error, 1)
+	go func() { released <- w.Release(releaseCtx, s) }()
+	require.Eventually(t, func() bool {
+		shards, err := w.Shards(ctx)
+		return err == nil && len(shards) == 0
+	}, 10*time.Second, time.Millisecond, "the release is waiting")
+
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	_, err = w.Evict(short, 0, "contention")
+	require.ErrorIs(t, err, messages.ErrLeaseHeld, "the eviction waits for the shard too")
+	<-l.Revoked()
+	assert.ErrorIs(t, l.Err(), messages.ErrEvicted)
+	stopReleasing()
+	require.ErrorIs(t, <-released, messages.ErrLeaseHeld)
+	shards, err := w.Shards(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, shards, "an evicted shard never comes back when a release gives up")
+	l.Release()
+	require.Eventually(t, func() bool { return w.sims[0].Outstanding() == 0 }, 10*time.Second, time.Millisecond,
+		"freed once the lease ended")
 }

@@ -52,11 +52,17 @@ func (r *Runtime) Acquire(ctx context.Context, shard sealer.Shard, opts ...Acqui
 	if err := r.checkSigned(shard); err != nil {
 		return nil, fmt.Errorf("acquire: %w", err)
 	}
-	held, err := r.gpus[shard.Device].Acquire(shard)
+	l := &Lease{device: r.gpus[shard.Device].Device(), set: r.leases, shard: shard, revoked: make(chan struct{})}
+	// The GPU actor revokes the lease when an eviction or stop takes the
+	// shard, in the message that takes it: no race with Evict can leave a
+	// lease standing on memory it is waiting to free.
+	held, err := r.gpus[shard.Device].Acquire(shard, func(cause error) {
+		l.revoke(fmt.Errorf("device %d: %w", shard.Device, cause))
+	})
 	if err := r.tableRefused(err); err != nil {
 		return nil, fmt.Errorf("acquire: %w", err)
 	}
-	l := &Lease{device: r.gpus[shard.Device].Device(), set: r.leases, held: held, shard: shard, revoked: make(chan struct{})}
+	l.held = held
 	r.leases.add(l)
 	if o.verified {
 		ctx, cancel := r.untilStopping(ctx)
@@ -144,8 +150,9 @@ func (l *Lease) revoke(cause error) {
 	})
 }
 
-// leaseSet is every embedder lease held, so that a stop or an eviction can
-// revoke them and Stop can say how many are left.
+// leaseSet is every embedder lease held, so that a stop can revoke them at
+// once and Stop can say how many are left. (An eviction's revocation comes
+// from the GPU actor.)
 type leaseSet struct {
 	mu     sync.Mutex
 	leases map[*Lease]struct{}
@@ -177,17 +184,12 @@ func (s *leaseSet) count() int {
 	return len(s.leases)
 }
 
-// revokeAll revokes every lease on device, or on every device if device is
-// negative, with cause.
-func (s *leaseSet) revokeAll(device int, cause error) {
+// revokeAll revokes every lease with cause, and every lease added later.
+func (s *leaseSet) revokeAll(cause error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if device < 0 {
-		s.revokedAll = cause
-	}
+	s.revokedAll = cause
 	for l := range s.leases {
-		if device < 0 || l.shard.Device == device {
-			l.revoke(cause)
-		}
+		l.revoke(cause)
 	}
 }

@@ -3,8 +3,11 @@ package supervisor
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,4 +180,98 @@ func TestAcquireRefusesStaleAndAlteredRecords(t *testing.T) {
 	_, err = w.Acquire(ctx, altered)
 	assert.ErrorIs(t, err, messages.ErrSealVerificationFailed)
 	w.waitStopped(t)
+}
+
+func TestStopAfterAnEvictGaveUpFreesNothingLeased(t *testing.T) {
+	w := newTestWorker(t, []int64{16 * MiB}, nil)
+	ctx := context.Background()
+	s := w.seal(t, 0, "leased", 64*KiB)
+	l, err := w.Acquire(ctx, s)
+	require.NoError(t, err)
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	_, err = w.Evict(short, 0, "contention")
+	require.ErrorIs(t, err, messages.ErrLeaseHeld)
+
+	stopCtx, cancelStop := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancelStop()
+	err = w.Stop(stopCtx)
+	require.ErrorIs(t, err, messages.ErrLeaseHeld, "Stop waits for the lease the eviction gave up on")
+	assert.Contains(t, err.Error(), "1 lease(s) still held")
+	assert.Equal(t, 1, w.sims[0].Outstanding(), "memory under a lease is never freed")
+	view, err := l.View()
+	require.NoError(t, err)
+	got := make([]byte, 16)
+	_, err = view.ReadAt(got, 0)
+	require.NoError(t, err, "the device is not closed under the lease")
+	assert.Equal(t, randomData(uint64(s.Size), s.Size)[:16], got)
+
+	l.Release()
+	w.waitStopped(t)
+	assert.Zero(t, w.sims[0].Outstanding())
+	assert.Len(t, w.events(audit.EventVramDeallocated), 1, "the free is recorded once")
+}
+
+func TestFailStopWithALeaseFreesTheOtherDevices(t *testing.T) {
+	w := newTestWorker(t, []int64{16 * MiB, 16 * MiB}, nil)
+	ctx := context.Background()
+	a := w.seal(t, 0, "a", 64*KiB)
+	w.seal(t, 1, "b", 64*KiB)
+	l, err := w.Acquire(ctx, a)
+	require.NoError(t, err)
+	w.FailStop(fmt.Errorf("injected: %w", messages.ErrDeviceFault))
+	assert.ErrorIs(t, w.Err(), messages.ErrDeviceFault, "Err says why as soon as the fail-stop begins")
+	<-l.Revoked()
+	require.Eventually(t, func() bool { return w.sims[1].Outstanding() == 0 }, 10*time.Second, time.Millisecond,
+		"a lease on device 0 does not keep device 1 from being freed")
+	assert.Equal(t, 1, w.sims[0].Outstanding(), "memory under a lease is never freed")
+	select {
+	case <-w.Done():
+		t.Fatal("stopped with a lease held")
+	default:
+	}
+	l.Release()
+	w.waitStopped(t)
+	assert.Zero(t, w.sims[0].Outstanding())
+	assert.ErrorIs(t, w.Err(), messages.ErrDeviceFault)
+}
+
+func TestAcquireRacingEvictIsRevoked(t *testing.T) {
+	const rounds = 100
+	var w *testWorker
+	var round atomic.Int64 // the round whose acquire starts an eviction; 0 for none
+	evicted := make(chan error, 1)
+	w = newTestWorker(t, []int64{16 * MiB}, func(c *Config) {
+		c.hooks.gpuMessage = func(_ int, m any) {
+			n := round.Load()
+			if n == 0 || fmt.Sprintf("%T", m) != "*actors.acquire" || !round.CompareAndSwap(n, 0) {
+				return
+			}
+			// The eviction starts while the actor grants the lease, and
+			// revokes as the lease is handed over.
+			go func() {
+				_, err := w.Evict(context.Background(), 0, "contention")
+				evicted <- err
+			}()
+			for len(w.events(audit.EventPolicyViolation)) < int(n) {
+				runtime.Gosched()
+			}
+		}
+	})
+	ctx := context.Background()
+	for n := int64(1); n <= rounds; n++ {
+		s := w.seal(t, 0, "raced", 64*KiB)
+		round.Store(n)
+		l, err := w.Acquire(ctx, s)
+		require.NoError(t, err)
+		select {
+		case <-l.Revoked():
+			assert.ErrorIs(t, l.Err(), messages.ErrEvicted)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the eviction waits for a lease it never revoked", n)
+		}
+		l.Release()
+		require.NoError(t, <-evicted)
+	}
+	assert.Zero(t, w.sims[0].Outstanding())
 }

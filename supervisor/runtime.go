@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -171,29 +172,34 @@ func (r *Runtime) rehashOptions(limiter *rate.Limiter) rehash.Options {
 // Done is closed once the runtime has stopped, for any reason.
 func (r *Runtime) Done() <-chan struct{} { return r.done }
 
-// Err is nil while running and after a graceful Stop; after a fail-stop it is
-// the cause, wrapping ErrSealVerificationFailed, ErrDeviceFault,
-// ErrSoftwareFault or another fatal error kind.
+// Err is nil while running and after a graceful Stop; once a fail-stop has
+// begun (before Done closes, which waits for shutdown) it is the cause,
+// wrapping ErrSealVerificationFailed, ErrDeviceFault, ErrSoftwareFault or
+// another fatal error kind.
 func (r *Runtime) Err() error {
-	select {
-	case <-r.done:
-	default:
-		return nil
-	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	return r.cause
 }
 
 // Stop stops the runtime gracefully: no new calls, calls in flight end,
 // leases are revoked, scrubbing stops, every shard is freed and recorded,
-// devices are closed. Memory under a lease is freed only once the lease is
-// released. It is idempotent. If ctx ends first it returns an error saying
-// how many leases are still held (shutdown goes on, and completes when they
-// are released); it also returns an error if freeing or recording failed.
+// devices are closed. Memory under a lease is never freed while the lease
+// is held: it is freed once the lease is released. It is idempotent. If ctx
+// ends first it returns an error saying how many leases are still held
+// (shutdown goes on, and completes when they are released); it also returns
+// an error if freeing or recording failed. After a GPU actor's panic no
+// lease can end: the memory leased then is left allocated (the process's
+// exit reclaims it), its device is not closed, and Stop says how much,
+// with an error wrapping ErrLeaseHeld.
 func (r *Runtime) Stop(ctx context.Context) error {
 	r.beginStop(nil)
 	select {
 	case <-r.done:
 		r.shutdown.Wait()
+		if n := r.leases.count(); n > 0 {
+			return errors.Join(fmt.Errorf("stop: %d lease(s) still held: %w", n, messages.ErrLeaseHeld), r.stopErr)
+		}
 		return r.stopErr
 	case <-ctx.Done():
 		if n := r.leases.count(); n > 0 {
@@ -238,7 +244,7 @@ func (r *Runtime) beginStop(cause error) {
 	if revokeCause == nil {
 		revokeCause = messages.ErrStopped
 	}
-	r.leases.revokeAll(-1, revokeCause)
+	r.leases.revokeAll(revokeCause)
 }
 
 // failure is the cause of a fail-stop once one began, else nil.
@@ -258,28 +264,44 @@ func (r *Runtime) stopWhenAsked() {
 
 // shutdownActors lets the calls in flight end (a seal waiting for its
 // reader is not one), stops the verifiers, frees every allocation through
-// its GPU actor (memory under a lease once the lease ends), stops the
-// actors, closes the devices and records WorkerStopped.
+// its GPU actor (memory under a lease once the lease ends), all devices at
+// once so that a lease on one delays none of the others, stops the actors,
+// closes the devices and records WorkerStopped. A device whose GPU actor
+// stopped with leased memory (after a panic) is not closed.
 func (r *Runtime) shutdownActors() error {
 	r.calls.wait()
 	for _, v := range r.verifiers {
 		v.Stop()
 	}
 	ctx := context.Background()
-	var errs []error
-	for _, g := range r.gpus {
-		freed, err := g.Drain(ctx, messages.ErrStopped)
-		if err != nil && !errors.Is(err, messages.ErrStopped) {
-			errs = append(errs, err)
-		}
-		freed = append(freed, g.TakeOrphans()...)
-		freed = append(freed, g.Stop()...)
-		errs = append(errs, r.recordFreed(ctx, freed, "shutdown", "stopped"))
+	errs := make([]error, len(r.gpus))
+	leased := make([]int, len(r.gpus))
+	var drains sync.WaitGroup
+	for i, g := range r.gpus {
+		drains.Go(func() {
+			freed, err := g.Drain(ctx, messages.ErrStopped)
+			if err != nil && !errors.Is(err, messages.ErrStopped) {
+				errs[i] = err
+			}
+			freed = append(freed, g.TakeOrphans()...)
+			left, n := g.Stop()
+			freed = append(freed, left...)
+			leased[i] = n
+			errs[i] = errors.Join(errs[i], r.recordFreed(ctx, freed, "shutdown", "stopped"))
+		})
 	}
+	drains.Wait()
 	if r.supervisor != nil {
 		r.supervisor.Stop()
 	}
-	errs = append(errs, closeDevices(r.cfg.Devices))
+	devices := slices.Clone(r.cfg.Devices)
+	for i, n := range leased {
+		if n > 0 {
+			devices[i] = nil
+			errs = append(errs, fmt.Errorf("device %d: %d leased allocation(s) not freed, the device left open: %w", i, n, messages.ErrLeaseHeld))
+		}
+	}
+	errs = append(errs, closeDevices(devices))
 	stopped := audit.Record{Event: audit.EventWorkerStopped, Severity: audit.SeverityInfo, Fields: map[string]any{"graceful": r.cause == nil}}
 	if r.cause != nil {
 		stopped.Severity = audit.SeverityCritical

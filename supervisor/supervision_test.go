@@ -65,8 +65,10 @@ func TestGPUActorPanicFailStopsAndFreesTheDevice(t *testing.T) {
 	})
 	w.seal(t, 0, "a", MiB)
 	w.seal(t, 1, "b", MiB)
+	_, err := w.Capacity(context.Background(), 0) // the seal's lease has ended
+	require.NoError(t, err)
 	armed.Store(true)
-	_, err := w.Capacity(context.Background(), 0)
+	_, err = w.Capacity(context.Background(), 0)
 	require.ErrorIs(t, err, messages.ErrStopped)
 	w.waitStopped(t)
 	assert.ErrorIs(t, w.Err(), messages.ErrSoftwareFault, "a panic is a software fault")
@@ -75,4 +77,45 @@ func TestGPUActorPanicFailStopsAndFreesTheDevice(t *testing.T) {
 		assert.Zero(t, sim.Outstanding(), "device %d", i)
 	}
 	assert.Len(t, w.events(audit.EventVramDeallocated), 2, "the panicked actor's shards are freed and recorded too")
+}
+
+func TestGPUActorPanicWithAHeldLeaseFreesNothingLeased(t *testing.T) {
+	var armed atomic.Bool
+	w := newTestWorker(t, []int64{10 * MiB}, func(c *Config) {
+		c.hooks.gpuMessage = func(int, any) {
+			if armed.Load() {
+				panic("injected GPU actor panic")
+			}
+		}
+	})
+	ctx := context.Background()
+	leased := w.seal(t, 0, "leased", 64*KiB)
+	w.seal(t, 0, "free", 64*KiB)
+	l, err := w.Acquire(ctx, leased)
+	require.NoError(t, err)
+	defer l.Release()
+	_, err = w.Capacity(ctx, 0) // the seals' leases have ended
+	require.NoError(t, err)
+	armed.Store(true)
+	_, err = w.Capacity(ctx, 0)
+	require.ErrorIs(t, err, messages.ErrStopped)
+	w.waitStopped(t)
+	assert.ErrorIs(t, w.Err(), messages.ErrSoftwareFault)
+
+	assert.Equal(t, 1, w.sims[0].Outstanding(), "memory under a lease is never freed, not even after a panic")
+	view, err := l.View()
+	require.NoError(t, err)
+	got := make([]byte, 16)
+	_, err = view.ReadAt(got, 0)
+	require.NoError(t, err, "the device is not closed under the lease")
+	assert.Equal(t, randomData(uint64(leased.Size), leased.Size)[:16], got)
+	freed := w.events(audit.EventVramDeallocated)
+	require.Len(t, freed, 1)
+	assert.Equal(t, "free", freed[0].Fields["shard_id"])
+
+	err = w.Stop(ctx)
+	require.ErrorIs(t, err, messages.ErrLeaseHeld)
+	assert.Contains(t, err.Error(), "1 lease(s) still held")
+	assert.Contains(t, err.Error(), "1 leased allocation(s) not freed")
+	w.stopErr = messages.ErrLeaseHeld
 }

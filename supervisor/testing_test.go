@@ -30,6 +30,9 @@ type testWorker struct {
 	// logBroken says the test breaks the audit sink, so that Stop must
 	// report the records it could not make durable.
 	logBroken bool
+	// stopErr, if set, is what the test expects Stop to report when it
+	// ends (a leak it made on purpose).
+	stopErr error
 }
 
 // newTestWorker starts a runtime over one simulated device of capacity bytes
@@ -50,6 +53,10 @@ func newTestWorker(t *testing.T, capacities []int64, edit func(*Config)) *testWo
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		err := w.Stop(ctx)
+		if w.stopErr != nil {
+			assert.ErrorIs(t, err, w.stopErr)
+			return
+		}
 		if w.logBroken {
 			assert.ErrorIs(t, err, errAudit, "Stop reports the records it could not make durable")
 			return
