@@ -248,6 +248,20 @@ func TestGPUPanicNeverFreesLeasedMemory(t *testing.T) {
 	lease.End()
 }
 
+// leaseAndGiveUpADrain seals a shard, leases it, and drains the device
+// with a context that ends while the lease is held.
+func (f *gpuFixture) leaseAndGiveUpADrain(t *testing.T) *ReadLease {
+	t.Helper()
+	rec := f.seal(t, "leased", make([]byte, 100))
+	lease, err := f.gpu.Acquire(rec, nil)
+	require.NoError(t, err)
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err = f.gpu.Drain(short, messages.ErrEvicted)
+	require.ErrorIs(t, err, messages.ErrLeaseHeld)
+	return lease
+}
+
 // drainInBackground starts a drain that waits as long as it must.
 func drainInBackground(f *gpuFixture) <-chan []Freed {
 	out := make(chan []Freed, 1)
@@ -260,13 +274,7 @@ func drainInBackground(f *gpuFixture) <-chan []Freed {
 
 func TestGPUDrainTakesWhatAnEarlierDrainGaveUpOn(t *testing.T) {
 	f := newGPUFixture(t, 1<<20, 0)
-	rec := f.seal(t, "leased", make([]byte, 100))
-	lease, err := f.gpu.Acquire(rec, nil)
-	require.NoError(t, err)
-	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	_, err = f.gpu.Drain(short, messages.ErrEvicted)
-	require.ErrorIs(t, err, messages.ErrLeaseHeld)
+	lease := f.leaseAndGiveUpADrain(t)
 
 	drained := drainInBackground(f)
 	select {
@@ -285,13 +293,7 @@ func TestGPUDrainTakesWhatAnEarlierDrainGaveUpOn(t *testing.T) {
 
 func TestGPUStopKeepsMemoryAGivenUpDrainLeft(t *testing.T) {
 	f := newGPUFixture(t, 1<<20, 0)
-	rec := f.seal(t, "leased", make([]byte, 100))
-	lease, err := f.gpu.Acquire(rec, nil)
-	require.NoError(t, err)
-	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	_, err = f.gpu.Drain(short, messages.ErrEvicted)
-	require.ErrorIs(t, err, messages.ErrLeaseHeld)
+	lease := f.leaseAndGiveUpADrain(t)
 	freed, leased := f.gpu.Stop()
 	assert.Empty(t, freed)
 	assert.Equal(t, 1, leased)

@@ -102,12 +102,7 @@ func TestStopWithAHeldLease(t *testing.T) {
 	assert.ErrorIs(t, l.Err(), messages.ErrStopped)
 	require.Eventually(t, func() bool { return w.sims[0].Outstanding() == 1 }, 10*time.Second, time.Millisecond,
 		"everything not leased is freed")
-	view, err := l.View()
-	require.NoError(t, err)
-	got := make([]byte, 16)
-	_, err = view.ReadAt(got, 0)
-	require.NoError(t, err, "the leased memory is still there")
-	assert.Equal(t, randomData(uint64(leased.Size), leased.Size)[:16], got)
+	requireLeasedBytes(t, l, leased)
 
 	l.Release()
 	w.waitStopped(t)
@@ -199,12 +194,7 @@ func TestStopAfterAnEvictGaveUpFreesNothingLeased(t *testing.T) {
 	require.ErrorIs(t, err, messages.ErrLeaseHeld, "Stop waits for the lease the eviction gave up on")
 	assert.Contains(t, err.Error(), "1 lease(s) still held")
 	assert.Equal(t, 1, w.sims[0].Outstanding(), "memory under a lease is never freed")
-	view, err := l.View()
-	require.NoError(t, err)
-	got := make([]byte, 16)
-	_, err = view.ReadAt(got, 0)
-	require.NoError(t, err, "the device is not closed under the lease")
-	assert.Equal(t, randomData(uint64(s.Size), s.Size)[:16], got)
+	requireLeasedBytes(t, l, s)
 
 	l.Release()
 	w.waitStopped(t)

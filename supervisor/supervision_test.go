@@ -103,12 +103,7 @@ func TestGPUActorPanicWithAHeldLeaseFreesNothingLeased(t *testing.T) {
 	assert.ErrorIs(t, w.Err(), messages.ErrSoftwareFault)
 
 	assert.Equal(t, 1, w.sims[0].Outstanding(), "memory under a lease is never freed, not even after a panic")
-	view, err := l.View()
-	require.NoError(t, err)
-	got := make([]byte, 16)
-	_, err = view.ReadAt(got, 0)
-	require.NoError(t, err, "the device is not closed under the lease")
-	assert.Equal(t, randomData(uint64(leased.Size), leased.Size)[:16], got)
+	requireLeasedBytes(t, l, leased)
 	freed := w.events(audit.EventVramDeallocated)
 	require.Len(t, freed, 1)
 	assert.Equal(t, "free", freed[0].Fields["shard_id"])

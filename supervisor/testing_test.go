@@ -104,3 +104,15 @@ func (w *testWorker) waitStopped(t *testing.T) {
 		t.Fatal("runtime did not stop")
 	}
 }
+
+// requireLeasedBytes checks that the memory l leases, on an open device,
+// still holds the start of what seal wrote for s.
+func requireLeasedBytes(t *testing.T, l *Lease, s sealer.Shard) {
+	t.Helper()
+	view, err := l.View()
+	require.NoError(t, err)
+	got := make([]byte, 16)
+	_, err = view.ReadAt(got, 0)
+	require.NoError(t, err, "the leased memory is still there, its device open")
+	assert.Equal(t, randomData(uint64(s.Size), s.Size)[:16], got)
+}
