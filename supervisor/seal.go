@@ -17,7 +17,9 @@ import (
 // fails part-way frees its memory, leaves no shard and one failure record.
 // While Seal waits for req.Data it holds no device memory lease, so a
 // reader that blocks delays neither a fail-stop nor Stop: the seal's memory
-// is taken back and Seal returns ErrStopped once the reader returns.
+// is taken back and Seal returns ErrStopped once the reader returns. A seal
+// whose ctx ends while its reader blocks frees its memory and ID and records
+// the failure at once, and returns ctx's error once the reader returns.
 func (r *Runtime) Seal(ctx context.Context, req messages.SealRequest) (sealer.Shard, error) {
 	if err := r.enter(); err != nil {
 		return sealer.Shard{}, err
@@ -34,6 +36,11 @@ func (r *Runtime) Seal(ctx context.Context, req messages.SealRequest) (sealer.Sh
 	shard, err := c.run(ctx)
 	if err != nil {
 		r.ids.drop(req.ID)
+	}
+	// Its memory, ID and failure record are settled: now wait for a reader
+	// still blocked in Read.
+	c.waitReader()
+	if err != nil {
 		return sealer.Shard{}, fmt.Errorf("seal %q: %w", req.ID, err)
 	}
 	return shard, nil

@@ -24,6 +24,16 @@ type sealCall struct {
 	inside bool
 	alloc  *actors.Allocation
 	leased bool
+	// reading is the goroutine reading ahead, if any. A seal that fails
+	// frees its memory and records the failure before it waits for a
+	// reader blocked in Read (see waitReader).
+	reading sync.WaitGroup
+}
+
+// waitReader waits, outside the gate, for the goroutine reading ahead.
+func (c *sealCall) waitReader() {
+	c.leave()
+	c.reading.Wait()
 }
 
 // leave lets go of the gate, if held.
@@ -172,13 +182,10 @@ func (c *sealCall) stream(ctx context.Context, d *sealer.Digester) error {
 	r, req := c.r, c.req
 	readCtx, stopReading := context.WithCancel(ctx)
 	chunks := make(chan chunk)
-	var reading sync.WaitGroup
-	reading.Go(func() { c.readAhead(readCtx, chunks) })
-	defer func() {
-		stopReading()
-		// A reader blocked in Read is waited for outside the gate.
-		_ = c.outside(func() error { reading.Wait(); return nil })
-	}()
+	c.reading.Go(func() { c.readAhead(readCtx, chunks) })
+	// The reader is told to stop, but waited for only once the seal has
+	// freed its memory and recorded why (Seal calls waitReader).
+	defer stopReading()
 	g := r.gpus[req.Device]
 	for {
 		var ch chunk

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
@@ -41,4 +43,29 @@ func (s *cancellingSink) Record(ctx context.Context, rec audit.Record) error {
 		return err
 	}
 	return ctx.Err()
+}
+
+func TestCancelledSealWithAHungReaderFreesAtOnce(t *testing.T) {
+	w := newTestWorker(t, []int64{16 * MiB}, nil)
+	r := newStalledReader(3 * 64 * KiB)
+	ctx, cancel := context.WithCancel(context.Background())
+	sealed := make(chan error, 1)
+	go func() {
+		_, err := w.Seal(ctx, messages.SealRequest{ID: "s", Data: r, Size: 10 * 64 * KiB})
+		sealed <- err
+	}()
+	<-r.started
+	cancel()
+	require.Eventually(t, func() bool {
+		return w.sims[0].Outstanding() == 0 && len(w.events(audit.EventVramAllocationFailed)) == 1
+	}, 10*time.Second, time.Millisecond, "the cancelled seal frees its memory and records why while its reader still hangs")
+	assert.Equal(t, "cancelled", w.events(audit.EventVramAllocationFailed)[0].Fields["reason"])
+	w.seal(t, 0, "s", 64*KiB) // its ID is free again
+	select {
+	case err := <-sealed:
+		t.Fatalf("Seal returned before its reader: %v", err)
+	default:
+	}
+	close(r.unblock)
+	assert.ErrorIs(t, <-sealed, context.Canceled)
 }
