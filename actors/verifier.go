@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -160,7 +159,9 @@ func (v *verifier) start(c actor.Context) {
 	run.running.Go(func() {
 		defer func() {
 			if p := recover(); p != nil {
-				v.cfg.Logger.Error("verifier panicked", "device", v.cfg.GPU.Index(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				// No stack: its frames' arguments may be device addresses,
+				// which never reach a log.
+				v.cfg.Logger.Error("verifier panicked", "device", v.cfg.GPU.Index(), "panic", fmt.Sprint(p))
 				root.Send(self, &passPanicked{run: run, value: p})
 			}
 		}()
