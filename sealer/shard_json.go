@@ -50,11 +50,13 @@ func (s Shard) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads a record written by MarshalJSON, strictly: one JSON
 // object with exactly the known names, each once and spelled exactly, every
-// field but "signature" present and not null, values of the right type, a
-// well-formed record (as Sign requires), an RFC 3339 time (kept in UTC), and
-// a signature, if present, of 64 lowercase hex digits. Any other input gives
-// an error wrapping messages.ErrInvalidInput and leaves s unchanged. It does
-// not check the signature; CheckSignature does.
+// field but "signature" present and not null, values of the right type, an
+// RFC 3339 time (kept in UTC), a signature, if present, of 64 lowercase hex
+// digits, and, if unsigned, a well-formed record (as Sign requires). Any
+// other input gives an error wrapping messages.ErrInvalidInput and leaves s
+// unchanged. It does not check the signature, nor a signed record's form:
+// CheckSignature checks both, the signature first, so that a signed record
+// altered into a malformed one is an integrity failure.
 func (s *Shard) UnmarshalJSON(data []byte) error {
 	w, err := decodeShardJSON(data)
 	if err != nil {
@@ -75,10 +77,14 @@ func (s *Shard) UnmarshalJSON(data []byte) error {
 		ModelRef: w.ModelRef, ShardIndex: w.ShardIndex, TotalShards: w.TotalShards, Generation: w.Generation,
 		Tensors: w.Tensors,
 	}
-	if err := validateRecord(&rec); err != nil {
-		return err
-	}
-	if w.Signature != "" {
+	if w.Signature == "" {
+		if err := validateRecord(&rec); err != nil {
+			return err
+		}
+	} else {
+		// A signed record is checked against its signature before its
+		// form (CheckSignature), so that one altered into a malformed
+		// record is an integrity failure, not invalid input.
 		if err := validateHexSum("signature", w.Signature); err != nil {
 			return fmt.Errorf("shard %s: %w", quotePrefix(rec.ID), err)
 		}

@@ -72,6 +72,30 @@ func wire(t *testing.T, edit func(map[string]any)) string {
 	return string(out)
 }
 
+// unsignedWire is wire without the signature.
+func unsignedWire(t *testing.T, edit func(map[string]any)) string {
+	t.Helper()
+	return wire(t, func(m map[string]any) {
+		delete(m, "signature")
+		edit(m)
+	})
+}
+
+func TestShardJSONLeavesASignedRecordsFormToItsCheck(t *testing.T) {
+	key := mustKey(t, testToken, "w1")
+	for name, edit := range map[string]func(map[string]any){
+		"bad shard ID":   func(m map[string]any) { m["id"] = "../etc/passwd" },
+		"zero size":      func(m map[string]any) { m["size"] = 0 },
+		"bad digest":     func(m map[string]any) { m["digest"] = "abc" },
+		"bad chunk size": func(m map[string]any) { m["chunk_size"] = 1000 },
+	} {
+		var s Shard
+		require.NoError(t, s.UnmarshalJSON([]byte(wire(t, edit))), "%s: a signed record decodes", name)
+		assert.ErrorIs(t, CheckSignature(key, &s), messages.ErrSealVerificationFailed,
+			"%s: altered into a malformed record, it fails its signature", name)
+	}
+}
+
 func TestShardJSONRejects(t *testing.T) {
 	valid := wire(t, func(map[string]any) {})
 	tests := []struct {
@@ -100,10 +124,10 @@ func TestShardJSONRejects(t *testing.T) {
 		{"signature short", wire(t, func(m map[string]any) { m["signature"] = m["signature"].(string)[:62] }), "64 lowercase hex digits"},
 		{"signature not hex", wire(t, func(m map[string]any) { m["signature"] = strings.Repeat("zz", 32) }), "64 lowercase hex digits"},
 		{"signature empty", wire(t, func(m map[string]any) { m["signature"] = "" }), `"signature" is empty`},
-		{"bad shard ID", wire(t, func(m map[string]any) { m["id"] = "../etc/passwd" }), "starts with '.'"},
-		{"zero size", wire(t, func(m map[string]any) { m["size"] = 0 }), "want at least 1 byte"},
-		{"bad digest", wire(t, func(m map[string]any) { m["digest"] = "abc" }), "digest"},
-		{"bad chunk size", wire(t, func(m map[string]any) { m["chunk_size"] = 1000 }), "chunk size"},
+		{"bad shard ID", unsignedWire(t, func(m map[string]any) { m["id"] = "../etc/passwd" }), "starts with '.'"},
+		{"zero size", unsignedWire(t, func(m map[string]any) { m["size"] = 0 }), "want at least 1 byte"},
+		{"bad digest", unsignedWire(t, func(m map[string]any) { m["digest"] = "abc" }), "digest"},
+		{"bad chunk size", unsignedWire(t, func(m map[string]any) { m["chunk_size"] = 1000 }), "chunk size"},
 		{"bad time", wire(t, func(m map[string]any) { m["sealed_at"] = "yesterday" }), "RFC 3339"},
 		{"time before year 0 in UTC", wire(t, func(m map[string]any) { m["sealed_at"] = "0000-01-01T00:00:00+01:00" }), "RFC 3339"},
 		{"time after year 9999 in UTC", wire(t, func(m map[string]any) { m["sealed_at"] = "9999-12-31T23:00:00-01:00" }), "RFC 3339"},

@@ -302,17 +302,28 @@ func TestAlteredMalformedRecordsAreIntegrityFailures(t *testing.T) {
 		{"chunk size 65537", func(s *sealer.Shard) { s.ChunkSize = 65537 }},
 		{"a .. ID", func(s *sealer.Shard) { s.ID = ".." }},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			w := newTestWorker(t, []int64{16 * MiB}, nil)
-			s := w.seal(t, 0, "genuine", 128*KiB)
-			tc.alter(&s)
-			assert.ErrorIs(t, w.Verify(context.Background(), s), messages.ErrSealVerificationFailed)
-			w.waitStopped(t)
-			assert.ErrorIs(t, w.Err(), messages.ErrSealVerificationFailed)
-			failed := w.events(audit.EventSealVerificationFailed)
-			require.Len(t, failed, 1)
-			assert.Equal(t, audit.SeverityCritical, failed[0].Severity)
-		})
+		for _, viaJSON := range []bool{false, true} {
+			name := tc.name
+			if viaJSON {
+				name += ", through JSON"
+			}
+			t.Run(name, func(t *testing.T) {
+				w := newTestWorker(t, []int64{16 * MiB}, nil)
+				s := w.seal(t, 0, "genuine", 128*KiB)
+				tc.alter(&s)
+				if viaJSON {
+					var decoded sealer.Shard
+					require.NoError(t, decoded.UnmarshalJSON(mustJSON(t, s, false)), "a signed record decodes; its check is the runtime's")
+					s = decoded
+				}
+				assert.ErrorIs(t, w.Verify(context.Background(), s), messages.ErrSealVerificationFailed)
+				w.waitStopped(t)
+				assert.ErrorIs(t, w.Err(), messages.ErrSealVerificationFailed)
+				failed := w.events(audit.EventSealVerificationFailed)
+				require.Len(t, failed, 1)
+				assert.Equal(t, audit.SeverityCritical, failed[0].Severity)
+			})
+		}
 	}
 	w := newTestWorker(t, []int64{16 * MiB}, nil)
 	var unsigned sealer.Shard
