@@ -108,34 +108,39 @@ func VerifyAll(ctx context.Context, m Memory, shards []Shard, opts Options, matc
 	var wg sync.WaitGroup
 	for range min(int64(max(opts.Workers, 1)), total) {
 		wg.Go(func() {
-			buf, err := opts.Buffers.Get(ctx, bufSize)
-			if err != nil {
-				cancel(err)
-				return
-			}
-			defer opts.Buffers.Put(buf)
-			w := worker{m: m, buf: buf.Bytes, opts: opts}
-			for {
-				k := next.Add(1) - 1
-				if k >= total || ctx.Err() != nil {
-					return
-				}
-				i := sort.Search(len(shards), func(j int) bool { return starts[j+1] > k })
-				if gone[i].Load() {
-					continue
-				}
-				err := w.verifyChunk(ctx, shards[i], k-starts[i])
-				switch {
-				case err == nil:
-					if left[i].Add(-1) == 0 {
-						matched(i)
-					}
-				case errors.Is(err, messages.ErrUnknownShard):
-					gone[i].Store(true)
-				default:
+			// A panic here is ours: a software fault, which ends the re-hash.
+			if err := messages.CatchPanic("re-hash worker", func() {
+				buf, err := opts.Buffers.Get(ctx, bufSize)
+				if err != nil {
 					cancel(err)
 					return
 				}
+				defer opts.Buffers.Put(buf)
+				w := worker{m: m, buf: buf.Bytes, opts: opts}
+				for {
+					k := next.Add(1) - 1
+					if k >= total || ctx.Err() != nil {
+						return
+					}
+					i := sort.Search(len(shards), func(j int) bool { return starts[j+1] > k })
+					if gone[i].Load() {
+						continue
+					}
+					err := w.verifyChunk(ctx, shards[i], k-starts[i])
+					switch {
+					case err == nil:
+						if left[i].Add(-1) == 0 {
+							matched(i)
+						}
+					case errors.Is(err, messages.ErrUnknownShard):
+						gone[i].Store(true)
+					default:
+						cancel(err)
+						return
+					}
+				}
+			}); err != nil {
+				cancel(err)
 			}
 		})
 	}

@@ -192,3 +192,17 @@ func bothPaths(t *testing.T, test func(t *testing.T, copyOut bool)) {
 	t.Run("in place", func(t *testing.T) { test(t, false) })
 	t.Run("copied out", func(t *testing.T) { test(t, true) })
 }
+
+// panickingMemory is memory whose read leases panic, as a bug would.
+type panickingMemory struct{ *simMemory }
+
+func (panickingMemory) LeaseRead(string, uint64) (cuda.Handle, func(), error) {
+	panic("injected lease panic")
+}
+
+func TestAWorkerPanicIsASoftwareFault(t *testing.T) {
+	m := newSimMemory(t, true, 4<<20)
+	s := m.seal(t, "a", randomBytes(3*chunkSize))
+	err := Verify(context.Background(), panickingMemory{m}, s, opts(2))
+	assert.ErrorIs(t, err, messages.ErrSoftwareFault, "the panic ends the re-hash as a software fault, not the process")
+}

@@ -182,7 +182,16 @@ func (c *sealCall) stream(ctx context.Context, d *sealer.Digester) error {
 	r, req := c.r, c.req
 	readCtx, stopReading := context.WithCancel(ctx)
 	chunks := make(chan chunk)
-	c.reading.Go(func() { c.readAhead(readCtx, chunks) })
+	c.reading.Go(func() {
+		// A panic in the caller's reader fails this seal (readChunk); any
+		// other panic here is ours, a software fault.
+		if err := messages.CatchPanic("seal reader", func() { c.readAhead(readCtx, chunks) }); err != nil {
+			select {
+			case chunks <- chunk{err: err}:
+			case <-readCtx.Done():
+			}
+		}
+	})
 	// The reader is told to stop, but waited for only once the seal has
 	// freed its memory and recorded why (Seal calls waitReader).
 	defer stopReading()
@@ -211,9 +220,12 @@ func (c *sealCall) stream(ctx context.Context, d *sealer.Digester) error {
 		}
 		// The chunk is hashed while it is copied: both only read it.
 		var hashing sync.WaitGroup
+		var hashErr error
 		hashing.Go(func() {
-			d.Write(ch.buf.Bytes)
-			checkChunk(req, ch.buf.Bytes)
+			hashErr = messages.CatchPanic("seal hashing", func() {
+				d.Write(ch.buf.Bytes)
+				checkChunk(req, ch.buf.Bytes)
+			})
 		})
 		err = c.lease()
 		if err == nil {
@@ -224,6 +236,9 @@ func (c *sealCall) stream(ctx context.Context, d *sealer.Digester) error {
 		}
 		hashing.Wait()
 		r.sealBuffers.Put(ch.buf)
+		if hashErr != nil {
+			err = hashErr
+		}
 		if err != nil {
 			return err
 		}
@@ -270,16 +285,26 @@ func (c *sealCall) readAhead(ctx context.Context, out chan<- chunk) {
 	close(out)
 }
 
-// readChunk fills p, the part of req's data at offset off.
-func readChunk(req messages.SealRequest, p []byte, off int64) error {
+// readChunk fills p, the part of req's data at offset off. A panic in the
+// caller's reader fails the seal as invalid input; it is not vramseal's.
+func readChunk(req messages.SealRequest, p []byte, off int64) (err error) {
+	defer recoverReader(&err)
 	if n, err := io.ReadFull(req.Data, p); err != nil {
 		return fmt.Errorf("%w: data ended after %d of %d bytes: %v", messages.ErrInvalidInput, off+int64(n), req.Size, err)
 	}
 	return nil
 }
 
+// recoverReader turns a panic in the caller's reader into *err.
+func recoverReader(err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("%w: the data's reader panicked: %v", messages.ErrInvalidInput, p)
+	}
+}
+
 // noMoreData checks that req's data ends at its size.
-func noMoreData(req messages.SealRequest) error {
+func noMoreData(req messages.SealRequest) (err error) {
+	defer recoverReader(&err)
 	var extra [1]byte
 	if n, _ := req.Data.Read(extra[:]); n > 0 {
 		return fmt.Errorf("%w: data is longer than size %d", messages.ErrInvalidInput, req.Size)

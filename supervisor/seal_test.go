@@ -129,3 +129,42 @@ func TestSealRejectsBadRecordFieldsBeforeDeviceWork(t *testing.T) {
 	assert.Zero(t, w.sims[0].Outstanding())
 	assert.Empty(t, w.events(audit.EventVramAllocationFailed), "rejected before any device work")
 }
+
+// panickingReader panics once its first n bytes are read.
+type panickingReader struct{ n int }
+
+func (r *panickingReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		panic("injected reader panic")
+	}
+	n := min(len(p), r.n)
+	r.n -= n
+	return n, nil
+}
+
+func TestAPanickingReaderFailsOnlyItsSeal(t *testing.T) {
+	for _, size := range []int64{32 * KiB, 10 * 64 * KiB} {
+		w := newTestWorker(t, []int64{16 * MiB}, nil)
+		_, err := w.Seal(context.Background(), messages.SealRequest{ID: "s", Data: &panickingReader{n: int(size / 2)}, Size: size})
+		assert.ErrorIs(t, err, messages.ErrInvalidInput, "size %d: the caller's reader's panic is the caller's", size)
+		assert.NoError(t, w.Err(), "size %d: the worker runs on", size)
+		assert.Zero(t, w.sims[0].Outstanding())
+	}
+}
+
+// panickingCheck is a seal check that panics, as a bug in vramseal's own
+// checks would.
+type panickingCheck struct{}
+
+func (panickingCheck) Write([]byte) (int, error) { panic("injected check panic") }
+func (panickingCheck) Result(string) error       { return nil }
+
+func TestAPanicWhileHashingASealFailStops(t *testing.T) {
+	w := newTestWorker(t, []int64{16 * MiB}, nil)
+	size := 10 * 64 * KiB
+	_, err := w.Seal(context.Background(), messages.SealRequest{ID: "s", Data: bytes.NewReader(make([]byte, size)), Size: size, Check: panickingCheck{}})
+	assert.ErrorIs(t, err, messages.ErrSoftwareFault)
+	w.waitStopped(t)
+	assert.ErrorIs(t, w.Err(), messages.ErrSoftwareFault, "a panic in our goroutines fail-stops, not crashes")
+	assert.Zero(t, w.sims[0].Outstanding())
+}
