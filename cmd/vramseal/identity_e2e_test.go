@@ -337,6 +337,46 @@ func TestRunMatchesADirectoryAgainstItsSignedFiles(t *testing.T) {
 		require.Equal(t, exitOK, res.code, "stderr:\n%s", res.stderr)
 		assert.Len(t, eventsOf(lines, audit.EventVramSealed), 3)
 	})
+
+	// As upstream model_signing signs a directory: config.json too.
+	configPath := filepath.Join(model, "config.json")
+	t.Run("a signed file in the directory that is not sealed is checked on the host", func(t *testing.T) {
+		require.NoError(t, os.WriteFile(configPath, withConfig["config.json"], 0o600))
+		t.Cleanup(func() { os.Remove(configPath) })
+		res, lines := run(t, sign(t, withConfig, "extra.safetensors"))
+		require.Equal(t, exitOK, res.code, "no --allow-partial needed: stderr:\n%s", res.stderr)
+		assert.Contains(t, res.stderr, "signed, checked on host, not sealed")
+		assert.Contains(t, res.stderr, "config.json")
+		assert.Len(t, eventsOf(lines, audit.EventVramSealed), 3)
+		assert.Zero(t, countEvents(lines, audit.EventVramSealed)["config.json"], "checked, not sealed")
+	})
+	t.Run("a signed file in the directory that differs is refused", func(t *testing.T) {
+		require.NoError(t, os.WriteFile(configPath, []byte(`{"x":2}`), 0o600))
+		t.Cleanup(func() { os.Remove(configPath) })
+		for _, flags := range [][]string{nil, {"--allow-partial"}} {
+			res, lines := run(t, sign(t, withConfig, "extra.safetensors"), flags...)
+			require.Equal(t, exitModelRejected, res.code, "%v: stderr:\n%s", flags, res.stderr)
+			assert.Contains(t, lastLine(res.stderr), `"config.json"`)
+			assert.Contains(t, lastLine(res.stderr), "not the published model")
+			assert.Empty(t, lines, "refused before anything was sealed or logged")
+		}
+	})
+	t.Run("a listed file in the directory that differs is refused", func(t *testing.T) {
+		require.NoError(t, os.WriteFile(configPath, []byte(`{"x":2}`), 0o600))
+		t.Cleanup(func() { os.Remove(configPath) })
+		sums := filepath.Join(t.TempDir(), "sha256sums.txt")
+		require.NoError(t, os.WriteFile(sums, []byte(sha256Hex(withConfig["config.json"])+"  config.json\n"), 0o600))
+		res, lines := run(t, sign(t, files, "extra.safetensors", "config.json"), "--sha256sums", sums, "--allow-unlisted")
+		require.Equal(t, exitModelRejected, res.code, "stderr:\n%s", res.stderr)
+		assert.Contains(t, lastLine(res.stderr), `"config.json"`)
+		assert.Contains(t, lastLine(res.stderr), "sha256sums.txt line 1")
+		assert.Empty(t, lines)
+
+		require.NoError(t, os.WriteFile(configPath, withConfig["config.json"], 0o600))
+		res, _ = run(t, sign(t, files, "extra.safetensors", "config.json"), "--sha256sums", sums, "--allow-unlisted")
+		require.Equal(t, exitOK, res.code, "stderr:\n%s", res.stderr)
+		assert.Contains(t, res.stderr, "listed, checked on host, not sealed")
+	})
 }
 
 func TestRunListsTensorsInShards(t *testing.T) {

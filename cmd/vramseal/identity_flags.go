@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"slices"
 
 	"github.com/spf13/pflag"
 
@@ -29,7 +31,7 @@ func (o *identityOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.signature, "signature", "", "OpenSSF Model Signing bundle (model.sig, made by 'model_signing sign key'); verified offline with --public-key")
 	f.StringVar(&o.publicKey, "public-key", "", "PEM public key (ECDSA P-256, P-384 or P-521) that made --signature")
 	f.BoolVar(&o.allowUnlisted, "allow-unlisted", false, "seal files that the digests or signature do not list, unchecked")
-	f.BoolVar(&o.allowPartial, "allow-partial", false, "seal only some of the files a signature lists")
+	f.BoolVar(&o.allowPartial, "allow-partial", false, "let a signature list files that are not there (not in the model directory, or not given); a listed file that is there is still checked")
 }
 
 // expectationSource is one place that says what files must hash to.
@@ -136,20 +138,29 @@ func (id *modelIdentity) ignored(rel string) bool {
 
 // attach gives each source the check its bytes must pass: every expectation
 // from every source that lists it. A file a source does not list (unless
-// allowUnlisted), or a signed file not among srcs (unless --allow-partial),
-// exits 4 before anything is sealed.
-func (id *modelIdentity) attach(srcs []*modelSource, allowUnlisted bool) error {
+// allowUnlisted), or a signed file neither among srcs nor in the model
+// directory dir (unless --allow-partial), exits 4 before anything is sealed.
+// It returns the files of dir that a source lists but that are not sealed:
+// they are to be checked on the host (see hostCheck). dir is nil when the
+// files were named one by one.
+func (id *modelIdentity) attach(srcs []*modelSource, allowUnlisted bool, dir *modelDir) ([]*hostCheck, error) {
 	if len(id.sources) == 0 {
-		return nil
+		return nil, nil
 	}
 	names := make([]string, len(srcs))
 	for i, s := range srcs {
 		names[i] = s.relName
 	}
 	exps := make([][]sealer.Expectation, len(srcs))
+	onHost := map[string]*hostCheck{}
+	var checks []*hostCheck
 	for _, source := range id.sources {
-		if _, err := sealer.MatchFiles(source.list, names, source.what, allowUnlisted, source.requireAll); err != nil {
-			return identityError(err)
+		var present []string
+		if dir != nil {
+			present = dir.listedInDir(source.list, names)
+		}
+		if _, err := sealer.MatchFiles(source.list, append(slices.Clone(names), present...), source.what, allowUnlisted, source.requireAll); err != nil {
+			return nil, identityError(err)
 		}
 		for i, n := range names {
 			if e, ok := source.list.Lookup(n); ok {
@@ -159,6 +170,17 @@ func (id *modelIdentity) attach(srcs []*modelSource, allowUnlisted bool) error {
 				}
 			}
 		}
+		for _, n := range present {
+			c := onHost[n]
+			if c == nil {
+				c = &hostCheck{rel: n, path: filepath.Join(dir.path, filepath.FromSlash(n))}
+				onHost[n] = c
+				checks = append(checks, c)
+			}
+			e, _ := source.list.Lookup(n)
+			c.exps = append(c.exps, e)
+			c.signed = c.signed || source.signed
+		}
 	}
 	for i, src := range srcs {
 		if len(exps[i]) == 0 {
@@ -166,11 +188,11 @@ func (id *modelIdentity) attach(srcs []*modelSource, allowUnlisted bool) error {
 		}
 		m, err := sealer.NewMatcher(exps[i], src.size)
 		if err != nil {
-			return identityError(fmt.Errorf("%s: %w", src.name, err))
+			return nil, identityError(fmt.Errorf("%s: %w", src.name, err))
 		}
 		src.check = m
 	}
-	return nil
+	return checks, nil
 }
 
 // recordVerified writes the ModelVerified record once every file the
@@ -223,8 +245,12 @@ func (w *worker) openModel(args []string) ([]*modelSource, error) {
 	if dir != nil {
 		err = dir.checkIndex(srcs)
 	}
+	var onHost []*hostCheck
 	if err == nil {
-		err = id.attach(srcs, o.identity.allowUnlisted)
+		onHost, err = id.attach(srcs, o.identity.allowUnlisted, dir)
+	}
+	if err == nil {
+		err = runHostChecks(onHost, w.logger)
 	}
 	if err != nil {
 		closeSources(srcs)

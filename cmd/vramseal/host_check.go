@@ -1,0 +1,83 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/vramseal/vramseal/safefile"
+	"github.com/vramseal/vramseal/sealer"
+)
+
+// hostCheck is a file of a model directory that a digest source lists but
+// that is not sealed (config.json, the tokenizer, the index: upstream
+// model_signing signs the whole directory). It is hashed on the host, from
+// disk, and must match like a sealed file; only its digest is checked, once,
+// before anything is sealed.
+type hostCheck struct {
+	rel    string // as the sources name it, slash-separated
+	path   string
+	exps   []sealer.Expectation
+	signed bool // the signature lists it, not only a digest list
+}
+
+// listedInDir returns the files that source lists, that are not in sealed,
+// and that dir holds: those to check on the host. A name that is not a
+// local path (absolute, or climbing out with "..") is never looked for.
+func (d *modelDir) listedInDir(source sealer.Expectations, sealed []string) []string {
+	var out []string
+	for _, n := range source.Names() {
+		if slices.Contains(sealed, n) || !filepath.IsLocal(filepath.FromSlash(n)) {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(d.path, filepath.FromSlash(n))); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// run hashes the file from disk and compares it with every expectation; a
+// difference is a *sealer.RejectedError (exit 4).
+func (c *hostCheck) run() error {
+	f, info, err := safefile.Open(c.path, safefile.Options{})
+	if err != nil {
+		return usageErrorf("model file %s cannot be read (%v); it is listed, so it is checked on the host: make it readable by this user", c.path, rootCause(err))
+	}
+	defer f.Close()
+	m, err := sealer.NewMatcher(c.exps, info.Size())
+	if err != nil {
+		return identityError(err)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(h, m), f); err != nil {
+		return usageErrorf("model file %s cannot be read (%v)", c.path, rootCause(err))
+	}
+	if err := m.Result(hex.EncodeToString(h.Sum(nil))); err != nil {
+		return identityError(err)
+	}
+	return nil
+}
+
+// runHostChecks runs every check, in order, and logs each file that passed
+// as checked on the host and not sealed; it stops at the first failure.
+func runHostChecks(checks []*hostCheck, logger *slog.Logger) error {
+	for _, c := range checks {
+		if err := c.run(); err != nil {
+			return err
+		}
+		what := "listed, checked on host, not sealed"
+		if c.signed {
+			what = "signed, checked on host, not sealed"
+		}
+		logger.Info(what, "file", c.rel)
+	}
+	return nil
+}
