@@ -27,6 +27,10 @@ type Summary struct {
 	// name, in order of first appearance: the tokens the log was written
 	// with.
 	KeyFingerprints []string
+	// Backends are the device backends the WorkerStarted records name
+	// ("sim", "cuda"; "" for one that names none), in order of first
+	// appearance.
+	Backends []string
 }
 
 // Stop is how a worker stopped, as its WorkerStopped record says.
@@ -90,6 +94,9 @@ func (s *Summary) add(rec summaryLine) {
 	case EventWorkerStarted:
 		if fp, ok := rec.Fields["key_fingerprint"].(string); ok && !slices.Contains(s.KeyFingerprints, fp) {
 			s.KeyFingerprints = append(s.KeyFingerprints, fp)
+		}
+		if backend, _ := rec.Fields["backend"].(string); !slices.Contains(s.Backends, backend) {
+			s.Backends = append(s.Backends, backend)
 		}
 	case EventWorkerStopped:
 		stop := &Stop{Time: rec.Time}

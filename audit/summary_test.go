@@ -66,7 +66,7 @@ func TestSummarizeSaysWhoWhenWhatWasCriticalAndHowTheWorkerStopped(t *testing.T)
 		{Event: EventWorkerStarted, Severity: SeverityInfo, Fields: map[string]any{"key_fingerprint": "abc123"}},
 		{Event: EventVramSealed, Severity: SeverityInfo},
 		{Event: EventWorkerStopped, Severity: SeverityInfo, Fields: map[string]any{"graceful": true}},
-		{Event: EventWorkerStarted, Severity: SeverityInfo, Fields: map[string]any{"key_fingerprint": "abc123"}},
+		{Event: EventWorkerStarted, Severity: SeverityInfo, Fields: map[string]any{"key_fingerprint": "abc123", "backend": "sim"}},
 		{Event: EventSealVerificationFailed, Severity: SeverityCritical, Fields: map[string]any{"shard_id": "s"}},
 		{Event: EventWorkerStopped, Severity: SeverityCritical, Fields: map[string]any{"graceful": false, "cause": "shard \"s\": chunk 3 does not match"}},
 	} {
@@ -87,6 +87,7 @@ func TestSummarizeSaysWhoWhenWhatWasCriticalAndHowTheWorkerStopped(t *testing.T)
 	assert.False(t, s.LastStop.Graceful)
 	assert.Equal(t, "shard \"s\": chunk 3 does not match", s.LastStop.Cause)
 	assert.Equal(t, []string{"abc123"}, s.KeyFingerprints)
+	assert.Equal(t, []string{"", "sim"}, s.Backends, "the first WorkerStarted names no backend")
 
 	first3, err := Summarize(bytes.NewReader(data), 3)
 	require.NoError(t, err)

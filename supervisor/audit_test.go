@@ -140,3 +140,12 @@ func TestRuntimeOverADurableLog(t *testing.T) {
 	assert.True(t, report.Intact())
 	assert.Equal(t, 5, report.Records, "started, sealed, verified, deallocated, stopped")
 }
+
+func TestWorkerStartedNamesTheBackendWhenGiven(t *testing.T) {
+	for backend, want := range map[string]any{"sim": "sim", "": nil} {
+		w := newTestWorker(t, []int64{MiB}, func(c *Config) { c.Backend = backend })
+		started := w.audit.Records()[0]
+		require.Equal(t, audit.EventWorkerStarted, started.Event)
+		assert.Equal(t, want, started.Fields["backend"], "backend %q", backend)
+	}
+}

@@ -61,6 +61,11 @@ type Config struct {
 	// device's verifier: it must return quickly and must not call the
 	// Runtime.
 	OnScrubPass func(ScrubPass)
+	// Backend names the kind of devices, such as "sim" or "cuda", for the
+	// WorkerStarted record ("backend"): audit verify trusts a token kept
+	// beside the log only for a log of simulated devices. Empty leaves it
+	// out.
+	Backend string
 
 	// hooks are test hooks, set only by this package's tests.
 	hooks testHooks

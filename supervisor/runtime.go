@@ -79,10 +79,14 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	r.stopCtx, r.stopNow = context.WithCancelCause(context.Background())
 	r.system = actors.NewSystem(cfg.Logger.With("component", "protoactor"))
-	if err := r.record(ctx, audit.Record{Event: audit.EventWorkerStarted, Severity: audit.SeverityInfo, Fields: map[string]any{
+	started := audit.Record{Event: audit.EventWorkerStarted, Severity: audit.SeverityInfo, Fields: map[string]any{
 		"devices": len(cfg.Devices), "key_fingerprint": cfg.Key.Fingerprint(), "chunk_size": cfg.ChunkSize,
 		"vram_policy": "passed",
-	}}); err != nil {
+	}}
+	if cfg.Backend != "" {
+		started.Fields["backend"] = cfg.Backend
+	}
+	if err := r.record(ctx, started); err != nil {
 		r.system.Shutdown()
 		closeDevices(cfg.Devices)
 		return nil, fmt.Errorf("start: %w", err)
