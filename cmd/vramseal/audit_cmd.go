@@ -51,8 +51,9 @@ worker last stopped (gracefully, or the fail-stop's cause).
 The token is read as for "vramseal run": --token-file, else
 $VRAMSEAL_TOKEN_FILE, else $CREDENTIALS_DIRECTORY/vramseal-token, else the
 token a token-less run on simulated GPUs kept beside the log
-(vramseal-audit.jsonl -> vramseal-audit.token). The worker ID defaults to the
-one the log names.
+(vramseal-audit.jsonl -> vramseal-audit.token), used only for a log whose
+WorkerStarted records all say simulated GPUs. It prints which token it used,
+and its key fingerprint. The worker ID defaults to the one the log names.
 
 Records removed from the end of a log leave it intact: compare the record count
 and head it prints with a copy kept elsewhere to catch that.
@@ -77,7 +78,7 @@ be said about tampering until the right one is.`,
 			return verifyAuditLog(a, args[0], tokenFile, workerID)
 		},
 	}
-	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the token of the worker that wrote the log (else $"+tokenFileEnv+", else $CREDENTIALS_DIRECTORY/"+credentialName+", else the token kept beside the log)")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the token of the worker that wrote the log (else $"+tokenFileEnv+", else $CREDENTIALS_DIRECTORY/"+credentialName+", else, for a log of simulated GPUs only, the token kept beside it)")
 	cmd.Flags().StringVar(&workerID, "worker-id", "", "worker that wrote the log (default: the worker the log names)")
 	return cmd
 }
@@ -98,16 +99,13 @@ func verifyAuditLog(a *app, path, tokenFile, workerID string) error {
 	if info.Size() == 0 {
 		return usageErrorf("audit log %s is empty: there is no record to verify. A worker's log begins with its WorkerStarted record; if this one held records, they were removed", path)
 	}
-	tokenAt := tokenPath(tokenFile)
-	if _, err := os.Lstat(simTokenPath(path)); tokenAt == "" && err == nil {
-		tokenAt = simTokenPath(path) // kept by a token-less run on simulated GPUs
-	}
-	if tokenAt == "" {
-		return usageErrorf("no token to check %s with; pass --token-file PATH, or set $%s, to the token of the worker that wrote it", path, tokenFileEnv)
-	}
 	summary, err := readSummary(f)
 	if err != nil {
 		return usageErrorf("audit log %s cannot be read: %v", path, err)
+	}
+	tokenAt, tokenFrom, err := auditToken(path, tokenFile, summary)
+	if err != nil {
+		return err
 	}
 	if workerID == "" {
 		if workerID, err = namedWorker(f); err != nil {
@@ -127,6 +125,7 @@ func verifyAuditLog(a *app, path, tokenFile, workerID string) error {
 		return withExitCode(exitUsage, err)
 	}
 	defer key.Zero()
+	checkedWith := fmt.Sprintf("%s (%s), key fingerprint %s", tokenAt, tokenFrom, key.Fingerprint())
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return usageErrorf("audit log %s cannot be read: %v", path, rootCause(err))
 	}
@@ -136,12 +135,42 @@ func verifyAuditLog(a *app, path, tokenFile, workerID string) error {
 		if wrong := wrongKey(summary, key, tokenAt); wrong != nil {
 			return withExitCode(exitWrongKey, fmt.Errorf("audit log %s cannot be checked with this key: %w", path, wrong))
 		}
-		return withExitCode(exitFailure, fmt.Errorf("audit log %s is NOT intact: line %d: %s: %s; the %d records before it are intact",
-			path, report.FirstBad, report.Reason, report.Detail, report.Records))
+		return withExitCode(exitFailure, fmt.Errorf("audit log %s is NOT intact: line %d: %s: %s; the %d records before it are intact; checked with the token %s",
+			path, report.FirstBad, report.Reason, report.Detail, report.Records, checkedWith))
 	case err != nil:
 		return usageErrorf("audit log %s cannot be checked: %v", path, err)
 	}
-	return printSummary(a.stdout, path, report, summary)
+	return printSummary(a.stdout, path, report, summary, checkedWith)
+}
+
+// auditToken finds the token to check the log at path with: as "vramseal
+// run" finds it (flag, environment, systemd credential), else the token a
+// token-less run on simulated GPUs kept beside the log, but only for a log
+// whose every WorkerStarted record names the simulated backend. Anyone who
+// can write the log's directory can replace both a log and the token beside
+// it, so a log of real GPUs is never checked with that token. from says
+// where the token came from, for the output.
+func auditToken(path, flag string, s audit.Summary) (tokenAt, from string, err error) {
+	if tokenAt = tokenPath(flag); tokenAt != "" {
+		switch {
+		case flag != "":
+			from = "--token-file"
+		case os.Getenv(tokenFileEnv) != "":
+			from = "$" + tokenFileEnv
+		default:
+			from = "systemd credential"
+		}
+		return tokenAt, from, nil
+	}
+	sidecar := simTokenPath(path)
+	if _, err := os.Lstat(sidecar); err != nil {
+		return "", "", usageErrorf("no token to check %s with; pass --token-file PATH, or set $%s, to the token of the worker that wrote it", path, tokenFileEnv)
+	}
+	if !slices.Equal(s.Backends, []string{backendSim}) {
+		return "", "", usageErrorf("audit log %s does not say that only simulated GPUs wrote it, so the token beside it (%s) is not used: whoever can write its directory could have made both; pass --token-file PATH, or set $%s, to the token of the worker that wrote it",
+			path, sidecar, tokenFileEnv)
+	}
+	return sidecar, "kept beside the log by a run on simulated GPUs", nil
 }
 
 // readSummary sums up every line of f that reads as a record, from the start.
@@ -169,9 +198,10 @@ func wrongKey(s audit.Summary, key *audit.Key, tokenAt string) error {
 }
 
 // printSummary writes what an intact log records.
-func printSummary(w io.Writer, path string, r audit.Report, s audit.Summary) error {
+func printSummary(w io.Writer, path string, r audit.Report, s audit.Summary, checkedWith string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "audit log %s is intact: %d records by worker %q, head %s\n", path, r.Records, r.WorkerID, r.Head)
+	fmt.Fprintf(&b, "  token:      %s\n", checkedWith)
 	fmt.Fprintf(&b, "  time span:  %s to %s (%s)\n", s.First.Format(time.RFC3339), s.Last.Format(time.RFC3339), s.Last.Sub(s.First).Round(time.Second))
 	fmt.Fprintf(&b, "  workers:    %s\n", strings.Join(s.Workers, ", "))
 	critical := 0

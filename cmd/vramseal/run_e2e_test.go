@@ -218,6 +218,7 @@ func TestRunSealsTheDemoModelWhenGivenNoFiles(t *testing.T) {
 	assert.Equal(t, 2*demoShards, sealed, "both runs sealed the demo model into one log")
 	verify := runVramseal(t, dir, "audit", "verify", "vramseal-audit.jsonl")
 	assert.Equal(t, exitOK, verify.code, "audit verify finds the kept token beside the log: %s", verify.stderr)
+	assert.Contains(t, verify.stdout, "token:      vramseal-audit.token (kept beside the log by a run on simulated GPUs), key fingerprint ")
 }
 
 func TestRunWithoutATokenRefusesALogAnotherTokenWrote(t *testing.T) {

@@ -207,10 +207,11 @@ func (w *worker) start(ctx context.Context) error {
 	w.ready = gpuhealth.NewReadiness(gpuCheck)
 	w.scrub = newScrubReport(w.logger, o.verifyInterval)
 	sink := &observedSink{next: auditLog, observers: []func(audit.Record){m.observe, w.ready.Observe, w.scrub.observe}}
-	devices := w.devices.devices
+	devices, backend := w.devices.devices, w.devices.backend
 	w.devices = nil // Start owns them from the call on, even when it fails
 	rt, err := supervisor.Start(context.WithoutCancel(ctx), supervisor.Config{
 		Devices:        devices,
+		Backend:        backend,
 		Key:            w.keys.seal,
 		WorkerID:       o.workerID,
 		ChunkSize:      o.chunkSize.bytes,
