@@ -3,6 +3,7 @@ package sealer
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 )
 
 // tensorTableVersion opens the canonical encoding of a tensor table.
@@ -64,6 +65,19 @@ func LookupTensor(tensors []Tensor, name string) (Tensor, bool) {
 		}
 	}
 	return Tensor{}, false
+}
+
+// CloneTensors is a deep copy of tensors, Shapes included, so that the copy
+// shares no memory with what it was made from; nil stays nil.
+func CloneTensors(tensors []Tensor) []Tensor {
+	if tensors == nil {
+		return nil
+	}
+	out := slices.Clone(tensors)
+	for i := range out {
+		out[i].Shape = slices.Clone(out[i].Shape)
+	}
+	return out
 }
 
 // ValidateTensors checks that tensors can be the table of a shard of size

@@ -43,6 +43,7 @@ func (r *Runtime) Seal(ctx context.Context, req messages.SealRequest) (sealer.Sh
 	if err != nil {
 		return sealer.Shard{}, fmt.Errorf("seal %q: %w", req.ID, err)
 	}
+	shard.Tensors = sealer.CloneTensors(shard.Tensors) // the caller's copy, not the live record's
 	return shard, nil
 }
 
@@ -64,6 +65,9 @@ func (r *Runtime) validate(req *messages.SealRequest) error {
 	if err := sealer.ValidatePlacement(req.ShardIndex, req.TotalShards); err != nil {
 		return err
 	}
+	// The runtime keeps its own copy: the caller's slice (and its Shapes)
+	// may change after Seal, which must not alter the signed record.
+	req.Tensors = sealer.CloneTensors(req.Tensors)
 	if err := sealer.ValidateTensors(req.Tensors, req.Size); err != nil {
 		return err
 	}

@@ -161,7 +161,7 @@ func (r *Runtime) Shards(ctx context.Context) ([]messages.ShardStatus, error) {
 			out = append(out, messages.ShardStatus{
 				ID: v.Record.ID, Device: v.Record.Device, Size: v.Record.Size, Digest: v.Record.Digest,
 				ModelRef: v.Record.ModelRef, SealedAt: v.Record.SealedAt, LastVerified: v.LastVerified,
-				Tensors: v.Record.Tensors,
+				Tensors: sealer.CloneTensors(v.Record.Tensors), // the caller's to change
 			})
 		}
 	}
