@@ -243,12 +243,14 @@ func (r *Runtime) beginStop(cause error) {
 	}
 	r.stopping, r.cause = true, cause
 	r.calls.close()
-	r.stopNow(messages.ErrStopped)
+	// Leases learn the cause before the drains that stopNow starts can
+	// revoke them as merely stopped.
 	revokeCause := cause
 	if revokeCause == nil {
 		revokeCause = messages.ErrStopped
 	}
 	r.leases.revokeAll(revokeCause)
+	r.stopNow(messages.ErrStopped)
 }
 
 // failure is the cause of a fail-stop once one began, else nil.
