@@ -26,6 +26,8 @@ type gpuFixture struct {
 	gen    uint64
 	// panicNext makes the actor panic on its next request.
 	panicNext atomic.Bool
+	// drains counts the drain requests the actor has taken up.
+	drains atomic.Int32
 }
 
 func newGPUFixture(t *testing.T, capacity, headroom int64) *gpuFixture {
@@ -43,7 +45,10 @@ func newGPUFixture(t *testing.T, capacity, headroom int64) *gpuFixture {
 	})
 	require.NoError(t, err)
 	f.gpu, err = sup.SpawnGPU(GPUConfig{Index: 0, Device: sim, Headroom: headroom, Logger: logger,
-		OnMessage: func(any) {
+		OnMessage: func(msg any) {
+			if _, ok := msg.(*drain); ok {
+				f.drains.Add(1)
+			}
 			if f.panicNext.Load() {
 				panic("injected GPU actor panic")
 			}
@@ -318,6 +323,7 @@ func TestGPUDrainTakesAShardAReleaseWaitsFor(t *testing.T) {
 	}, 10*time.Second, time.Millisecond, "the release is waiting")
 
 	drained := drainInBackground(f)
+	require.Eventually(t, func() bool { return f.drains.Load() == 1 }, 10*time.Second, time.Millisecond, "the drain reached the actor")
 	stopReleasing()
 	require.ErrorIs(t, <-released, messages.ErrLeaseHeld)
 	_, err = f.gpu.Check(context.Background(), rec)
