@@ -28,7 +28,7 @@ func (r *Runtime) Verify(ctx context.Context, shard sealer.Shard) error {
 		err = r.rehash(ctx, live)
 	}
 	if err != nil {
-		return fmt.Errorf("verify: %w", r.stoppedBy(err))
+		return fmt.Errorf("verify: %w", r.stoppedBy(ctx, err))
 	}
 	return r.markVerified(ctx, live.Record, "verify")
 }
@@ -44,8 +44,12 @@ func (r *Runtime) rehash(ctx context.Context, s rehash.Shard) error {
 
 // stoppedBy adds to an error that says the runtime stopped the failure that
 // stopped it, if a fail-stop did: found meanwhile by the scrub, perhaps, in
-// the very shard the caller verifies.
-func (r *Runtime) stoppedBy(err error) error {
+// the very shard the caller verifies. An error that is only ctx ending,
+// where ctx ended because the runtime stopped, counts as the stop.
+func (r *Runtime) stoppedBy(ctx context.Context, err error) error {
+	if errors.Is(err, context.Canceled) && errors.Is(context.Cause(ctx), messages.ErrStopped) {
+		err = context.Cause(ctx)
+	}
 	if !errors.Is(err, messages.ErrStopped) {
 		return err
 	}
