@@ -239,33 +239,30 @@ func TestAnEmbeddedRuntimeFailStopsOnAFatalXID(t *testing.T) {
 	sim, err := cuda.NewSim(cuda.SimConfig{Capacity: 4 << 20, Seed: 1})
 	require.NoError(t, err)
 	device := namedSim{Sim: sim, uuid: machine.UUID(t, 4)}
-	key, err := sealer.DeriveKey([]byte("test-token-0123456789abcdef"), "embedded")
-	require.NoError(t, err)
-	sink := audit.NewMemory()
 	logger := slog.New(slog.DiscardHandler)
 	watch := Open(func() (*cuda.NVML, error) { return cuda.NewNVML(machine.Server) }, []cuda.Device{device}, logger)
 	require.NotNil(t, watch)
 	defer func() { require.NoError(t, watch.Close()) }()
-	rt, err := supervisor.Start(context.Background(), supervisor.Config{
-		Devices: []cuda.Device{device}, Key: key, WorkerID: "embedded", ChunkSize: 64 << 10, Audit: sink, Logger: logger,
-	})
+	rig, err := supervisor.MakeRig(context.Background(), supervisor.RigConfig{Config: supervisor.Config{
+		Devices: []cuda.Device{device}, ChunkSize: 64 << 10, Logger: logger,
+	}})
 	require.NoError(t, err)
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		require.NoError(t, rt.Stop(ctx))
+		require.NoError(t, rig.Stop(ctx))
 	}()
-	_, err = rt.Seal(context.Background(), messages.SealRequest{ID: "w", Data: bytes.NewReader(make([]byte, 256<<10)), Size: 256 << 10})
+	_, err = rig.Seal(context.Background(), messages.SealRequest{ID: "w", Data: bytes.NewReader(make([]byte, 256<<10)), Size: 256 << 10})
 	require.NoError(t, err)
-	watch.StartHealth(rt, nil)
+	watch.StartHealth(rig.Runtime, nil)
 
 	machine.Events.Send(t, 4, nvml.EventTypeXidCriticalError, 79)
 
-	next(t, rt.Done(), "the runtime's fail-stop")
+	next(t, rig.Done(), "the runtime's fail-stop")
 	watch.StopWatchers()
-	assert.ErrorIs(t, rt.Err(), messages.ErrDeviceFault)
+	assert.ErrorIs(t, rig.Err(), messages.ErrDeviceFault)
 	assert.Zero(t, sim.Outstanding(), "VRAM freed")
-	records := sink.Records()
+	records := rig.Audit.Records()
 	require.NotEmpty(t, records)
 	last := records[len(records)-1]
 	assert.Equal(t, audit.EventWorkerStopped, last.Event)

@@ -31,9 +31,11 @@ type RigConfig struct {
 	// Wrap, if set, puts device i behind another Device, such as one that
 	// injects faults; the runtime gets what it returns.
 	Wrap func(i int, sim *cuda.Sim) cuda.Device
-	// Config is the runtime's configuration. Its Devices are the rig's.
-	// Key, WorkerID and Audit default to a test key, "rig" and a fresh
-	// audit.Memory.
+	// Config is the runtime's configuration. Key, WorkerID and Audit
+	// default to a test key, "rig" and a fresh audit.Memory, and Devices to
+	// the rig's simulated GPUs. Devices given here (a Sim the test made
+	// first, a real GPU) are the runtime's as they are: the rig then makes no
+	// Sims, and Capacities, Name, Seed, Prefault and Wrap do not apply.
 	Config Config
 }
 
@@ -52,8 +54,8 @@ type Rig struct {
 	Key *sealer.Key
 }
 
-// MakeRig starts a runtime over fresh simulated GPUs. Stop the runtime when
-// done; it closes the Sims.
+// MakeRig starts a runtime over fresh simulated GPUs, or over
+// rc.Config.Devices. Stop the runtime when done; it closes the devices.
 //
 // For n devices of c bytes each: RigConfig{Capacities: slices.Repeat([]int64{c}, n)}.
 func MakeRig(ctx context.Context, rc RigConfig) (*Rig, error) {
@@ -77,7 +79,9 @@ func MakeRig(ctx context.Context, rc RigConfig) (*Rig, error) {
 		rig.Audit = audit.NewMemory()
 		cfg.Audit = rig.Audit
 	}
-	cfg.Devices = nil
+	if len(cfg.Devices) > 0 {
+		rc.Capacities = nil // the runtime gets the devices given, and no Sims
+	}
 	for i, capacity := range rc.Capacities {
 		sc := cuda.SimConfig{Capacity: capacity, Seed: rc.Seed + int64(i) + 1, Prefault: rc.Prefault}
 		if rc.Name != "" {
