@@ -82,19 +82,11 @@ var holders = map[string]holder{
 		return []any{c, struct{ supervisor.RigConfig }{c}}
 	},
 	"supervisor.Rig": func(t *testing.T) []any {
-		rig, err := supervisor.MakeRig(context.Background(), supervisor.RigConfig{Config: supervisor.Config{Key: sealKey(t), WorkerID: testWorker}})
-		require.NoError(t, err)
-		require.NoError(t, rig.Stop(context.Background()))
+		rig := stoppedRig(t)
 		return []any{rig, *rig, struct{ *supervisor.Rig }{rig}}
 	},
 	"supervisor.Runtime": func(t *testing.T) []any {
-		sim, err := cuda.NewSim(cuda.SimConfig{Capacity: 1 << 20})
-		require.NoError(t, err)
-		rt, err := supervisor.Start(context.Background(), supervisor.Config{
-			Devices: []cuda.Device{sim}, Key: sealKey(t), WorkerID: testWorker, Audit: audit.NewMemory(),
-		})
-		require.NoError(t, err)
-		require.NoError(t, rt.Stop(context.Background()))
+		rt := stoppedRig(t).Runtime
 		return []any{rt, struct{ *supervisor.Runtime }{rt}}
 	},
 	"stress.BaselineConfig": func(t *testing.T) []any {
@@ -109,6 +101,17 @@ var holders = map[string]holder{
 		require.NoError(t, b.Close())
 		return []any{b, struct{ *stress.Baseline }{b}}
 	},
+}
+
+// stoppedRig is a runtime over one small simulated GPU that signs with
+// sealKey, stopped: its key stays in it.
+func stoppedRig(t *testing.T) *supervisor.Rig {
+	rig, err := supervisor.MakeRig(context.Background(), supervisor.RigConfig{
+		Capacities: []int64{1 << 20}, Config: supervisor.Config{Key: sealKey(t), WorkerID: testWorker},
+	})
+	require.NoError(t, err)
+	require.NoError(t, rig.Stop(context.Background()))
+	return rig
 }
 
 func sealKey(t *testing.T) *sealer.Key {
