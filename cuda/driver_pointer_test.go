@@ -7,10 +7,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestDriverPointerReachesTheBytes copies an allocation out through its
-// device pointer (what a lease hands inference code) and compares it with
-// what was written. gpucheck.sh runs it on a GPU; without one it skips.
-func TestDriverPointerReachesTheBytes(t *testing.T) {
+// TestDriverOnDevicePointerReachesTheBytes copies an allocation out through
+// its device pointer (what a lease hands inference code) and compares it
+// with what was written. gpucheck.sh runs it on a GPU and
+// TestDriverOverFakeLibcuda over the stand-in libcuda; without a driver it
+// skips.
+func TestDriverOnDevicePointerReachesTheBytes(t *testing.T) {
 	d := openTestDriver(t)
 	const size = 4<<20 + 3
 	h, err := d.Allocate(size)
@@ -23,8 +25,7 @@ func TestDriverPointerReachesTheBytes(t *testing.T) {
 	require.NoError(t, err)
 	require.NotZero(t, ptr)
 	got := make([]byte, size)
-	res := d.dev.copyFromDevice(got, devicePtr(ptr), 0)
-	require.Equal(t, cudaSuccess, res, "cuMemcpyDtoH through the pointer")
+	require.NoError(t, d.CopyFromPointer(got, ptr))
 	assert.Equal(t, want, got, "the pointer reaches the allocation's bytes")
 
 	require.NoError(t, d.Free(h))

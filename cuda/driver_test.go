@@ -237,6 +237,7 @@ func TestDriverOverFakeLibcuda(t *testing.T) {
 		"TestDriverOnDeviceHashesWithTheKernel", "TestDriverOnDeviceHashesSpansInOneLaunch",
 		"TestDriverOnDeviceFallsBackWhenTheKernelDoesNotLoad",
 		"TestDriverOnDeviceLaunchFailure", "TestDriverOnDeviceHashesLikeTheHost",
+		"TestDriverOnDevicePointerReachesTheBytes", "TestDriverOnDeviceLeasePointerReachesTheSealedBytes",
 	} {
 		assert.Contains(t, report, "--- PASS: "+name+" ", "%s ran and passed", name)
 	}

@@ -1,0 +1,71 @@
+package cuda_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/supervisor"
+)
+
+// TestDriverOnDeviceLeasePointerReachesTheSealedBytes goes through the
+// embedding API on CUDA device 0: a runtime over the Driver seals a shard of
+// random bytes, acquires it (plain and verified), and each lease's
+// DevicePointer, copied out for Size bytes with cuMemcpyDtoH as inference
+// code would read it, must hash to the record's digest. gpucheck.sh runs it
+// on a GPU and TestDriverOverFakeLibcuda over the stand-in libcuda; without
+// a driver it skips.
+func TestDriverOnDeviceLeasePointerReachesTheSealedBytes(t *testing.T) {
+	d := cuda.OpenTestDriver(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang, not a speed, bound
+	defer cancel()
+	rig, err := supervisor.MakeRig(ctx, supervisor.RigConfig{Config: supervisor.Config{Devices: []cuda.Device{d}, Backend: "cuda"}})
+	require.NoError(t, err)
+	stop := func() error { return rig.Stop(ctx) }
+	defer func() { _ = stop() }() // a failed check still frees the device
+
+	weights := make([]byte, 24<<20+5) // six full chunks of 4 MiB and a short one
+	_, _ = rand.Read(weights)         // crypto/rand.Read never fails
+	shard, err := rig.Seal(ctx, messages.SealRequest{ID: "layer-0", Data: bytes.NewReader(weights), Size: int64(len(weights))})
+	require.NoError(t, err)
+	sum := sha256.Sum256(weights)
+	require.Equal(t, hex.EncodeToString(sum[:]), shard.Digest, "the record's digest is the sealed bytes'")
+
+	for _, tc := range []struct {
+		name string
+		opts []supervisor.AcquireOption
+	}{
+		{"acquired", nil},
+		{"acquired verified", []supervisor.AcquireOption{supervisor.Verified()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lease, err := rig.Acquire(ctx, shard, tc.opts...)
+			require.NoError(t, err)
+			defer lease.Release()
+			ptr, err := lease.DevicePointer()
+			require.NoError(t, err)
+			require.NotZero(t, ptr)
+			got := make([]byte, lease.Size())
+			require.NoError(t, d.CopyFromPointer(got, ptr))
+			sum := sha256.Sum256(got)
+			assert.Equal(t, shard.Digest, hex.EncodeToString(sum[:]), "the bytes behind the lease's device pointer")
+			t.Logf("%d bytes copied out through the lease's device pointer: SHA-256 %x, the record's %s", len(got), sum, shard.Digest)
+
+			lease.Release()
+			_, err = lease.DevicePointer()
+			assert.ErrorIs(t, err, messages.ErrInvalidInput, "a released lease hands out no pointer")
+		})
+	}
+
+	require.NoError(t, stop())
+	assert.Zero(t, d.Outstanding(), "Stop freed the shard")
+}
