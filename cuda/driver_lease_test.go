@@ -58,7 +58,7 @@ func TestDriverOnDeviceLeasePointerReachesTheSealedBytes(t *testing.T) {
 			require.NoError(t, d.CopyFromPointer(got, ptr))
 			sum := sha256.Sum256(got)
 			assert.Equal(t, shard.Digest, hex.EncodeToString(sum[:]), "the bytes behind the lease's device pointer")
-			t.Logf("%d bytes copied out through the lease's device pointer: SHA-256 %x, the record's %s", len(got), sum, shard.Digest)
+			t.Logf("%d bytes copied out through the device pointer of a lease %s: SHA-256 %x, the record's %s", len(got), tc.name, sum, shard.Digest)
 
 			lease.Release()
 			_, err = lease.DevicePointer()
