@@ -28,6 +28,6 @@ func (b *bencher) bigSealRate(ctx context.Context, hashRate float64) (BenchResul
 		return BenchResult{}, fmt.Errorf("bench a big seal: %w", err)
 	}
 	single := hashRate / float64(b.cores)
-	return atLeast("sealing one large shard", "MB/s", mbps(cfg.BigSeal, elapsed), single, 0.7,
+	return atLeast(bigSealRow, "MB/s", mbps(cfg.BigSeal, elapsed), single,
 		fmt.Sprintf("one %s seal in %v onto a prefaulted Sim; reference: single-core SHA-256", humanBytes(cfg.BigSeal), elapsed.Round(time.Millisecond))), nil
 }

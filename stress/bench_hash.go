@@ -67,11 +67,17 @@ func measureCopySHA256(ctx context.Context) (float64, error) {
 	return best, nil
 }
 
-// simCeiling says how far the Sim's host copies let hashing go.
-func (b *bencher) simCeiling(hashRate float64) string {
-	ceiling := float64(b.cores) * b.copySHA256
-	return fmt.Sprintf("; the Sim copies every byte read on the host, and one core copying and hashing does %.0f MB/s, so %.0f MB/s (%.2f x reference) is the ceiling here",
-		b.copySHA256, ceiling, ceiling/hashRate)
+// copyCeiling is the reference of the scrub and Verify rows, in MB/s:
+// cores x one core's copy+SHA-256, the most a device whose data must be
+// copied out before it is hashed allows.
+func (b *bencher) copyCeiling() float64 { return float64(b.cores) * b.copySHA256 }
+
+// oldReference is the note's account of the reference the scrub and Verify
+// rows had before: cores x cache-hot SHA-256, which no device that copies
+// its data out can reach.
+func (b *bencher) oldReference(measured, hashRate float64) string {
+	return fmt.Sprintf("; reference is cores x one core's copy (4 MiB from memory) + SHA-256, %.0f MB/s per core; the old reference, cores x cache-hot SHA-256, is %.0f MB/s (measured %.3f x it, the ceiling %.3f x it)",
+		b.copySHA256, hashRate, measured/hashRate, b.copyCeiling()/hashRate)
 }
 
 // scrubThroughput seals ScrubBytes onto one device and measures the bytes
@@ -99,9 +105,9 @@ func (b *bencher) scrubThroughput(ctx context.Context, hashRate float64) (BenchR
 	if err := stopRuntime(rt, err); err != nil {
 		return BenchResult{}, fmt.Errorf("bench scrub: %w", err)
 	}
-	return atLeast("background scrub throughput", "MB/s", measured, hashRate, 0.9,
-		fmt.Sprintf("%d shards, %s in all, on one device, 4 MiB chunks, scrub interval 1 ms, unlimited rate, measured over %v; reference is cores x one core's SHA-256",
-			cfg.ScrubShards, humanBytes(cfg.ScrubBytes), cfg.ScrubWindow)+b.simCeiling(hashRate)), nil
+	return atLeast(scrubRow, "MB/s", measured, b.copyCeiling(),
+		fmt.Sprintf("%d shards, %s in all, on one device, 4 MiB chunks, scrub interval 1 ms, unlimited rate, measured over %v",
+			cfg.ScrubShards, humanBytes(cfg.ScrubBytes), cfg.ScrubWindow)+b.oldReference(measured, hashRate)), nil
 }
 
 // verifyThroughput seals one VerifyBytes shard and times Verify of it.
@@ -127,8 +133,8 @@ func (b *bencher) verifyThroughput(ctx context.Context, hashRate float64) (Bench
 	if err := stopRuntime(rt, err); err != nil {
 		return BenchResult{}, fmt.Errorf("bench verify: %w", err)
 	}
-	return atLeast("Verify of one large shard", "MB/s", measured, hashRate, 0.9,
-		fmt.Sprintf("one %s shard, 4 MiB chunks, %d verifies; reference is cores x one core's SHA-256", humanBytes(cfg.VerifyBytes), cfg.VerifyRounds)+b.simCeiling(hashRate)), nil
+	return atLeast(verifyRow, "MB/s", measured, b.copyCeiling(),
+		fmt.Sprintf("one %s shard, 4 MiB chunks, %d verifies", humanBytes(cfg.VerifyBytes), cfg.VerifyRounds)+b.oldReference(measured, hashRate)), nil
 }
 
 // wait waits for d or ctx's end.

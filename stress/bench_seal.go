@@ -111,7 +111,7 @@ func (b *bencher) smallSeals(ctx context.Context, _ float64) (BenchResult, error
 	if err != nil {
 		return BenchResult{}, fmt.Errorf("bench small seals: %w", err)
 	}
-	return atLeast("small seals through actors", "seals/s", actors, baseline, 0.8,
+	return atLeast(smallSealRow, "seals/s", actors, baseline,
 		fmt.Sprintf("%d seals of %s by %d callers over %d devices, no audit cost in either; reference is the mutex-per-device Baseline; best of %d alternating runs",
 			b.cfg.SmallSeals, humanBytes(b.cfg.SmallSize), b.cfg.Callers, b.cfg.Devices, b.cfg.Rounds)), nil
 }
@@ -144,6 +144,6 @@ func (b *bencher) durableAudit(ctx context.Context, _ float64) (BenchResult, err
 	if err != nil {
 		return BenchResult{}, fmt.Errorf("bench durable audit: %w", err)
 	}
-	return atLeast("seals with durable audit", "seals/s", withLog, without, 0.7,
+	return atLeast(durableAuditRow, "seals/s", withLog, without,
 		fmt.Sprintf("the small-seal run with audit.Open (group commit, fsync) under %s; reference is the same run with records discarded", filepath.Dir(dir))), nil
 }

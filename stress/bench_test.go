@@ -33,8 +33,12 @@ func TestBenchReportsEveryTarget(t *testing.T) {
 	assert.Positive(t, r.SHA256)
 	assert.Positive(t, r.CopySHA256)
 	names := []string{}
-	for _, res := range r.Results {
+	targets := BenchTargets()
+	require.Len(t, r.Results, len(targets), "one result per target")
+	for i, res := range r.Results {
 		names = append(names, res.Name)
+		assert.Equal(t, targets[i].Name, res.Name, "results come in the order of BenchTargets")
+		assert.Equal(t, targets[i].Want, res.Target, "%s: the result wants what BenchTargets says", res.Name)
 		assert.Positive(t, res.Measured, res.Name)
 		assert.Positive(t, res.Reference, res.Name)
 		assert.InDelta(t, res.Measured/res.Reference, res.Ratio, 1e-9, res.Name)
