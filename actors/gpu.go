@@ -29,6 +29,10 @@ type GPUConfig struct {
 	// OnMessage, if set, sees every request before the actor handles it.
 	// It is a test hook: a panic in it is a panic in the actor.
 	OnMessage func(msg any)
+	// OnAcquire, if set, runs in Acquire after the lease is taken and
+	// before it is registered for revocation: a test hook for the window
+	// a drain may race into.
+	OnAcquire func()
 }
 
 // gpuActor owns one device's allocation table: what is allocated, sealed,
@@ -48,48 +52,22 @@ func (a *gpuActor) Receive(c actor.Context) {
 	switch m := msg.(type) {
 	case *actor.Started:
 		if a.t == nil {
-			a.t = newTable()
+			a.t = newTable(a.ref.live)
 		}
 	case *allocate:
 		m.reply <- a.allocate(m)
 	case *lease:
 		m.reply <- a.lease(m.e)
-	case *endLease:
-		a.endLease(m.e, m.holder)
-	case *leaseRead:
-		e, err := a.live(m.id, m.gen)
-		if err != nil {
-			m.reply <- leaseReply{err: err}
-			return
+	case *leasesEnded:
+		if _, doomed := a.t.doomed[m.e]; doomed && m.e.pins.held() == 0 {
+			a.free(m.e)
 		}
-		m.reply <- a.lease(e)
-	case *acquire:
-		e, err := a.check(m.record)
-		if err != nil {
-			m.reply <- leaseReply{err: err}
-			return
-		}
-		r := a.lease(e)
-		if r.err == nil && m.revoke != nil {
-			if e.holders == nil {
-				e.holders = map[*ReadLease]func(error){}
-			}
-			e.holders[m.holder] = m.revoke
-		}
-		m.reply <- r
-	case *check:
-		e, err := a.check(m.record)
-		if err != nil {
-			m.reply <- leaseReply{err: err}
-			return
-		}
-		m.reply <- leaseReply{shard: e.shard}
 	case *commit:
 		m.reply <- a.commit(m)
 	case *abort:
 		m.reply <- a.abort(m.e)
 	case *release:
-		e, err := a.check(m.record)
+		e, err := checkEntry(a.t.live.get(m.record.ID), m.record, a.cfg.Index)
 		if err != nil {
 			m.waiter.err = err
 			a.reply(m.waiter)
@@ -111,7 +89,7 @@ func (a *gpuActor) Receive(c actor.Context) {
 	case *snapshot:
 		m.reply <- a.snapshot()
 	case *markVerified:
-		if e, err := a.live(m.id, m.gen); err == nil && m.at.After(e.lastVerified) {
+		if e := a.t.live.get(m.id); e != nil && e.gen == m.gen && m.at.After(e.lastVerified) {
 			e.lastVerified = m.at
 		}
 	case *actor.Stopping:
@@ -144,7 +122,8 @@ func (a *gpuActor) allocate(m *allocate) leaseReply {
 	if err != nil {
 		return leaseReply{err: fmt.Errorf("device %d: allocate %d bytes: %w", a.cfg.Index, m.size, err)}
 	}
-	e := &entry{id: m.id, gen: m.gen, size: m.size, handle: h, state: statePending, leases: 1}
+	e := &entry{id: m.id, gen: m.gen, size: m.size, handle: h, state: statePending}
+	e.pins.take() // the seal's write lease
 	a.t.byID[m.id] = e
 	a.t.staged += m.size
 	return leaseReply{e: e, handle: h}
@@ -152,25 +131,10 @@ func (a *gpuActor) allocate(m *allocate) leaseReply {
 
 // lease takes one more lease on e, which must be pending or live.
 func (a *gpuActor) lease(e *entry) leaseReply {
-	if e.state == stateDoomed {
+	if !e.pins.take() {
 		return leaseReply{err: a.revoked(e)}
 	}
-	e.leases++
-	return leaseReply{e: e, handle: e.handle, shard: e.shard}
-}
-
-func (a *gpuActor) endLease(e *entry, holder *ReadLease) {
-	if e.leases <= 0 {
-		a.cfg.Logger.Error("lease ended twice", "device", a.cfg.Index, "shard", e.id)
-		return
-	}
-	e.leases--
-	if holder != nil {
-		delete(e.holders, holder)
-	}
-	if e.state == stateDoomed && e.leases == 0 {
-		a.free(e)
-	}
+	return leaseReply{e: e, handle: e.handle}
 }
 
 // revoked is the error for a call on a doomed entry.
@@ -181,26 +145,16 @@ func (a *gpuActor) revoked(e *entry) error {
 	return fmt.Errorf("shard %+q: %w", e.id, messages.ErrUnknownShard)
 }
 
-// live returns the live shard id of generation gen.
-func (a *gpuActor) live(id string, gen uint64) (*entry, error) {
-	e, ok := a.t.byID[id]
-	if !ok || e.state != stateLive || e.gen != gen {
-		return nil, fmt.Errorf("shard %+q: %w", id, messages.ErrUnknownShard)
-	}
-	return e, nil
-}
-
-// check returns the live shard a caller's record names, if the record is
-// the one the table keeps. A record of a generation that is not live is
-// ErrUnknownShard; one of a live generation that differs is an integrity
-// failure.
-func (a *gpuActor) check(rec sealer.Shard) (*entry, error) {
-	e, err := a.live(rec.ID, rec.Generation)
-	if err != nil {
-		return nil, err
+// checkEntry returns e, the live entry of a caller's record's ID (nil if
+// none), if the record is the one it keeps. A record of a generation that
+// is not live is ErrUnknownShard; one of a live generation that differs is
+// an integrity failure. The actor and the lookups outside it share it.
+func checkEntry(e *entry, rec sealer.Shard, device int) (*entry, error) {
+	if e == nil || e.gen != rec.Generation {
+		return nil, fmt.Errorf("shard %+q: %w", rec.ID, messages.ErrUnknownShard)
 	}
 	if !e.shard.Record.Equal(rec) {
-		return nil, &messages.IntegrityError{ShardID: rec.ID, Device: a.cfg.Index, Reason: messages.ReasonRecordMismatch}
+		return nil, &messages.IntegrityError{ShardID: rec.ID, Device: device, Reason: messages.ReasonRecordMismatch}
 	}
 	return e, nil
 }
@@ -212,7 +166,7 @@ func (a *gpuActor) commit(m *commit) error {
 		return a.revoked(e)
 	case e.state != statePending:
 		return fmt.Errorf("commit shard %+q: no seal in progress: %w", e.id, messages.ErrUnknownShard)
-	case e.leases == 0:
+	case e.pins.held() == 0:
 		return fmt.Errorf("commit shard %+q: the seal holds no lease: %w", e.id, messages.ErrInvalidInput)
 	case m.record.ID != e.id || m.record.Generation != e.gen || m.record.Size != e.size:
 		return fmt.Errorf("commit shard %+q: the record does not name this allocation: %w", e.id, messages.ErrInvalidInput)
@@ -221,6 +175,7 @@ func (a *gpuActor) commit(m *commit) error {
 	e.shard = rehash.Shard{Record: m.record, Chunks: m.chunks}
 	a.t.staged -= e.size
 	a.t.held += e.size
+	a.t.live.put(e)
 	return nil
 }
 
@@ -230,11 +185,8 @@ func (a *gpuActor) abort(e *entry) error {
 	if e.state == stateDoomed {
 		return a.revoked(e)
 	}
-	delete(a.t.byID, e.id)
-	e.state = stateDoomed
 	e.aborted = true
-	a.t.doomed[e] = struct{}{}
-	if e.leases == 0 {
+	if a.close(e) {
 		return a.free(e)
 	}
 	return nil
@@ -245,10 +197,9 @@ func (a *gpuActor) abort(e *entry) error {
 // doom (drained) revokes the embedder leases held on e with cause, and
 // makes the free certain: no waiter giving up puts e back.
 func (a *gpuActor) doom(e *entry, w *freeWaiter, cause error, drained bool) {
+	idle := e.pins.held() == 0
 	if e.state != stateDoomed {
-		delete(a.t.byID, e.id)
-		e.state = stateDoomed
-		a.t.doomed[e] = struct{}{}
+		idle = a.close(e)
 	}
 	e.waiters = append(e.waiters, w)
 	if drained && !e.drained {
@@ -256,13 +207,21 @@ func (a *gpuActor) doom(e *entry, w *freeWaiter, cause error, drained bool) {
 		if !e.shard.Record.Signed() {
 			e.revokedBy = cause
 		}
-		for _, revoke := range e.holders {
-			revoke(cause)
-		}
+		e.holders.revokeAll(cause)
 	}
-	if e.leases == 0 {
+	if idle {
 		a.free(e)
 	}
+}
+
+// close takes e, pending or live, out of the table and refuses new leases
+// on it; it reports whether none is held, so that it may be freed now.
+func (a *gpuActor) close(e *entry) (idle bool) {
+	delete(a.t.byID, e.id)
+	a.t.live.remove(e)
+	e.state = stateDoomed
+	a.t.doomed[e] = struct{}{}
+	return e.pins.close()
 }
 
 // drain takes everything on the device: every pending and live entry, and
@@ -343,6 +302,8 @@ func (a *gpuActor) withdraw(w *freeWaiter) freeReply {
 			delete(a.t.doomed, e)
 			e.state = stateLive
 			a.t.byID[e.id] = e
+			e.pins.reopen()
+			a.t.live.put(e)
 		}
 	}
 	w.left = 0
@@ -388,13 +349,12 @@ func (a *gpuActor) snapshot() []ShardView {
 // errors so that one bad free does not leak the rest.
 func (a *gpuActor) freeEverything() (freed []Freed, leased int) {
 	for _, e := range a.t.byID {
-		a.t.doomed[e] = struct{}{}
+		a.close(e)
 	}
-	a.t.byID = map[string]*entry{}
 	freed = a.t.orphans
 	a.t.orphans = nil
 	for e := range a.t.doomed {
-		if e.leases > 0 {
+		if e.pins.held() > 0 {
 			leased++
 			continue
 		}

@@ -12,7 +12,9 @@ import (
 // gpuRequest is implemented by every message the GPU actor accepts, so a
 // type switch over the wrong message set does not compile silently. Every
 // message only reads or changes the allocation table; data is copied
-// outside the mailbox, under the leases these messages grant.
+// outside the mailbox, under leases. Leases on live shards are taken and
+// ended without a message (gpu_pins.go); the actor hears only of the last
+// one to end on memory it is waiting to free.
 type gpuRequest interface{ isGPURequest() }
 
 // allocate reserves capacity for a pending seal and allocates its memory,
@@ -28,7 +30,6 @@ type allocate struct {
 type leaseReply struct {
 	e      *entry
 	handle cuda.Handle
-	shard  rehash.Shard
 	err    error
 }
 
@@ -39,36 +40,9 @@ type lease struct {
 	reply chan leaseReply
 }
 
-// endLease ends one lease on an entry; holder is the embedder lease it
-// ends, if it is one. It has no reply.
-type endLease struct {
-	e      *entry
-	holder *ReadLease
-}
-
-// leaseRead grants a read lease on the live shard id of generation gen.
-type leaseRead struct {
-	id    string
-	gen   uint64
-	reply chan leaseReply
-}
-
-// acquire checks a caller's record against the table and grants a read
-// lease on the shard it names, in one step. The lease is holder's; revoke,
-// if set, is called (from the actor, so it must not block) when a drain
-// dooms the shard.
-type acquire struct {
-	record sealer.Shard
-	holder *ReadLease
-	revoke func(cause error)
-	reply  chan leaseReply
-}
-
-// check compares a caller's record with the table's.
-type check struct {
-	record sealer.Shard
-	reply  chan leaseReply
-}
+// leasesEnded says the last lease on a doomed entry ended, so it may be
+// freed. It has no reply.
+type leasesEnded struct{ e *entry }
 
 // commit turns a pending seal into a live shard; the caller's write lease
 // carries over to the live shard.
@@ -125,10 +99,7 @@ type markVerified struct {
 
 func (*allocate) isGPURequest()      {}
 func (*lease) isGPURequest()         {}
-func (*endLease) isGPURequest()      {}
-func (*leaseRead) isGPURequest()     {}
-func (*acquire) isGPURequest()       {}
-func (*check) isGPURequest()         {}
+func (*leasesEnded) isGPURequest()   {}
 func (*commit) isGPURequest()        {}
 func (*abort) isGPURequest()         {}
 func (*release) isGPURequest()       {}

@@ -14,17 +14,23 @@ import (
 	"github.com/vramseal/vramseal/sealer"
 )
 
-// GPURef is how callers talk to one GPU actor. Every call sends a request
-// with its own reply channel and waits for the answer or for the actor to
-// stop. Calls that change the table wait for their answer even if the
-// caller's context ends, because the answer may carry memory someone must
-// own; they are quick, since the actor only changes its table.
+// GPURef is how callers talk to one GPU actor. A call that changes the
+// table sends a request with its own reply channel and waits for the
+// answer or for the actor to stop, even if the caller's context ends,
+// because the answer may carry memory someone must own; they are quick,
+// since the actor only changes its table. Checking a record and leasing a
+// live shard (Check, Acquire, LeaseRead) send nothing: they read the
+// actor's live index and take the lease with an atomic, so a thousand
+// callers never queue behind the mailbox.
 type GPURef struct {
-	index   int
-	device  cuda.Device
-	send    func(msg any)
-	stop    func()
-	stopped chan struct{}
+	index  int
+	device cuda.Device
+	live   *liveIndex
+	// onAcquire is GPUConfig.OnAcquire.
+	onAcquire func()
+	send      func(msg any)
+	stop      func()
+	stopped   chan struct{}
 	// leftover holds what the actor freed as it stopped, and leased how
 	// many allocations it left because they were leased; both are written
 	// before stopped closes.
@@ -71,7 +77,7 @@ func (a *Allocation) Lease() error {
 }
 
 // Unlease ends the write lease taken by Allocate, Lease or Commit.
-func (a *Allocation) Unlease() { a.g.send(&endLease{e: a.e}) }
+func (a *Allocation) Unlease() { a.g.endLease(a.e) }
 
 // Commit makes the allocation the live shard record names. The caller must
 // hold a write lease, which carries over to the live shard: end it with
@@ -108,51 +114,86 @@ type ReadLease struct {
 // End ends the lease.
 func (l *ReadLease) End() {
 	if l.ended.CompareAndSwap(false, true) {
-		l.g.send(&endLease{e: l.e, holder: l})
+		l.e.holders.remove(l)
+		l.g.endLease(l.e)
+	}
+}
+
+// endLease ends one lease on e, and tells the actor if it was the last on
+// memory it is waiting to free (a stopped actor frees nothing more).
+func (g *GPURef) endLease(e *entry) {
+	if !e.pins.drop() {
+		return
+	}
+	select {
+	case <-g.stopped:
+	default:
+		g.send(&leasesEnded{e: e})
 	}
 }
 
 // LeaseRead grants a read lease on the live shard id of generation gen; it
 // is how the verify engine reads.
 func (g *GPURef) LeaseRead(id string, gen uint64) (cuda.Handle, func(), error) {
-	r, err := await(g, &leaseRead{id: id, gen: gen, reply: make(chan leaseReply, 1)})
-	if err == nil {
-		err = r.err
-	}
+	e, err := g.lookup(id, func(e *entry) (*entry, error) {
+		if e == nil || e.gen != gen {
+			return nil, fmt.Errorf("shard %+q: %w", id, messages.ErrUnknownShard)
+		}
+		return e, nil
+	})
 	if err != nil {
 		return 0, nil, err
 	}
-	l := &ReadLease{g: g, e: r.e, Handle: r.handle, Shard: r.shard}
+	if !e.pins.take() {
+		return 0, nil, fmt.Errorf("shard %+q: %w", id, messages.ErrUnknownShard)
+	}
+	l := &ReadLease{g: g, e: e, Handle: e.handle, Shard: e.shard}
 	return l.Handle, l.End, nil
 }
 
 // Acquire checks a caller's record against the table (as Check) and grants
-// a read lease on the shard, in one step. revoke, if set, is called with
-// the drain's cause when an eviction or stop takes the shard while the
-// lease is held, from the actor's goroutine: it must not block. The grant
-// and the lease's registration are one message, so no drain misses it.
+// a read lease on the shard. revoke, if set, is called with the drain's
+// cause when an eviction or stop takes the shard while the lease is held,
+// possibly from the actor's goroutine: it must not block. A lease granted
+// before a drain closed the shard is revoked by it, however close the two.
 func (g *GPURef) Acquire(record sealer.Shard, revoke func(cause error)) (*ReadLease, error) {
-	l := &ReadLease{g: g}
-	r, err := await(g, &acquire{record: record, holder: l, revoke: revoke, reply: make(chan leaseReply, 1)})
-	if err == nil {
-		err = r.err
-	}
+	e, err := g.lookup(record.ID, func(e *entry) (*entry, error) { return checkEntry(e, record, g.index) })
 	if err != nil {
 		return nil, err
 	}
-	l.e, l.Handle, l.Shard = r.e, r.handle, r.shard
+	if !e.pins.take() {
+		return nil, fmt.Errorf("shard %+q: %w", record.ID, messages.ErrUnknownShard)
+	}
+	l := &ReadLease{g: g, e: e, Handle: e.handle, Shard: e.shard}
+	if g.onAcquire != nil {
+		g.onAcquire()
+	}
+	if revoke != nil {
+		e.holders.add(l, revoke)
+	}
 	return l, nil
 }
 
 // Check compares a caller's record with the table's and returns the live
 // shard. A record whose generation is not live is messages.ErrUnknownShard;
 // one of a live generation that differs is a *messages.IntegrityError.
-func (g *GPURef) Check(ctx context.Context, record sealer.Shard) (rehash.Shard, error) {
-	r, err := ask(ctx, g, &check{record: record, reply: make(chan leaseReply, 1)})
-	if err == nil {
-		err = r.err
+func (g *GPURef) Check(record sealer.Shard) (rehash.Shard, error) {
+	e, err := g.lookup(record.ID, func(e *entry) (*entry, error) { return checkEntry(e, record, g.index) })
+	if err != nil {
+		return rehash.Shard{}, err
 	}
-	return r.shard, err
+	return e.shard, nil
+}
+
+// lookup finds the live entry with the ID in the actor's index, without a
+// message, and checks it with check (which gets nil if there is none).
+func (g *GPURef) lookup(id string, check func(*entry) (*entry, error)) (*entry, error) {
+	select {
+	case <-g.stopped:
+		return nil, g.stoppedErr()
+	default:
+	}
+	return check(g.live.get(id))
 }
 
 // Release checks a caller's record (as Check) and frees the shard once its
@@ -261,9 +302,6 @@ type replyRequest[T any] interface {
 
 func (m *allocate) replyChan() chan leaseReply             { return m.reply }
 func (m *lease) replyChan() chan leaseReply                { return m.reply }
-func (m *leaseRead) replyChan() chan leaseReply            { return m.reply }
-func (m *acquire) replyChan() chan leaseReply              { return m.reply }
-func (m *check) replyChan() chan leaseReply                { return m.reply }
 func (m *commit) replyChan() chan error                    { return m.reply }
 func (m *abort) replyChan() chan error                     { return m.reply }
 func (m *withdraw) replyChan() chan freeReply              { return m.reply }

@@ -29,15 +29,17 @@ type entry struct {
 	size   int64
 	handle cuda.Handle
 	state  entryState
-	// shard is the signed record and chunk digests, set at commit.
+	// shard is the signed record and chunk digests, set at commit, before
+	// the entry is published in the live index; never changed after.
 	shard        rehash.Shard
 	lastVerified time.Time
-	// leases counts the leases held; memory under a lease is never freed.
-	leases int
+	// pins counts the leases held; memory under a lease is never freed.
+	// The entry is closed while doomed.
+	pins pins
 	// holders are the embedder leases held, each with how to revoke it: a
-	// drain revokes them in the message that dooms the entry, so a lease
-	// granted before the drain is never missed.
-	holders map[*ReadLease]func(error)
+	// drain revokes them once it has closed the entry, so no lease granted
+	// before the drain is missed.
+	holders holderSet
 	// waiters, once doomed, hear when the entry is freed; the first of them
 	// gets its Freed to record. With none left, a drained entry's free is
 	// kept in the actor's orphans.
@@ -89,7 +91,9 @@ func (e *entry) removeWaiter(w *freeWaiter) bool {
 // table is a GPU actor's state: every allocation it holds, by shard ID
 // while pending or live, and the doomed ones waiting for their leases.
 type table struct {
-	byID   map[string]*entry
+	byID map[string]*entry
+	// live is the live entries of byID, for lookups outside the actor.
+	live   *liveIndex
 	doomed map[*entry]struct{}
 	// orphans are frees no one waited for any more; shutdown records them.
 	orphans []Freed
@@ -97,8 +101,8 @@ type table struct {
 	staged  int64 // bytes of seals in progress (pending, or doomed before commit)
 }
 
-func newTable() *table {
-	return &table{byID: map[string]*entry{}, doomed: map[*entry]struct{}{}}
+func newTable(live *liveIndex) *table {
+	return &table{byID: map[string]*entry{}, live: live, doomed: map[*entry]struct{}{}}
 }
 
 // freedOf says what freeing e frees.

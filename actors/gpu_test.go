@@ -144,17 +144,17 @@ func TestGPURefusesWhatItDoesNotHold(t *testing.T) {
 	assert.ErrorIs(t, err, messages.ErrUnknownShard, "a stale generation")
 	stale := live
 	stale.Generation++
-	_, err = f.gpu.Check(ctx, stale)
+	_, err = f.gpu.Check(stale)
 	assert.ErrorIs(t, err, messages.ErrUnknownShard, "a record of another generation is not live")
 	_, err = f.gpu.Release(ctx, stale)
 	assert.ErrorIs(t, err, messages.ErrUnknownShard, "and frees nothing")
 	altered := live
 	altered.Size++
-	_, err = f.gpu.Check(ctx, altered)
+	_, err = f.gpu.Check(altered)
 	var ie *messages.IntegrityError
 	require.ErrorAs(t, err, &ie, "a record of the live generation that differs")
 	assert.Equal(t, messages.ReasonRecordMismatch, ie.Reason)
-	_, err = f.gpu.Check(ctx, live)
+	_, err = f.gpu.Check(live)
 	assert.NoError(t, err)
 }
 
@@ -194,7 +194,7 @@ func TestGPUFreeWaitsForLeases(t *testing.T) {
 	_, err = f.gpu.Release(ctx, rec)
 	assert.ErrorIs(t, err, messages.ErrLeaseHeld, "a release bounded by its context")
 	assert.Equal(t, 1, f.sim.Outstanding(), "memory under a lease is never freed")
-	_, err = f.gpu.Check(context.Background(), rec)
+	_, err = f.gpu.Check(rec)
 	assert.NoError(t, err, "a release that gave up leaves the shard live")
 
 	released := make(chan error, 1)
@@ -203,7 +203,7 @@ func TestGPUFreeWaitsForLeases(t *testing.T) {
 		released <- err
 	}()
 	require.Eventually(t, func() bool {
-		_, err := f.gpu.Check(context.Background(), rec)
+		_, err := f.gpu.Check(rec)
 		return err != nil
 	}, 10*time.Second, time.Millisecond, "the release is waiting")
 	assert.Equal(t, 1, f.sim.Outstanding())
@@ -318,7 +318,7 @@ func TestGPUDrainTakesAShardAReleaseWaitsFor(t *testing.T) {
 		released <- err
 	}()
 	require.Eventually(t, func() bool {
-		_, err := f.gpu.Check(context.Background(), rec)
+		_, err := f.gpu.Check(rec)
 		return err != nil
 	}, 10*time.Second, time.Millisecond, "the release is waiting")
 
@@ -326,7 +326,7 @@ func TestGPUDrainTakesAShardAReleaseWaitsFor(t *testing.T) {
 	require.Eventually(t, func() bool { return f.drains.Load() == 1 }, 10*time.Second, time.Millisecond, "the drain reached the actor")
 	stopReleasing()
 	require.ErrorIs(t, <-released, messages.ErrLeaseHeld)
-	_, err = f.gpu.Check(context.Background(), rec)
+	_, err = f.gpu.Check(rec)
 	assert.ErrorIs(t, err, messages.ErrUnknownShard, "a drain took it: the release giving up does not put it back")
 	lease.End()
 	freed := <-drained

@@ -74,6 +74,7 @@ type Config struct {
 // testHooks let tests make actors panic where production code never does.
 type testHooks struct {
 	gpuMessage      func(device int, msg any)
+	acquireLeased   func(device int)
 	beforeScrubPass func(device int)
 }
 

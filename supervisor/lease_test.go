@@ -3,6 +3,7 @@ package supervisor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/sealer"
 )
 
 func TestLeaseShowsTheSealedBytes(t *testing.T) {
@@ -231,26 +233,31 @@ func TestAcquireRacingEvictIsRevoked(t *testing.T) {
 	var w *testWorker
 	var round atomic.Int64 // the round whose acquire starts an eviction; 0 for none
 	evicted := make(chan error, 1)
+	var raced sealer.Shard
 	w = newTestWorker(t, []int64{16 * MiB}, func(c *Config) {
-		c.hooks.gpuMessage = func(_ int, m any) {
+		c.hooks.acquireLeased = func(int) {
 			n := round.Load()
-			if n == 0 || fmt.Sprintf("%T", m) != "*actors.acquire" || !round.CompareAndSwap(n, 0) {
+			if n == 0 || !round.CompareAndSwap(n, 0) {
 				return
 			}
-			// The eviction starts while the actor grants the lease, and
-			// revokes as the lease is handed over.
+			// The eviction takes the shard after Acquire took its lease
+			// and before it registered it for revocation.
 			go func() {
 				_, err := w.Evict(context.Background(), 0, "contention")
 				evicted <- err
 			}()
-			for len(w.events(audit.EventPolicyViolation)) < int(n) {
+			for {
+				if _, err := w.gpus[0].Check(raced); errors.Is(err, messages.ErrUnknownShard) {
+					return
+				}
 				runtime.Gosched()
 			}
 		}
 	})
 	ctx := context.Background()
 	for n := int64(1); n <= rounds; n++ {
-		s := w.seal(t, 0, "raced", 64*KiB)
+		raced = w.seal(t, 0, "raced", 64*KiB)
+		s := raced
 		round.Store(n)
 		l, err := w.Acquire(ctx, s)
 		require.NoError(t, err)

@@ -123,6 +123,9 @@ func (r *Runtime) spawn() error {
 		if hook := r.cfg.hooks.gpuMessage; hook != nil {
 			gcfg.OnMessage = func(msg any) { hook(i, msg) }
 		}
+		if hook := r.cfg.hooks.acquireLeased; hook != nil {
+			gcfg.OnAcquire = func() { hook(i) }
+		}
 		g, err := sup.SpawnGPU(gcfg)
 		if err != nil {
 			return err

@@ -23,7 +23,7 @@ func (r *Runtime) Verify(ctx context.Context, shard sealer.Shard) error {
 	defer r.calls.leave()
 	ctx, cancel := r.untilStopping(ctx)
 	defer cancel()
-	live, err := r.checkRecord(ctx, shard)
+	live, err := r.checkRecord(shard)
 	if err == nil {
 		err = r.rehash(ctx, live)
 	}
@@ -87,11 +87,11 @@ func (r *Runtime) checkSigned(shard sealer.Shard) error {
 
 // checkRecord checks a caller's record against its signature and the GPU
 // actor's record, and returns the live shard.
-func (r *Runtime) checkRecord(ctx context.Context, shard sealer.Shard) (rehash.Shard, error) {
+func (r *Runtime) checkRecord(shard sealer.Shard) (rehash.Shard, error) {
 	if err := r.checkSigned(shard); err != nil {
 		return rehash.Shard{}, err
 	}
-	live, err := r.gpus[shard.Device].Check(ctx, shard)
+	live, err := r.gpus[shard.Device].Check(shard)
 	return live, r.tableRefused(err)
 }
 
