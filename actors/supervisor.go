@@ -53,7 +53,7 @@ func SpawnSupervisor(system *actor.ActorSystem, cfg SupervisorConfig) (*Supervis
 // SpawnGPU starts the GPU actor for one device as a child of the
 // supervisor.
 func (s *SupervisorRef) SpawnGPU(cfg GPUConfig) (*GPURef, error) {
-	ref := &GPURef{index: cfg.Index, device: cfg.Device, live: &liveIndex{}, onAcquire: cfg.OnAcquire, stopped: make(chan struct{})}
+	ref := &GPURef{index: cfg.Index, device: cfg.Device, live: newLiveIndex(), onAcquire: cfg.OnAcquire, stopped: make(chan struct{})}
 	props := actor.PropsFromProducer(func() actor.Actor { return &gpuActor{cfg: cfg, ref: ref} })
 	pid, err := s.spawn(props, fmt.Sprintf("gpu-%d", cfg.Index), kindGPU)
 	if err != nil {
