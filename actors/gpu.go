@@ -26,6 +26,10 @@ type GPUConfig struct {
 	Headroom int64
 	// Logger receives the actor's log lines.
 	Logger *slog.Logger
+	// OnOrphan, if set, is called from the actor (so it must not block)
+	// each time it frees an allocation whose drain no longer waits: the
+	// orphan is then TakeOrphans's to hand over, for recording.
+	OnOrphan func()
 	// OnMessage, if set, sees every request before the actor handles it.
 	// It is a test hook: a panic in it is a panic in the actor.
 	OnMessage func(msg any)
@@ -256,6 +260,9 @@ func (a *gpuActor) free(e *entry) error {
 	e.waiters = nil
 	if len(waiters) == 0 && e.drained && !e.aborted {
 		a.t.orphans = append(a.t.orphans, f)
+		if a.cfg.OnOrphan != nil {
+			a.cfg.OnOrphan()
+		}
 	}
 	for i, w := range waiters {
 		if i == 0 && !e.aborted {

@@ -95,7 +95,8 @@ type table struct {
 	// live is the live entries of byID, for lookups outside the actor.
 	live   *liveIndex
 	doomed map[*entry]struct{}
-	// orphans are frees no one waited for any more; shutdown records them.
+	// orphans are frees no one waited for any more, until TakeOrphans
+	// hands them over to be recorded.
 	orphans []Freed
 	held    int64 // bytes of live and doomed allocations that were sealed
 	staged  int64 // bytes of seals in progress (pending, or doomed before commit)

@@ -29,8 +29,8 @@ func (r *Runtime) FailStop(cause error) {
 // released; seals in progress on the device fail with ErrEvicted, each with
 // one failure record. If ctx ends while leases are still held, Evict returns
 // what it freed so far and an error wrapping ErrLeaseHeld; the rest is freed
-// when their leases end (a later Evict or Stop waits for them too). The
-// runtime keeps running.
+// when their leases end, and recorded then as this Evict's (a later Evict
+// or Stop waits for them too). The runtime keeps running.
 func (r *Runtime) Evict(ctx context.Context, device int, reason string) ([]sealer.Shard, error) {
 	if err := r.enter(); err != nil {
 		return nil, err

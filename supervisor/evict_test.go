@@ -75,3 +75,29 @@ func TestEvictTakesAShardAReleaseWaitsFor(t *testing.T) {
 	require.Eventually(t, func() bool { return w.sims[0].Outstanding() == 0 }, 10*time.Second, time.Millisecond,
 		"freed once the lease ended")
 }
+
+// An Evict that stops waiting for a lease leaves the shard to be freed when
+// the lease ends: that free is recorded then, like the Evict's own, and
+// the shard's ID can be sealed again, without waiting for shutdown.
+func TestEvictThatGaveUpRecordsTheLateFree(t *testing.T) {
+	w := newTestWorker(t, []int64{16 * MiB}, nil)
+	ctx := context.Background()
+	s := w.seal(t, 0, "leased", 64*KiB)
+	l, err := w.Acquire(ctx, s)
+	require.NoError(t, err)
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	_, err = w.Evict(short, 0, "contention")
+	require.ErrorIs(t, err, messages.ErrLeaseHeld)
+	assert.Empty(t, w.events(audit.EventVramDeallocated), "nothing is freed under the lease")
+
+	l.Release()
+	require.Eventually(t, func() bool { return len(w.events(audit.EventVramDeallocated)) == 1 }, 10*time.Second, time.Millisecond,
+		"the late free is recorded while the worker runs")
+	freed := w.events(audit.EventVramDeallocated)[0]
+	assert.Equal(t, "leased", freed.Fields["shard_id"])
+	assert.Equal(t, "evict", freed.Fields["source"])
+	assert.Zero(t, w.sims[0].Outstanding())
+	w.seal(t, 0, "leased", 64*KiB) // the ID is free again
+	assert.Nil(t, w.Err())
+}

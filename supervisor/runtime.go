@@ -51,7 +51,11 @@ type Runtime struct {
 	stopNow  context.CancelCauseFunc
 	done     chan struct{} // closed when stopped
 	shutdown sync.WaitGroup
-	stopErr  error // set before done closes
+	// orphaned is signalled when a GPU actor freed an allocation whose
+	// eviction had stopped waiting; orphanRecorder records it.
+	orphaned       chan struct{}
+	orphanRecorder sync.WaitGroup
+	stopErr        error // set before done closes
 }
 
 // Start checks cfg and the VRAM-only policy, spawns the actors and returns a
@@ -76,6 +80,7 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 		leases:        newLeaseSet(),
 		calls:         newGate(),
 		done:          make(chan struct{}),
+		orphaned:      make(chan struct{}, 1),
 	}
 	r.stopCtx, r.stopNow = context.WithCancelCause(context.Background())
 	r.system = actors.NewSystem(cfg.Logger.With("component", "protoactor"))
@@ -94,6 +99,7 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 	err = r.spawn()
 	// Shutdown may start as soon as the actors run, but it reads the
 	// actor lists, so it waits for spawn to finish filling them.
+	r.orphanRecorder.Go(r.recordOrphans)
 	r.shutdown.Add(1)
 	go r.stopWhenAsked()
 	if err != nil {
@@ -119,7 +125,7 @@ func (r *Runtime) spawn() error {
 	}
 	r.supervisor = sup
 	for i, dev := range r.cfg.Devices {
-		gcfg := actors.GPUConfig{Index: i, Device: dev, Headroom: r.cfg.Headroom, Logger: r.cfg.Logger}
+		gcfg := actors.GPUConfig{Index: i, Device: dev, Headroom: r.cfg.Headroom, Logger: r.cfg.Logger, OnOrphan: r.orphanFreed}
 		if hook := r.cfg.hooks.gpuMessage; hook != nil {
 			gcfg.OnMessage = func(msg any) { hook(i, msg) }
 		}
@@ -279,6 +285,7 @@ func (r *Runtime) stopWhenAsked() {
 // stopped with leased memory (after a panic) is not closed.
 func (r *Runtime) shutdownActors() error {
 	r.calls.wait()
+	r.orphanRecorder.Wait() // the drains below record what is left
 	for _, v := range r.verifiers {
 		v.Stop()
 	}
@@ -321,6 +328,34 @@ func (r *Runtime) shutdownActors() error {
 	}
 	r.system.Shutdown()
 	return errors.Join(errs...)
+}
+
+// orphanFreed tells recordOrphans that a GPU actor holds an orphan. It is
+// called from the actor, and does not block.
+func (r *Runtime) orphanFreed() {
+	select {
+	case r.orphaned <- struct{}{}:
+	default: // already told
+	}
+}
+
+// recordOrphans records, as they happen, the frees of allocations whose
+// Evict stopped waiting for their leases (what the Evict would have
+// recorded), so that the trail shows them then and their IDs can be sealed
+// again, not only at shutdown. It returns once stopping begins.
+func (r *Runtime) recordOrphans() {
+	for {
+		select {
+		case <-r.orphaned:
+		case <-r.stopCtx.Done():
+			return
+		}
+		for _, g := range r.gpus {
+			if err := r.recordFreed(context.Background(), g.TakeOrphans(), "evict", "evicted"); err != nil {
+				r.cfg.Logger.Warn("an eviction's late frees not recorded", "device", g.Index(), "err", err)
+			}
+		}
+	}
 }
 
 // closeDevices closes every device, freeing what each still holds.
