@@ -45,18 +45,19 @@ const maxHeadLen = len(`{"seq":18446744073709551615,"time":"`) + len(TimeLayout)
 type chain struct {
 	mac  hash.Hash
 	prev [sha256.Size]byte
+	out  []byte // room for a mac, so that summing one allocates nothing
 }
 
-func newChain(k *Key) *chain { return &chain{mac: k.newMAC(), prev: k.genesis()} }
+func newChain(k *Key) *chain {
+	return &chain{mac: k.newMAC(), prev: k.genesis(), out: make([]byte, 0, sha256.Size)}
+}
 
 // sum is the mac of body chained from prev.
 func (c *chain) sum(prev *[sha256.Size]byte, body []byte) [sha256.Size]byte {
 	c.mac.Reset()
 	c.mac.Write(prev[:])
 	c.mac.Write(body)
-	var out [sha256.Size]byte
-	c.mac.Sum(out[:0])
-	return out
+	return [sha256.Size]byte(c.mac.Sum(c.out[:0]))
 }
 
 // appendTime appends t as a line's time says it (TimeLayout, in UTC).

@@ -72,7 +72,7 @@ func appendFields(b []byte, fields map[string]any) ([]byte, error) {
 	for k, v := range fields {
 		sorted = append(sorted, field{k, v})
 	}
-	slices.SortFunc(sorted, func(a, b field) int { return strings.Compare(a.key, b.key) })
+	sortFields(sorted)
 	b = append(b, '{')
 	for i, f := range sorted {
 		if i > 0 {
@@ -92,6 +92,21 @@ func appendFields(b []byte, fields map[string]any) ([]byte, error) {
 type field struct {
 	key   string
 	value any
+}
+
+// sortFields sorts fields by key. A record has a dozen fields or so, which
+// an insertion sort comparing the keys directly orders faster than a
+// generic sort calling back for each comparison.
+func sortFields(fields []field) {
+	if len(fields) > 16 {
+		slices.SortFunc(fields, func(a, b field) int { return strings.Compare(a.key, b.key) })
+		return
+	}
+	for i := 1; i < len(fields); i++ {
+		for j := i; j > 0 && fields[j].key < fields[j-1].key; j-- {
+			fields[j], fields[j-1] = fields[j-1], fields[j]
+		}
+	}
 }
 
 // appendJSONValue appends v as json.Marshal writes it.
@@ -128,7 +143,7 @@ func appendJSONValue(b []byte, v any) ([]byte, error) {
 // touches is copied as it is; any other string goes through json.Marshal.
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !jsonPlain[s[i]] {
 			enc, _ := json.Marshal(s) // a string always encodes
 			return append(b, enc...)
 		}
@@ -137,3 +152,15 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// jsonPlain marks the bytes appendJSONString copies as they are: printable
+// ASCII but for '"', '\' and the '<', '>', '&' that json.Marshal escapes.
+var jsonPlain = func() (plain [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		plain[c] = true
+	}
+	for _, c := range `"\<>&` {
+		plain[c] = false
+	}
+	return plain
+}()
