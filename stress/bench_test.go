@@ -139,3 +139,7 @@ func BenchmarkModelSeal(b *testing.B) {
 	}
 	b.ReportMetric(ratio, "x-target-reference")
 }
+
+// BenchmarkDurableAudit runs the "seals with durable audit" row per
+// iteration and reports its ratio to the run with records discarded.
+func BenchmarkDurableAudit(b *testing.B) { benchmarkTarget(b, (*bencher).durableAudit) }
