@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 )
 
 // The error kinds. Every layer wraps one of these with short context; callers
@@ -127,4 +128,13 @@ func HumanBytes(n int64) string {
 		i++
 	}
 	return fmt.Sprintf("%.1f %s", v, units[i])
+}
+
+// HumanRate is n bytes over d, in binary units per second, such as
+// "1.5 GiB/s"; "n/a" when d is not positive.
+func HumanRate(n int64, d time.Duration) string {
+	if d <= 0 {
+		return "n/a"
+	}
+	return HumanBytes(int64(float64(n)/d.Seconds())) + "/s"
 }

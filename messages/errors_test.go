@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -137,4 +138,10 @@ func TestHumanBytes(t *testing.T) {
 			assert.Equal(t, tt.want, HumanBytes(tt.n), "HumanBytes(%d)", tt.n)
 		})
 	}
+}
+
+func TestHumanRate(t *testing.T) {
+	assert.Equal(t, "2.0 MiB/s", HumanRate(4<<20, 2*time.Second))
+	assert.Equal(t, "512 B/s", HumanRate(256, 500*time.Millisecond))
+	assert.Equal(t, "n/a", HumanRate(1<<20, 0), "no time: no rate")
 }

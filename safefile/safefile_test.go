@@ -1,6 +1,7 @@
 package safefile
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -170,4 +171,14 @@ func TestReadFileReadsSmallRegularFilesOnly(t *testing.T) {
 		<-done
 		require.FailNow(t, "ReadFile blocked on a FIFO")
 	}
+}
+
+func TestCauseDropsThePathAndOperation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "missing")
+	_, _, err := Open(path, Options{})
+	require.Error(t, err)
+	assert.ErrorIs(t, Cause(err), fs.ErrNotExist)
+	assert.NotContains(t, Cause(err).Error(), path, "the cause, without the path the message names itself")
+	other := errors.New("not a path error")
+	assert.Equal(t, other, Cause(other))
 }

@@ -93,7 +93,7 @@ func verifyAuditLog(a *app, path, tokenFile, workerID string) error {
 		return usageErrorf("audit log %s is not a regular file; pass the log file itself, or a copy of it", path)
 	}
 	if err != nil {
-		return usageErrorf("audit log %s cannot be read: %v", path, rootCause(err))
+		return usageErrorf("audit log %s cannot be read: %v", path, safefile.Cause(err))
 	}
 	defer f.Close()
 	if info.Size() == 0 {
@@ -127,7 +127,7 @@ func verifyAuditLog(a *app, path, tokenFile, workerID string) error {
 	defer key.Zero()
 	checkedWith := fmt.Sprintf("%s (%s), key fingerprint %s", tokenAt, tokenFrom, key.Fingerprint())
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return usageErrorf("audit log %s cannot be read: %v", path, rootCause(err))
+		return usageErrorf("audit log %s cannot be read: %v", path, safefile.Cause(err))
 	}
 	report, err := audit.Verify(f, key)
 	switch {
@@ -176,7 +176,7 @@ func auditToken(path, flag string, s audit.Summary) (tokenAt, from string, err e
 // readSummary sums up every line of f that reads as a record, from the start.
 func readSummary(f *os.File) (audit.Summary, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return audit.Summary{}, rootCause(err)
+		return audit.Summary{}, safefile.Cause(err)
 	}
 	return audit.Summarize(f, -1)
 }
@@ -231,7 +231,7 @@ func printSummary(w io.Writer, path string, r audit.Report, s audit.Summary, che
 // when none does.
 func namedWorker(f *os.File) (string, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", rootCause(err)
+		return "", safefile.Cause(err)
 	}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 64<<10), audit.MaxLineBytes)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/vramseal/vramseal/safefile"
 )
 
 // auditLogName is the default audit log's file name.
@@ -58,13 +60,13 @@ func simToken(auditLog string) (token []byte, path string, created bool, err err
 func writeNewTokenFile(path string, token []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return rootCause(err)
+		return safefile.Cause(err)
 	}
 	_, err = f.Write(token)
 	err = errors.Join(err, f.Sync(), f.Close())
 	if err != nil {
 		os.Remove(path)
-		return fmt.Errorf("write: %w", rootCause(err))
+		return fmt.Errorf("write: %w", safefile.Cause(err))
 	}
 	return nil
 }

@@ -49,7 +49,7 @@ func (d *modelDir) listedInDir(source sealer.Expectations, sealed []string) []st
 func (c *hostCheck) run() error {
 	f, info, err := safefile.Open(c.path, safefile.Options{})
 	if err != nil {
-		return usageErrorf("model file %s cannot be read (%v); it is listed, so it is checked on the host: make it readable by this user", c.path, rootCause(err))
+		return usageErrorf("model file %s cannot be read (%v); it is listed, so it is checked on the host: make it readable by this user", c.path, safefile.Cause(err))
 	}
 	defer f.Close()
 	m, err := sealer.NewMatcher(c.exps, info.Size())
@@ -58,7 +58,7 @@ func (c *hostCheck) run() error {
 	}
 	h := sha256.New()
 	if _, err := io.Copy(io.MultiWriter(h, m), f); err != nil {
-		return usageErrorf("model file %s cannot be read (%v)", c.path, rootCause(err))
+		return usageErrorf("model file %s cannot be read (%v)", c.path, safefile.Cause(err))
 	}
 	if err := m.Result(hex.EncodeToString(h.Sum(nil))); err != nil {
 		return identityError(err)

@@ -71,7 +71,7 @@ func (o *identityOptions) load() (*modelIdentity, error) {
 	for _, path := range o.sha256sums {
 		f, _, err := safefile.Open(path, safefile.Options{})
 		if err != nil {
-			return nil, usageErrorf("--sha256sums %s cannot be read (%v)", path, rootCause(err))
+			return nil, usageErrorf("--sha256sums %s cannot be read (%v)", path, safefile.Cause(err))
 		}
 		list, err := sealer.ReadDigestList(f, path)
 		f.Close()
@@ -103,7 +103,7 @@ func (o *identityOptions) load() (*modelIdentity, error) {
 	}
 	pemBytes, err := safefile.ReadFile(o.publicKey, maxPublicKeyBytes)
 	if err != nil {
-		return nil, usageErrorf("--public-key %s cannot be read (%v)", o.publicKey, rootCause(err))
+		return nil, usageErrorf("--public-key %s cannot be read (%v)", o.publicKey, safefile.Cause(err))
 	}
 	key, err := sealer.ParsePublicKey(pemBytes)
 	if err != nil {
@@ -111,7 +111,7 @@ func (o *identityOptions) load() (*modelIdentity, error) {
 	}
 	bundle, err := safefile.ReadFile(o.signature, maxSignatureBytes)
 	if err != nil {
-		return nil, usageErrorf("--signature %s cannot be read (%v)", o.signature, rootCause(err))
+		return nil, usageErrorf("--signature %s cannot be read (%v)", o.signature, safefile.Cause(err))
 	}
 	m, err := sealer.VerifyModelSignature(bundle, key, o.signature)
 	if err != nil {

@@ -88,7 +88,7 @@ func (d *modelDir) checkIndex(srcs []*modelSource) error {
 		return nil
 	}
 	if err != nil {
-		return usageErrorf("%s cannot be read (%v)", path, rootCause(err))
+		return usageErrorf("%s cannot be read (%v)", path, safefile.Cause(err))
 	}
 	defer f.Close()
 	var index struct {

@@ -104,7 +104,7 @@ func openModelFile(path, idOverride string) (*modelSource, error) {
 	case errors.Is(err, safefile.ErrChanged):
 		return nil, usageErrorf("model file %s was replaced while it was being opened; seal it once nothing replaces it", path)
 	case err != nil:
-		return nil, usageErrorf("model file %s cannot be read (%v); make it and its directory readable by this user, e.g. chmod u+r %s", path, rootCause(err), path)
+		return nil, usageErrorf("model file %s cannot be read (%v); make it and its directory readable by this user, e.g. chmod u+r %s", path, safefile.Cause(err), path)
 	case info.Size() == 0:
 		f.Close()
 		return nil, usageErrorf("model file %s is empty; pass a file that holds the shard's weights", path)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/supervisor"
 )
 
@@ -44,7 +45,7 @@ func (s *scrubReport) pass(p supervisor.ScrubPass) {
 		return
 	}
 	s.logger.Info("scrub pass", "device", p.Device, "shards", p.Shards, "bytes", formatSize(p.Bytes),
-		"elapsed", p.Elapsed.Round(time.Millisecond).String(), "rate", rateString(p.Bytes, p.Elapsed), "next_pass_in", s.interval.String())
+		"elapsed", p.Elapsed.Round(time.Millisecond).String(), "rate", messages.HumanRate(p.Bytes, p.Elapsed), "next_pass_in", s.interval.String())
 }
 
 // observe notes each shard's full verifications in the audit trail.

@@ -82,7 +82,7 @@ func sealSource(ctx context.Context, rt *supervisor.Runtime, src *modelSource, d
 	}
 	elapsed := time.Since(start)
 	logger.Info("sealed", "shard", shard.ID, "device", shard.Device, "size", shard.Size, "digest", shard.Digest,
-		"elapsed", elapsed.Round(time.Millisecond), "rate", rateString(shard.Size, elapsed))
+		"elapsed", elapsed.Round(time.Millisecond), "rate", messages.HumanRate(shard.Size, elapsed))
 	return shard, nil
 }
 
@@ -95,15 +95,7 @@ func verifyShards(ctx context.Context, rt *supervisor.Runtime, shards []sealer.S
 			return err
 		}
 		elapsed := time.Since(start)
-		logger.Info("verified", "shard", s.ID, "device", s.Device, "elapsed", elapsed.Round(time.Millisecond), "rate", rateString(s.Size, elapsed))
+		logger.Info("verified", "shard", s.ID, "device", s.Device, "elapsed", elapsed.Round(time.Millisecond), "rate", messages.HumanRate(s.Size, elapsed))
 	}
 	return nil
-}
-
-// rateString is n bytes over d, in binary units per second.
-func rateString(n int64, d time.Duration) string {
-	if d <= 0 {
-		return "n/a"
-	}
-	return messages.HumanBytes(int64(float64(n)/d.Seconds())) + "/s"
 }

@@ -62,16 +62,16 @@ func readToken(path string) ([]byte, error) {
 	case errors.Is(err, safefile.ErrNotOwned):
 		return nil, usageErrorf("token file %s belongs to another user; the worker's user (or root) must own it", path)
 	case errors.Is(err, safefile.ErrNotPrivate):
-		return nil, usageErrorf("token file %s may be read by group or others (%s); restrict it: chmod 600 %s", path, rootCause(err), path)
+		return nil, usageErrorf("token file %s may be read by group or others (%s); restrict it: chmod 600 %s", path, safefile.Cause(err), path)
 	case err != nil:
-		return nil, usageErrorf("token file %s cannot be read (%v); make it readable by this user only: chmod 600 %s", path, rootCause(err), path)
+		return nil, usageErrorf("token file %s cannot be read (%v); make it readable by this user only: chmod 600 %s", path, safefile.Cause(err), path)
 	}
 	defer f.Close()
 	buf := make([]byte, maxTokenFileBytes+1)
 	n, err := io.ReadFull(f, buf)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		clear(buf)
-		return nil, usageErrorf("token file %s cannot be read (%v); make it readable by this user only: chmod 600 %s", path, rootCause(err), path)
+		return nil, usageErrorf("token file %s cannot be read (%v); make it readable by this user only: chmod 600 %s", path, safefile.Cause(err), path)
 	}
 	if n > maxTokenFileBytes {
 		clear(buf)
@@ -101,16 +101,6 @@ func ephemeralToken() []byte {
 	token := make([]byte, ephemeralTokenBytes)
 	rand.Read(token)
 	return token
-}
-
-// rootCause strips the path and operation from an *fs.PathError, which the
-// messages that use it already name.
-func rootCause(err error) error {
-	var pathErr *fs.PathError
-	if errors.As(err, &pathErr) {
-		return pathErr.Err
-	}
-	return err
 }
 
 // workerKeys are the keys derived from the worker token: one signs shard
