@@ -21,6 +21,10 @@ import (
 // as in the reference parser.
 const MaxSafetensorsHeader = 100_000_000
 
+// SafetensorsIndexName is the file a sharded safetensors model lists its
+// tensors in: which file holds each.
+const SafetensorsIndexName = "model.safetensors.index.json"
+
 // safetensorsMetadataKey names the header entry that holds free-form
 // string metadata rather than a tensor.
 const safetensorsMetadataKey = "__metadata__"

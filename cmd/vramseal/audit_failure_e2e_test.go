@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/model/modeltest"
 )
 
 // failStopBound is how soon after its audit log fails a worker must have
@@ -30,7 +31,7 @@ func scrubbingFlags(t *testing.T, dir, token, logPath, interval string) []string
 		"--token-file", token, "--audit-log", logPath, "--log-format", "json", "--worker-id", "e2e-worker",
 	}
 	for i := range 8 {
-		path, _ := writeRandomFile(t, dir, fmt.Sprintf("part-%d.bin", i), 64<<10)
+		path, _ := modeltest.WriteRandomFile(t, dir, fmt.Sprintf("part-%d.bin", i), 64<<10)
 		args = append(args, path)
 	}
 	return args
@@ -121,7 +122,7 @@ func TestRunKeepsALastRecordMissingOnlyItsNewline(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	logPath := filepath.Join(dir, "audit.jsonl")
-	model, _ := writeRandomFile(t, dir, "model.bin", 64<<10)
+	model, _ := modeltest.WriteRandomFile(t, dir, "model.bin", 64<<10)
 	args := append(smallRunFlags(dir, token), "--duration", "100ms", model)
 	first := runVramseal(t, dir, args...)
 	require.Equal(t, exitOK, first.code, "stderr:\n%s", first.stderr)

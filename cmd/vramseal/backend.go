@@ -6,15 +6,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vramseal/vramseal/backend"
 	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/gpuhealth"
+	"github.com/vramseal/vramseal/messages"
 )
 
-// Backends a command can ask for.
+// Backends a command can ask for: auto, or one of backend's kinds.
 const (
 	backendAuto = "auto"
-	backendSim  = "sim"
-	backendCUDA = "cuda"
+	backendSim  = backend.Sim
+	backendCUDA = backend.CUDA
 )
 
 // backendFlags choose the devices: real GPUs, simulated ones, or whichever
@@ -45,38 +47,15 @@ func (f *backendFlags) validate() error {
 	return f.checkBounds()
 }
 
-// deviceSet is the devices a command opened.
-type deviceSet struct {
-	devices []cuda.Device
-	// sims holds the same devices as *cuda.Sim when they are simulated.
-	sims []*cuda.Sim
-	// backend is backendSim or backendCUDA.
-	backend string
-	// reason says why auto chose the backend; empty when it was asked for.
-	reason string
-}
-
-// simulated reports whether the devices are simulated.
-func (s *deviceSet) simulated() bool { return s.backend == backendSim }
-
-// close closes every device. Devices handed to a runtime are its to close.
-func (s *deviceSet) close() error {
-	var errs []error
-	for _, d := range s.devices {
-		errs = append(errs, d.Close())
-	}
-	return errors.Join(errs...)
-}
-
 // openDevices opens the devices the flags ask for, the real ones from gpus.
 // With auto, real GPUs are used when the CUDA driver answers and has at least
-// one; otherwise simulated ones, and the reason says why.
-func (f *backendFlags) openDevices(gpus gpuhealth.Source) (*deviceSet, error) {
+// one; otherwise simulated ones, and the set's Reason says why.
+func (f *backendFlags) openDevices(gpus gpuhealth.Source) (*backend.Set, error) {
 	switch f.kind.String() {
 	case backendSim:
 		return f.openSims("")
 	case backendCUDA:
-		set, err := openCUDA(gpus)
+		set, err := openGPUs(gpus)
 		if errors.Is(err, cuda.ErrNoDriver) {
 			return nil, usageErrorf("--backend cuda: %v; install the NVIDIA driver, or use --backend sim for simulated devices", err)
 		}
@@ -89,58 +68,30 @@ func (f *backendFlags) openDevices(gpus gpuhealth.Source) (*deviceSet, error) {
 	case reason != "":
 		return f.openSims(reason)
 	}
-	return openCUDA(gpus)
+	return openGPUs(gpus)
 }
 
-// autoSimReason says why --backend auto falls back to simulated devices on
-// this machine, or "" when it uses the real GPUs.
+// autoSimReason is backend.AutoSimReason, its error saying how to run anyway.
 func autoSimReason(gpus gpuhealth.Source) (string, error) {
-	count, err := gpus.DeviceCount()
-	switch {
-	case errors.Is(err, cuda.ErrNoDriver):
-		return "no NVIDIA driver found", nil
-	case err != nil:
-		return "", fmt.Errorf("query the CUDA driver: %w; use --backend sim to run on simulated devices", err)
-	case count == 0:
-		return "the NVIDIA driver reports no GPUs", nil
+	reason, err := backend.AutoSimReason(gpus)
+	if err != nil {
+		return "", fmt.Errorf("%w; use --backend sim to run on simulated devices", err)
 	}
-	return "", nil
+	return reason, nil
 }
 
 // openSims makes the simulated devices the flags describe.
-func (f *backendFlags) openSims(reason string) (*deviceSet, error) {
-	set := &deviceSet{backend: backendSim, reason: reason}
-	for i := range f.simDevices {
-		sim, err := cuda.NewSim(cuda.SimConfig{
-			Name:     fmt.Sprintf("%s %d", cuda.DefaultSimName, i),
-			Capacity: f.simVRAM.bytes,
-			Seed:     int64(i + 1),
-		})
-		if err != nil {
-			return nil, errors.Join(withExitCode(exitUsage, err), set.close())
-		}
-		set.devices = append(set.devices, sim)
-		set.sims = append(set.sims, sim)
-	}
-	return set, nil
+func (f *backendFlags) openSims(reason string) (*backend.Set, error) {
+	set, err := backend.OpenSims(f.simDevices, f.simVRAM.bytes, reason)
+	return set, withExitCode(exitUsage, err)
 }
 
-// openCUDA opens every GPU the CUDA driver reports.
-func openCUDA(gpus gpuhealth.Source) (*deviceSet, error) {
-	count, err := gpus.DeviceCount()
-	if err != nil {
-		return nil, err
+// openGPUs opens every GPU the CUDA driver reports; a driver that reports
+// none is a usage error.
+func openGPUs(gpus gpuhealth.Source) (*backend.Set, error) {
+	set, err := backend.OpenGPUs(gpus)
+	if errors.Is(err, messages.ErrConfig) {
+		return nil, withExitCode(exitUsage, fmt.Errorf("%w; use --backend sim for simulated devices", err))
 	}
-	if count == 0 {
-		return nil, usageErrorf("the NVIDIA driver reports no GPUs; use --backend sim for simulated devices")
-	}
-	set := &deviceSet{backend: backendCUDA}
-	for i := range count {
-		d, err := gpus.OpenDevice(i)
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("open GPU %d: %w", i, err), set.close())
-		}
-		set.devices = append(set.devices, d)
-	}
-	return set, nil
+	return set, err
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/model/modeltest"
 )
 
 func TestDevicesListsSimulatedDevices(t *testing.T) {
@@ -59,7 +60,7 @@ func TestDevicesAndRunSayWhenThereIsNoDriver(t *testing.T) {
 	list := runVramseal(t, t.TempDir(), "devices")
 	cudaList := runVramseal(t, t.TempDir(), "devices", "--backend", "cuda")
 	dir := t.TempDir()
-	model, _ := writeRandomFile(t, dir, "m.bin", 1024)
+	model, _ := modeltest.WriteRandomFile(t, dir, "m.bin", 1024)
 	run := runVramseal(t, dir, "run", "--backend", "cuda", "--token-file", writeToken(t, dir), "--listen", "", "--duration", "1ms", model)
 	if driver {
 		assert.Equal(t, exitOK, list.code, list.stderr)
@@ -139,7 +140,7 @@ func sealedAuditLog(t *testing.T) (dir, logPath, token string) {
 	t.Helper()
 	dir = t.TempDir()
 	token = writeToken(t, dir)
-	file, _ := writeRandomFile(t, dir, "w.bin", 256<<10)
+	file, _ := modeltest.WriteRandomFile(t, dir, "w.bin", 256<<10)
 	res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--duration", "1ms", "--listen", "", file)...)
 	require.Equal(t, exitOK, res.code, res.stderr)
 	return dir, filepath.Join(dir, "audit.jsonl"), token
@@ -232,7 +233,7 @@ func TestAuditVerifyTellsAWrongKeyFromTamperingAndReadsWhatItCan(t *testing.T) {
 func TestAuditVerifySumsUpALogWithAFailStop(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	file, _ := writeRandomFile(t, dir, "layer0.bin", 1<<20)
+	file, _ := modeltest.WriteRandomFile(t, dir, "layer0.bin", 1<<20)
 	run := runVramseal(t, dir, append(smallRunFlags(dir, token), "--sim-fault", "bitflip@0s", "--listen", "", file)...)
 	require.Equal(t, exitFailStop, run.code, run.stderr)
 

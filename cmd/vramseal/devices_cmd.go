@@ -97,9 +97,9 @@ func listSims(f *backendFlags) ([]deviceJSON, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer set.close()
-	list := make([]deviceJSON, 0, len(set.devices))
-	for i, d := range set.devices {
+	defer set.Close()
+	list := make([]deviceJSON, 0, len(set.Devices))
+	for i, d := range set.Devices {
 		free, total, err := d.MemInfo()
 		if err != nil {
 			return nil, err

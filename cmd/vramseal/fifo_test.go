@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/model/modeltest"
 )
 
 // refusalBound is how soon a FIFO must be refused. An open that blocked
@@ -58,7 +60,7 @@ func TestFIFOsAreRefusedAtOnce(t *testing.T) {
 			dir := t.TempDir()
 			fifo := filepath.Join(dir, "fifo")
 			require.NoError(t, syscall.Mkfifo(fifo, 0o600))
-			model, _ := writeRandomFile(t, dir, "model.bin", 64<<10)
+			model, _ := modeltest.WriteRandomFile(t, dir, "model.bin", 64<<10)
 			start := time.Now()
 			res := runVramseal(t, dir, tt.args(dir, writeToken(t, dir), model, fifo)...)
 			elapsed := time.Since(start)

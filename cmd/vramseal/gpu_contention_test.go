@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/model/modeltest"
 )
 
 func TestRunOnGPUsActsOnOtherProcessesAsTheContentionPolicySays(t *testing.T) {
@@ -67,8 +68,8 @@ func TestRunOnGPUsActsOnOtherProcessesAsTheContentionPolicySays(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.policy, func(t *testing.T) {
 			dir := t.TempDir()
-			a, _ := writeRandomFile(t, dir, "a.bin", 1<<20)
-			b, _ := writeRandomFile(t, dir, "b.bin", 1<<20)
+			a, _ := modeltest.WriteRandomFile(t, dir, "a.bin", 1<<20)
+			b, _ := modeltest.WriteRandomFile(t, dir, "b.bin", 1<<20)
 			// CUDA's devices 0 and 1 are NVML's 5 and 2; a.bin goes to device
 			// 0, b.bin to device 1.
 			m := newMockMachine(t, 4<<20, 5, 2)

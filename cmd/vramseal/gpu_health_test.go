@@ -14,6 +14,7 @@ import (
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/model/modeltest"
 )
 
 func TestRunOnGPUsFailStopsOnFatalXIDsAndLogsTheRest(t *testing.T) {
@@ -34,7 +35,7 @@ func TestRunOnGPUsFailStopsOnFatalXIDsAndLogsTheRest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			file, _ := writeRandomFile(t, dir, "w.bin", 256<<10)
+			file, _ := modeltest.WriteRandomFile(t, dir, "w.bin", 256<<10)
 			// CUDA's device 0 is NVML's 3, as CUDA's fastest-first order may have it.
 			m := newMockMachine(t, 4<<20, 3, 6)
 			args := append(append(gpuRunFlags(dir, writeToken(t, dir)), tt.flags...), file)
@@ -81,7 +82,7 @@ func TestRunOnGPUsFailStopsOnlyOnFaultsThatMayBeOnItsGPUs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			file, _ := writeRandomFile(t, dir, "w.bin", 256<<10)
+			file, _ := modeltest.WriteRandomFile(t, dir, "w.bin", 256<<10)
 			m := newMockMachine(t, 4<<20, 3, 6)
 			p := startInProcess(t, m, append(gpuRunFlags(dir, writeToken(t, dir)), file)...)
 			base := p.serving(t)
@@ -159,7 +160,7 @@ func TestRunOnGPUsIsNotReadyWhileNVMLDistrustsTheirMemory(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			file, _ := writeRandomFile(t, dir, "w.bin", 256<<10)
+			file, _ := modeltest.WriteRandomFile(t, dir, "w.bin", 256<<10)
 			m := newMockMachine(t, 4<<20, 3, 6)
 			p := startInProcess(t, m, append(gpuRunFlags(dir, writeToken(t, dir)), file)...)
 			base := p.serving(t)
@@ -213,7 +214,7 @@ func TestRunOnGPUsRunsUnwatchedWithoutNVML(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			file, _ := writeRandomFile(t, dir, "w.bin", 256<<10)
+			file, _ := modeltest.WriteRandomFile(t, dir, "w.bin", 256<<10)
 			m := newMockMachine(t, 4<<20, tt.nvml...)
 			tt.setup(m)
 

@@ -9,11 +9,12 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/model/modeltest"
 )
 
 func TestRunRefusesAnIntegratedGPUAsAFailStop(t *testing.T) {
 	dir := t.TempDir()
-	file, _ := writeRandomFile(t, dir, "w.bin", 256<<10)
+	file, _ := modeltest.WriteRandomFile(t, dir, "w.bin", 256<<10)
 	m := newMockMachine(t, 4<<20, 0)
 	m.integrated = true
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -17,42 +16,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/model/modeltest"
 	"github.com/vramseal/vramseal/sealer"
 	"github.com/vramseal/vramseal/sealer/modelsigtest"
 )
-
-// testModelDir writes a three-file safetensors model with its index into a
-// new directory "tiny-llm" under dir, and returns the directory and each
-// file's bytes by name.
-func testModelDir(t *testing.T, dir string) (string, map[string][]byte) {
-	t.Helper()
-	model := filepath.Join(dir, "tiny-llm")
-	require.NoError(t, os.Mkdir(model, 0o700))
-	files := map[string][]byte{}
-	weightMap := map[string]string{}
-	for i := range 3 {
-		name := fmt.Sprintf("model-%05d-of-00003.safetensors", i+1)
-		var tensors []sealer.Tensor
-		for _, part := range []string{"self_attn.q_proj.weight", "mlp.down_proj.weight", "input_layernorm.weight"} {
-			tensors = append(tensors, sealer.Tensor{Name: fmt.Sprintf("model.layers.%d.%s", i, part), DType: "BF16", Shape: []uint64{256, 512}})
-		}
-		table, err := sealer.LayoutSafetensors(map[string]string{"format": "pt"}, tensors)
-		require.NoError(t, err)
-		header, err := table.Header()
-		require.NoError(t, err)
-		data := make([]byte, table.DataSize())
-		rand.Read(data)
-		files[name] = append(header, data...)
-		require.NoError(t, os.WriteFile(filepath.Join(model, name), files[name], 0o600))
-		for _, x := range table.Tensors {
-			weightMap[x.Name] = name
-		}
-	}
-	index, err := json.Marshal(map[string]any{"metadata": map[string]any{"total_size": 0}, "weight_map": weightMap})
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(model, safetensorsIndexName), index, 0o600))
-	return model, files
-}
 
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
@@ -72,7 +39,7 @@ func eventsOf(lines []auditLine, event string) []auditLine {
 func TestRunRefusesAFileThatIsNotThePublishedModel(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	model, files := testModelDir(t, dir)
+	model, files := modeltest.WriteDir(t, dir)
 	const bad = "model-00002-of-00003.safetensors"
 	var sums strings.Builder
 	sums.WriteString("# published digests\n")
@@ -121,7 +88,7 @@ func TestRunRefusesAFileThatIsNotThePublishedModel(t *testing.T) {
 func TestRunSealsASignedModelDirectory(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	model, files := testModelDir(t, dir)
+	model, files := modeltest.WriteDir(t, dir)
 	key := modelsigtest.NewKey(elliptic.P384())
 	sig := filepath.Join(dir, "model.sig")
 	require.NoError(t, os.WriteFile(sig, modelsigtest.Sign(key, modelsigtest.Model{
@@ -179,8 +146,8 @@ func TestRunSealsASignedModelDirectory(t *testing.T) {
 func TestRunChecksTheModelIndex(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	model, _ := testModelDir(t, dir)
-	indexPath := filepath.Join(model, safetensorsIndexName)
+	model, _ := modeltest.WriteDir(t, dir)
+	indexPath := filepath.Join(model, sealer.SafetensorsIndexName)
 	orig, err := os.ReadFile(indexPath)
 	require.NoError(t, err)
 	for name, edit := range map[string]struct {
@@ -238,7 +205,7 @@ func TestRunRefusesABadSafetensorsHeader(t *testing.T) {
 func TestRunNamesTheTensorsAFlippedBitLandsIn(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	model, files := testModelDir(t, dir)
+	model, files := modeltest.WriteDir(t, dir)
 	const name = "model-00001-of-00003.safetensors"
 	table, err := sealer.ReadSafetensorsHeader(strings.NewReader(string(files[name])), int64(len(files[name])))
 	require.NoError(t, err)
@@ -269,13 +236,13 @@ func TestRunNamesTheTensorsAFlippedBitLandsIn(t *testing.T) {
 func TestRunMatchesADirectoryAgainstItsSignedFiles(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	model, files := testModelDir(t, dir)
+	model, files := modeltest.WriteDir(t, dir)
 	key := modelsigtest.NewKey(elliptic.P256())
 	pub := filepath.Join(dir, "key.pub")
 	require.NoError(t, os.WriteFile(pub, modelsigtest.PublicPEM(key), 0o600))
 	// Without an index, so that only the signature decides which files
 	// belong; the index's own checks are TestRunChecksTheModelIndex's.
-	require.NoError(t, os.Remove(filepath.Join(model, safetensorsIndexName)))
+	require.NoError(t, os.Remove(filepath.Join(model, sealer.SafetensorsIndexName)))
 	table, err := sealer.LayoutSafetensors(nil, []sealer.Tensor{{Name: "extra.weight", DType: "U8", Shape: []uint64{1000}}})
 	require.NoError(t, err)
 	header, err := table.Header()
@@ -382,7 +349,7 @@ func TestRunMatchesADirectoryAgainstItsSignedFiles(t *testing.T) {
 func TestRunListsTensorsInShards(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	model, files := testModelDir(t, dir)
+	model, files := modeltest.WriteDir(t, dir)
 	const name = "model-00003-of-00003.safetensors"
 	table, err := sealer.ReadSafetensorsHeader(strings.NewReader(string(files[name])), int64(len(files[name])))
 	require.NoError(t, err)

@@ -11,8 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vramseal/vramseal/audit"
-	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/model"
 	"github.com/vramseal/vramseal/sealer"
 	"github.com/vramseal/vramseal/supervisor"
 )
@@ -54,29 +53,23 @@ func TestSealingAHugeShardStagesOnlyAFewChunks(t *testing.T) {
 		simVRAM    = 3 << 30
 		shardLabel = "2 GiB generated shard"
 	)
-	sim, err := cuda.NewSim(cuda.SimConfig{Capacity: simVRAM})
-	require.NoError(t, err)
-	token := []byte("memory-test-token-0123456789")
-	key, err := sealer.DeriveKey(token, "memory-test")
-	require.NoError(t, err)
-	t.Cleanup(key.Zero)
 	ctx := context.Background()
-	rt, err := supervisor.Start(ctx, supervisor.Config{
-		Devices: []cuda.Device{sim}, Key: key, WorkerID: "memory-test", ChunkSize: chunkSize, Audit: audit.NewMemory(),
-	})
+	rig, err := supervisor.MakeRig(ctx, supervisor.RigConfig{Capacities: []int64{simVRAM}, Config: supervisor.Config{ChunkSize: chunkSize}})
 	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, rt.Stop(ctx)) })
+	t.Cleanup(func() { assert.NoError(t, rig.Stop(ctx)) })
 	logger := slog.New(slog.DiscardHandler)
-	src := &modelSource{id: "huge", name: shardLabel, size: shardSize, data: io.LimitReader(&patternReader{}, shardSize)}
+	src := model.NewSource("huge", shardSize, io.LimitReader(&patternReader{}, shardSize))
+	src.Name = shardLabel
 	start := time.Now()
 
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	shard, err := sealSource(ctx, rt, src, 0, &progress{logger: logger}, logger)
+	shards, err := sealModel(ctx, rig.Runtime, []*model.Source{src}, &progress{logger: logger}, logger)
 	runtime.ReadMemStats(&after)
 	require.NoError(t, err)
-	require.Equal(t, int64(shardSize), shard.Size)
+	require.Len(t, shards, 1)
+	require.Equal(t, int64(shardSize), shards[0].Size)
 
 	allocated := int64(after.TotalAlloc-before.TotalAlloc) - shardSize
 	inUse := int64(after.HeapInuse) - int64(before.HeapInuse) - shardSize

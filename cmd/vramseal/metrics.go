@@ -11,6 +11,7 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/model"
 	"github.com/vramseal/vramseal/supervisor"
 )
 
@@ -25,7 +26,7 @@ const (
 
 // runtimeView is what the HTTP endpoints read from a running worker.
 type runtimeView interface {
-	capacityReader
+	model.Capacities
 	Shards(ctx context.Context) ([]messages.ShardStatus, error)
 }
 
@@ -211,7 +212,7 @@ func (c *runtimeCollector) Collect(ch chan<- prometheus.Metric) {
 		labels := []string{strconv.Itoa(i), c.uuid(i)}
 		ch <- prometheus.MustNewConstMetric(c.total, prometheus.GaugeValue, float64(cp.Total), labels...)
 		ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(cp.Total-cp.Free), labels...)
-		ch <- prometheus.MustNewConstMetric(c.available, prometheus.GaugeValue, float64(availableBytes(cp.Free, cp.Headroom)), labels...)
+		ch <- prometheus.MustNewConstMetric(c.available, prometheus.GaugeValue, float64(model.AvailableBytes(cp.Free, cp.Headroom)), labels...)
 	}
 	shards, err := c.rt.Shards(ctx)
 	if err != nil {

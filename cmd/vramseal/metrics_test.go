@@ -16,12 +16,13 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/model/modeltest"
 	"github.com/vramseal/vramseal/supervisor"
 )
 
 // fakeRuntime is a runtimeView with a fixed set of devices and shards.
 type fakeRuntime struct {
-	fakeCapacity
+	modeltest.Capacities
 	shards []messages.ShardStatus
 	err    error
 }
@@ -54,7 +55,7 @@ func TestMetricsCountOperationsFromAuditRecords(t *testing.T) {
 func TestMetricsReadMemoryAndShardAgesFromTheRuntime(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	rt := &fakeRuntime{
-		fakeCapacity: fakeCapacity{
+		Capacities: modeltest.Capacities{
 			{Device: 0, Total: 1000, Free: 600, Headroom: 100},
 			{Device: 1, Total: 1000, Free: 50, Headroom: 100},
 		},

@@ -1,65 +1,21 @@
 package main
 
 import (
-	"io"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vramseal/vramseal/sealer"
+	"github.com/vramseal/vramseal/model"
+	"github.com/vramseal/vramseal/model/modeltest"
 )
 
-func TestShardIDFromFileNameKeepsOnlyTheAllowedCharset(t *testing.T) {
-	tests := []struct {
-		name, want string
-	}{
-		{"model-00001-of-00002.safetensors", "model-00001-of-00002.safetensors"},
-		{"weights b.bin", "weights_b.bin"},
-		{"..hidden", "hidden"},
-		{".env", "env"},
-		{"_-.x", "x"},
-		{"a..b...c", "a.b.c"},
-		{"модель.bin", "bin"},
-		{"ä.bin", "bin"},
-		{"layer/0", "layer_0"},
-		{"___", ""},
-		{"", ""},
-		{strings.Repeat("a", 300), strings.Repeat("a", sealer.MaxShardIDLen)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := shardIDFromFileName(tt.name)
-			assert.Equal(t, tt.want, got)
-			if got != "" {
-				assert.NoError(t, sealer.ValidateShardID(got))
-			}
-		})
-	}
-}
-
-func FuzzShardIDFromFileName(f *testing.F) {
-	for _, seed := range []string{"model.bin", "..", "a..b", ".x", "модель", "\x00\xff", strings.Repeat("x.", 200)} {
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, name string) {
-		id := shardIDFromFileName(name)
-		if id == "" {
-			return
-		}
-		if err := sealer.ValidateShardID(id); err != nil {
-			t.Fatalf("shardIDFromFileName(%q) = %q: %v", name, id, err)
-		}
-	})
-}
-
-func TestOpenModelFilesNamesShardsAndPlacesThemInTheirModel(t *testing.T) {
+func TestOpenModelFilesNamesShardsAfterTheirFilesOrTheIDFlag(t *testing.T) {
 	dir := t.TempDir()
-	first, firstData := writeRandomFile(t, dir, "part 1.bin", 4096)
-	second, _ := writeRandomFile(t, dir, "part 2.bin", 100)
+	first, firstData := modeltest.WriteRandomFile(t, dir, "part 1.bin", 4096)
+	second, _ := modeltest.WriteRandomFile(t, dir, "part 2.bin", 100)
 
 	tests := []struct {
 		name      string
@@ -76,29 +32,26 @@ func TestOpenModelFilesNamesShardsAndPlacesThemInTheirModel(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srcs, err := openModelFiles(tt.paths, tt.id, tt.model)
 			require.NoError(t, err)
-			t.Cleanup(func() { closeSources(srcs) })
+			t.Cleanup(func() { model.Close(srcs) })
 			require.Len(t, srcs, len(tt.wantIDs))
 			for i, src := range srcs {
-				assert.Equal(t, tt.wantIDs[i], src.id)
-				assert.Equal(t, tt.paths[i], src.name)
-				assert.Equal(t, tt.model, src.modelRef)
-				assert.Equal(t, tt.wantTotal, src.total)
+				assert.Equal(t, tt.wantIDs[i], src.ID)
+				assert.Equal(t, tt.paths[i], src.Name)
+				assert.Equal(t, tt.model, src.ModelRef)
+				assert.Equal(t, tt.wantTotal, src.Total)
 				if tt.wantTotal > 0 {
-					assert.Equal(t, i, src.index)
+					assert.Equal(t, i, src.Index)
 				}
 			}
-			got, err := io.ReadAll(srcs[0].data)
-			require.NoError(t, err)
-			assert.Equal(t, firstData, got, "the source streams the file")
-			assert.Equal(t, int64(len(firstData)), srcs[0].size)
+			assert.Equal(t, int64(len(firstData)), srcs[0].Size)
 		})
 	}
 }
 
 func TestOpenModelFilesRefusesBadIDsAndFiles(t *testing.T) {
 	dir := t.TempDir()
-	good, _ := writeRandomFile(t, dir, "good.bin", 10)
-	noName, _ := writeRandomFile(t, dir, "___", 10)
+	good, _ := modeltest.WriteRandomFile(t, dir, "good.bin", 10)
+	noName, _ := modeltest.WriteRandomFile(t, dir, "___", 10)
 	fifo := filepath.Join(dir, "fifo")
 	require.NoError(t, syscall.Mkfifo(fifo, 0o600), "a named pipe exists but is not a regular file")
 
@@ -111,6 +64,7 @@ func TestOpenModelFilesRefusesBadIDsAndFiles(t *testing.T) {
 		{name: "bad ID", paths: []string{good}, id: "../etc", wantErr: "--id: "},
 		{name: "name without letters", paths: []string{noName}, wantErr: "pass --id ID"},
 		{name: "not a regular file", paths: []string{fifo}, wantErr: "is not a regular file"},
+		{name: "missing", paths: []string{filepath.Join(dir, "nope.bin")}, wantErr: "does not exist; check the path, or pass no files to seal the demo model"},
 		{name: "model ref with a control character", paths: []string{good}, model: "a\x00b", wantErr: "--model-ref: "},
 	}
 	for _, tt := range tests {

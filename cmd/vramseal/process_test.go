@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/model/modeltest"
 )
 
 // Deadlines for the subprocess tests: generous, since the machine running
@@ -212,21 +212,10 @@ func httpGet(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// writeRandomFile writes size random bytes to dir/name and returns the path
-// and the bytes.
-func writeRandomFile(t *testing.T, dir, name string, size int) (string, []byte) {
-	t.Helper()
-	data := make([]byte, size)
-	rand.Read(data)
-	path := filepath.Join(dir, name)
-	require.NoError(t, os.WriteFile(path, data, 0o600))
-	return path, data
-}
-
 // writeToken writes a fresh 32-byte token file with mode 0600.
 func writeToken(t *testing.T, dir string) string {
 	t.Helper()
-	path, _ := writeRandomFile(t, dir, "vramseal.token", 32)
+	path, _ := modeltest.WriteRandomFile(t, dir, "vramseal.token", 32)
 	return path
 }
 

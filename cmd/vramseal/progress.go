@@ -9,6 +9,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/model"
 )
 
 // progressThrottle bounds how often a progress bar redraws.
@@ -28,17 +29,18 @@ type progress struct {
 	logEvery time.Duration
 }
 
-// track wraps src's data so that reading it advances the shard's bar. The
-// returned function ends the bar; call it once the seal has ended.
-func (p *progress) track(src *modelSource, device int) (io.Reader, func()) {
+// track wraps src's data so that reading it advances the shard's bar; it is
+// model.SealOptions.Track. The returned function ends the bar; call it once
+// the seal has ended.
+func (p *progress) track(src *model.Source, device int, data io.Reader) (io.Reader, func()) {
 	if !p.terminal {
-		p.logger.Info("sealing", "shard", src.id, "source", src.name, "device", device, "size", src.size)
+		p.logger.Info("sealing", "shard", src.ID, "source", src.Name, "device", device, "size", src.Size)
 		now := time.Now()
-		return &loggingReader{r: src.data, id: src.id, size: src.size, logger: p.logger, every: p.logEvery, start: now, last: now}, func() {}
+		return &loggingReader{r: data, id: src.ID, size: src.Size, logger: p.logger, every: p.logEvery, start: now, last: now}, func() {}
 	}
-	bar := progressbar.NewOptions64(src.size,
+	bar := progressbar.NewOptions64(src.Size,
 		progressbar.OptionSetWriter(p.out),
-		progressbar.OptionSetDescription(fmt.Sprintf("sealing %s on device %d", src.id, device)),
+		progressbar.OptionSetDescription(fmt.Sprintf("sealing %s on device %d", src.ID, device)),
 		progressbar.OptionShowBytes(true),
 		progressbar.OptionShowCount(),
 		progressbar.OptionShowTotalBytes(true),
@@ -50,7 +52,7 @@ func (p *progress) track(src *modelSource, device int) (io.Reader, func()) {
 		progressbar.OptionSetRenderBlankState(true),
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(p.out) }),
 	)
-	return io.TeeReader(src.data, bar), func() {
+	return io.TeeReader(data, bar), func() {
 		if !bar.IsFinished() {
 			bar.Exit() // ends the line, through OptionOnCompletion
 		}

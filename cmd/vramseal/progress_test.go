@@ -10,15 +10,18 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/model"
 )
 
 func TestProgressLogsWhenStderrIsNoTerminal(t *testing.T) {
 	var logs bytes.Buffer
 	p := &progress{logger: slog.New(slog.NewJSONHandler(&logs, nil))} // logEvery 0: log after every read
 	data := strings.Repeat("x", 1000)
-	src := &modelSource{id: "s", name: "s.bin", size: int64(len(data)), data: strings.NewReader(data)}
+	src := model.NewSource("s", int64(len(data)), nil)
+	src.Name = "s.bin"
 
-	r, done := p.track(src, 1)
+	r, done := p.track(src, 1, strings.NewReader(data))
 	got, err := io.ReadAll(io.LimitReader(r, 250))
 	require.NoError(t, err)
 	_, err = io.Copy(io.Discard, r)
@@ -48,9 +51,9 @@ func TestProgressDrawsABarOnATerminal(t *testing.T) {
 	var out bytes.Buffer
 	p := &progress{terminal: true, out: &out, logger: slog.New(slog.DiscardHandler)}
 	data := strings.Repeat("x", 3<<20)
-	src := &modelSource{id: "bar-shard", size: int64(len(data)), data: strings.NewReader(data)}
+	src := model.NewSource("bar-shard", int64(len(data)), nil)
 
-	r, done := p.track(src, 0)
+	r, done := p.track(src, 0, strings.NewReader(data))
 	_, err := io.Copy(io.Discard, r)
 	require.NoError(t, err)
 	done()

@@ -15,11 +15,13 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	prommodel "github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/model"
+	"github.com/vramseal/vramseal/model/modeltest"
 )
 
 // smallRunFlags keep a worker under test small and quick: two 64 MiB
@@ -36,8 +38,8 @@ func smallRunFlags(dir, token string) []string {
 func TestRunSealsFilesServesThemAndStopsCleanlyOnSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	fileA, dataA := writeRandomFile(t, dir, "weights-a.bin", 1<<20)
-	fileB, dataB := writeRandomFile(t, dir, "weights b.bin", 3<<20+123)
+	fileA, dataA := modeltest.WriteRandomFile(t, dir, "weights-a.bin", 1<<20)
+	fileB, dataB := modeltest.WriteRandomFile(t, dir, "weights b.bin", 3<<20+123)
 	want := map[string][]byte{"weights-a.bin": dataA, "weights_b.bin": dataB}
 
 	p := startVramseal(t, dir, append(smallRunFlags(dir, token), fileA, fileB)...)
@@ -151,7 +153,7 @@ func TestRunSealsFilesServesThemAndStopsCleanlyOnSIGTERM(t *testing.T) {
 func TestRunFailStopsOnAFlippedBit(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	file, _ := writeRandomFile(t, dir, "layer0.bin", 2<<20)
+	file, _ := modeltest.WriteRandomFile(t, dir, "layer0.bin", 2<<20)
 
 	res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--sim-fault", "bitflip@1s", file)...)
 
@@ -210,12 +212,12 @@ func TestRunSealsTheDemoModelWhenGivenNoFiles(t *testing.T) {
 	for _, l := range lines {
 		if l.Event == audit.EventVramSealed {
 			sealed++
-			assert.Equal(t, demoModelRef, l.Fields["model_ref"])
-			assert.EqualValues(t, demoShards, l.Fields["total_shards"])
-			assert.EqualValues(t, demoShardBytes, l.Fields["size"])
+			assert.Equal(t, model.DemoModelRef, l.Fields["model_ref"])
+			assert.EqualValues(t, model.DemoShards, l.Fields["total_shards"])
+			assert.EqualValues(t, model.DemoShardBytes, l.Fields["size"])
 		}
 	}
-	assert.Equal(t, 2*demoShards, sealed, "both runs sealed the demo model into one log")
+	assert.Equal(t, 2*model.DemoShards, sealed, "both runs sealed the demo model into one log")
 	verify := runVramseal(t, dir, "audit", "verify", "vramseal-audit.jsonl")
 	assert.Equal(t, exitOK, verify.code, "audit verify finds the kept token beside the log: %s", verify.stderr)
 	assert.Contains(t, verify.stdout, "token:      vramseal-audit.token (kept beside the log by a run on simulated GPUs), key fingerprint ")
@@ -234,7 +236,7 @@ func scrapeMetrics(t *testing.T, base string) map[string]*dto.MetricFamily {
 	t.Helper()
 	code, body := httpGet(t, base+"/metrics")
 	require.Equal(t, http.StatusOK, code, body)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
+	parser := expfmt.NewTextParser(prommodel.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
 	require.NoError(t, err)
 	return families
@@ -287,7 +289,7 @@ func lastLine(s string) string {
 func TestRunOnALogAnotherWorkerWritesNamesThatProcess(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	file, _ := writeRandomFile(t, dir, "w.bin", 256<<10)
+	file, _ := modeltest.WriteRandomFile(t, dir, "w.bin", 256<<10)
 	first := startVramseal(t, dir, append(smallRunFlags(dir, token), file)...)
 	first.waitForLog(t, "worker started")
 
@@ -304,7 +306,7 @@ func TestRunOnALogAnotherWorkerWritesNamesThatProcess(t *testing.T) {
 func TestReadyzWarnsWhenTheScrubRateCannotKeepUpWithTheInterval(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	file, _ := writeRandomFile(t, dir, "w.bin", 1<<20)
+	file, _ := modeltest.WriteRandomFile(t, dir, "w.bin", 1<<20)
 	p := startVramseal(t, dir, append(smallRunFlags(dir, token), "--verify-interval", "100ms", "--scrub-rate", "1MiB/s", file)...)
 	base := "http://" + p.waitForLog(t, "serving")["addr"].(string)
 	var body string

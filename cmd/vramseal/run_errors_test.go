@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/model/modeltest"
 )
 
 func TestRunRefusesBadInputWithOneLineThatNamesTheFix(t *testing.T) {
@@ -58,7 +60,7 @@ func TestRunRefusesBadInputWithOneLineThatNamesTheFix(t *testing.T) {
 		{
 			name: "file larger than every device",
 			args: func(t *testing.T, s setup) []string {
-				big, _ := writeRandomFile(t, s.dir, "big.bin", 3<<20)
+				big, _ := modeltest.WriteRandomFile(t, s.dir, "big.bin", 3<<20)
 				return []string{"--sim-vram", "2MiB", big}
 			},
 			wantInLine: []string{"big.bin is 3.0 MiB but the largest device has 2.0 MiB available", "--sim-vram"},
@@ -66,8 +68,8 @@ func TestRunRefusesBadInputWithOneLineThatNamesTheFix(t *testing.T) {
 		{
 			name: "files that fit alone but not together",
 			args: func(t *testing.T, s setup) []string {
-				a, _ := writeRandomFile(t, s.dir, "a.bin", 3<<20)
-				b, _ := writeRandomFile(t, s.dir, "b.bin", 3<<20)
+				a, _ := modeltest.WriteRandomFile(t, s.dir, "a.bin", 3<<20)
+				b, _ := modeltest.WriteRandomFile(t, s.dir, "b.bin", 3<<20)
 				return []string{"--sim-vram", "4MiB", "--sim-devices", "1", a, b}
 			},
 			wantInLine: []string{"b.bin (3.0 MiB) does not fit beside the shards before it", "--sim-vram"},
@@ -143,7 +145,7 @@ func TestRunRefusesBadInputWithOneLineThatNamesTheFix(t *testing.T) {
 		{
 			name: "--id with two files",
 			args: func(t *testing.T, s setup) []string {
-				other, _ := writeRandomFile(t, s.dir, "other.bin", 1024)
+				other, _ := modeltest.WriteRandomFile(t, s.dir, "other.bin", 1024)
 				return []string{"--id", "x", s.model, other}
 			},
 			wantInLine: []string{"--id names one shard, but 2 model files were given"},
@@ -153,7 +155,7 @@ func TestRunRefusesBadInputWithOneLineThatNamesTheFix(t *testing.T) {
 			args: func(t *testing.T, s setup) []string {
 				sub := filepath.Join(s.dir, "sub")
 				require.NoError(t, os.Mkdir(sub, 0o700))
-				twin, _ := writeRandomFile(t, sub, filepath.Base(s.model), 1024)
+				twin, _ := modeltest.WriteRandomFile(t, sub, filepath.Base(s.model), 1024)
 				return []string{s.model, twin}
 			},
 			wantInLine: []string{`both make shard ID "model.bin"`, "rename one"},
@@ -165,7 +167,7 @@ func TestRunRefusesBadInputWithOneLineThatNamesTheFix(t *testing.T) {
 				t.Skip("root reads every file")
 			}
 			dir := t.TempDir()
-			model, _ := writeRandomFile(t, dir, "model.bin", 1<<20)
+			model, _ := modeltest.WriteRandomFile(t, dir, "model.bin", 1<<20)
 			s := setup{dir: dir, token: writeToken(t, dir), model: model}
 			auditLog := filepath.Join(dir, "audit.jsonl")
 			args := append([]string{"run", "--backend", "sim", "--sim-vram", "8MiB", "--chunk-size", "64KiB",

@@ -7,13 +7,15 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/model/modeltest"
 )
 
 func TestRunLogsEveryScrubPassAndSumsUpAtStop(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	fileA, _ := writeRandomFile(t, dir, "a.bin", 1<<20)
-	fileB, _ := writeRandomFile(t, dir, "b.bin", 512<<10)
+	fileA, _ := modeltest.WriteRandomFile(t, dir, "a.bin", 1<<20)
+	fileB, _ := modeltest.WriteRandomFile(t, dir, "b.bin", 512<<10)
 
 	res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--verify-interval", "100ms", "--duration", "1500ms", "--listen", "", fileA, fileB)...)
 	require.Equal(t, exitOK, res.code, "stderr:\n%s", res.stderr)
@@ -75,7 +77,7 @@ func TestRunWithAPlantedFlipItCannotCatchWarnsAndExitsOne(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			token := writeToken(t, dir)
-			file, _ := writeRandomFile(t, dir, "w.bin", 256<<10)
+			file, _ := modeltest.WriteRandomFile(t, dir, "w.bin", 256<<10)
 			res := runVramseal(t, dir, append(append(smallRunFlags(dir, token), "--listen", ""), append(tt.flags, file)...)...)
 
 			assert.Equal(t, exitFailure, res.code, "stderr:\n%s", res.stderr)
@@ -97,7 +99,7 @@ func TestRunSeedChoosesTheSameFlipEveryTime(t *testing.T) {
 	token := writeToken(t, dir)
 	var files []string
 	for _, name := range []string{"a.bin", "b.bin", "c.bin", "d.bin"} {
-		f, _ := writeRandomFile(t, dir, name, 128<<10)
+		f, _ := modeltest.WriteRandomFile(t, dir, name, 128<<10)
 		files = append(files, f)
 	}
 	plan := func(seed string) map[string]any {

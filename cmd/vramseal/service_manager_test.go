@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/model/modeltest"
 )
 
 // notifySocket is systemd's end of $NOTIFY_SOCKET, for tests.
@@ -105,7 +107,7 @@ func TestServiceManagerWithoutSystemdSendsNothing(t *testing.T) {
 func TestRunTellsSystemdReadyOnceSealedAndVerifiedAndStopping(t *testing.T) {
 	socket := listenNotify(t, time.Second)
 	dir := t.TempDir()
-	file, _ := writeRandomFile(t, dir, "w.bin", 256<<10)
+	file, _ := modeltest.WriteRandomFile(t, dir, "w.bin", 256<<10)
 	p := startInProcess(t, newMockMachine(t, 1<<20), "run", "--backend", "sim", "--chunk-size", "64KiB", "--listen", "",
 		"--audit-log", filepath.Join(dir, "audit.jsonl"), "--log-format", "json", "--verify-interval", "100ms", file)
 

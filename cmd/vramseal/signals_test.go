@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/model/modeltest"
 )
 
 func TestFirstSignalCancelsAndASecondExitsAtOnce(t *testing.T) {
@@ -57,7 +59,7 @@ func TestSignalHandlerEndsWithItsOwner(t *testing.T) {
 func TestRunExitsAtOnceOnASecondSignal(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	model, _ := writeRandomFile(t, dir, "model.bin", 64<<10)
+	model, _ := modeltest.WriteRandomFile(t, dir, "model.bin", 64<<10)
 	p := startVramseal(t, dir, append(smallRunFlags(dir, token), model)...)
 	addr := p.waitForLog(t, "serving")["addr"].(string)
 	p.waitForLog(t, "every shard sealed and verified")

@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/backend"
 	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/gpuhealth"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/model"
 	"github.com/vramseal/vramseal/sealer"
 	"github.com/vramseal/vramseal/supervisor"
 )
@@ -32,10 +34,10 @@ type worker struct {
 	// service tells systemd how the worker stands, when systemd runs it.
 	service *serviceManager
 
-	srcs     []*modelSource
-	identity *modelIdentity   // what the model must be, from the identity flags
+	srcs     []*model.Source
+	identity *model.Identity  // what the model must be, from the identity flags
 	listener net.Listener     // until the server takes it
-	devices  *deviceSet       // until the runtime is given them
+	devices  *backend.Set     // until the runtime is given them
 	sims     []*cuda.Sim      // the simulated devices, for --sim-fault
 	watch    *gpuhealth.Watch // NVML's watch over real GPUs; nil without
 	keys     *workerKeys
@@ -102,13 +104,13 @@ func (w *worker) prepare(files []string) error {
 	if err != nil {
 		return err
 	}
-	w.devices, w.sims = devices, devices.sims
+	w.devices, w.sims = devices, devices.Sims
 	w.logBackend()
-	if o.simFault.set && !devices.simulated() {
+	if o.simFault.set && !devices.Simulated() {
 		return simFaultOnRealGPUsError()
 	}
-	if !devices.simulated() {
-		w.watch = gpuhealth.Open(w.gpus.OpenNVML, devices.devices, w.logger)
+	if !devices.Simulated() {
+		w.watch = gpuhealth.Open(w.gpus.OpenNVML, devices.Devices, w.logger)
 	}
 	if err := w.checkPlacement(); err != nil {
 		return err
@@ -119,16 +121,16 @@ func (w *worker) prepare(files []string) error {
 // logBackend writes the run's first log line: which devices it uses and why.
 func (w *worker) logBackend() {
 	d := w.devices
-	if d.simulated() {
-		attrs := []any{"backend", backendSim, "devices", len(d.devices), "vram_per_device", formatSize(w.opts.backend.simVRAM.bytes)}
-		if d.reason != "" {
-			attrs = append(attrs, "reason", d.reason)
+	if d.Simulated() {
+		attrs := []any{"backend", backendSim, "devices", len(d.Devices), "vram_per_device", formatSize(w.opts.backend.simVRAM.bytes)}
+		if d.Reason != "" {
+			attrs = append(attrs, "reason", d.Reason)
 		}
 		w.logger.Info("using simulated GPUs", attrs...)
 		return
 	}
-	w.logger.Info("using NVIDIA GPUs", "backend", backendCUDA, "devices", len(d.devices))
-	for i, dev := range d.devices {
+	w.logger.Info("using NVIDIA GPUs", "backend", backendCUDA, "devices", len(d.Devices))
+	for i, dev := range d.Devices {
 		p := dev.Properties()
 		w.logger.Info("GPU", "device", i, "name", p.Name, "uuid", p.UUID, "memory", messages.HumanBytes(p.TotalMemory),
 			"compute_capability", fmt.Sprintf("%d.%d", p.ComputeMajor, p.ComputeMinor))
@@ -140,7 +142,7 @@ func (w *worker) logBackend() {
 // audit log for such runs (see simToken).
 func (w *worker) deriveKeys(token []byte) error {
 	if token == nil {
-		if !w.devices.simulated() {
+		if !w.devices.Simulated() {
 			return usageErrorf("real GPUs need a worker token; pass --token-file PATH or set %s, and %s", tokenFileEnv, tokenHowTo)
 		}
 		t, path, created, err := simToken(w.opts.auditLog)
@@ -165,19 +167,23 @@ func (w *worker) deriveKeys(token []byte) error {
 
 // checkPlacement checks that every shard fits on the devices as they are now.
 func (w *worker) checkPlacement() error {
-	available := make([]int64, len(w.devices.devices))
-	for i, d := range w.devices.devices {
+	available := make([]int64, len(w.devices.Devices))
+	for i, d := range w.devices.Devices {
 		free, _, err := d.MemInfo()
 		if err != nil {
 			return fmt.Errorf("device %d: %w", i, err)
 		}
-		available[i] = availableBytes(free, w.opts.headroom.bytes)
+		available[i] = model.AvailableBytes(free, w.opts.headroom.bytes)
+	}
+	err := model.Plan(available, w.srcs)
+	if err == nil {
+		return nil
 	}
 	fix := "free memory on the GPUs, lower --headroom, or split the model into smaller files"
-	if w.devices.simulated() {
+	if w.devices.Simulated() {
 		fix = "give the simulated devices more memory with --sim-vram, lower --headroom, or split the model into smaller files"
 	}
-	return planPlacement(available, w.srcs, fix)
+	return withExitCode(exitUsage, fmt.Errorf("%w; %s", err, fix))
 }
 
 // start opens the audit log, starts the runtime and serves the endpoints.
@@ -192,8 +198,8 @@ func (w *worker) start(ctx context.Context) error {
 	}
 	w.auditLog = auditLog
 	w.keys.audit.Zero() // the log keeps what it needs
-	uuids := make([]string, len(w.devices.devices))
-	for i, d := range w.devices.devices {
+	uuids := make([]string, len(w.devices.Devices))
+	for i, d := range w.devices.Devices {
 		uuids[i] = d.Properties().UUID
 	}
 	m, err := newMetrics(auditLog.QueueDepth, uuids)
@@ -207,11 +213,11 @@ func (w *worker) start(ctx context.Context) error {
 	w.ready = gpuhealth.NewReadiness(gpuCheck)
 	w.scrub = newScrubReport(w.logger, o.verifyInterval)
 	sink := &observedSink{next: auditLog, observers: []func(audit.Record){m.observe, w.ready.Observe, w.scrub.observe}}
-	devices, backend := w.devices.devices, w.devices.backend
+	devices, kind := w.devices.Devices, w.devices.Kind
 	w.devices = nil // Start owns them from the call on, even when it fails
 	rt, err := supervisor.Start(context.WithoutCancel(ctx), supervisor.Config{
 		Devices:        devices,
-		Backend:        backend,
+		Backend:        kind,
 		Key:            w.keys.seal,
 		WorkerID:       o.workerID,
 		ChunkSize:      o.chunkSize.bytes,
@@ -263,14 +269,14 @@ func (w *worker) start(ctx context.Context) error {
 // processes on real GPUs, then waits until ctx ends, --duration has passed or
 // the runtime stops, injecting --sim-fault on the way.
 func (w *worker) sealAndServe(ctx context.Context, p *progress) error {
-	shards, err := sealSources(ctx, w.rt, w.srcs, p, w.logger)
+	shards, err := sealModel(ctx, w.rt, w.srcs, p, w.logger)
 	if err != nil {
 		return err
 	}
-	if err := w.recordModelVerified(ctx); err != nil {
+	if err := w.identity.RecordVerified(ctx, w.rt, w.logger); err != nil {
 		return err
 	}
-	if err := verifyShards(ctx, w.rt, shards, w.logger); err != nil {
+	if err := model.VerifyAll(ctx, w.rt, shards, w.logger); err != nil {
 		return err
 	}
 	w.ready.SealingDone(len(shards), w.opts.freshnessWindow(fullestDevice(shards)))
@@ -374,7 +380,7 @@ func (w *worker) close(runErr error) error {
 		w.scrub.summary()
 	}
 	if w.devices != nil {
-		stopErrs = append(stopErrs, w.devices.close())
+		stopErrs = append(stopErrs, w.devices.Close())
 	}
 	if w.watch != nil {
 		stopErrs = append(stopErrs, w.watch.Close())
@@ -393,7 +399,7 @@ func (w *worker) close(runErr error) error {
 	if w.keys != nil {
 		w.keys.zero()
 	}
-	closeSources(w.srcs)
+	model.Close(w.srcs)
 	stopErr := errors.Join(stopErrs...)
 	if failStop != nil {
 		return withExitCode(exitFailStop, fmt.Errorf("fail-stop: %w; %s", failStop, w.stopped(stopErr)))

@@ -1,16 +1,13 @@
-package main
+package model
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
+	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"slices"
 
+	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/safefile"
 	"github.com/vramseal/vramseal/sealer"
 )
@@ -27,43 +24,24 @@ type hostCheck struct {
 	signed bool // the signature lists it, not only a digest list
 }
 
-// listedInDir returns the files that source lists, that are not in sealed,
-// and that dir holds: those to check on the host. A name that is not a
-// local path (absolute, or climbing out with "..") is never looked for.
-func (d *modelDir) listedInDir(source sealer.Expectations, sealed []string) []string {
-	var out []string
-	for _, n := range source.Names() {
-		if slices.Contains(sealed, n) || !filepath.IsLocal(filepath.FromSlash(n)) {
-			continue
-		}
-		if _, err := os.Lstat(filepath.Join(d.path, filepath.FromSlash(n))); errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		out = append(out, n)
-	}
-	return out
-}
-
 // run hashes the file from disk and compares it with every expectation; a
-// difference is a *sealer.RejectedError (exit 4).
+// difference is a *sealer.RejectedError (messages.ErrModelRejected).
 func (c *hostCheck) run() error {
 	f, info, err := safefile.Open(c.path, safefile.Options{})
 	if err != nil {
-		return usageErrorf("model file %s cannot be read (%v); it is listed, so it is checked on the host: make it readable by this user", c.path, safefile.Cause(err))
+		return fmt.Errorf("%w: model file %s cannot be read (%v); it is listed, so it is checked on the host: make it readable by this user",
+			messages.ErrInvalidInput, c.path, safefile.Cause(err))
 	}
 	defer f.Close()
 	m, err := sealer.NewMatcher(c.exps, info.Size())
 	if err != nil {
-		return identityError(err)
+		return err
 	}
 	h := sha256.New()
 	if _, err := io.Copy(io.MultiWriter(h, m), f); err != nil {
-		return usageErrorf("model file %s cannot be read (%v)", c.path, safefile.Cause(err))
+		return fmt.Errorf("%w: model file %s cannot be read (%v)", messages.ErrInvalidInput, c.path, safefile.Cause(err))
 	}
-	if err := m.Result(hex.EncodeToString(h.Sum(nil))); err != nil {
-		return identityError(err)
-	}
-	return nil
+	return m.Result(hex.EncodeToString(h.Sum(nil)))
 }
 
 // runHostChecks runs every check, in order, and logs each file that passed
@@ -77,7 +55,9 @@ func runHostChecks(checks []*hostCheck, logger *slog.Logger) error {
 		if c.signed {
 			what = "signed, checked on host, not sealed"
 		}
-		logger.Info(what, "file", c.rel)
+		if logger != nil {
+			logger.Info(what, "file", c.rel)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,103 @@
+// Package backend opens the devices a vramseal worker runs on, for the CLI
+// and embedders alike: the machine's NVIDIA GPUs, reached through a
+// gpuhealth.Source (OpenGPUs), or simulated ones (OpenSims); AutoSimReason
+// says when a machine has no GPU to use. It sits above cuda and gpuhealth,
+// which it joins, and below the CLI.
+package backend
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/gpuhealth"
+	"github.com/vramseal/vramseal/messages"
+)
+
+// The kinds of devices, as supervisor.Config.Backend and logs name them.
+const (
+	Sim  = "sim"
+	CUDA = "cuda"
+)
+
+// Set is the devices a worker opened.
+type Set struct {
+	Devices []cuda.Device
+	// Sims holds the same devices as *cuda.Sim when they are simulated.
+	Sims []*cuda.Sim
+	// Kind is Sim or CUDA.
+	Kind string
+	// Reason says why the devices are simulated when the machine was asked
+	// for its GPUs and had none (see AutoSimReason); empty otherwise.
+	Reason string
+}
+
+// Simulated reports whether the devices are simulated.
+func (s *Set) Simulated() bool { return s.Kind == Sim }
+
+// Close closes every device. Devices handed to a runtime are its to close.
+func (s *Set) Close() error {
+	var errs []error
+	for _, d := range s.Devices {
+		errs = append(errs, d.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// OpenSims makes n simulated devices of capacity bytes each, named and
+// seeded by index; reason is the Set's Reason. A bad size is
+// messages.ErrConfig.
+func OpenSims(n int, capacity int64, reason string) (*Set, error) {
+	set := &Set{Kind: Sim, Reason: reason}
+	for i := range n {
+		sim, err := cuda.NewSim(cuda.SimConfig{
+			Name:     fmt.Sprintf("%s %d", cuda.DefaultSimName, i),
+			Capacity: capacity,
+			Seed:     int64(i + 1),
+		})
+		if err != nil {
+			return nil, errors.Join(err, set.Close())
+		}
+		set.Devices = append(set.Devices, sim)
+		set.Sims = append(set.Sims, sim)
+	}
+	return set, nil
+}
+
+// OpenGPUs opens every GPU the CUDA driver reports. Without a driver the
+// error wraps cuda.ErrNoDriver; a driver that reports no GPUs is
+// messages.ErrConfig.
+func OpenGPUs(gpus gpuhealth.Source) (*Set, error) {
+	count, err := gpus.DeviceCount()
+	if err != nil {
+		return nil, err
+	}
+	if count == 0 {
+		return nil, fmt.Errorf("%w: the NVIDIA driver reports no GPUs", messages.ErrConfig)
+	}
+	set := &Set{Kind: CUDA}
+	for i := range count {
+		d, err := gpus.OpenDevice(i)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("open GPU %d: %w", i, err), set.Close())
+		}
+		set.Devices = append(set.Devices, d)
+	}
+	return set, nil
+}
+
+// AutoSimReason says why a worker that would take the machine's GPUs when
+// it has any must run on simulated devices here ("no NVIDIA driver found"),
+// or "" when the GPUs are there. The error is a driver that fails to answer.
+func AutoSimReason(gpus gpuhealth.Source) (string, error) {
+	count, err := gpus.DeviceCount()
+	switch {
+	case errors.Is(err, cuda.ErrNoDriver):
+		return "no NVIDIA driver found", nil
+	case err != nil:
+		return "", fmt.Errorf("query the CUDA driver: %w", err)
+	case count == 0:
+		return "the NVIDIA driver reports no GPUs", nil
+	}
+	return "", nil
+}
