@@ -4,7 +4,7 @@
 // FIFO or device opens at once and is then refused), every check runs on
 // the opened descriptor, and the caller reads that descriptor only.
 //
-// It sits below audit and cmd/vramseal, which both open files by name.
+// It sits below audit, model and cmd/vramseal, which open files by name.
 package safefile
 
 import (

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/vramseal/vramseal/cuda"
-	"github.com/vramseal/vramseal/sealer"
 )
 
 func TestSimFaultFlagParsesBitflipAtADelay(t *testing.T) {
@@ -41,77 +37,6 @@ func TestSimFaultFlagParsesBitflipAtADelay(t *testing.T) {
 			assert.Equal(t, tt.want, f.after)
 		})
 	}
-}
-
-func TestPlannedFlipIsTheSeedsChoiceAndChangesOneBitOfThatShard(t *testing.T) {
-	sims := make([]*cuda.Sim, 2)
-	for i := range sims {
-		sim, err := cuda.NewSim(cuda.SimConfig{Capacity: 1 << 20, Seed: int64(i + 1)})
-		require.NoError(t, err)
-		t.Cleanup(func() { sim.Close() })
-		sims[i] = sim
-	}
-	// Shards sealed one at a time, alternating devices, as the CLI does.
-	var shards []sealer.Shard
-	memory := map[string]string{} // shard ID -> "device/allocation index", as readAll keys it
-	for i, size := range []int64{4096, 8192, 4096, 16384} {
-		device := i % 2
-		_, err := sims[device].Allocate(size)
-		require.NoError(t, err)
-		id := fmt.Sprintf("s%d", i)
-		shards = append(shards, sealer.Shard{ID: id, Device: device, Size: size, ChunkSize: 4096})
-		memory[id] = fmt.Sprintf("%d/%d", device, len(sims[device].Allocations())-1)
-	}
-
-	first := planFlip(shards, 42)
-	again := planFlip(shards, 42)
-	assert.Equal(t, first, again, "the same seed makes the same choice")
-	choices := map[string]bool{}
-	for seed := range uint64(64) {
-		choices[planFlip(shards, seed).shard.ID] = true
-	}
-	assert.Len(t, choices, len(shards), "seeds reach every shard")
-
-	for seed := range uint64(16) {
-		p := planFlip(shards, seed)
-		before := readAll(t, sims)
-		require.NoError(t, p.flip(sims, shards, time.Now()))
-		after := readAll(t, sims)
-		var changed []string
-		for key, b := range before {
-			for i := range b {
-				if d := b[i] ^ after[key][i]; d != 0 {
-					assert.Equal(t, byte(1)<<p.bit, d)
-					assert.Equal(t, p.offset, int64(i))
-					changed = append(changed, key)
-				}
-			}
-		}
-		assert.Equal(t, []string{memory[p.shard.ID]}, changed, "seed %d: one bit of shard %s", seed, p.shard.ID)
-		assert.False(t, p.flippedAt.IsZero())
-	}
-}
-
-// readAll copies every allocation of every device, keyed "device/index".
-func readAll(t *testing.T, sims []*cuda.Sim) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	for d, sim := range sims {
-		for i, a := range sim.Allocations() {
-			b := make([]byte, a.Size)
-			require.NoError(t, sim.Read(a.Handle, 0, b))
-			out[fmt.Sprintf("%d/%d", d, i)] = b
-		}
-	}
-	return out
-}
-
-func TestDetectionBoundCoversThePauseAndTwoPasses(t *testing.T) {
-	o := &runOptions{verifyInterval: 2 * time.Second, scrubRate: rateFlag{bytesPerSecond: 1 << 20}}
-	o.simFault.after = 3 * time.Second
-	assert.Equal(t, 3*time.Second+2*time.Second+2*4*time.Second, o.detectionBound(4<<20))
-	o.verifyInterval = 0
-	assert.Zero(t, o.detectionBound(4<<20), "no scrub, no detection")
 }
 
 // FuzzSimFaultFlag fuzzes the CLI's own duration syntax, bitflip@DURATION:

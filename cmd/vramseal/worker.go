@@ -16,6 +16,7 @@ import (
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/model"
 	"github.com/vramseal/vramseal/sealer"
+	"github.com/vramseal/vramseal/simfault"
 	"github.com/vramseal/vramseal/supervisor"
 )
 
@@ -44,7 +45,7 @@ type worker struct {
 	auditLog *audit.Log
 	ready    *gpuhealth.Readiness
 	scrub    *scrubReport
-	flip     *plantedFlip // --sim-fault's bit, once planned
+	flip     *simfault.Flip // --sim-fault's bit, once planned
 	// logFailed is set when the audit log failed: records since are lost.
 	logFailed bool
 	rt        *supervisor.Runtime
@@ -298,9 +299,9 @@ func (w *worker) sealAndServe(ctx context.Context, p *progress) error {
 		durationC = t.C
 	}
 	if w.opts.simFault.set {
-		w.flip = planFlip(shards, w.opts.seed.seed())
-		w.logger.Info("sim-fault: one bit flip planned", append(w.flip.logAttrs(), "after", w.opts.simFault.after.String())...)
-		w.warnUndetectable(w.flip, fullestDevice(shards))
+		w.flip = simfault.Plan(shards, w.opts.seed.seed())
+		w.logger.Info("sim-fault: one bit flip planned", append(w.flip.LogAttrs(), "after", w.opts.simFault.after.String())...)
+		w.warnUndetectable(fullestDevice(shards))
 		t := time.NewTimer(w.opts.simFault.after)
 		defer t.Stop()
 		faultC = t.C
@@ -328,10 +329,10 @@ func (w *worker) sealAndServe(ctx context.Context, p *progress) error {
 			return fmt.Errorf("HTTP server stopped: %w", w.server.err)
 		case <-faultC:
 			faultC = nil
-			if err := w.flip.flip(w.sims, shards, time.Now()); err != nil {
-				return err
+			if err := w.flip.Apply(w.sims, time.Now()); err != nil {
+				return fmt.Errorf("--sim-fault: %w", err)
 			}
-			w.logger.Warn("sim-fault: flipped one bit in simulated VRAM", w.flip.logAttrs()...)
+			w.logger.Warn("sim-fault: flipped one bit in simulated VRAM", w.flip.LogAttrs()...)
 		}
 	}
 }
@@ -409,7 +410,7 @@ func (w *worker) close(runErr error) error {
 	}
 	w.logger.Info("stopped: "+w.stopped(nil), "audit_log", w.opts.auditLog)
 	if w.opts.simFault.set {
-		return w.flip.undetectedError(w.opts)
+		return undetectedError(w.flip, w.opts)
 	}
 	return nil
 }
