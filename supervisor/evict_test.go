@@ -49,9 +49,7 @@ func TestFailStopFromOutside(t *testing.T) {
 func TestEvictTakesAShardAReleaseWaitsFor(t *testing.T) {
 	w := newTestWorker(t, []int64{16 * MiB}, nil)
 	ctx := context.Background()
-	s := w.seal(t, 0, "leased", 64*KiB)
-	l, err := w.Acquire(ctx, s)
-	require.NoError(t, err)
+	s, l := w.sealLeased(t)
 	releaseCtx, stopReleasing := context.WithCancel(ctx)
 	released := make(chan error, 1)
 	go func() { released <- w.Release(releaseCtx, s) }()
@@ -60,10 +58,7 @@ func TestEvictTakesAShardAReleaseWaitsFor(t *testing.T) {
 		return err == nil && len(shards) == 0
 	}, 10*time.Second, time.Millisecond, "the release is waiting")
 
-	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	defer cancel()
-	_, err = w.Evict(short, 0, "contention")
-	require.ErrorIs(t, err, messages.ErrLeaseHeld, "the eviction waits for the shard too")
+	w.evictGivingUp(t, "the eviction waits for the shard too")
 	<-l.Revoked()
 	assert.ErrorIs(t, l.Err(), messages.ErrEvicted)
 	stopReleasing()
@@ -81,14 +76,8 @@ func TestEvictTakesAShardAReleaseWaitsFor(t *testing.T) {
 // the shard's ID can be sealed again, without waiting for shutdown.
 func TestEvictThatGaveUpRecordsTheLateFree(t *testing.T) {
 	w := newTestWorker(t, []int64{16 * MiB}, nil)
-	ctx := context.Background()
-	s := w.seal(t, 0, "leased", 64*KiB)
-	l, err := w.Acquire(ctx, s)
-	require.NoError(t, err)
-	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	defer cancel()
-	_, err = w.Evict(short, 0, "contention")
-	require.ErrorIs(t, err, messages.ErrLeaseHeld)
+	_, l := w.sealLeased(t)
+	w.evictGivingUp(t)
 	assert.Empty(t, w.events(audit.EventVramDeallocated), "nothing is freed under the lease")
 
 	l.Release()

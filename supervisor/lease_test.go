@@ -65,9 +65,7 @@ func TestManyLeasesAtOnce(t *testing.T) {
 func TestReleaseWaitsForLeases(t *testing.T) {
 	w := newTestWorker(t, []int64{16 * MiB}, nil)
 	ctx := context.Background()
-	s := w.seal(t, 0, "leased", 64*KiB)
-	l, err := w.Acquire(ctx, s)
-	require.NoError(t, err)
+	s, l := w.sealLeased(t)
 
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
@@ -132,9 +130,7 @@ func TestFailStopRevokesLeases(t *testing.T) {
 func TestEvictRevokesAndWaitsForLeases(t *testing.T) {
 	w := newTestWorker(t, []int64{16 * MiB}, nil)
 	ctx := context.Background()
-	s := w.seal(t, 0, "leased", 64*KiB)
-	l, err := w.Acquire(ctx, s)
-	require.NoError(t, err)
+	_, l := w.sealLeased(t)
 	evicted := make(chan error, 1)
 	go func() {
 		_, err := w.Evict(ctx, 0, "contention")
@@ -182,17 +178,12 @@ func TestAcquireRefusesStaleAndAlteredRecords(t *testing.T) {
 func TestStopAfterAnEvictGaveUpFreesNothingLeased(t *testing.T) {
 	w := newTestWorker(t, []int64{16 * MiB}, nil)
 	ctx := context.Background()
-	s := w.seal(t, 0, "leased", 64*KiB)
-	l, err := w.Acquire(ctx, s)
-	require.NoError(t, err)
-	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	defer cancel()
-	_, err = w.Evict(short, 0, "contention")
-	require.ErrorIs(t, err, messages.ErrLeaseHeld)
+	s, l := w.sealLeased(t)
+	w.evictGivingUp(t)
 
 	stopCtx, cancelStop := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancelStop()
-	err = w.Stop(stopCtx)
+	err := w.Stop(stopCtx)
 	require.ErrorIs(t, err, messages.ErrLeaseHeld, "Stop waits for the lease the eviction gave up on")
 	assert.Contains(t, err.Error(), "1 lease(s) still held")
 	assert.Equal(t, 1, w.sims[0].Outstanding(), "memory under a lease is never freed")

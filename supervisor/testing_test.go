@@ -84,6 +84,26 @@ func (w *testWorker) seal(t *testing.T, device int, id string, size int64) seale
 	return s
 }
 
+// sealLeased seals a 64 KiB shard named "leased" on device 0 and acquires
+// a lease on it.
+func (w *testWorker) sealLeased(t *testing.T) (sealer.Shard, *Lease) {
+	t.Helper()
+	s := w.seal(t, 0, "leased", 64*KiB)
+	l, err := w.Acquire(context.Background(), s)
+	require.NoError(t, err)
+	return s, l
+}
+
+// evictGivingUp evicts device 0 with a context that ends while a lease is
+// held, and requires the Evict to say so.
+func (w *testWorker) evictGivingUp(t *testing.T, msgAndArgs ...any) {
+	t.Helper()
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := w.Evict(short, 0, "contention")
+	require.ErrorIs(t, err, messages.ErrLeaseHeld, msgAndArgs...)
+}
+
 // events lists the audit events recorded so far, with the given name.
 func (w *testWorker) events(name string) []audit.Record {
 	var out []audit.Record
