@@ -6,14 +6,22 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/messages"
 )
 
-// chunksPerWorker bounds an in-place batch: a few chunks per core, so that
-// a stop waits for at most that much hashing.
-const chunksPerWorker = 4
+// An in-place re-hash runs in batches of chunksPerWorker chunks per worker,
+// lanes batches at once: while one batch hashes, the next takes its leases
+// and starts, so no core idles at a batch's end waiting for the slowest
+// chunk, a lease or a comparison. A stop waits for the batches in flight:
+// lanes x chunksPerWorker chunks of hashing per core.
+const (
+	chunksPerWorker = 2
+	lanes           = 2
+)
 
 // piece is a run of one shard's chunks in an in-place batch.
 type piece struct {
@@ -21,23 +29,53 @@ type piece struct {
 	first, last int64 // chunk indices, last exclusive
 }
 
+// progress is what the lanes of an in-place re-hash share: the chunks of
+// each shard still to match, and the shards found freed.
+type progress struct {
+	left []atomic.Int64
+	gone []atomic.Bool
+}
+
 // verifyInPlace hashes the shards where they live, a batch of spans per
 // call (one call for all of a batch's spans where the device is a
-// cuda.SpanHasher), each shard in the batch under a read lease.
+// cuda.SpanHasher), each shard in the batch under a read lease, on lanes
+// goroutines that take the batches in turn. It returns at the first
+// failure, once every lane has.
 func verifyInPlace(ctx context.Context, m Memory, h cuda.ChunkHasher, shards []Shard, opts Options, matched func(int)) error {
-	limit := int64(max(opts.Workers, 1) * chunksPerWorker)
-	left := make([]int64, len(shards))
-	gone := make([]bool, len(shards))
+	batches := inPlaceBatches(shards, int64(max(opts.Workers, 1)*chunksPerWorker))
+	prog := &progress{left: make([]atomic.Int64, len(shards)), gone: make([]atomic.Bool, len(shards))}
 	for i, s := range shards {
-		left[i] = int64(len(s.Chunks))
+		prog.left[i].Store(int64(len(s.Chunks)))
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(lanes, len(batches)) {
+		wg.Go(func() {
+			// A panic here is ours: a software fault, which ends the re-hash.
+			if err := messages.CatchPanic("re-hash lane", func() {
+				for k := next.Add(1) - 1; k < int64(len(batches)); k = next.Add(1) - 1 {
+					if err := verifyBatch(ctx, m, h, shards, batches[k], opts, prog, matched); err != nil {
+						cancel(err)
+						return
+					}
+				}
+			}); err != nil {
+				cancel(err)
+			}
+		})
+	}
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+// inPlaceBatches cuts the chunks of shards, in order, into batches of up to
+// limit chunks; a batch may hold pieces of several shards.
+func inPlaceBatches(shards []Shard, limit int64) [][]piece {
+	var batches [][]piece
 	var batch []piece
 	var size int64
-	flush := func() error {
-		err := verifyBatch(ctx, m, h, shards, batch, opts, left, gone, matched)
-		batch, size = batch[:0], 0
-		return err
-	}
 	for i, s := range shards {
 		for k := int64(0); k < int64(len(s.Chunks)); {
 			n := min(limit-size, int64(len(s.Chunks))-k)
@@ -45,20 +83,18 @@ func verifyInPlace(ctx context.Context, m Memory, h cuda.ChunkHasher, shards []S
 			size += n
 			k += n
 			if size == limit {
-				if err := flush(); err != nil {
-					return err
-				}
+				batches, batch, size = append(batches, batch), nil, 0
 			}
 		}
 	}
 	if size > 0 {
-		return flush()
+		batches = append(batches, batch)
 	}
-	return nil
+	return batches
 }
 
 // verifyBatch hashes one batch under read leases and compares every digest.
-func verifyBatch(ctx context.Context, m Memory, h cuda.ChunkHasher, shards []Shard, batch []piece, opts Options, left []int64, gone []bool, matched func(int)) error {
+func verifyBatch(ctx context.Context, m Memory, h cuda.ChunkHasher, shards []Shard, batch []piece, opts Options, prog *progress, matched func(int)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -72,7 +108,7 @@ func verifyBatch(ctx context.Context, m Memory, h cuda.ChunkHasher, shards []Sha
 	}()
 	leased := map[int]cuda.Handle{}
 	for _, p := range batch {
-		if gone[p.shard] {
+		if prog.gone[p.shard].Load() {
 			continue
 		}
 		rec := shards[p.shard].Record
@@ -80,7 +116,7 @@ func verifyBatch(ctx context.Context, m Memory, h cuda.ChunkHasher, shards []Sha
 		if !ok {
 			hh, end, err := m.LeaseRead(rec.ID, rec.Generation)
 			if errors.Is(err, messages.ErrUnknownShard) {
-				gone[p.shard] = true
+				prog.gone[p.shard].Store(true)
 				continue
 			}
 			if err != nil {
@@ -126,7 +162,7 @@ func verifyBatch(ctx context.Context, m Memory, h cuda.ChunkHasher, shards []Sha
 				}
 			}
 		}
-		if left[p.shard] -= p.last - p.first; left[p.shard] == 0 {
+		if prog.left[p.shard].Add(-(p.last - p.first)) == 0 {
 			matched(p.shard)
 		}
 	}

@@ -2,9 +2,11 @@ package rehash
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,8 +203,46 @@ func (panickingMemory) LeaseRead(string, uint64) (cuda.Handle, func(), error) {
 }
 
 func TestAWorkerPanicIsASoftwareFault(t *testing.T) {
-	m := newSimMemory(t, true, 4<<20)
-	s := m.seal(t, "a", randomBytes(3*chunkSize))
-	err := Verify(context.Background(), panickingMemory{m}, s, opts(2))
-	assert.ErrorIs(t, err, messages.ErrSoftwareFault, "the panic ends the re-hash as a software fault, not the process")
+	bothPaths(t, func(t *testing.T, copyOut bool) {
+		m := newSimMemory(t, copyOut, 4<<20)
+		s := m.seal(t, "a", randomBytes(3*chunkSize))
+		err := Verify(context.Background(), panickingMemory{m}, s, opts(2))
+		assert.ErrorIs(t, err, messages.ErrSoftwareFault, "the panic ends the re-hash as a software fault, not the process")
+	})
+}
+
+// meetingMemory is memory whose first two read leases are granted only
+// once both have been asked for: a re-hash that waited for one batch to end
+// before it leased for the next would never get them.
+type meetingMemory struct {
+	*simMemory
+	asked  atomic.Int32
+	bothIn chan struct{}
+}
+
+func (m *meetingMemory) LeaseRead(id string, gen uint64) (cuda.Handle, func(), error) {
+	switch m.asked.Add(1) {
+	case 1:
+		select {
+		case <-m.bothIn:
+		case <-time.After(10 * time.Second):
+			return 0, nil, errors.New("no second lease was asked for while the first batch waited")
+		}
+	case 2:
+		close(m.bothIn)
+	}
+	return m.simMemory.LeaseRead(id, gen)
+}
+
+func TestInPlaceLeasesTheNextBatchWhileOneIsInFlight(t *testing.T) {
+	m := newSimMemory(t, false, 8<<20)
+	var shards []Shard
+	for i := range 4 {
+		shards = append(shards, m.seal(t, fmt.Sprint("s", i), randomBytes(chunksPerWorker*chunkSize)))
+	}
+	meeting := &meetingMemory{simMemory: m, bothIn: make(chan struct{})}
+	var matched atomic.Int32
+	require.NoError(t, VerifyAll(context.Background(), meeting, shards, opts(1), func(int) { matched.Add(1) }))
+	assert.Equal(t, int32(len(shards)), matched.Load(), "every shard matched, one batch each")
+	assert.Zero(t, m.open, "every read lease ended")
 }
