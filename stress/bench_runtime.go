@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/vramseal/vramseal/audit"
@@ -20,18 +19,6 @@ import (
 type discardSink struct{}
 
 func (discardSink) Record(ctx context.Context, _ audit.Record) error { return ctx.Err() }
-
-// scrubMeter is a sink that counts the bytes the background scrub verified.
-type scrubMeter struct{ bytes atomic.Int64 }
-
-func (m *scrubMeter) Record(ctx context.Context, r audit.Record) error {
-	if r.Event == audit.EventSealVerified && r.Fields["source"] == "scrub" {
-		if n, ok := r.Fields["size"].(int64); ok {
-			m.bytes.Add(n)
-		}
-	}
-	return ctx.Err()
-}
 
 // newSims returns n simulated GPUs of capacity bytes each.
 func newSims(n int, capacity int64) ([]*cuda.Sim, []cuda.Device, error) {
