@@ -2,21 +2,10 @@ package cuda
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"runtime"
 	"sync"
 	"sync/atomic"
 )
-
-// touchBlock is how much of a chunk is touched, then hashed, at a time: a
-// quarter of a core's L2 cache on today's servers. Hashing straight from
-// memory the cache has not seen runs slower than copying it out first;
-// reading a block's cache lines, then hashing the block from cache, runs
-// faster than either.
-const touchBlock = 256 << 10
-
-// cacheLine is the stride at which touch reads.
-const cacheLine = 64
 
 var _ SpanHasher = (*Sim)(nil)
 
@@ -90,7 +79,7 @@ func hashInPlace(jobs []chunkJob) {
 	workers := min(runtime.GOMAXPROCS(0), len(jobs))
 	if workers <= 1 {
 		for _, j := range jobs {
-			*j.sum = hashTouched(j.data)
+			*j.sum = sha256.Sum256(j.data)
 		}
 		return
 	}
@@ -99,35 +88,9 @@ func hashInPlace(jobs []chunkJob) {
 	for range workers {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
-				*jobs[i].sum = hashTouched(jobs[i].data)
+				*jobs[i].sum = sha256.Sum256(jobs[i].data)
 			}
 		})
 	}
 	wg.Wait()
-}
-
-// hashTouched is sha256.Sum256(p), computed one touchBlock at a time, each
-// block's cache lines read just before it is hashed.
-func hashTouched(p []byte) [sha256.Size]byte {
-	h := sha256.New()
-	var seen uint64
-	for off := 0; off < len(p); off += touchBlock {
-		block := p[off:min(off+touchBlock, len(p))]
-		seen ^= touch(block)
-		h.Write(block)
-	}
-	runtime.KeepAlive(seen)
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	return sum
-}
-
-// touch reads one word of each cache line of p, bringing p into the cache,
-// and returns them folded, so the reads cannot be optimised away.
-func touch(p []byte) uint64 {
-	var x uint64
-	for i := 0; i+8 <= len(p); i += cacheLine {
-		x ^= binary.LittleEndian.Uint64(p[i:])
-	}
-	return x
 }
