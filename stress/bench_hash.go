@@ -68,17 +68,24 @@ func measureCopySHA256(ctx context.Context) (float64, error) {
 	return best, nil
 }
 
-// copyCeiling is the reference of the scrub and Verify rows, in MB/s:
-// cores x one core's copy+SHA-256, the most a device whose data must be
-// copied out before it is hashed allows.
-func (b *bencher) copyCeiling() float64 { return float64(b.cores) * b.copySHA256 }
+// copyCeiling measures the reference of the scrub and Verify rows, in
+// MB/s: cores x one core's copy+SHA-256, the most a device whose data must
+// be copied out before it is hashed allows.
+func (b *bencher) copyCeiling(ctx context.Context) (float64, error) {
+	rate, err := measureCopySHA256(ctx)
+	return float64(b.cores) * rate, err
+}
 
-// oldReference is the note's account of the reference the scrub and Verify
-// rows had before: cores x cache-hot SHA-256, which no device that copies
-// its data out can reach.
-func (b *bencher) oldReference(measured, hashRate float64) string {
-	return fmt.Sprintf("; reference is cores x one core's copy (4 MiB from memory) + SHA-256, %.0f MB/s per core; the old reference, cores x cache-hot SHA-256, is %.0f MB/s (measured %.3f x it, the ceiling %.3f x it)",
-		b.copySHA256, hashRate, measured/hashRate, b.copyCeiling()/hashRate)
+// hashRow is the result of the scrub or Verify row: the best of its runs
+// against the best of the reference's, measured in turn with them.
+func (b *bencher) hashRow(ctx context.Context, row BenchTarget, hashRate float64, run func(context.Context) (float64, error), note string) (BenchResult, error) {
+	measured, ceiling, err := b.bestOf(ctx, run, b.copyCeiling)
+	if err != nil {
+		return BenchResult{}, err
+	}
+	return atLeast(row, "MB/s", measured, ceiling,
+		fmt.Sprintf("%s; best of %d runs, each after a measurement of the reference, best of those: cores x one core's copy (4 MiB from memory) + SHA-256, %.0f MB/s per core; the old reference, cores x cache-hot SHA-256, is %.0f MB/s (measured %.3f x it, the ceiling %.3f x it)",
+			note, b.cfg.Rounds, ceiling/float64(b.cores), hashRate, measured/hashRate, ceiling/hashRate)), nil
 }
 
 // scrubThroughput seals ScrubBytes onto one device and measures the bytes
@@ -86,37 +93,91 @@ func (b *bencher) oldReference(measured, hashRate float64) string {
 // within ScrubWindow after the seals.
 func (b *bencher) scrubThroughput(ctx context.Context, hashRate float64) (BenchResult, error) {
 	cfg := b.cfg
+	var best float64
+	var passes int
+	var span time.Duration
+	res, err := b.hashRow(ctx, scrubRow, hashRate, func(ctx context.Context) (float64, error) {
+		rate, n, d, err := b.scrubRun(ctx)
+		if err == nil && rate > best {
+			best, passes, span = rate, n, d
+		}
+		return rate, err
+	}, fmt.Sprintf("%d shards, %s in all, on one device, 4 MiB chunks, scrub interval 1 ms, unlimited rate; each run counts the whole passes that end within %v of its seals, from the end of the first to the last, the pauses between them included",
+		cfg.ScrubShards, humanBytes(cfg.ScrubBytes), cfg.ScrubWindow))
+	if err != nil {
+		return BenchResult{}, fmt.Errorf("bench scrub: %w", err)
+	}
+	res.Note += fmt.Sprintf("; the best run: %d passes in %v", passes, span.Round(time.Millisecond))
+	return res, nil
+}
+
+// scrubRun is one run of the scrub row: its rate in MB/s, how many passes
+// it counted and the time they took.
+func (b *bencher) scrubRun(ctx context.Context) (float64, int, time.Duration, error) {
+	cfg := b.cfg
 	clock := &passClock{}
 	rt, _, err := b.startRuntime(ctx, 1, cfg.ScrubBytes+64*mib, discardSink{}, func(c *supervisor.Config) {
 		c.VerifyInterval = time.Millisecond
 		c.OnScrubPass = clock.record
 	})
 	if err != nil {
-		return BenchResult{}, err
+		return 0, 0, 0, err
 	}
+	var bytes int64
 	var passes int
 	var span time.Duration
-	measured, err := func() (float64, error) {
+	err = func() error {
 		size := cfg.ScrubBytes / int64(cfg.ScrubShards)
 		for i := range cfg.ScrubShards {
 			if _, err := b.sealPattern(ctx, rt.Seal, 0, fmt.Sprintf("scrub-%d", i), size); err != nil {
-				return 0, err
+				return err
 			}
 		}
 		sealed := time.Now()
 		if err := wait(ctx, cfg.ScrubWindow); err != nil {
-			return 0, err
+			return err
 		}
-		var bytes int64
 		bytes, passes, span = clock.since(sealed)
-		return mbps(bytes, span), nil
+		return nil
 	}()
-	if err := stopRuntime(rt, err); err != nil {
-		return BenchResult{}, fmt.Errorf("bench scrub: %w", err)
+	return mbps(bytes, span), passes, span, stopRuntime(rt, err)
+}
+
+// verifyThroughput seals one VerifyBytes shard and times VerifyRounds
+// Verify calls of it.
+func (b *bencher) verifyThroughput(ctx context.Context, hashRate float64) (BenchResult, error) {
+	cfg := b.cfg
+	res, err := b.hashRow(ctx, verifyRow, hashRate, b.verifyRun,
+		fmt.Sprintf("one %s shard, 4 MiB chunks, %d verifies a run", humanBytes(cfg.VerifyBytes), cfg.VerifyRounds))
+	if err != nil {
+		return BenchResult{}, fmt.Errorf("bench verify: %w", err)
 	}
-	return atLeast(scrubRow, "MB/s", measured, b.copyCeiling(),
-		fmt.Sprintf("%d shards, %s in all, on one device, 4 MiB chunks, scrub interval 1 ms, unlimited rate; %d whole passes in %v, the pauses between them included, from the end of the first pass to end after the seals",
-			cfg.ScrubShards, humanBytes(cfg.ScrubBytes), passes, span.Round(time.Millisecond))+b.oldReference(measured, hashRate)), nil
+	return res, nil
+}
+
+// verifyRun is one run of the Verify row, its rate in MB/s.
+func (b *bencher) verifyRun(ctx context.Context) (float64, error) {
+	cfg := b.cfg
+	rt, _, err := b.startRuntime(ctx, 1, cfg.VerifyBytes+64*mib, discardSink{}, nil)
+	if err != nil {
+		return 0, err
+	}
+	var elapsed time.Duration
+	err = func() error {
+		shard, err := b.sealPattern(ctx, rt.Seal, 0, "large", cfg.VerifyBytes)
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		for range cfg.VerifyRounds {
+			if err := rt.Verify(ctx, shard); err != nil {
+				return err
+			}
+		}
+		elapsed = time.Since(start)
+		return nil
+	}()
+	return mbps(cfg.VerifyBytes*int64(cfg.VerifyRounds), elapsed), stopRuntime(rt, err)
 }
 
 // passClock keeps when each background scrub pass ended and the bytes it
@@ -156,33 +217,6 @@ func (c *passClock) since(from time.Time) (bytes int64, passes int, span time.Du
 		}
 	}
 	return bytes, passes, span
-}
-
-// verifyThroughput seals one VerifyBytes shard and times Verify of it.
-func (b *bencher) verifyThroughput(ctx context.Context, hashRate float64) (BenchResult, error) {
-	cfg := b.cfg
-	rt, _, err := b.startRuntime(ctx, 1, cfg.VerifyBytes+64*mib, discardSink{}, nil)
-	if err != nil {
-		return BenchResult{}, err
-	}
-	measured, err := func() (float64, error) {
-		shard, err := b.sealPattern(ctx, rt.Seal, 0, "large", cfg.VerifyBytes)
-		if err != nil {
-			return 0, err
-		}
-		start := time.Now()
-		for range cfg.VerifyRounds {
-			if err := rt.Verify(ctx, shard); err != nil {
-				return 0, err
-			}
-		}
-		return mbps(cfg.VerifyBytes*int64(cfg.VerifyRounds), time.Since(start)), nil
-	}()
-	if err := stopRuntime(rt, err); err != nil {
-		return BenchResult{}, fmt.Errorf("bench verify: %w", err)
-	}
-	return atLeast(verifyRow, "MB/s", measured, b.copyCeiling(),
-		fmt.Sprintf("one %s shard, 4 MiB chunks, %d verifies", humanBytes(cfg.VerifyBytes), cfg.VerifyRounds)+b.oldReference(measured, hashRate)), nil
 }
 
 // wait waits for d or ctx's end.

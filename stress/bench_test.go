@@ -60,10 +60,8 @@ func newTestBencher(b *testing.B) *bencher {
 	key, err := sealer.DeriveKey(token, "bench")
 	require.NoError(b, err)
 	b.Cleanup(key.Zero)
-	copyRate, err := measureCopySHA256(context.Background())
-	require.NoError(b, err)
 	return &bencher{cfg: BenchConfig{TempDir: b.TempDir()}.withDefaults(), key: key, token: token, pool: newDataPool(1),
-		cores: runtime.GOMAXPROCS(0), copySHA256: copyRate}
+		cores: runtime.GOMAXPROCS(0)}
 }
 
 // benchmarkSeals measures one small-seal throughput run per iteration.
