@@ -72,15 +72,17 @@ func Verify(ctx context.Context, m Memory, s Shard, opts Options) error {
 	return nil
 }
 
-// VerifyAll re-hashes every chunk of every shard: in place, a batch of a
-// few chunks per worker at a time, on a device that hashes (cuda.ChunkHasher);
-// else copied out, with one pool of workers over all chunks, so that many
+// VerifyAll re-hashes every chunk of every shard: in place, on a device
+// that hashes (cuda.ChunkHasher), in batches of a few chunks per worker, two
+// batches in flight so that the next is leased while one hashes; else copied
+// out, with one pool of workers over all chunks, so that many
 // small shards keep every worker as busy as one large one. It
 // calls matched(i), from a worker, once all chunks of shards[i] matched;
 // matched must not block. Shards freed meanwhile are skipped. It returns at
 // the first integrity failure, device fault or end of ctx, with the errors
-// of Verify. Its workers stop within one chunk of ctx ending, and it returns
-// only once they have.
+// of Verify. Once ctx ends, its copy-out workers stop within one chunk and
+// its in-place lanes once their batches in flight are hashed (two chunks per
+// core each); it returns only once they have.
 func VerifyAll(ctx context.Context, m Memory, shards []Shard, opts Options, matched func(i int)) error {
 	// Chunks are numbered across shards: shard i owns [starts[i], starts[i+1]).
 	starts := make([]int64, len(shards)+1)
