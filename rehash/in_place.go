@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"github.com/vramseal/vramseal/cuda"
@@ -29,13 +28,6 @@ type piece struct {
 	first, last int64 // chunk indices, last exclusive
 }
 
-// progress is what the lanes of an in-place re-hash share: the chunks of
-// each shard still to match, and the shards found freed.
-type progress struct {
-	left []atomic.Int64
-	gone []atomic.Bool
-}
-
 // verifyInPlace hashes the shards where they live, a batch of spans per
 // call (one call for all of a batch's spans where the device is a
 // cuda.SpanHasher), each shard in the batch under a read lease, on lanes
@@ -43,31 +35,16 @@ type progress struct {
 // failure, once every lane has.
 func verifyInPlace(ctx context.Context, m Memory, h cuda.ChunkHasher, shards []Shard, opts Options, matched func(int)) error {
 	batches := inPlaceBatches(shards, int64(max(opts.Workers, 1)*chunksPerWorker))
-	prog := &progress{left: make([]atomic.Int64, len(shards)), gone: make([]atomic.Bool, len(shards))}
-	for i, s := range shards {
-		prog.left[i].Store(int64(len(s.Chunks)))
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	prog := newProgress(shards)
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(lanes, len(batches)) {
-		wg.Go(func() {
-			// A panic here is ours: a software fault, which ends the re-hash.
-			if err := messages.CatchPanic("re-hash lane", func() {
-				for k := next.Add(1) - 1; k < int64(len(batches)); k = next.Add(1) - 1 {
-					if err := verifyBatch(ctx, m, h, shards, batches[k], opts, prog, matched); err != nil {
-						cancel(err)
-						return
-					}
-				}
-			}); err != nil {
-				cancel(err)
+	return runOwned(ctx, int64(min(lanes, len(batches))), "re-hash lane", func(ctx context.Context) error {
+		for k := next.Add(1) - 1; k < int64(len(batches)); k = next.Add(1) - 1 {
+			if err := verifyBatch(ctx, m, h, shards, batches[k], opts, prog, matched); err != nil {
+				return err
 			}
-		})
-	}
-	wg.Wait()
-	return context.Cause(ctx)
+		}
+		return nil
+	})
 }
 
 // inPlaceBatches cuts the chunks of shards, in order, into batches of up to

@@ -99,47 +99,66 @@ func VerifyAll(ctx context.Context, m Memory, shards []Shard, opts Options, matc
 		return verifyInPlace(ctx, m, h, shards, opts, matched)
 	}
 	total := starts[len(shards)]
-	left := make([]atomic.Int64, len(shards))
-	gone := make([]atomic.Bool, len(shards))
+	prog := newProgress(shards)
+	var next atomic.Int64
+	return runOwned(ctx, min(int64(max(opts.Workers, 1)), total), "re-hash worker", func(ctx context.Context) error {
+		buf, err := opts.Buffers.Get(ctx, bufSize)
+		if err != nil {
+			return err
+		}
+		defer opts.Buffers.Put(buf)
+		w := worker{m: m, buf: buf.Bytes, opts: opts}
+		for {
+			k := next.Add(1) - 1
+			if k >= total || ctx.Err() != nil {
+				return nil
+			}
+			i := sort.Search(len(shards), func(j int) bool { return starts[j+1] > k })
+			if prog.gone[i].Load() {
+				continue
+			}
+			err := w.verifyChunk(ctx, shards[i], k-starts[i])
+			switch {
+			case err == nil:
+				if prog.left[i].Add(-1) == 0 {
+					matched(i)
+				}
+			case errors.Is(err, messages.ErrUnknownShard):
+				prog.gone[i].Store(true)
+			default:
+				return err
+			}
+		}
+	})
+}
+
+// progress is what the goroutines of one re-hash share: the chunks of each
+// shard still to match, and the shards found freed.
+type progress struct {
+	left []atomic.Int64
+	gone []atomic.Bool
+}
+
+func newProgress(shards []Shard) *progress {
+	p := &progress{left: make([]atomic.Int64, len(shards)), gone: make([]atomic.Bool, len(shards))}
 	for i, s := range shards {
-		left[i].Store(int64(len(s.Chunks)))
+		p.left[i].Store(int64(len(s.Chunks)))
 	}
+	return p
+}
+
+// runOwned runs n copies of work, each on a goroutine of its own, under a
+// context that the first error (or panic, a software fault: it is ours)
+// cancels, and returns that error, or ctx's, once all have ended.
+func runOwned(ctx context.Context, n int64, name string, work func(ctx context.Context) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(int64(max(opts.Workers, 1)), total) {
+	for range n {
 		wg.Go(func() {
-			// A panic here is ours: a software fault, which ends the re-hash.
-			if err := messages.CatchPanic("re-hash worker", func() {
-				buf, err := opts.Buffers.Get(ctx, bufSize)
-				if err != nil {
+			if err := messages.CatchPanic(name, func() {
+				if err := work(ctx); err != nil {
 					cancel(err)
-					return
-				}
-				defer opts.Buffers.Put(buf)
-				w := worker{m: m, buf: buf.Bytes, opts: opts}
-				for {
-					k := next.Add(1) - 1
-					if k >= total || ctx.Err() != nil {
-						return
-					}
-					i := sort.Search(len(shards), func(j int) bool { return starts[j+1] > k })
-					if gone[i].Load() {
-						continue
-					}
-					err := w.verifyChunk(ctx, shards[i], k-starts[i])
-					switch {
-					case err == nil:
-						if left[i].Add(-1) == 0 {
-							matched(i)
-						}
-					case errors.Is(err, messages.ErrUnknownShard):
-						gone[i].Store(true)
-					default:
-						cancel(err)
-						return
-					}
 				}
 			}); err != nil {
 				cancel(err)
