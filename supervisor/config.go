@@ -76,6 +76,8 @@ type testHooks struct {
 	gpuMessage      func(device int, msg any)
 	acquireLeased   func(device int)
 	beforeScrubPass func(device int)
+	// staged runs in a seal's read as soon as it has taken a staging buffer.
+	staged func()
 }
 
 // withDefaults checks cfg and fills in its defaults.

@@ -372,3 +372,54 @@ func TestEvictWithAHugeReasonStillFrees(t *testing.T) {
 	assert.LessOrEqual(t, len(reason), MaxEvictReason, "the reason is cut to fit")
 	assert.True(t, strings.HasPrefix(huge, reason), "on a character boundary")
 }
+
+// Seals stalled in their readers before any data hold no staging memory: as
+// many as the staging budget has chunks leave room for a seal whose reader
+// is well, on the one-chunk path and the streaming one.
+func TestSealsStalledBeforeDataHoldNoStaging(t *testing.T) {
+	for _, size := range []int64{32 * KiB, 4 * 64 * KiB} {
+		w := newTestWorker(t, []int64{64 * MiB}, nil)
+		stalls := int(stagingBytes(64*KiB) / (64 * KiB))
+		var readers []*stalledReader
+		var results []<-chan error
+		for i := range stalls {
+			r, res := sealStalled(t, w, fmt.Sprintf("stalled-%d", i), size, 0)
+			readers = append(readers, r)
+			results = append(results, res)
+		}
+		sealed := make(chan error, 1)
+		go func() {
+			_, err := w.Seal(context.Background(), messages.SealRequest{ID: "well", Data: bytes.NewReader(make([]byte, size)), Size: size})
+			sealed <- err
+		}()
+		select {
+		case err := <-sealed:
+			require.NoError(t, err, "size %d", size)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("size %d: %d seals stalled before their first byte held the staging budget", size, stalls)
+		}
+		for i, r := range readers {
+			close(r.unblock)
+			assert.ErrorIs(t, <-results[i], messages.ErrInvalidInput, "size %d: the stalled reader ended early", size)
+		}
+	}
+}
+
+// A panic in the read-ahead, while it holds a staging buffer, fail-stops the
+// worker and gives the buffer back.
+func TestAPanicInTheReadAheadReturnsItsBuffer(t *testing.T) {
+	var once sync.Once
+	w := newTestWorker(t, []int64{16 * MiB}, func(c *Config) {
+		c.hooks.staged = func() { once.Do(func() { panic("injected read-ahead panic") }) }
+	})
+	size := int64(10 * 64 * KiB)
+	_, err := w.Seal(context.Background(), messages.SealRequest{ID: "s", Data: bytes.NewReader(make([]byte, size)), Size: size})
+	require.ErrorIs(t, err, messages.ErrSoftwareFault)
+	w.waitStopped(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := range stagingBytes(64*KiB) / (64 * KiB) {
+		_, err := w.sealBuffers.Get(ctx, 64*KiB)
+		require.NoError(t, err, "chunk %d of the staging budget is free again", i)
+	}
+}

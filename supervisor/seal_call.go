@@ -144,10 +144,7 @@ func (c *sealCall) sealOneChunk(ctx context.Context, d *sealer.Digester, gen uin
 	}()
 	err := c.outside(func() error {
 		var err error
-		if buf, err = r.sealBuffers.Get(ctx, req.Size); err != nil {
-			return err
-		}
-		if err := readChunk(req, buf.Bytes, 0); err != nil {
+		if buf, err = c.readStaged(ctx, req.Size, 0); err != nil {
 			return err
 		}
 		return noMoreData(req)
@@ -263,13 +260,8 @@ func (c *sealCall) readAhead(ctx context.Context, out chan<- chunk) {
 	}
 	for off := int64(0); off < req.Size; {
 		n := min(r.cfg.ChunkSize, req.Size-off)
-		buf, err := r.sealBuffers.Get(ctx, n)
+		buf, err := c.readStaged(ctx, n, off)
 		if err != nil {
-			send(chunk{err: err})
-			return
-		}
-		if err := readChunk(req, buf.Bytes, off); err != nil {
-			r.sealBuffers.Put(buf)
 			send(chunk{err: err})
 			return
 		}
@@ -283,6 +275,56 @@ func (c *sealCall) readAhead(ctx context.Context, out chan<- chunk) {
 		return
 	}
 	close(out)
+}
+
+// firstReadSize bounds the first read of each chunk, made before the chunk
+// takes a staging buffer.
+const firstReadSize = 4 << 10
+
+// firstReads holds the buffers of first reads. A seal waiting in its reader
+// for a chunk's first bytes holds one of these, not the staging budget.
+var firstReads = sync.Pool{New: func() any { return new([firstReadSize]byte) }}
+
+// readStaged reads the n bytes of req's data at offset off into a staging
+// buffer. It takes the buffer only once the reader has given the chunk's
+// first bytes, so that a reader that blocks before them (a hung network
+// filesystem) holds none of the staging memory other seals need. The
+// buffer goes back to the pool on every path but success.
+func (c *sealCall) readStaged(ctx context.Context, n, off int64) (*staging.Buffer, error) {
+	first := firstReads.Get().(*[firstReadSize]byte)
+	defer firstReads.Put(first)
+	got, err := readSome(c.req, first[:min(n, firstReadSize)], off)
+	if err != nil {
+		return nil, err
+	}
+	buf, err := c.r.sealBuffers.Get(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	filled := false
+	defer func() { // also as a panic unwinds
+		if !filled {
+			c.r.sealBuffers.Put(buf)
+		}
+	}()
+	copy(buf.Bytes, first[:got])
+	if c.r.cfg.hooks.staged != nil {
+		c.r.cfg.hooks.staged()
+	}
+	if err := readChunk(c.req, buf.Bytes[got:], off+int64(got)); err != nil {
+		return nil, err
+	}
+	filled = true
+	return buf, nil
+}
+
+// readSome reads at least one byte of req's data at offset off into p.
+func readSome(req messages.SealRequest, p []byte, off int64) (n int, err error) {
+	defer recoverReader(&err)
+	if n, err = io.ReadAtLeast(req.Data, p, 1); err != nil {
+		return 0, fmt.Errorf("%w: data ended after %d of %d bytes: %v", messages.ErrInvalidInput, off, req.Size, err)
+	}
+	return n, nil
 }
 
 // readChunk fills p, the part of req's data at offset off. A panic in the
