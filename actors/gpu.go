@@ -211,7 +211,7 @@ func (a *gpuActor) doom(e *entry, w *freeWaiter, cause error, drained bool) {
 		if !e.shard.Record.Signed() {
 			e.revokedBy = cause
 		}
-		e.holders.revokeAll(cause)
+		e.holderSet().RevokeAll(cause)
 	}
 	if idle {
 		a.free(e)

@@ -44,46 +44,6 @@ func (p *pins) reopen() { p.state.Add(-pinsClosed) }
 // held is how many leases are held.
 func (p *pins) held() int64 { return p.state.Load() &^ pinsClosed }
 
-// holderSet is the embedder leases held on one live shard, each with how to
-// revoke it. A drain revokes them all with its cause; a lease that
-// registers after the drain (it was granted just before) is revoked at once.
-type holderSet struct {
-	mu      sync.Mutex
-	revokes map[*ReadLease]func(cause error)
-	cause   error
-}
-
-func (h *holderSet) add(l *ReadLease, revoke func(cause error)) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.cause != nil {
-		revoke(h.cause)
-		return
-	}
-	if h.revokes == nil {
-		h.revokes = map[*ReadLease]func(error){}
-	}
-	h.revokes[l] = revoke
-}
-
-func (h *holderSet) remove(l *ReadLease) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.revokes, l)
-}
-
-// revokeAll revokes every lease held, and any registered later, with cause.
-// The revocations must not block.
-func (h *holderSet) revokeAll(cause error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.cause = cause
-	for _, revoke := range h.revokes {
-		revoke(cause)
-	}
-	h.revokes = nil
-}
-
 // liveIndex is one device's live shards by ID, read without a message by
 // the calls that check records and take leases; the GPU actor alone writes
 // it, in the messages that commit, doom and restore shards. (A read-write

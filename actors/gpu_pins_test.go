@@ -63,13 +63,13 @@ func TestPinsReopen(t *testing.T) {
 	assert.True(t, p.close(), "none held")
 }
 
-func TestHolderSetRevokesLateRegistrations(t *testing.T) {
-	var h holderSet
+func TestHolderSetRevokesLateAdditions(t *testing.T) {
+	var h HolderSet[*ReadLease]
 	var early, late error
-	h.add(&ReadLease{}, func(cause error) { early = cause })
+	h.Add(&ReadLease{}, func(cause error) { early = cause })
 	cause := assert.AnError
-	h.revokeAll(cause)
-	h.add(&ReadLease{}, func(cause error) { late = cause })
+	h.RevokeAll(cause)
+	h.Add(&ReadLease{}, func(cause error) { late = cause })
 	assert.Equal(t, cause, early)
 	assert.Equal(t, cause, late, "registered after the drain: revoked at once")
 }

@@ -114,7 +114,7 @@ type ReadLease struct {
 // End ends the lease.
 func (l *ReadLease) End() {
 	if l.ended.CompareAndSwap(false, true) {
-		l.e.holders.remove(l)
+		l.e.holderSet().Remove(l)
 		l.g.endLease(l.e)
 	}
 }
@@ -169,7 +169,7 @@ func (g *GPURef) Acquire(record sealer.Shard, revoke func(cause error)) (*ReadLe
 		g.onAcquire()
 	}
 	if revoke != nil {
-		e.holders.add(l, revoke)
+		e.holderSet().Add(l, revoke)
 	}
 	return l, nil
 }

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/vramseal/vramseal/cuda"
@@ -39,7 +40,7 @@ type entry struct {
 	// holders are the embedder leases held, each with how to revoke it: a
 	// drain revokes them once it has closed the entry, so no lease granted
 	// before the drain is missed.
-	holders holderSet
+	holders atomic.Pointer[HolderSet[*ReadLease]]
 	// waiters, once doomed, hear when the entry is freed; the first of them
 	// gets its Freed to record. With none left, a drained entry's free is
 	// kept in the actor's orphans.
@@ -76,6 +77,16 @@ type freeWaiter struct {
 type freeReply struct {
 	freed []Freed
 	err   error
+}
+
+// holderSet is e's embedder leases, made on first use: most shards are
+// never leased, and a HolderSet is a few kilobytes.
+func (e *entry) holderSet() *HolderSet[*ReadLease] {
+	if h := e.holders.Load(); h != nil {
+		return h
+	}
+	e.holders.CompareAndSwap(nil, new(HolderSet[*ReadLease]))
+	return e.holders.Load()
 }
 
 // removeWaiter takes w off e's waiters, and reports whether it was there.

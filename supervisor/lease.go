@@ -153,43 +153,15 @@ func (l *Lease) revoke(cause error) {
 // leaseSet is every embedder lease held, so that a stop can revoke them at
 // once and Stop can say how many are left. (An eviction's revocation comes
 // from the GPU actor.)
-type leaseSet struct {
-	mu     sync.Mutex
-	leases map[*Lease]struct{}
-	// revokedAll is the cause once every lease is revoked; leases added
-	// later are revoked at once.
-	revokedAll error
-}
+type leaseSet struct{ actors.HolderSet[*Lease] }
 
-func newLeaseSet() *leaseSet { return &leaseSet{leases: map[*Lease]struct{}{}} }
+func newLeaseSet() *leaseSet { return &leaseSet{} }
 
-func (s *leaseSet) add(l *Lease) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.leases[l] = struct{}{}
-	if s.revokedAll != nil {
-		l.revoke(s.revokedAll)
-	}
-}
+func (s *leaseSet) add(l *Lease) { s.Add(l, l.revoke) }
 
-func (s *leaseSet) remove(l *Lease) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.leases, l)
-}
+func (s *leaseSet) remove(l *Lease) { s.Remove(l) }
 
-func (s *leaseSet) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.leases)
-}
+func (s *leaseSet) count() int { return s.Len() }
 
 // revokeAll revokes every lease with cause, and every lease added later.
-func (s *leaseSet) revokeAll(cause error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.revokedAll = cause
-	for l := range s.leases {
-		l.revoke(cause)
-	}
-}
+func (s *leaseSet) revokeAll(cause error) { s.RevokeAll(cause) }
