@@ -10,8 +10,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/internal/rehash"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/rehash"
 	"github.com/vramseal/vramseal/sealer"
 )
 

@@ -4,8 +4,8 @@ import (
 	"time"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/internal/rehash"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/rehash"
 	"github.com/vramseal/vramseal/sealer"
 )
 

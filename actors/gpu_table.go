@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/vramseal/vramseal/cuda"
-	"github.com/vramseal/vramseal/rehash"
+	"github.com/vramseal/vramseal/internal/rehash"
 	"github.com/vramseal/vramseal/sealer"
 )
 

@@ -7,8 +7,8 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/vramseal/vramseal/internal/secret"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/secret"
 )
 
 // MinTokenLen is the shortest worker token accepted, in bytes.

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vramseal/vramseal/cuda/nvmltest"
+	"github.com/vramseal/vramseal/internal/nvmltest"
 	"github.com/vramseal/vramseal/messages"
 )
 

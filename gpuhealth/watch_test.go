@@ -16,7 +16,7 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/cuda"
-	"github.com/vramseal/vramseal/cuda/nvmltest"
+	"github.com/vramseal/vramseal/internal/nvmltest"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
 	"github.com/vramseal/vramseal/supervisor"

@@ -11,8 +11,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vramseal/vramseal/internal/safefile"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/safefile"
 	"github.com/vramseal/vramseal/sealer"
 )
 

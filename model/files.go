@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/vramseal/vramseal/internal/safefile"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/safefile"
 	"github.com/vramseal/vramseal/sealer"
 )
 

@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vramseal/vramseal/internal/modeltest"
+	"github.com/vramseal/vramseal/internal/safefile"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/model/modeltest"
-	"github.com/vramseal/vramseal/safefile"
 	"github.com/vramseal/vramseal/sealer"
 )
 

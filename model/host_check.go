@@ -7,8 +7,8 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/vramseal/vramseal/internal/safefile"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/safefile"
 	"github.com/vramseal/vramseal/sealer"
 )
 

@@ -7,8 +7,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vramseal/vramseal/internal/modeltest"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/model/modeltest"
 )
 
 func TestPickDeviceTakesTheMostAvailableThatFits(t *testing.T) {

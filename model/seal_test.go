@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vramseal/vramseal/internal/modeltest"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/model/modeltest"
 	"github.com/vramseal/vramseal/sealer"
 	"github.com/vramseal/vramseal/supervisor"
 )

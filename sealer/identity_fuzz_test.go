@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vramseal/vramseal/internal/modelsigtest"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/sealer/modelsigtest"
 )
 
 // FuzzReadDigestList feeds the digest-list reader arbitrary text: it must

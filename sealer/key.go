@@ -5,7 +5,7 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/vramseal/vramseal/secret"
+	"github.com/vramseal/vramseal/internal/secret"
 )
 
 // MinTokenLen is the shortest worker token accepted, in bytes.

@@ -11,9 +11,9 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/internal/staging"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
-	"github.com/vramseal/vramseal/staging"
 )
 
 // BaselineConfig configures a Baseline.

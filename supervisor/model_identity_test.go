@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/internal/modelsigtest"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
-	"github.com/vramseal/vramseal/sealer/modelsigtest"
 )
 
 // safetensorsModel makes a safetensors file whose tensors straddle the

@@ -18,10 +18,10 @@ import (
 	"github.com/vramseal/vramseal/actors"
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/internal/rehash"
+	"github.com/vramseal/vramseal/internal/staging"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/rehash"
 	"github.com/vramseal/vramseal/sealer"
-	"github.com/vramseal/vramseal/staging"
 )
 
 // Runtime seals shards onto GPUs and keeps proving them intact. It is safe

@@ -9,9 +9,9 @@ import (
 
 	"github.com/vramseal/vramseal/actors"
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/internal/staging"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
-	"github.com/vramseal/vramseal/staging"
 )
 
 // sealCall is one Seal in progress. It holds the runtime's gate (so that

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/vramseal/vramseal/internal/rehash"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/rehash"
 	"github.com/vramseal/vramseal/sealer"
 )
 

@@ -16,8 +16,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/internal/safefile"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/safefile"
 )
 
 func newAuditCommand(a *app) *cobra.Command {

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
-	"github.com/vramseal/vramseal/model/modeltest"
+	"github.com/vramseal/vramseal/internal/modeltest"
 )
 
 // failStopBound is how soon after its audit log fails a worker must have

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/vramseal/vramseal/safefile"
+	"github.com/vramseal/vramseal/internal/safefile"
 )
 
 // auditLogName is the default audit log's file name.

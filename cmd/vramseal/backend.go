@@ -6,9 +6,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vramseal/vramseal/backend"
 	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/gpuhealth"
+	"github.com/vramseal/vramseal/internal/backend"
 	"github.com/vramseal/vramseal/messages"
 )
 

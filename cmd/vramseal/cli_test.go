@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/cuda"
-	"github.com/vramseal/vramseal/model/modeltest"
+	"github.com/vramseal/vramseal/internal/modeltest"
 )
 
 func TestDevicesListsSimulatedDevices(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vramseal/vramseal/model/modeltest"
+	"github.com/vramseal/vramseal/internal/modeltest"
 )
 
 // refusalBound is how soon a FIFO must be refused. An open that blocked

@@ -13,8 +13,8 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/internal/modeltest"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/model/modeltest"
 )
 
 func TestRunOnGPUsFailStopsOnFatalXIDsAndLogsTheRest(t *testing.T) {

@@ -16,9 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
-	"github.com/vramseal/vramseal/model/modeltest"
+	"github.com/vramseal/vramseal/internal/modelsigtest"
+	"github.com/vramseal/vramseal/internal/modeltest"
 	"github.com/vramseal/vramseal/sealer"
-	"github.com/vramseal/vramseal/sealer/modelsigtest"
 )
 
 func sha256Hex(b []byte) string {

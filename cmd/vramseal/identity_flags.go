@@ -5,9 +5,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/vramseal/vramseal/internal/safefile"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/model"
-	"github.com/vramseal/vramseal/safefile"
 	"github.com/vramseal/vramseal/sealer"
 )
 

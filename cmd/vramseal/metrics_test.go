@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/internal/modeltest"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/model/modeltest"
 	"github.com/vramseal/vramseal/supervisor"
 )
 

@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/cuda"
-	"github.com/vramseal/vramseal/cuda/nvmltest"
 	"github.com/vramseal/vramseal/gpuhealth"
+	"github.com/vramseal/vramseal/internal/nvmltest"
 )
 
 // notInNVML, in newMockMachine's list, is a GPU whose UUID NVML does not know.

@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vramseal/vramseal/internal/modeltest"
 	"github.com/vramseal/vramseal/model"
-	"github.com/vramseal/vramseal/model/modeltest"
 )
 
 func TestOpenModelFilesNamesShardsAfterTheirFilesOrTheIDFlag(t *testing.T) {

@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
-	"github.com/vramseal/vramseal/model/modeltest"
+	"github.com/vramseal/vramseal/internal/modeltest"
 )
 
 // Deadlines for the subprocess tests: generous, since the machine running

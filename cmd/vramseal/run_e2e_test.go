@@ -20,8 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/internal/modeltest"
 	"github.com/vramseal/vramseal/model"
-	"github.com/vramseal/vramseal/model/modeltest"
 )
 
 // smallRunFlags keep a worker under test small and quick: two 64 MiB

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vramseal/vramseal/model/modeltest"
+	"github.com/vramseal/vramseal/internal/modeltest"
 )
 
 func TestRunLogsEveryScrubPassAndSumsUpAtStop(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vramseal/vramseal/simfault"
+	"github.com/vramseal/vramseal/internal/simfault"
 )
 
 // simFaultFlag is --sim-fault bitflip@DURATION: once sealing is done and

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/vramseal/vramseal/audit"
-	"github.com/vramseal/vramseal/safefile"
+	"github.com/vramseal/vramseal/internal/safefile"
 	"github.com/vramseal/vramseal/sealer"
 )
 

@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"github.com/vramseal/vramseal/audit"
-	"github.com/vramseal/vramseal/backend"
 	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/gpuhealth"
+	"github.com/vramseal/vramseal/internal/backend"
+	"github.com/vramseal/vramseal/internal/simfault"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/model"
 	"github.com/vramseal/vramseal/sealer"
-	"github.com/vramseal/vramseal/simfault"
 	"github.com/vramseal/vramseal/supervisor"
 )
 

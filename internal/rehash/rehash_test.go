@@ -15,9 +15,9 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/internal/staging"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
-	"github.com/vramseal/vramseal/staging"
 )
 
 const chunkSize = 64 << 10

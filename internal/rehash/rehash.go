@@ -16,9 +16,9 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/internal/staging"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
-	"github.com/vramseal/vramseal/staging"
 )
 
 // Shard is a sealed shard as its GPU actor keeps it: the signed record and

@@ -25,8 +25,8 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/internal/secret"
 	"github.com/vramseal/vramseal/sealer"
-	"github.com/vramseal/vramseal/secret"
 	"github.com/vramseal/vramseal/stress"
 	"github.com/vramseal/vramseal/supervisor"
 )

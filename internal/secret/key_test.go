@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vramseal/vramseal/internal/secret"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/secret"
 )
 
 var testToken = []byte("0123456789abcdef-test-token")
