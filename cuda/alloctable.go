@@ -9,7 +9,8 @@ import (
 	"github.com/vramseal/vramseal/messages"
 )
 
-// allocTable is the handle table and bounds checks every backend shares:
+// AllocTable is the handle table and bounds checks every backend shares
+// (exported for Device implementations, such as cuda/driver's):
 // it hands out handles that are never reused, finds live allocations,
 // checks that a span lies inside one without overflowing, and gives up
 // every allocation at Close. M is what the backend keeps per allocation
@@ -17,20 +18,20 @@ import (
 //
 // It is not safe for concurrent use: its owner guards it with its own lock.
 // Copies run outside that lock, under the allocation's own lock (see
-// tableAllocation), so that Free never frees memory under a copy.
-type allocTable[M any] struct {
+// Allocation), so that Free never frees memory under a copy.
+type AllocTable[M any] struct {
 	// name prefixes every error, such as "sim" or "cuda device 0".
 	name   string
-	allocs map[Handle]*tableAllocation[M]
+	allocs map[Handle]*Allocation[M]
 	last   Handle
 	bytes  int64
 	closed bool
 }
 
-// tableAllocation is one allocation. Copies hold mu shared (or exclusive,
+// Allocation is one allocation. Copies hold mu shared (or exclusive,
 // where the backend's memory must not see concurrent writes); release takes
 // it exclusive, so memory is never given up under a copy.
-type tableAllocation[M any] struct {
+type Allocation[M any] struct {
 	size int64
 
 	mu    sync.RWMutex
@@ -38,39 +39,45 @@ type tableAllocation[M any] struct {
 	freed bool
 }
 
-// newAllocTable returns an empty table whose errors begin with name.
-func newAllocTable[M any](name string) allocTable[M] {
-	return allocTable[M]{name: name, allocs: make(map[Handle]*tableAllocation[M])}
+// NewAllocTable returns an empty table whose errors begin with name.
+func NewAllocTable[M any](name string) AllocTable[M] {
+	return AllocTable[M]{name: name, allocs: make(map[Handle]*Allocation[M])}
 }
 
-// usable fails with messages.ErrStopped once the table is closed.
-func (t *allocTable[M]) usable(op string) error {
+// Name is the prefix of the table's errors, such as "sim" or "cuda device 0".
+func (t *AllocTable[M]) Name() string { return t.name }
+
+// Closed reports whether Close has been called.
+func (t *AllocTable[M]) Closed() bool { return t.closed }
+
+// Usable fails with messages.ErrStopped once the table is closed.
+func (t *AllocTable[M]) Usable(op string) error {
 	if t.closed {
 		return fmt.Errorf("%s: %s: device closed: %w", t.name, op, messages.ErrStopped)
 	}
 	return nil
 }
 
-// checkSize fails with messages.ErrInvalidInput unless size is positive.
-func (t *allocTable[M]) checkSize(size int64) error {
+// CheckSize fails with messages.ErrInvalidInput unless size is positive.
+func (t *AllocTable[M]) CheckSize(size int64) error {
 	if size <= 0 {
 		return fmt.Errorf("%s: allocate %d bytes: size must be positive: %w", t.name, size, messages.ErrInvalidInput)
 	}
 	return nil
 }
 
-// add records a new allocation of size bytes holding mem and returns its
+// Add records a new allocation of size bytes holding mem and returns its
 // handle, one never handed out before.
-func (t *allocTable[M]) add(size int64, mem M) Handle {
+func (t *AllocTable[M]) Add(size int64, mem M) Handle {
 	t.last++
-	t.allocs[t.last] = &tableAllocation[M]{size: size, mem: mem}
+	t.allocs[t.last] = &Allocation[M]{size: size, mem: mem}
 	t.bytes += size
 	return t.last
 }
 
-// find returns the live allocation h.
-func (t *allocTable[M]) find(op string, h Handle) (*tableAllocation[M], error) {
-	if err := t.usable(op); err != nil {
+// Find returns the live allocation h.
+func (t *AllocTable[M]) Find(op string, h Handle) (*Allocation[M], error) {
+	if err := t.Usable(op); err != nil {
 		return nil, err
 	}
 	a, ok := t.allocs[h]
@@ -80,10 +87,10 @@ func (t *allocTable[M]) find(op string, h Handle) (*tableAllocation[M], error) {
 	return a, nil
 }
 
-// span returns the live allocation h after checking that [offset, offset+n)
+// Within returns the live allocation h after checking that [offset, offset+n)
 // lies within it, without overflowing.
-func (t *allocTable[M]) span(op string, h Handle, offset, n int64) (*tableAllocation[M], error) {
-	a, err := t.find(op, h)
+func (t *AllocTable[M]) Within(op string, h Handle, offset, n int64) (*Allocation[M], error) {
+	a, err := t.Find(op, h)
 	if err != nil {
 		return nil, err
 	}
@@ -94,12 +101,12 @@ func (t *allocTable[M]) span(op string, h Handle, offset, n int64) (*tableAlloca
 	return a, nil
 }
 
-// spans returns the live allocation of each span, after checking that the
+// Spans returns the live allocation of each span, after checking that the
 // span lies within it.
-func (t *allocTable[M]) spans(op string, spans []Span) ([]*tableAllocation[M], error) {
-	allocs := make([]*tableAllocation[M], len(spans))
+func (t *AllocTable[M]) Spans(op string, spans []Span) ([]*Allocation[M], error) {
+	allocs := make([]*Allocation[M], len(spans))
 	for i, s := range spans {
-		a, err := t.span(op, s.Handle, s.Offset, s.Length)
+		a, err := t.Within(op, s.Handle, s.Offset, s.Length)
 		if err != nil {
 			return nil, err
 		}
@@ -108,9 +115,9 @@ func (t *allocTable[M]) spans(op string, spans []Span) ([]*tableAllocation[M], e
 	return allocs, nil
 }
 
-// remove takes h out of the table; the caller then releases it.
-func (t *allocTable[M]) remove(h Handle) (*tableAllocation[M], error) {
-	a, err := t.find("free", h)
+// Remove takes h out of the table; the caller then releases it.
+func (t *AllocTable[M]) Remove(h Handle) (*Allocation[M], error) {
+	a, err := t.Find("free", h)
 	if err != nil {
 		return nil, err
 	}
@@ -119,11 +126,11 @@ func (t *allocTable[M]) remove(h Handle) (*tableAllocation[M], error) {
 	return a, nil
 }
 
-// close marks the table closed and returns every allocation still in it,
+// Close marks the table closed and returns every allocation still in it,
 // for the caller to release.
-func (t *allocTable[M]) close() []*tableAllocation[M] {
+func (t *AllocTable[M]) Close() []*Allocation[M] {
 	t.closed = true
-	left := make([]*tableAllocation[M], 0, len(t.allocs))
+	left := make([]*Allocation[M], 0, len(t.allocs))
 	for _, a := range t.allocs {
 		left = append(left, a)
 	}
@@ -132,11 +139,11 @@ func (t *allocTable[M]) close() []*tableAllocation[M] {
 	return left
 }
 
-// count returns the number of live allocations.
-func (t *allocTable[M]) count() int { return len(t.allocs) }
+// Count returns the number of live allocations.
+func (t *AllocTable[M]) Count() int { return len(t.allocs) }
 
-// infos lists the live allocations in handle order.
-func (t *allocTable[M]) infos() []AllocInfo {
+// Infos lists the live allocations in handle order.
+func (t *AllocTable[M]) Infos() []AllocInfo {
 	infos := make([]AllocInfo, 0, len(t.allocs))
 	for h, a := range t.allocs {
 		infos = append(infos, AllocInfo{Handle: h, Size: a.size})
@@ -145,9 +152,9 @@ func (t *allocTable[M]) infos() []AllocInfo {
 	return infos
 }
 
-// shared runs use with the allocation's memory, alongside other shared
+// Shared runs use with the allocation's memory, alongside other shared
 // users, unless it has been freed since it was found.
-func (a *tableAllocation[M]) shared(name, op string, h Handle, use func(M) error) error {
+func (a *Allocation[M]) Shared(name, op string, h Handle, use func(M) error) error {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if a.freed {
@@ -156,8 +163,8 @@ func (a *tableAllocation[M]) shared(name, op string, h Handle, use func(M) error
 	return use(a.mem)
 }
 
-// exclusive is shared with no other user at the same time.
-func (a *tableAllocation[M]) exclusive(name, op string, h Handle, use func(M) error) error {
+// Exclusive is Shared with no other user at the same time.
+func (a *Allocation[M]) Exclusive(name, op string, h Handle, use func(M) error) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.freed {
@@ -166,11 +173,11 @@ func (a *tableAllocation[M]) exclusive(name, op string, h Handle, use func(M) er
 	return use(a.mem)
 }
 
-// sharedAll runs use with the memory of every span's allocation, holding
+// SharedAll runs use with the memory of every span's allocation, holding
 // each shared (in handle order, and once however many spans name it, so
 // that two such calls cannot deadlock with a Free waiting between them),
 // unless one has been freed since it was found.
-func sharedAll[M any](name, op string, spans []Span, allocs []*tableAllocation[M], use func(mems []M) error) error {
+func SharedAll[M any](name, op string, spans []Span, allocs []*Allocation[M], use func(mems []M) error) error {
 	order := make([]int, len(spans))
 	for i := range order {
 		order[i] = i
@@ -194,9 +201,9 @@ func sharedAll[M any](name, op string, spans []Span, allocs []*tableAllocation[M
 	return use(mems)
 }
 
-// release marks the allocation freed once no copy is using it and gives its
+// Release marks the allocation freed once no copy is using it and gives its
 // memory to free.
-func (a *tableAllocation[M]) release(free func(M) error) error {
+func (a *Allocation[M]) Release(free func(M) error) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.freed = true

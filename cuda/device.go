@@ -1,7 +1,11 @@
-// Package cuda is vramseal's device boundary: the Device interface, a
-// simulated GPU for tests (Sim), and the real NVIDIA backends.
+// Package cuda is vramseal's device boundary: the Device interface and its
+// optional capabilities (ChunkHasher, SpanHasher, Pointers, Viewer), the
+// simulated GPU (Sim), and AllocTable, the handle table every backend
+// shares. It is pure Go: the real NVIDIA backend is cuda/driver (libcuda
+// loaded at run time, cgo), and NVML lives in gpuhealth, so a worker that
+// runs only on Sim builds with CGO_ENABLED=0.
 //
-// Device memory addresses never leave this package: callers hold opaque
+// Device memory addresses never leave the backends: callers hold opaque
 // Handles.
 package cuda
 

@@ -3,7 +3,7 @@
 # no Go toolchain. It uses binaries built elsewhere, from the repository root:
 #
 #   ./make.sh build
-#   CGO_CFLAGS="-O2 -g -Wno-deprecated-declarations" go test -c -o bin/cuda.test ./cuda/
+#   CGO_CFLAGS="-O2 -g -Wno-deprecated-declarations" go test -c -o bin/cuda.test ./cuda/driver/
 #
 # (the flags make.sh builds with: cgo's default -O2 -g, minus go-nvml's
 # deprecation warnings)

@@ -56,10 +56,10 @@ func chunkCount(name string, length, chunkSize int64) (int64, error) {
 	return length/chunkSize + min(length%chunkSize, 1), nil
 }
 
-// newSpanSums checks every span's chunk size and returns room for the
+// NewSpanSums checks every span's chunk size and returns room for the
 // digests of each, and the number of chunks in all. The spans' bounds must
 // have been checked, so that no length is negative or too large.
-func newSpanSums(name string, spans []Span) ([][][sha256.Size]byte, int64, error) {
+func NewSpanSums(name string, spans []Span) ([][][sha256.Size]byte, int64, error) {
 	sums := make([][][sha256.Size]byte, len(spans))
 	var total int64
 	for i, s := range spans {

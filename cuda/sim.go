@@ -67,7 +67,7 @@ type Sim struct {
 	// mu guards the fields below. An allocation's lock may be held while
 	// taking mu, never the other way round.
 	mu     sync.Mutex
-	table  allocTable[simMemory]
+	table  AllocTable[simMemory]
 	arena  *simArena
 	faults simFaults
 	rng    *rand.Rand
@@ -103,7 +103,7 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 			ComputeMajor: simComputeMajor,
 			ComputeMinor: simComputeMinor,
 		},
-		table:  newAllocTable[simMemory]("sim"),
+		table:  NewAllocTable[simMemory]("sim"),
 		faults: simFaults{writeBudget: -1},
 		rng:    rand.New(rand.NewPCG(uint64(cfg.Seed), simRNGStream)),
 	}
@@ -146,7 +146,7 @@ func (s *Sim) Allocate(size int64) (Handle, error) {
 	if err := s.usableLocked("allocate"); err != nil {
 		return 0, err
 	}
-	if err := s.table.checkSize(size); err != nil {
+	if err := s.table.CheckSize(size); err != nil {
 		return 0, err
 	}
 	if s.faults.allocFailures > 0 {
@@ -158,10 +158,10 @@ func (s *Sim) Allocate(size int64) (Handle, error) {
 	}
 	if s.arena != nil {
 		if x, ok := s.arena.take(size); ok {
-			return s.table.add(size, simMemory{data: s.arena.bytes(x), extent: x, inArena: true}), nil
+			return s.table.Add(size, simMemory{data: s.arena.bytes(x), extent: x, inArena: true}), nil
 		}
 	}
-	return s.table.add(size, simMemory{data: make([]byte, size)}), nil
+	return s.table.Add(size, simMemory{data: make([]byte, size)}), nil
 }
 
 // Free releases an allocation. A copy already under way on it finishes first.
@@ -171,7 +171,7 @@ func (s *Sim) Free(h Handle) error {
 		s.mu.Unlock()
 		return err
 	}
-	a, err := s.table.remove(h)
+	a, err := s.table.Remove(h)
 	s.mu.Unlock()
 	if err != nil {
 		return err
@@ -186,7 +186,7 @@ func (s *Sim) Write(h Handle, offset int64, p []byte) error {
 	if err != nil {
 		return err
 	}
-	return a.exclusive("sim", "write", h, func(m simMemory) error {
+	return a.Exclusive("sim", "write", h, func(m simMemory) error {
 		n, err := s.reserveWrite(int64(len(p)))
 		copy(m.data[offset:], p[:n])
 		return err
@@ -199,7 +199,7 @@ func (s *Sim) Read(h Handle, offset int64, p []byte) error {
 	if err != nil {
 		return err
 	}
-	return a.shared("sim", "read", h, func(m simMemory) error {
+	return a.Shared("sim", "read", h, func(m simMemory) error {
 		if err := s.takeReadFailure(); err != nil {
 			return err
 		}
@@ -213,7 +213,7 @@ func (s *Sim) Read(h Handle, offset int64, p []byte) error {
 // idempotent and works on a lost device.
 func (s *Sim) Close() error {
 	s.mu.Lock()
-	left := s.table.close()
+	left := s.table.Close()
 	s.arena = nil
 	s.mu.Unlock()
 
@@ -228,7 +228,7 @@ func (s *Sim) Close() error {
 func (s *Sim) Outstanding() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.table.count()
+	return s.table.Count()
 }
 
 // Allocations lists the live allocations in handle order. It answers after
@@ -236,7 +236,7 @@ func (s *Sim) Outstanding() int {
 func (s *Sim) Allocations() []AllocInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.table.infos()
+	return s.table.Infos()
 }
 
 // BytesRead returns how many bytes Read has copied out of the device since
@@ -249,7 +249,7 @@ func (s *Sim) BytesHashed() int64 { return s.bytesHashed.Load() }
 
 // usableLocked fails if the device is closed or lost. s.mu must be held.
 func (s *Sim) usableLocked(op string) error {
-	if err := s.table.usable(op); err != nil {
+	if err := s.table.Usable(op); err != nil {
 		return err
 	}
 	if s.faults.lost {
@@ -260,19 +260,19 @@ func (s *Sim) usableLocked(op string) error {
 
 // lookup finds a live allocation and checks that [offset, offset+n) lies
 // within it.
-func (s *Sim) lookup(op string, h Handle, offset, n int64) (*tableAllocation[simMemory], error) {
+func (s *Sim) lookup(op string, h Handle, offset, n int64) (*Allocation[simMemory], error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.usableLocked(op); err != nil {
 		return nil, err
 	}
-	return s.table.span(op, h, offset, n)
+	return s.table.Within(op, h, offset, n)
 }
 
 // release drops an allocation's bytes once no copy is using them, giving
 // arena memory back for reuse.
-func (s *Sim) release(a *tableAllocation[simMemory]) {
-	_ = a.release(func(m simMemory) error {
+func (s *Sim) release(a *Allocation[simMemory]) {
+	_ = a.Release(func(m simMemory) error {
 		if m.inArena {
 			s.mu.Lock()
 			defer s.mu.Unlock()

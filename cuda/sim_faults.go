@@ -64,7 +64,7 @@ func (s *Sim) FlipBit(h Handle, offset int64, bit uint) error {
 	if err != nil {
 		return err
 	}
-	return a.exclusive("sim", "flip bit", h, func(m simMemory) error {
+	return a.Exclusive("sim", "flip bit", h, func(m simMemory) error {
 		m.data[offset] ^= 1 << bit
 		return nil
 	})
@@ -89,7 +89,7 @@ func (s *Sim) pickBit() (Handle, int64, uint, error) {
 	if err := s.usableLocked("flip random bit"); err != nil {
 		return 0, 0, 0, err
 	}
-	infos := s.table.infos()
+	infos := s.table.Infos()
 	if len(infos) == 0 {
 		return 0, 0, 0, fmt.Errorf("sim: flip random bit: nothing allocated: %w", messages.ErrInvalidInput)
 	}

@@ -29,11 +29,11 @@ func (s *Sim) HashSpans(spans []Span) ([][][sha256.Size]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sums, _, err := newSpanSums("sim", spans)
+	sums, _, err := NewSpanSums("sim", spans)
 	if err != nil {
 		return nil, err
 	}
-	err = sharedAll("sim", "hash", spans, allocs, func(mems []simMemory) error {
+	err = SharedAll("sim", "hash", spans, allocs, func(mems []simMemory) error {
 		if err := s.takeReadFailure(); err != nil {
 			return err
 		}
@@ -58,13 +58,13 @@ func (s *Sim) HashSpans(spans []Span) ([][][sha256.Size]byte, error) {
 }
 
 // lookupSpans finds each span's live allocation and checks its bounds.
-func (s *Sim) lookupSpans(spans []Span) ([]*tableAllocation[simMemory], error) {
+func (s *Sim) lookupSpans(spans []Span) ([]*Allocation[simMemory], error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.usableLocked("hash"); err != nil {
 		return nil, err
 	}
-	return s.table.spans("hash", spans)
+	return s.table.Spans("hash", spans)
 }
 
 // chunkJob is one chunk to hash and where its digest goes.

@@ -1,6 +1,9 @@
 package gpuhealth
 
-import "github.com/vramseal/vramseal/cuda"
+import (
+	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/cuda/driver"
+)
 
 // Source reaches a machine's real GPUs: the CUDA driver for their memory and
 // NVML for their names, health and processes. The binary uses Driver; tests
@@ -17,20 +20,20 @@ type Source struct {
 	// OpenDevice opens the GPU with the given CUDA ordinal.
 	OpenDevice func(ordinal int) (cuda.Device, error)
 	// OpenNVML opens NVML; without a driver the error wraps cuda.ErrNoDriver.
-	OpenNVML func() (*cuda.NVML, error)
+	OpenNVML func() (*NVML, error)
 }
 
 // Driver is the NVIDIA driver on this machine, loaded at run time.
 func Driver() Source {
 	return Source{
-		DeviceCount: cuda.DriverDeviceCount,
+		DeviceCount: driver.DeviceCount,
 		OpenDevice: func(ordinal int) (cuda.Device, error) {
-			d, err := cuda.OpenDriver(ordinal)
+			d, err := driver.Open(ordinal)
 			if err != nil {
 				return nil, err // not a typed nil inside the interface
 			}
 			return d, nil
 		},
-		OpenNVML: cuda.OpenNVML,
+		OpenNVML: OpenNVML,
 	}
 }

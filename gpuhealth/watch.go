@@ -14,13 +14,13 @@ import (
 
 // Watch watches a worker's real GPUs through NVML: health events fail-stop
 // the runtime, other processes on a GPU are handled as a
-// cuda.ContentionPolicy says, and NVML's memory checks feed readiness. It
+// ContentionPolicy says, and NVML's memory checks feed readiness. It
 // owns the NVML handle and every watcher goroutine. Use it in this order:
 // Open before the runtime starts, StartHealth once it runs, StartContention
 // once its shards are sealed, StopWatchers before the runtime stops, and
 // Close after.
 type Watch struct {
-	nvml   *cuda.NVML
+	nvml   *NVML
 	logger *slog.Logger
 	// nvmlIndex maps each runtime device to NVML's index of the same GPU, or
 	// -1 when NVML knows no GPU with its UUID.
@@ -28,16 +28,16 @@ type Watch struct {
 	// uuids are the runtime devices' UUIDs, by runtime index.
 	uuids []string
 
-	health     *cuda.HealthWatcher
-	contention *cuda.ContentionMonitor
+	health     *HealthWatcher
+	contention *ContentionMonitor
 	evictor    *evictor
 }
 
-// Open opens NVML with open (such as cuda.OpenNVML) and matches devices,
+// Open opens NVML with open (such as OpenNVML) and matches devices,
 // the runtime's in its order, to NVML's GPUs by UUID. Without NVML it logs a
 // warning and returns nil: the worker runs, unwatched. A device NVML does not
 // know is left unwatched, with a warning.
-func Open(open func() (*cuda.NVML, error), devices []cuda.Device, logger *slog.Logger) *Watch {
+func Open(open func() (*NVML, error), devices []cuda.Device, logger *slog.Logger) *Watch {
 	n, err := open()
 	if err != nil {
 		logger.Warn("NVML unavailable: GPU health and contention monitoring are off", "error", err)
@@ -71,13 +71,13 @@ func (g *Watch) device(nvmlIndex int) int {
 }
 
 // StartHealth starts watching NVML health events. A critical XID not in
-// ignoredXIDs (nil means cuda.DefaultIgnoredXIDs), or a double-bit ECC error,
+// ignoredXIDs (nil means DefaultIgnoredXIDs), or a double-bit ECC error,
 // fail-stops rt when it is on a GPU the worker uses or on one NVML cannot
 // name; on another GPU it is logged as an error and the worker runs on.
 // Ignored XIDs are logged. If events cannot be watched, it logs a warning and
 // carries on.
 func (g *Watch) StartHealth(rt Runtime, ignoredXIDs []uint64) {
-	h, err := cuda.NewHealthWatcher(g.nvml, cuda.HealthConfig{
+	h, err := NewHealthWatcher(g.nvml, HealthConfig{
 		OnFault:     func(err error) { g.onFault(rt, err) },
 		IgnoredXIDs: ignoredXIDs,
 		Logger:      g.logger,
@@ -99,7 +99,7 @@ func (g *Watch) StartHealth(rt Runtime, ignoredXIDs []uint64) {
 // NVML cannot name fail-stops it too, as it may be the worker's; a fault on
 // another GPU is only logged.
 func (g *Watch) onFault(rt Runtime, err error) {
-	var fault *cuda.DeviceFaultError
+	var fault *DeviceFaultError
 	if !errors.As(err, &fault) || (fault.UUID == "" && fault.Index < 0) {
 		rt.FailStop(fmt.Errorf("NVML health event on a GPU NVML cannot name: %w", err))
 		return
@@ -124,7 +124,7 @@ func (g *Watch) onFault(rt Runtime, err error) {
 // faultedDevice is the runtime device that fault names, by UUID when NVML
 // gave one and by NVML's index otherwise, or -1 when the worker does not use
 // the GPU.
-func (g *Watch) faultedDevice(fault *cuda.DeviceFaultError) int {
+func (g *Watch) faultedDevice(fault *DeviceFaultError) int {
 	if fault.UUID != "" {
 		return slices.Index(g.uuids, fault.UUID)
 	}
@@ -135,14 +135,14 @@ func (g *Watch) faultedDevice(fault *cuda.DeviceFaultError) int {
 // every interval, as policy says: warn logs them; evict marks the device not
 // ready in ready (which may be nil) and has rt evict its shards. Other
 // processes on GPUs the worker does not use are only logged at debug level.
-func (g *Watch) StartContention(policy cuda.ContentionPolicy, interval time.Duration, rt Runtime, ready *Readiness) error {
-	if policy == cuda.ContentionIgnore {
+func (g *Watch) StartContention(policy ContentionPolicy, interval time.Duration, rt Runtime, ready *Readiness) error {
+	if policy == ContentionIgnore {
 		return nil
 	}
-	if policy == cuda.ContentionEvict {
+	if policy == ContentionEvict {
 		g.evictor = startEvictor(rt, g.logger)
 	}
-	m, err := cuda.NewContentionMonitor(g.nvml, cuda.ContentionConfig{
+	m, err := NewContentionMonitor(g.nvml, ContentionConfig{
 		OnContention: func(nvmlIndex int, pids []uint32) { g.onContention(policy, ready, nvmlIndex, pids) },
 		Interval:     interval,
 		Logger:       g.logger,
@@ -159,13 +159,13 @@ func (g *Watch) StartContention(policy cuda.ContentionPolicy, interval time.Dura
 
 // onContention handles other processes appearing on a GPU. It runs on the
 // contention monitor's goroutine and does not block.
-func (g *Watch) onContention(policy cuda.ContentionPolicy, ready *Readiness, nvmlIndex int, pids []uint32) {
+func (g *Watch) onContention(policy ContentionPolicy, ready *Readiness, nvmlIndex int, pids []uint32) {
 	device := g.device(nvmlIndex)
 	if device < 0 {
 		g.logger.Debug("other processes on a GPU this worker does not use", "nvml_index", nvmlIndex, "pids", pids)
 		return
 	}
-	if policy == cuda.ContentionWarn {
+	if policy == ContentionWarn {
 		g.logger.Warn("other processes use a GPU that holds sealed shards", "device", device, "nvml_index", nvmlIndex, "pids", pids)
 		return
 	}

@@ -68,7 +68,7 @@ func openWatch(t *testing.T, machine *nvmltest.Machine, nvmlIndex ...int) (w *Wa
 	f, err := os.Create(path)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, f.Close()) })
-	w = Open(func() (*cuda.NVML, error) { return cuda.NewNVML(machine.Server) }, devices, slog.New(slog.NewTextHandler(f, nil)))
+	w = Open(func() (*NVML, error) { return NewNVML(machine.Server) }, devices, slog.New(slog.NewTextHandler(f, nil)))
 	require.NotNil(t, w)
 	t.Cleanup(func() { require.NoError(t, w.Close()) })
 	return w, func() string {
@@ -120,7 +120,7 @@ func TestWatchEvictsAGPUOtherProcessesUse(t *testing.T) {
 	machine.Compute(2).Set(nvml.SUCCESS, uint32(os.Getpid()), 4242)
 	machine.Compute(7).Set(nvml.SUCCESS, 777) // a GPU the worker does not use
 
-	require.NoError(t, w.StartContention(cuda.ContentionEvict, 5*time.Millisecond, rt, ready))
+	require.NoError(t, w.StartContention(ContentionEvict, 5*time.Millisecond, rt, ready))
 
 	assert.Equal(t, evictCall{1, "foreign processes [4242]"}, next(t, rt.evictions, "an eviction"))
 	assert.EqualError(t, ready.Check(context.Background(), &fakeShards{}, make(chan struct{}), time.Now()),
@@ -144,7 +144,7 @@ func TestWatchSaysWhenNVMLDistrustsAGPUsMemory(t *testing.T) {
 
 func TestOpenWithoutNVMLWatchesNothing(t *testing.T) {
 	var logs bytes.Buffer
-	w := Open(func() (*cuda.NVML, error) { return nil, fmt.Errorf("%w: no libnvidia-ml.so.1", cuda.ErrNoDriver) },
+	w := Open(func() (*NVML, error) { return nil, fmt.Errorf("%w: no libnvidia-ml.so.1", cuda.ErrNoDriver) },
 		[]cuda.Device{uuidDevice{uuid: "GPU-a"}}, slog.New(slog.NewTextHandler(&logs, nil)))
 	assert.Nil(t, w)
 	assert.Contains(t, logs.String(), "level=WARN")
@@ -152,7 +152,7 @@ func TestOpenWithoutNVMLWatchesNothing(t *testing.T) {
 }
 
 func TestWatchOnFaultNamesTheRuntimeDevice(t *testing.T) {
-	wrap := func(f *cuda.DeviceFaultError) error { return fmt.Errorf("%w: %w", messages.ErrDeviceFault, f) }
+	wrap := func(f *DeviceFaultError) error { return fmt.Errorf("%w: %w", messages.ErrDeviceFault, f) }
 	tests := []struct {
 		name  string
 		fault error
@@ -161,30 +161,30 @@ func TestWatchOnFaultNamesTheRuntimeDevice(t *testing.T) {
 	}{
 		{
 			name:  "matched by UUID",
-			fault: wrap(&cuda.DeviceFaultError{Index: 6, UUID: "GPU-b", Kind: cuda.FaultXID, XID: 79}),
+			fault: wrap(&DeviceFaultError{Index: 6, UUID: "GPU-b", Kind: FaultXID, XID: 79}),
 			cause: "NVML health event: device fault: device 1 (NVML 6, GPU-b): XID 79",
 		},
 		{
 			name:  "matched by UUID when NVML has no index",
-			fault: wrap(&cuda.DeviceFaultError{Index: -1, UUID: "GPU-a", Kind: cuda.FaultDoubleBitECC}),
+			fault: wrap(&DeviceFaultError{Index: -1, UUID: "GPU-a", Kind: FaultDoubleBitECC}),
 			cause: "NVML health event: device fault: device 0 (NVML 3, GPU-a): double-bit ECC error",
 		},
 		{
 			name:  "matched by index when NVML has no UUID",
-			fault: wrap(&cuda.DeviceFaultError{Index: 3, Kind: cuda.FaultXID, XID: 94}),
+			fault: wrap(&DeviceFaultError{Index: 3, Kind: FaultXID, XID: 94}),
 			cause: "NVML health event: device fault: device 0 (NVML 3, GPU-a): XID 94",
 		},
 		{
 			name:  "the UUID decides over the index",
-			fault: wrap(&cuda.DeviceFaultError{Index: 3, UUID: "GPU-z", Kind: cuda.FaultXID, XID: 79}),
+			fault: wrap(&DeviceFaultError{Index: 3, UUID: "GPU-z", Kind: FaultXID, XID: 79}),
 		},
 		{
 			name:  "another GPU by index",
-			fault: wrap(&cuda.DeviceFaultError{Index: 5, Kind: cuda.FaultXID, XID: 79}),
+			fault: wrap(&DeviceFaultError{Index: 5, Kind: FaultXID, XID: 79}),
 		},
 		{
 			name:  "a GPU NVML cannot name",
-			fault: wrap(&cuda.DeviceFaultError{Index: -1, Kind: cuda.FaultXID, XID: 79}),
+			fault: wrap(&DeviceFaultError{Index: -1, Kind: FaultXID, XID: 79}),
 			cause: "NVML health event on a GPU NVML cannot name: device fault: device -1: XID 79",
 		},
 		{
@@ -240,7 +240,7 @@ func TestAnEmbeddedRuntimeFailStopsOnAFatalXID(t *testing.T) {
 	require.NoError(t, err)
 	device := namedSim{Sim: sim, uuid: machine.UUID(t, 4)}
 	logger := slog.New(slog.DiscardHandler)
-	watch := Open(func() (*cuda.NVML, error) { return cuda.NewNVML(machine.Server) }, []cuda.Device{device}, logger)
+	watch := Open(func() (*NVML, error) { return NewNVML(machine.Server) }, []cuda.Device{device}, logger)
 	require.NotNil(t, watch)
 	defer func() { require.NoError(t, watch.Close()) }()
 	rig, err := supervisor.MakeRig(context.Background(), supervisor.RigConfig{Config: supervisor.Config{

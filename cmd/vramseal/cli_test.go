@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/gpuhealth"
 	"github.com/vramseal/vramseal/internal/modeltest"
 )
 
@@ -52,7 +53,7 @@ func TestDevicesListsSimulatedDevices(t *testing.T) {
 }
 
 func TestDevicesAndRunSayWhenThereIsNoDriver(t *testing.T) {
-	n, err := cuda.OpenNVML()
+	n, err := gpuhealth.OpenNVML()
 	driver := !errors.Is(err, cuda.ErrNoDriver)
 	if err == nil {
 		require.NoError(t, n.Close())

@@ -67,11 +67,11 @@ func (m *mockMachine) source() gpuhealth.Source {
 			}
 			return g, nil
 		},
-		OpenNVML: func() (*cuda.NVML, error) {
+		OpenNVML: func() (*gpuhealth.NVML, error) {
 			if m.nvmlErr != nil {
 				return nil, m.nvmlErr
 			}
-			return cuda.NewNVML(m.nvml.Server)
+			return gpuhealth.NewNVML(m.nvml.Server)
 		},
 	}
 }

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/gpuhealth"
 	"github.com/vramseal/vramseal/sealer"
 )
 
@@ -30,7 +30,7 @@ type runOptions struct {
 	seed           seedFlag
 
 	// Real GPUs only, through NVML.
-	contention         cuda.ContentionPolicy
+	contention         gpuhealth.ContentionPolicy
 	contentionInterval time.Duration
 	ignoreXIDs         xidListFlag
 }
@@ -38,8 +38,8 @@ type runOptions struct {
 func newRunCommand(a *app) *cobra.Command {
 	o := &runOptions{
 		chunkSize:          sizeFlag{bytes: sealer.DefaultChunkSize},
-		contention:         cuda.ContentionWarn,
-		contentionInterval: cuda.DefaultContentionInterval,
+		contention:         gpuhealth.ContentionWarn,
+		contentionInterval: gpuhealth.DefaultContentionInterval,
 		ignoreXIDs:         newXIDListFlag(),
 	}
 	cmd := &cobra.Command{
@@ -146,7 +146,7 @@ verify (that file's memory freed, a critical ModelRejected record).`,
 	f.Var(&o.simFault, "sim-fault", "simulated devices only: this long after sealing, flip one bit of one shard (chosen with --seed, named in the log) to show the fail-stop; a run that ends without catching it exits 1")
 	f.Var(&o.seed, "seed", "seed of --sim-fault's choice of shard, byte and bit; logged, so a run can be repeated")
 	f.Var(&o.contention, "on-contention", "real GPUs only: when another process uses a GPU holding shards, ignore it, warn, or evict the GPU's shards and turn not ready")
-	f.DurationVar(&o.contentionInterval, "contention-interval", cuda.DefaultContentionInterval, "real GPUs only: how often to look for other processes on the GPUs")
+	f.DurationVar(&o.contentionInterval, "contention-interval", gpuhealth.DefaultContentionInterval, "real GPUs only: how often to look for other processes on the GPUs")
 	f.Var(&o.ignoreXIDs, "ignore-xids", "real GPUs only: XIDs that are an application's fault and only logged, not a fail-stop; none makes every critical XID fatal")
 	return cmd
 }

@@ -5,20 +5,20 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/gpuhealth"
 )
 
 // xidListFlag is --ignore-xids: the NVIDIA XIDs that an application causes,
 // not the GPU, so that a health event carrying one is logged and does not
 // fail-stop the worker. "none" makes every critical XID fatal.
 type xidListFlag struct {
-	// xids is never nil: for cuda.HealthConfig.IgnoredXIDs an empty list
+	// xids is never nil: for gpuhealth.HealthConfig.IgnoredXIDs an empty list
 	// ignores none, while nil would mean the default.
 	xids []uint64
 }
 
-// newXIDListFlag holds cuda.DefaultIgnoredXIDs.
-func newXIDListFlag() xidListFlag { return xidListFlag{xids: cuda.DefaultIgnoredXIDs()} }
+// newXIDListFlag holds gpuhealth.DefaultIgnoredXIDs.
+func newXIDListFlag() xidListFlag { return xidListFlag{xids: gpuhealth.DefaultIgnoredXIDs()} }
 
 // String is the list as the flag takes it, such as "13,31,43".
 func (f *xidListFlag) String() string {

@@ -35,7 +35,7 @@ const Timeout = 60 * time.Second
 // single functions of Device(t, i); the mock panics on any call nobody
 // answers.
 type Machine struct {
-	// Server is the mock NVML library; give it to cuda.NewNVML.
+	// Server is the mock NVML library; give it to gpuhealth.NewNVML.
 	Server *server.Server
 	// Events is the NVML event set the machine hands out.
 	Events *Events

@@ -1,9 +1,10 @@
-package cuda
+package driver
 
 import (
 	"crypto/sha256"
 	"fmt"
 
+	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/messages"
 )
 
@@ -11,11 +12,11 @@ import (
 // time, so that hashing a 64 MiB chunk needs no 64 MiB buffer.
 const copyOutPiece = 1 << 20
 
-var _ SpanHasher = (*Driver)(nil)
+var _ cuda.SpanHasher = (*Device)(nil)
 
 // HashChunks returns the SHA-256 of each chunk of the span; see HashSpans.
-func (d *Driver) HashChunks(h Handle, offset, length, chunkSize int64) ([][sha256.Size]byte, error) {
-	sums, err := d.HashSpans([]Span{{Handle: h, Offset: offset, Length: length, ChunkSize: chunkSize}})
+func (d *Device) HashChunks(h cuda.Handle, offset, length, chunkSize int64) ([][sha256.Size]byte, error) {
+	sums, err := d.HashSpans([]cuda.Span{{Handle: h, Offset: offset, Length: length, ChunkSize: chunkSize}})
 	if err != nil {
 		return nil, err
 	}
@@ -27,18 +28,18 @@ func (d *Driver) HashChunks(h Handle, offset, length, chunkSize int64) ([][sha25
 // chunk of all the spans, hashing it where it lies, and only the digests,
 // 32 bytes a chunk, are copied back; otherwise the chunks are copied out
 // and hashed on the calling core.
-func (d *Driver) HashSpans(spans []Span) ([][][sha256.Size]byte, error) {
+func (d *Device) HashSpans(spans []cuda.Span) ([][][sha256.Size]byte, error) {
 	d.mu.Lock()
-	allocs, err := d.table.spans("hash", spans)
+	allocs, err := d.table.Spans("hash", spans)
 	d.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	sums, chunks, err := newSpanSums(d.table.name, spans)
+	sums, chunks, err := cuda.NewSpanSums(d.table.Name(), spans)
 	if err != nil {
 		return nil, err
 	}
-	err = sharedAll(d.table.name, "hash", spans, allocs, func(ptrs []devicePtr) error {
+	err = cuda.SharedAll(d.table.Name(), "hash", spans, allocs, func(ptrs []devicePtr) error {
 		if d.HashesOnDevice() {
 			return d.hashOnDevice(spans, ptrs, chunks, sums)
 		}
@@ -57,13 +58,13 @@ func (d *Driver) HashSpans(spans []Span) ([][][sha256.Size]byte, error) {
 
 // hashOnDevice runs the kernel once over every non-empty span, one thread
 // per chunk, and copies the digests back into sums.
-func (d *Driver) hashOnDevice(spans []Span, ptrs []devicePtr, chunks int64, sums [][][sha256.Size]byte) error {
+func (d *Device) hashOnDevice(spans []cuda.Span, ptrs []devicePtr, chunks int64, sums [][][sha256.Size]byte) error {
 	if chunks == 0 {
 		return nil
 	}
 	blocks := (chunks + hashThreads - 1) / hashThreads
 	if blocks > maxGridBlocks {
-		return fmt.Errorf("%s: hash %d chunks: more than one kernel launch can hold: %w", d.table.name, chunks, messages.ErrInvalidInput)
+		return fmt.Errorf("%s: hash %d chunks: more than one kernel launch can hold: %w", d.table.Name(), chunks, messages.ErrInvalidInput)
 	}
 	var launch []deviceSpan
 	for i, s := range spans {
@@ -85,7 +86,7 @@ func (d *Driver) hashOnDevice(spans []Span, ptrs []devicePtr, chunks int64, sums
 
 // hashCopyingOut hashes the span's chunks on the host, copying each out in
 // pieces of copyOutPiece bytes.
-func (d *Driver) hashCopyingOut(ptr devicePtr, offset, length, chunkSize int64, sums [][sha256.Size]byte) error {
+func (d *Device) hashCopyingOut(ptr devicePtr, offset, length, chunkSize int64, sums [][sha256.Size]byte) error {
 	if length == 0 {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package cuda_test
+package driver_test
 
 import (
 	"testing"
@@ -7,13 +7,14 @@ import (
 
 	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/cuda/cudatest"
+	"github.com/vramseal/vramseal/cuda/driver"
 )
 
 // TestDriverContract runs the Device contract against CUDA device 0. It
 // skips on machines without an NVIDIA driver or GPU; gpucheck.sh runs it on
 // one that has both.
 func TestDriverContract(t *testing.T) {
-	count, err := cuda.DriverDeviceCount()
+	count, err := driver.DeviceCount()
 	if err != nil {
 		t.Skipf("no NVIDIA driver: %v", err)
 	}
@@ -21,7 +22,7 @@ func TestDriverContract(t *testing.T) {
 		t.Skip("no NVIDIA driver: the driver reports no CUDA device")
 	}
 	cudatest.Run(t, func(t *testing.T) cuda.Device {
-		d, err := cuda.OpenDriver(0)
+		d, err := driver.Open(0)
 		require.NoError(t, err)
 		return d
 	})

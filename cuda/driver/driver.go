@@ -1,4 +1,4 @@
-package cuda
+package driver
 
 import (
 	"errors"
@@ -6,12 +6,13 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/messages"
 )
 
-// Driver is one NVIDIA GPU driven through the CUDA driver API. libcuda.so.1
+// Device is one NVIDIA GPU driven through the CUDA driver API. libcuda.so.1
 // is loaded with dlopen at run time, so programs using Driver build and run
-// on machines without a GPU; OpenDriver then fails with ErrNoDriver.
+// on machines without a GPU; Open then fails with ErrNoDriver.
 //
 // Memory comes only from cuMemAlloc: dedicated device memory, never managed,
 // host-mapped or pinned host memory. Copies are synchronous cuMemcpy calls
@@ -20,34 +21,34 @@ import (
 //
 // It is safe for concurrent use. Copies on different allocations run in
 // parallel; Free and Close wait for copies under way on what they free.
-type Driver struct {
+type Device struct {
 	dev   cudaDevice
-	props Properties
+	props cuda.Properties
 
 	// kernel is the SHA-256 kernel, unless kernelErr says why it did not
-	// load. Both are set at OpenDriver and never change.
+	// load. Both are set at Open and never change.
 	kernel    cudaKernel
 	kernelErr error
 
 	// mu guards table. Copies run outside it, under the allocation's lock.
 	mu    sync.Mutex
-	table allocTable[devicePtr]
+	table cuda.AllocTable[devicePtr]
 }
 
-var _ Device = (*Driver)(nil)
+var _ cuda.Device = (*Device)(nil)
 
-// DriverDeviceCount returns the number of CUDA devices. Without a driver it
+// DeviceCount returns the number of CUDA devices. Without a driver it
 // fails with ErrNoDriver; with a driver but no device it returns zero.
-func DriverDeviceCount() (int, error) {
+func DeviceCount() (int, error) {
 	return cudaDeviceCount()
 }
 
-// OpenDriver opens CUDA device index, retains its primary context and loads
+// Open opens CUDA device index, retains its primary context and loads
 // the SHA-256 kernel into it (see HashesOnDevice). It fails with
 // ErrNoDriver without a driver, with messages.ErrInvalidInput for an index
 // that names no device, and with messages.ErrDeviceFault if the device does
 // not answer; a kernel that does not load is logged, not an error.
-func OpenDriver(index int, opts ...DriverOption) (*Driver, error) {
+func Open(index int, opts ...Option) (*Device, error) {
 	o := driverOptions{log: slog.Default(), ptx: sha256PTX}
 	for _, opt := range opts {
 		opt(&o)
@@ -70,20 +71,20 @@ func OpenDriver(index int, opts ...DriverOption) (*Driver, error) {
 	if err != nil {
 		return nil, errors.Join(err, dev.release())
 	}
-	d := &Driver{dev: dev, props: props, table: newAllocTable[devicePtr](fmt.Sprintf("cuda device %d", index))}
+	d := &Device{dev: dev, props: props, table: cuda.NewAllocTable[devicePtr](fmt.Sprintf("cuda device %d", index))}
 	d.loadHashKernel(o)
 	return d, nil
 }
 
 // Properties describes the device. It answers even after Close.
-func (d *Driver) Properties() Properties { return d.props }
+func (d *Device) Properties() cuda.Properties { return d.props }
 
 // MemInfo returns the device's free and total memory as the driver reports
 // them; other processes' allocations count against free memory.
-func (d *Driver) MemInfo() (free, total int64, err error) {
+func (d *Device) MemInfo() (free, total int64, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.table.usable("meminfo"); err != nil {
+	if err := d.table.Usable("meminfo"); err != nil {
 		return 0, 0, err
 	}
 	free, total, res := d.dev.memInfo()
@@ -94,13 +95,13 @@ func (d *Driver) MemInfo() (free, total int64, err error) {
 }
 
 // Allocate reserves size bytes of device memory with cuMemAlloc.
-func (d *Driver) Allocate(size int64) (Handle, error) {
+func (d *Device) Allocate(size int64) (cuda.Handle, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.table.usable("allocate"); err != nil {
+	if err := d.table.Usable("allocate"); err != nil {
 		return 0, err
 	}
-	if err := d.table.checkSize(size); err != nil {
+	if err := d.table.CheckSize(size); err != nil {
 		return 0, err
 	}
 	if size > d.props.TotalMemory {
@@ -114,11 +115,11 @@ func (d *Driver) Allocate(size int64) (Handle, error) {
 	default:
 		return 0, cudaError(d.dev.index, fmt.Sprintf("cuMemAlloc %d bytes", size), res)
 	}
-	return d.table.add(size, ptr), nil
+	return d.table.Add(size, ptr), nil
 }
 
 // insufficientLocked reports a refused allocation with the memory free now.
-func (d *Driver) insufficientLocked(size int64) error {
+func (d *Device) insufficientLocked(size int64) error {
 	free, _, res := d.dev.memInfo()
 	if res != cudaSuccess {
 		free = 0
@@ -127,9 +128,9 @@ func (d *Driver) insufficientLocked(size int64) error {
 }
 
 // Free releases an allocation, after any copy under way on it.
-func (d *Driver) Free(h Handle) error {
+func (d *Device) Free(h cuda.Handle) error {
 	d.mu.Lock()
-	a, err := d.table.remove(h)
+	a, err := d.table.Remove(h)
 	d.mu.Unlock()
 	if err != nil {
 		return err
@@ -138,8 +139,8 @@ func (d *Driver) Free(h Handle) error {
 }
 
 // release frees a's memory once no copy is using it.
-func (d *Driver) release(a *tableAllocation[devicePtr]) error {
-	return a.release(func(ptr devicePtr) error {
+func (d *Device) release(a *cuda.Allocation[devicePtr]) error {
+	return a.Release(func(ptr devicePtr) error {
 		if res := d.dev.free(ptr); res != cudaSuccess {
 			return cudaError(d.dev.index, "cuMemFree", res)
 		}
@@ -148,12 +149,12 @@ func (d *Driver) release(a *tableAllocation[devicePtr]) error {
 }
 
 // Write copies p into the allocation at offset with cuMemcpyHtoD.
-func (d *Driver) Write(h Handle, offset int64, p []byte) error {
+func (d *Device) Write(h cuda.Handle, offset int64, p []byte) error {
 	a, err := d.lookup("write", h, offset, int64(len(p)))
 	if err != nil || len(p) == 0 {
 		return err
 	}
-	return a.shared(d.table.name, "write", h, func(ptr devicePtr) error {
+	return a.Shared(d.table.Name(), "write", h, func(ptr devicePtr) error {
 		if res := d.dev.copyToDevice(ptr, offset, p); res != cudaSuccess {
 			return cudaError(d.dev.index, fmt.Sprintf("cuMemcpyHtoD %d bytes at offset %d", len(p), offset), res)
 		}
@@ -163,12 +164,12 @@ func (d *Driver) Write(h Handle, offset int64, p []byte) error {
 
 // Read copies len(p) bytes of the allocation at offset into p with
 // cuMemcpyDtoH.
-func (d *Driver) Read(h Handle, offset int64, p []byte) error {
+func (d *Device) Read(h cuda.Handle, offset int64, p []byte) error {
 	a, err := d.lookup("read", h, offset, int64(len(p)))
 	if err != nil || len(p) == 0 {
 		return err
 	}
-	return a.shared(d.table.name, "read", h, func(ptr devicePtr) error {
+	return a.Shared(d.table.Name(), "read", h, func(ptr devicePtr) error {
 		if res := d.dev.copyFromDevice(p, ptr, offset); res != cudaSuccess {
 			return cudaError(d.dev.index, fmt.Sprintf("cuMemcpyDtoH %d bytes at offset %d", len(p), offset), res)
 		}
@@ -179,13 +180,13 @@ func (d *Driver) Read(h Handle, offset int64, p []byte) error {
 // Close frees every outstanding allocation, waiting for copies and hashes
 // under way, unloads the kernel and releases the primary context. Later calls other than Close, Properties and
 // Outstanding fail with messages.ErrStopped. It is idempotent.
-func (d *Driver) Close() error {
+func (d *Device) Close() error {
 	d.mu.Lock()
-	if d.table.closed {
+	if d.table.Closed() {
 		d.mu.Unlock()
 		return nil
 	}
-	left := d.table.close()
+	left := d.table.Close()
 	d.mu.Unlock()
 
 	var errs []error
@@ -200,18 +201,18 @@ func (d *Driver) Close() error {
 }
 
 // Outstanding returns the number of live allocations. It answers after Close.
-func (d *Driver) Outstanding() int {
+func (d *Device) Outstanding() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.table.count()
+	return d.table.Count()
 }
 
 // lookup finds a live allocation and checks that [offset, offset+n) lies
 // within it.
-func (d *Driver) lookup(op string, h Handle, offset, n int64) (*tableAllocation[devicePtr], error) {
+func (d *Device) lookup(op string, h cuda.Handle, offset, n int64) (*cuda.Allocation[devicePtr], error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.table.span(op, h, offset, n)
+	return d.table.Within(op, h, offset, n)
 }
 
 // formatGPUUUID writes a 16-byte device UUID as NVIDIA's tools do:

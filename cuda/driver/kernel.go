@@ -1,4 +1,4 @@
-package cuda
+package driver
 
 import (
 	_ "embed" // the kernel's PTX
@@ -21,8 +21,8 @@ const hashThreads = 128
 // maxGridBlocks is the most blocks a grid may have along x.
 const maxGridBlocks = 1<<31 - 1
 
-// DriverOption configures OpenDriver.
-type DriverOption func(*driverOptions)
+// Option configures Open.
+type Option func(*driverOptions)
 
 // driverOptions are what DriverOptions set.
 type driverOptions struct {
@@ -30,22 +30,22 @@ type driverOptions struct {
 	ptx []byte
 }
 
-// DriverLogger sends the driver's log lines (a SHA-256 kernel that does not
+// WithLogger sends the driver's log lines (a SHA-256 kernel that does not
 // load) to log instead of slog.Default().
-func DriverLogger(log *slog.Logger) DriverOption {
+func WithLogger(log *slog.Logger) Option {
 	return func(o *driverOptions) { o.log = log }
 }
 
 // withKernelPTX loads ptx as the SHA-256 kernel instead of the embedded one,
 // so tests can make it fail to load.
-func withKernelPTX(ptx []byte) DriverOption {
+func withKernelPTX(ptx []byte) Option {
 	return func(o *driverOptions) { o.ptx = ptx }
 }
 
 // loadHashKernel loads the SHA-256 kernel into the device's context. If it
 // does not load, it logs why, once for the device, and the driver hashes
 // by copying chunks out.
-func (d *Driver) loadHashKernel(o driverOptions) {
+func (d *Device) loadHashKernel(o driverOptions) {
 	d.kernel, d.kernelErr = d.dev.loadKernel(o.ptx, sha256Entry)
 	if d.kernelErr != nil {
 		o.log.Warn("SHA-256 kernel did not load; hashing on the host by copying chunks out",
@@ -56,4 +56,4 @@ func (d *Driver) loadHashKernel(o driverOptions) {
 // HashesOnDevice reports whether HashChunks runs the SHA-256 kernel on the
 // GPU (the kernel loaded when the device opened) rather than copying chunks
 // out to hash them on the host.
-func (d *Driver) HashesOnDevice() bool { return d.kernelErr == nil }
+func (d *Device) HashesOnDevice() bool { return d.kernelErr == nil }

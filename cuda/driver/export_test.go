@@ -1,4 +1,4 @@
-package cuda
+package driver
 
 import "fmt"
 
@@ -12,7 +12,7 @@ var OpenTestDriver = openTestDriver
 // CopyFromPointer copies len(dst) bytes from device address ptr into dst
 // with cuMemcpyDtoH in d's context, as inference code handed a lease's
 // device pointer would read them; dst must not be empty.
-func (d *Driver) CopyFromPointer(dst []byte, ptr uintptr) error {
+func (d *Device) CopyFromPointer(dst []byte, ptr uintptr) error {
 	if res := d.dev.copyFromDevice(dst, devicePtr(ptr), 0); res != cudaSuccess {
 		return cudaError(d.dev.index, fmt.Sprintf("cuMemcpyDtoH %d bytes through a device pointer", len(dst)), res)
 	}

@@ -1,4 +1,4 @@
-package cuda
+package driver
 
 import (
 	"crypto/sha256"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/cuda"
 )
 
 // hashBytesEnv sets the allocation BenchmarkDriverHash hashes, in bytes.
@@ -21,7 +23,7 @@ const hashBytesEnv = "GPUCHECK_HASH_BYTES"
 
 // fillDevice writes size pseudo-random bytes from seed into h, 64 MiB at a
 // time.
-func fillDevice(tb testing.TB, d *Driver, h Handle, size int64, seed uint64) {
+func fillDevice(tb testing.TB, d *Device, h cuda.Handle, size int64, seed uint64) {
 	tb.Helper()
 	var key [32]byte
 	binary.LittleEndian.PutUint64(key[:], seed)

@@ -1,4 +1,4 @@
-package cuda
+package gpuhealth
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/internal/nvmltest"
 	"github.com/vramseal/vramseal/messages"
 )
@@ -63,7 +64,7 @@ func TestNewNVMLInitFailures(t *testing.T) {
 			n, err := NewNVML(s)
 			require.Error(t, err)
 			assert.Nil(t, n)
-			assert.Equal(t, tc.noDriver, errors.Is(err, ErrNoDriver), "errors.Is(%v, ErrNoDriver)", err)
+			assert.Equal(t, tc.noDriver, errors.Is(err, cuda.ErrNoDriver), "errors.Is(%v, cuda.ErrNoDriver)", err)
 			assert.Equal(t, tc.deviceFail, errors.Is(err, messages.ErrDeviceFault), "errors.Is(%v, ErrDeviceFault)", err)
 			if tc.noDriver {
 				assert.Contains(t, err.Error(), "NVIDIA driver not found")
@@ -71,7 +72,7 @@ func TestNewNVMLInitFailures(t *testing.T) {
 
 			infos, err := Discover(s)
 			assert.Nil(t, infos)
-			assert.Equal(t, tc.noDriver, errors.Is(err, ErrNoDriver), "Discover: %v", err)
+			assert.Equal(t, tc.noDriver, errors.Is(err, cuda.ErrNoDriver), "Discover: %v", err)
 			assert.Empty(t, s.ShutdownCalls(), "nothing to shut down after a failed init")
 		})
 	}
@@ -83,7 +84,7 @@ func TestOpenNVMLWithoutDriver(t *testing.T) {
 		require.NoError(t, n.Close())
 		t.Skip("an NVIDIA driver is installed; this test covers machines without one")
 	}
-	assert.ErrorIs(t, err, ErrNoDriver)
+	assert.ErrorIs(t, err, cuda.ErrNoDriver)
 	assert.EqualError(t, err, "NVIDIA driver not found: libnvidia-ml.so.1 could not be loaded")
 }
 

@@ -1,4 +1,4 @@
-package cuda
+package driver
 
 import (
 	"crypto/sha256"
@@ -15,25 +15,26 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/messages"
 )
 
 // fakeCUDAEnv is set in the child test process that runs the driver tests
-// over testdata/driver_fake_libcuda.c instead of a real driver.
+// over testdata/fake_libcuda.c instead of a real driver.
 const fakeCUDAEnv = "VRAMSEAL_FAKE_LIBCUDA"
 
 // openTestDriver opens CUDA device 0 and closes it when the test ends, or
 // skips the test when this machine has no driver or no GPU.
-func openTestDriver(tb testing.TB) *Driver {
+func openTestDriver(tb testing.TB) *Device {
 	tb.Helper()
-	count, err := DriverDeviceCount()
+	count, err := DeviceCount()
 	if err != nil {
 		tb.Skipf("no NVIDIA driver: %v", err)
 	}
 	if count == 0 {
 		tb.Skip("no NVIDIA driver: the driver reports no CUDA device")
 	}
-	d, err := OpenDriver(0)
+	d, err := Open(0)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { assert.NoError(tb, d.Close(), "closing the driver") })
 	return d
@@ -81,28 +82,28 @@ func TestFormatGPUUUID(t *testing.T) {
 }
 
 func TestOpenDriverRejectsNegativeIndex(t *testing.T) {
-	d, err := OpenDriver(-1)
+	d, err := Open(-1)
 	assert.ErrorIs(t, err, messages.ErrInvalidInput)
 	assert.Nil(t, d)
 }
 
 func TestOpenDriverWithoutDriver(t *testing.T) {
-	if _, err := DriverDeviceCount(); err == nil {
+	if _, err := DeviceCount(); err == nil {
 		t.Skip("a CUDA driver is installed; this test covers machines without one")
 	}
-	d, err := OpenDriver(0)
+	d, err := Open(0)
 	assert.Nil(t, d)
-	assert.ErrorIs(t, err, ErrNoDriver)
+	assert.ErrorIs(t, err, cuda.ErrNoDriver)
 	assert.EqualError(t, err, "NVIDIA driver not found: libcuda.so.1 could not be loaded")
 	assert.False(t, messages.IsFatal(err), "a missing driver is not a device fault")
 }
 
 func TestDriverOnDeviceRejectsMissingIndex(t *testing.T) {
 	openTestDriver(t)
-	count, err := DriverDeviceCount()
+	count, err := DeviceCount()
 	require.NoError(t, err)
 
-	d, err := OpenDriver(count)
+	d, err := Open(count)
 	assert.ErrorIs(t, err, messages.ErrInvalidInput)
 	assert.Nil(t, d)
 }
@@ -113,8 +114,11 @@ func TestDriverOnDeviceErrorsCarryNoAddress(t *testing.T) {
 	h, err := d.Allocate(size)
 	require.NoError(t, err)
 	d.mu.Lock()
-	ptr := uint64(d.table.allocs[h].mem)
+	a, err := d.table.Find("test", h)
 	d.mu.Unlock()
+	require.NoError(t, err)
+	var ptr uint64
+	require.NoError(t, a.Shared(d.table.Name(), "test", h, func(p devicePtr) error { ptr = uint64(p); return nil }))
 	require.NotZero(t, ptr)
 
 	var errs []error
@@ -159,7 +163,7 @@ func TestDriverOnDeviceCopiesFromAnyThread(t *testing.T) {
 
 // roundTrip writes a pattern into a new allocation, reads it back, compares
 // and frees it.
-func roundTrip(d *Driver, seed byte, size int) error {
+func roundTrip(d *Device, seed byte, size int) error {
 	h, err := d.Allocate(int64(size))
 	if err != nil {
 		return err
@@ -191,7 +195,7 @@ func TestDriverOnDeviceCloseFreesEverything(t *testing.T) {
 	require.NoError(t, d.Close())
 	assert.Zero(t, d.Outstanding())
 
-	again, err := OpenDriver(0)
+	again, err := Open(0)
 	require.NoError(t, err)
 	defer func() { assert.NoError(t, again.Close()) }()
 	after, _, err := again.MemInfo()
@@ -200,7 +204,7 @@ func TestDriverOnDeviceCloseFreesEverything(t *testing.T) {
 }
 
 // TestDriverOverFakeLibcuda runs the tests that need a driver in a child
-// process whose libcuda.so.1 is testdata/driver_fake_libcuda.c: host memory
+// process whose libcuda.so.1 is testdata/fake_libcuda.c: host memory
 // standing in for a GPU, strict about contexts, bounds and leaks. It proves
 // the dlopen path, symbol loading, per-thread contexts and error mapping on
 // machines without a GPU. It is not a GPU: real devices run the same tests
@@ -218,7 +222,7 @@ func TestDriverOverFakeLibcuda(t *testing.T) {
 	}
 	dir := t.TempDir()
 	build := exec.Command(cc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", filepath.Join(dir, "libcuda.so.1"),
-		filepath.Join("testdata", "driver_fake_libcuda.c"), filepath.Join("kernel", "sha256.c"), "-lpthread")
+		filepath.Join("testdata", "fake_libcuda.c"), filepath.Join("kernel", "sha256.c"), "-lpthread")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "building the fake libcuda:\n%s", out)
 
@@ -253,7 +257,7 @@ func TestDriverOverFakeLibcuda(t *testing.T) {
 // benchAllocation allocates size bytes on d for a benchmark, 16 MiB over
 // the fake libcuda and at most half the free memory, and frees them when
 // it ends.
-func benchAllocation(b *testing.B, d *Driver, size int64) (Handle, int64) {
+func benchAllocation(b *testing.B, d *Device, size int64) (cuda.Handle, int64) {
 	b.Helper()
 	free, _, err := d.MemInfo()
 	require.NoError(b, err)

@@ -1,4 +1,4 @@
-package cuda
+package gpuhealth
 
 import (
 	"errors"
@@ -7,14 +7,9 @@ import (
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 
+	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/messages"
 )
-
-// ErrNoDriver means no NVIDIA driver is installed or loaded on this machine:
-// libnvidia-ml.so.1 or libcuda.so.1 could not be loaded, or the kernel driver
-// is not running. It is not a device fault: callers that may run without a
-// GPU fall back to simulated devices and say so.
-var ErrNoDriver = errors.New("NVIDIA driver not found")
 
 // GPUInfo describes one GPU as NVML reports it.
 type GPUInfo struct {
@@ -59,9 +54,9 @@ func NewNVML(lib nvml.Interface) (*NVML, error) {
 	case nvml.SUCCESS:
 		return &NVML{lib: lib}, nil
 	case nvml.ERROR_LIBRARY_NOT_FOUND:
-		return nil, fmt.Errorf("%w: libnvidia-ml.so.1 could not be loaded", ErrNoDriver)
+		return nil, fmt.Errorf("%w: libnvidia-ml.so.1 could not be loaded", cuda.ErrNoDriver)
 	case nvml.ERROR_DRIVER_NOT_LOADED:
-		return nil, fmt.Errorf("%w: the NVIDIA kernel driver is not loaded", ErrNoDriver)
+		return nil, fmt.Errorf("%w: the NVIDIA kernel driver is not loaded", cuda.ErrNoDriver)
 	default:
 		return nil, fmt.Errorf("%w: nvml init: %v", messages.ErrDeviceFault, ret)
 	}

@@ -1,4 +1,4 @@
-package cuda_test
+package driver_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/cuda/driver"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/supervisor"
 )
@@ -25,7 +26,7 @@ import (
 // on a GPU and TestDriverOverFakeLibcuda over the stand-in libcuda; without
 // a driver it skips.
 func TestDriverOnDeviceLeasePointerReachesTheSealedBytes(t *testing.T) {
-	d := cuda.OpenTestDriver(t)
+	d := driver.OpenTestDriver(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang, not a speed, bound
 	defer cancel()
 	rig, err := supervisor.MakeRig(ctx, supervisor.RigConfig{Config: supervisor.Config{Devices: []cuda.Device{d}, Backend: "cuda"}})

@@ -1,4 +1,4 @@
-package cuda
+package driver
 
 /*
 #cgo LDFLAGS: -ldl
@@ -219,6 +219,8 @@ import (
 	"fmt"
 	"sync"
 	"unsafe"
+
+	"github.com/vramseal/vramseal/cuda"
 )
 
 // CUdevice_attribute values the backend reads.
@@ -248,10 +250,10 @@ func loadCUDA() (noDevices bool, err error) {
 		switch C.vs_load(&missing) {
 		case 0:
 		case 1:
-			cudaLib.err = fmt.Errorf("%w: libcuda.so.1 could not be loaded", ErrNoDriver)
+			cudaLib.err = fmt.Errorf("%w: libcuda.so.1 could not be loaded", cuda.ErrNoDriver)
 			return
 		default:
-			cudaLib.err = fmt.Errorf("%w: libcuda.so.1 lacks %s; the driver is too old", ErrNoDriver, C.GoString(missing))
+			cudaLib.err = fmt.Errorf("%w: libcuda.so.1 lacks %s; the driver is too old", cuda.ErrNoDriver, C.GoString(missing))
 			return
 		}
 		switch res := C.vs_init(); res {
@@ -259,7 +261,7 @@ func loadCUDA() (noDevices bool, err error) {
 		case cudaErrorNoDevice:
 			cudaLib.noDevices = true
 		case cudaErrorStubLibrary:
-			cudaLib.err = fmt.Errorf("%w: libcuda.so.1 is the CUDA toolkit's stub, not a driver", ErrNoDriver)
+			cudaLib.err = fmt.Errorf("%w: libcuda.so.1 is the CUDA toolkit's stub, not a driver", cuda.ErrNoDriver)
 		default:
 			cudaLib.err = cudaError(-1, "cuInit", res)
 		}
@@ -321,11 +323,11 @@ func (d cudaDevice) release() error {
 }
 
 // properties reads what Properties reports.
-func (d cudaDevice) properties() (Properties, error) {
-	var p Properties
+func (d cudaDevice) properties() (cuda.Properties, error) {
+	var p cuda.Properties
 	var name [deviceNameLen]C.char
 	if res := C.vs_device_name(&name[0], deviceNameLen, d.dev); res != cudaSuccess {
-		return Properties{}, cudaError(d.index, "cuDeviceGetName", res)
+		return cuda.Properties{}, cudaError(d.index, "cuDeviceGetName", res)
 	}
 	p.Name = C.GoString(&name[0])
 	var uuid C.vs_CUuuid
@@ -334,7 +336,7 @@ func (d cudaDevice) properties() (Properties, error) {
 	}
 	var total C.size_t
 	if res := C.vs_device_total_mem(&total, d.dev); res != cudaSuccess {
-		return Properties{}, cudaError(d.index, "cuDeviceTotalMem", res)
+		return cuda.Properties{}, cudaError(d.index, "cuDeviceTotalMem", res)
 	}
 	p.TotalMemory = int64(total)
 	attrs := []struct {
@@ -351,7 +353,7 @@ func (d cudaDevice) properties() (Properties, error) {
 	for _, a := range attrs {
 		var v C.int
 		if res := C.vs_device_attribute(&v, C.int(a.attr), d.dev); res != cudaSuccess {
-			return Properties{}, cudaError(d.index, "cuDeviceGetAttribute "+a.name, res)
+			return cuda.Properties{}, cudaError(d.index, "cuDeviceGetAttribute "+a.name, res)
 		}
 		a.set(int(v))
 	}

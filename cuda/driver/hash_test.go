@@ -1,4 +1,4 @@
-package cuda
+package driver
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/messages"
 )
 
@@ -29,7 +30,7 @@ func hostSums(p []byte, chunkSize int64) [][sha256.Size]byte {
 
 // filledAllocation allocates size bytes on d, fills them with a pattern and
 // returns the handle and the pattern; the test frees it.
-func filledAllocation(t *testing.T, d *Driver, size int) (Handle, []byte) {
+func filledAllocation(t *testing.T, d *Device, size int) (cuda.Handle, []byte) {
 	t.Helper()
 	h, err := d.Allocate(int64(size))
 	require.NoError(t, err)
@@ -66,13 +67,13 @@ func TestDriverOnDeviceHashesWithTheKernel(t *testing.T) {
 func TestDriverOnDeviceHashesSpansInOneLaunch(t *testing.T) {
 	d := openTestDriver(t)
 	require.True(t, d.HashesOnDevice(), "the embedded kernel loads")
-	var spans []Span
+	var spans []cuda.Span
 	var want [][][sha256.Size]byte
 	for i, size := range []int{200<<10 + 1, 4 << 10, 1<<20 + 9} {
 		h, data := filledAllocation(t, d, size)
 		chunk := int64(8<<10) << i
-		spans = append(spans, Span{Handle: h, Offset: int64(i), Length: int64(size - i), ChunkSize: chunk},
-			Span{Handle: h, Length: 0, ChunkSize: chunk})
+		spans = append(spans, cuda.Span{Handle: h, Offset: int64(i), Length: int64(size - i), ChunkSize: chunk},
+			cuda.Span{Handle: h, Length: 0, ChunkSize: chunk})
 		want = append(want, hostSums(data[i:], chunk), [][sha256.Size]byte{})
 	}
 	got, err := d.HashSpans(spans)
@@ -92,7 +93,7 @@ func TestDriverOnDeviceFallsBackWhenTheKernelDoesNotLoad(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			openTestDriver(t) // skips without a driver
 			var logged bytes.Buffer
-			d, err := OpenDriver(0, withKernelPTX(tc.ptx), DriverLogger(slog.New(slog.NewTextHandler(&logged, nil))))
+			d, err := Open(0, withKernelPTX(tc.ptx), WithLogger(slog.New(slog.NewTextHandler(&logged, nil))))
 			require.NoError(t, err, "a kernel that does not load does not stop the device opening")
 			defer func() { assert.NoError(t, d.Close(), "nothing of the failed module is left to unload") }()
 			assert.False(t, d.HashesOnDevice())
@@ -104,7 +105,7 @@ func TestDriverOnDeviceFallsBackWhenTheKernelDoesNotLoad(t *testing.T) {
 				assert.Equal(t, hostSums(data, 64<<10), got, "hashed on the host")
 			}
 			other, more := filledAllocation(t, d, 100<<10)
-			spans, err := d.HashSpans([]Span{
+			spans, err := d.HashSpans([]cuda.Span{
 				{Handle: other, Length: int64(len(more)), ChunkSize: 4 << 10},
 				{Handle: h, Offset: 3, Length: 1 << 20, ChunkSize: 64 << 10},
 			})
