@@ -20,7 +20,7 @@ type SealRequest struct {
 	// ShardIndex and TotalShards place the shard within its model.
 	ShardIndex, TotalShards int
 	// Tensors is the checked tensor table of a safetensors file (see
-	// sealer.ReadSafetensorsHeader), in offset order; nil for opaque data.
+	// model.ReadSafetensorsHeader), in offset order; nil for opaque data.
 	// It becomes part of the shard's signed record.
 	Tensors []Tensor
 	// Check, if set, must accept the data before the seal is acknowledged;

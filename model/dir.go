@@ -13,7 +13,6 @@ import (
 
 	"github.com/vramseal/vramseal/internal/safefile"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/sealer"
 )
 
 // Dir is a model directory: its weights are the *.safetensors in it.
@@ -82,7 +81,7 @@ func (d *Dir) Paths() []string {
 // the tensors the files hold, each in the file that holds it, and only files
 // that are there. Every mismatch is messages.ErrInvalidInput.
 func (d *Dir) CheckIndex(srcs []*Source) error {
-	path := filepath.Join(d.Path, sealer.SafetensorsIndexName)
+	path := filepath.Join(d.Path, SafetensorsIndexName)
 	f, _, err := safefile.Open(path, safefile.Options{})
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -94,7 +93,7 @@ func (d *Dir) CheckIndex(srcs []*Source) error {
 	var index struct {
 		WeightMap map[string]string `json:"weight_map"`
 	}
-	if err := json.NewDecoder(io.LimitReader(f, sealer.MaxSafetensorsHeader)).Decode(&index); err != nil {
+	if err := json.NewDecoder(io.LimitReader(f, MaxSafetensorsHeader)).Decode(&index); err != nil {
 		return fmt.Errorf("%w: %s is not a safetensors index (%v); fix or remove it", messages.ErrInvalidInput, path, err)
 	}
 	if len(index.WeightMap) == 0 {
@@ -150,7 +149,7 @@ func (d *Dir) CheckIndex(srcs []*Source) error {
 // listedInDir returns the files that source lists, that are not in sealed,
 // and that d holds: those to check on the host. A name that is not a local
 // path (absolute, or climbing out with "..") is never looked for.
-func (d *Dir) listedInDir(source sealer.Expectations, sealed []string) []string {
+func (d *Dir) listedInDir(source Expectations, sealed []string) []string {
 	var out []string
 	for _, n := range source.Names() {
 		if slices.Contains(sealed, n) || !filepath.IsLocal(filepath.FromSlash(n)) {

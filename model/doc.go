@@ -1,5 +1,8 @@
 // Package model turns a model's files into sealed shards, for the CLI and
-// embedders alike. It opens the files and checks them before any VRAM is
+// embedders alike, and owns their identity: the safetensors parser
+// (ReadSafetensorsHeader, the reference's rules), sha256sum digest lists
+// (ReadDigestList), expectations and the streaming Matcher, and OpenSSF Model
+// Signing bundles (VerifyModelSignature). It opens the files and checks them before any VRAM is
 // allocated (OpenFiles; a model directory and its safetensors index: FindDir,
 // Dir.CheckIndex), checks that they are the published model (Identity:
 // digest lists and a verified OpenSSF Model Signing signature, with the

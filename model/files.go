@@ -127,7 +127,7 @@ func readTensorTable(f *os.File, path string, size int64) ([]sealer.Tensor, []by
 	if !strings.HasSuffix(path, ".safetensors") {
 		return nil, nil, nil
 	}
-	table, err := sealer.ReadSafetensorsHeader(f, size)
+	table, err := ReadSafetensorsHeader(f, size)
 	var header []byte
 	if err == nil {
 		header = make([]byte, table.DataStart())

@@ -1,4 +1,4 @@
-package model
+package model_test
 
 import (
 	"io"
@@ -15,6 +15,7 @@ import (
 	"github.com/vramseal/vramseal/internal/modeltest"
 	"github.com/vramseal/vramseal/internal/safefile"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/model"
 	"github.com/vramseal/vramseal/sealer"
 )
 
@@ -37,7 +38,7 @@ func TestShardIDFromFileNameKeepsOnlyTheAllowedCharset(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := ShardIDFromFileName(tt.name)
+			got := model.ShardIDFromFileName(tt.name)
 			assert.Equal(t, tt.want, got)
 			if got != "" {
 				assert.NoError(t, sealer.ValidateShardID(got))
@@ -51,7 +52,7 @@ func FuzzShardIDFromFileName(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		id := ShardIDFromFileName(name)
+		id := model.ShardIDFromFileName(name)
 		if id == "" {
 			return
 		}
@@ -65,13 +66,13 @@ func TestOpenFilesPlacesThemInTheirModel(t *testing.T) {
 	dir := t.TempDir()
 	first, firstData := modeltest.WriteRandomFile(t, dir, "part 1.bin", 4096)
 	second, _ := modeltest.WriteRandomFile(t, dir, "part 2.bin", 100)
-	files := []File{{Path: first, ID: "part-1"}, {Path: second, ID: "part-2"}}
+	files := []model.File{{Path: first, ID: "part-1"}, {Path: second, ID: "part-2"}}
 
 	for _, ref := range []string{"", "llama"} {
 		t.Run("model "+ref, func(t *testing.T) {
-			srcs, err := OpenFiles(files, ref)
+			srcs, err := model.OpenFiles(files, ref)
 			require.NoError(t, err)
-			t.Cleanup(func() { Close(srcs) })
+			t.Cleanup(func() { model.Close(srcs) })
 			require.Len(t, srcs, 2)
 			for i, src := range srcs {
 				assert.Equal(t, files[i].ID, src.ID)
@@ -85,7 +86,7 @@ func TestOpenFilesPlacesThemInTheirModel(t *testing.T) {
 					assert.Zero(t, src.Total, "a shard of no model")
 				}
 			}
-			got, err := io.ReadAll(srcs[0].data)
+			got, err := io.ReadAll(model.SourceData(srcs[0]))
 			require.NoError(t, err)
 			assert.Equal(t, firstData, got, "the source streams the file")
 			assert.Equal(t, int64(len(firstData)), srcs[0].Size)
@@ -103,22 +104,22 @@ func TestOpenFilesRefusesWhatCannotBeSealed(t *testing.T) {
 
 	tests := []struct {
 		name    string
-		files   []File
+		files   []model.File
 		ref     string
 		cause   error // also matched, besides messages.ErrInvalidInput
 		wantErr string
 	}{
-		{name: "missing", files: []File{{Path: filepath.Join(dir, "nope.bin"), ID: "a"}}, cause: fs.ErrNotExist, wantErr: "does not exist"},
-		{name: "not a regular file", files: []File{{Path: fifo, ID: "a"}}, cause: safefile.ErrNotRegular, wantErr: "is not a regular file"},
-		{name: "a directory", files: []File{{Path: dir, ID: "a"}}, cause: safefile.ErrNotRegular, wantErr: "is a directory; pass the files in it"},
-		{name: "empty", files: []File{{Path: empty, ID: "a"}}, wantErr: "is empty"},
-		{name: "bad ID", files: []File{{Path: good, ID: "../etc"}}, wantErr: "shard ID"},
-		{name: "the same ID twice", files: []File{{Path: good, ID: "a"}, {Path: good, ID: "a"}}, wantErr: `both make shard ID "a"`},
-		{name: "model ref with a control character", files: []File{{Path: good, ID: "a"}}, ref: "a\x00b", wantErr: "model ref"},
+		{name: "missing", files: []model.File{{Path: filepath.Join(dir, "nope.bin"), ID: "a"}}, cause: fs.ErrNotExist, wantErr: "does not exist"},
+		{name: "not a regular file", files: []model.File{{Path: fifo, ID: "a"}}, cause: safefile.ErrNotRegular, wantErr: "is not a regular file"},
+		{name: "a directory", files: []model.File{{Path: dir, ID: "a"}}, cause: safefile.ErrNotRegular, wantErr: "is a directory; pass the files in it"},
+		{name: "empty", files: []model.File{{Path: empty, ID: "a"}}, wantErr: "is empty"},
+		{name: "bad ID", files: []model.File{{Path: good, ID: "../etc"}}, wantErr: "shard ID"},
+		{name: "the same ID twice", files: []model.File{{Path: good, ID: "a"}, {Path: good, ID: "a"}}, wantErr: `both make shard ID "a"`},
+		{name: "model ref with a control character", files: []model.File{{Path: good, ID: "a"}}, ref: "a\x00b", wantErr: "model ref"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srcs, err := OpenFiles(tt.files, tt.ref)
+			srcs, err := model.OpenFiles(tt.files, tt.ref)
 			require.Error(t, err)
 			assert.Nil(t, srcs)
 			assert.ErrorIs(t, err, messages.ErrInvalidInput)
@@ -133,20 +134,20 @@ func TestOpenFilesRefusesWhatCannotBeSealed(t *testing.T) {
 func TestOpenFileReadsTheTensorTable(t *testing.T) {
 	dir, files := modeltest.WriteDir(t, t.TempDir())
 	const name = "model-00002-of-00003.safetensors"
-	src, err := OpenFile(filepath.Join(dir, name), "s")
+	src, err := model.OpenFile(filepath.Join(dir, name), "s")
 	require.NoError(t, err)
-	defer Close([]*Source{src})
+	defer model.Close([]*model.Source{src})
 	assert.Equal(t, name, src.RelName)
 	require.Len(t, src.Tensors, 3)
 	assert.Equal(t, "model.layers.1.self_attn.q_proj.weight", src.Tensors[0].Name)
-	got, err := io.ReadAll(src.data)
+	got, err := io.ReadAll(model.SourceData(src))
 	require.NoError(t, err)
 	assert.Equal(t, files[name], got, "the seal streams the whole file from its start")
 }
 
 func TestOpenFileRefusesABrokenSafetensorsHeader(t *testing.T) {
 	path, _ := modeltest.WriteRandomFile(t, t.TempDir(), "broken.safetensors", 1000)
-	_, err := OpenFile(path, "s")
+	_, err := model.OpenFile(path, "s")
 	require.Error(t, err)
 	assert.ErrorIs(t, err, messages.ErrInvalidInput)
 	assert.Contains(t, err.Error(), "model file "+path)
@@ -155,13 +156,13 @@ func TestOpenFileRefusesABrokenSafetensorsHeader(t *testing.T) {
 // openThenRewriteHeader opens a model file of a test directory, then
 // rewrites one byte of its JSON header, as if someone did between the check
 // and the seal. It returns the source and the file's path.
-func openThenRewriteHeader(t *testing.T) (*Source, string) {
+func openThenRewriteHeader(t *testing.T) (*model.Source, string) {
 	t.Helper()
 	dir, files := modeltest.WriteDir(t, t.TempDir())
 	path := filepath.Join(dir, "model-00001-of-00003.safetensors")
-	src, err := OpenFile(path, "s")
+	src, err := model.OpenFile(path, "s")
 	require.NoError(t, err)
-	t.Cleanup(func() { Close([]*Source{src}) })
+	t.Cleanup(func() { model.Close([]*model.Source{src}) })
 	changed := append([]byte(nil), files["model-00001-of-00003.safetensors"]...)
 	changed[20] ^= 1 // inside the JSON header
 	require.NoError(t, os.WriteFile(path, changed, 0o600))
@@ -170,9 +171,9 @@ func openThenRewriteHeader(t *testing.T) (*Source, string) {
 
 func TestAFileRewrittenAfterItsHeaderWasCheckedDoesNotSeal(t *testing.T) {
 	src, path := openThenRewriteHeader(t)
-	_, err := io.ReadAll(src.data)
+	_, err := io.ReadAll(model.SourceData(src))
 	require.Error(t, err)
-	var fe *FileError
+	var fe *model.FileError
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, path, fe.Path)
 	assert.Contains(t, err.Error(), "changed while it was being sealed")
@@ -181,11 +182,11 @@ func TestAFileRewrittenAfterItsHeaderWasCheckedDoesNotSeal(t *testing.T) {
 
 func TestOtherFormatsSealAsOpaqueBytes(t *testing.T) {
 	path, data := modeltest.WriteRandomFile(t, t.TempDir(), "weights.bin", 1000)
-	src, err := OpenFile(path, "s")
+	src, err := model.OpenFile(path, "s")
 	require.NoError(t, err)
-	defer Close([]*Source{src})
+	defer model.Close([]*model.Source{src})
 	assert.Nil(t, src.Tensors)
-	got, err := io.ReadAll(src.data)
+	got, err := io.ReadAll(model.SourceData(src))
 	require.NoError(t, err)
 	assert.Equal(t, data, got)
 }

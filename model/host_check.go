@@ -9,7 +9,6 @@ import (
 
 	"github.com/vramseal/vramseal/internal/safefile"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/sealer"
 )
 
 // hostCheck is a file of a model directory that a digest source lists but
@@ -20,12 +19,12 @@ import (
 type hostCheck struct {
 	rel    string // as the sources name it, slash-separated
 	path   string
-	exps   []sealer.Expectation
+	exps   []Expectation
 	signed bool // the signature lists it, not only a digest list
 }
 
 // run hashes the file from disk and compares it with every expectation; a
-// difference is a *sealer.RejectedError (messages.ErrModelRejected).
+// difference is a *messages.RejectedError (messages.ErrModelRejected).
 func (c *hostCheck) run() error {
 	f, info, err := safefile.Open(c.path, safefile.Options{})
 	if err != nil {
@@ -33,7 +32,7 @@ func (c *hostCheck) run() error {
 			messages.ErrInvalidInput, c.path, safefile.Cause(err))
 	}
 	defer f.Close()
-	m, err := sealer.NewMatcher(c.exps, info.Size())
+	m, err := NewMatcher(c.exps, info.Size())
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/sealer"
 	"github.com/vramseal/vramseal/supervisor"
 )
 
@@ -17,7 +16,7 @@ import (
 // zero Identity asks nothing.
 type Identity struct {
 	sources  []expectationSource
-	manifest *sealer.SignedManifest // the verified signature; nil without
+	manifest *SignedManifest // the verified signature; nil without
 	sigPath  string
 	matched  int // files the signature covered, once attached
 }
@@ -25,21 +24,21 @@ type Identity struct {
 // expectationSource is one place that says what files must hash to.
 type expectationSource struct {
 	what       string // how messages name it, e.g. "--sha256sums sums.txt"
-	list       sealer.Expectations
+	list       Expectations
 	requireAll bool // every file it lists must be sealed
 	signed     bool // it is the verified signature
 }
 
 // AddList adds a digest list; what names it in messages.
-func (id *Identity) AddList(what string, list sealer.Expectations) {
+func (id *Identity) AddList(what string, list Expectations) {
 	id.sources = append(id.sources, expectationSource{what: what, list: list})
 }
 
 // AddSignature adds the manifest of a signature already verified
-// (sealer.VerifyModelSignature), read from path; what names it in messages.
+// (VerifyModelSignature), read from path; what names it in messages.
 // With requireAll, every file it lists must be sealed or, in a model
 // directory, checked on the host.
-func (id *Identity) AddSignature(what, path string, m *sealer.SignedManifest, requireAll bool) {
+func (id *Identity) AddSignature(what, path string, m *SignedManifest, requireAll bool) {
 	id.manifest, id.sigPath = m, path
 	id.sources = append(id.sources, expectationSource{what: what, list: m, requireAll: requireAll, signed: true})
 }
@@ -65,7 +64,7 @@ func (id *Identity) Attach(srcs []*Source, dir *Dir, allowUnlisted bool, logger 
 	for i, s := range srcs {
 		names[i] = s.RelName
 	}
-	exps := make([][]sealer.Expectation, len(srcs))
+	exps := make([][]Expectation, len(srcs))
 	onHost := map[string]*hostCheck{}
 	var checks []*hostCheck
 	for _, source := range id.sources {
@@ -73,7 +72,7 @@ func (id *Identity) Attach(srcs []*Source, dir *Dir, allowUnlisted bool, logger 
 		if dir != nil {
 			present = dir.listedInDir(source.list, names)
 		}
-		if _, err := sealer.MatchFiles(source.list, append(slices.Clone(names), present...), source.what, allowUnlisted, source.requireAll); err != nil {
+		if _, err := MatchFiles(source.list, append(slices.Clone(names), present...), source.what, allowUnlisted, source.requireAll); err != nil {
 			return err
 		}
 		for i, n := range names {
@@ -100,7 +99,7 @@ func (id *Identity) Attach(srcs []*Source, dir *Dir, allowUnlisted bool, logger 
 		if len(exps[i]) == 0 {
 			continue
 		}
-		m, err := sealer.NewMatcher(exps[i], src.Size)
+		m, err := NewMatcher(exps[i], src.Size)
 		if err != nil {
 			return fmt.Errorf("%s: %w", src.Name, err)
 		}
@@ -125,7 +124,7 @@ func (id *Identity) RecordVerified(ctx context.Context, rt *supervisor.Runtime, 
 	}
 	if logger != nil {
 		logger.Info("model verified", "subject", m.Subject, "subject_digest", m.SubjectDigest, "method", m.Method,
-			"key", sealer.ShortHex(m.KeyFingerprint), "files", id.matched)
+			"key", ShortHex(m.KeyFingerprint), "files", id.matched)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package model
+package model_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/vramseal/vramseal/internal/modeltest"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/model"
 )
 
 func TestPickDeviceTakesTheMostAvailableThatFits(t *testing.T) {
@@ -26,33 +27,33 @@ func TestPickDeviceTakesTheMostAvailableThatFits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, PickDevice(tt.available, tt.size))
+			assert.Equal(t, tt.want, model.PickDevice(tt.available, tt.size))
 		})
 	}
 }
 
 func TestAvailableBytesKeepsHeadroomAndIsNeverNegative(t *testing.T) {
-	assert.Equal(t, int64(70), AvailableBytes(100, 30))
-	assert.Equal(t, int64(0), AvailableBytes(100, 300))
+	assert.Equal(t, int64(70), model.AvailableBytes(100, 30))
+	assert.Equal(t, int64(0), model.AvailableBytes(100, 300))
 }
 
 func TestPlanNamesTheFirstShardThatDoesNotFit(t *testing.T) {
-	src := func(name string, size int64) *Source { return &Source{Name: name, Size: size} }
+	src := func(name string, size int64) *model.Source { return &model.Source{Name: name, Size: size} }
 	tests := []struct {
 		name      string
 		available []int64
-		srcs      []*Source
+		srcs      []*model.Source
 		wantErr   string
 	}{
-		{name: "fits", available: []int64{100, 100}, srcs: []*Source{src("a", 100), src("b", 60), src("c", 40)}},
-		{name: "larger than every device", available: []int64{100, 50}, srcs: []*Source{src("a", 10), src("big", 101)},
+		{name: "fits", available: []int64{100, 100}, srcs: []*model.Source{src("a", 100), src("b", 60), src("c", 40)}},
+		{name: "larger than every device", available: []int64{100, 50}, srcs: []*model.Source{src("a", 10), src("big", 101)},
 			wantErr: "big is 101 B but the largest device has 100 B available"},
-		{name: "does not fit beside the others", available: []int64{100, 100}, srcs: []*Source{src("a", 80), src("b", 80), src("c", 30)},
+		{name: "does not fit beside the others", available: []int64{100, 100}, srcs: []*model.Source{src("a", 80), src("b", 80), src("c", 30)},
 			wantErr: "c (30 B) does not fit beside the shards before it: the devices have 40 B available in all"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Plan(tt.available, tt.srcs)
+			err := model.Plan(tt.available, tt.srcs)
 			if tt.wantErr == "" {
 				assert.NoError(t, err)
 				return
@@ -60,7 +61,7 @@ func TestPlanNamesTheFirstShardThatDoesNotFit(t *testing.T) {
 			require.Error(t, err)
 			assert.Equal(t, tt.wantErr, err.Error())
 			assert.ErrorIs(t, err, messages.ErrInsufficientVRAM)
-			var fit *FitError
+			var fit *model.FitError
 			require.ErrorAs(t, err, &fit)
 			assert.Equal(t, tt.srcs[len(tt.srcs)-1].Name, fit.Source)
 		})
@@ -72,21 +73,21 @@ func TestPlaceSourcesUsesFreeMemoryLessHeadroom(t *testing.T) {
 		{Device: 0, Free: 100, Headroom: 60},
 		{Device: 1, Free: 80, Headroom: 0},
 	}
-	devs, err := Place(context.Background(), rt, []*Source{{Name: "a", Size: 50}})
+	devs, err := model.Place(context.Background(), rt, []*model.Source{{Name: "a", Size: 50}})
 	require.NoError(t, err)
 	assert.Equal(t, []int{1}, devs)
 
-	_, err = Place(context.Background(), rt, []*Source{{Name: "a", Size: 81}})
+	_, err = model.Place(context.Background(), rt, []*model.Source{{Name: "a", Size: 81}})
 	assert.ErrorIs(t, err, messages.ErrInsufficientVRAM)
 }
 
 func TestPlaceSourcesSpreadsAcrossDevices(t *testing.T) {
 	rt := modeltest.Capacities{{Device: 0, Free: 100}, {Device: 1, Free: 100}, {Device: 2, Free: 60}}
-	srcs := []*Source{{Name: "a", Size: 50}, {Name: "b", Size: 50}, {Name: "c", Size: 50}, {Name: "d", Size: 40}}
-	devs, err := Place(context.Background(), rt, srcs)
+	srcs := []*model.Source{{Name: "a", Size: 50}, {Name: "b", Size: 50}, {Name: "c", Size: 50}, {Name: "d", Size: 40}}
+	devs, err := model.Place(context.Background(), rt, srcs)
 	require.NoError(t, err)
 	assert.Equal(t, []int{0, 1, 2, 0}, devs, "each onto the device with the most left once the ones before are placed")
 
-	_, err = Place(context.Background(), rt, append(srcs, &Source{Name: "e", Size: 51}))
+	_, err = model.Place(context.Background(), rt, append(srcs, &model.Source{Name: "e", Size: 51}))
 	assert.ErrorIs(t, err, messages.ErrInsufficientVRAM, "the devices are full once the others are placed")
 }

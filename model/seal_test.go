@@ -1,4 +1,4 @@
-package model
+package model_test
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 
 	"github.com/vramseal/vramseal/internal/modeltest"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/sealer"
+	"github.com/vramseal/vramseal/model"
 	"github.com/vramseal/vramseal/supervisor"
 )
 
@@ -36,11 +36,11 @@ func testRig(t *testing.T, devices int, capacity int64) *supervisor.Rig {
 func TestSealAllSealsEverySourceOntoItsPlaceAndVerifyAllProvesThem(t *testing.T) {
 	rig := testRig(t, 2, 1<<20)
 	ctx := context.Background()
-	var srcs []*Source
+	var srcs []*model.Source
 	data := map[string][]byte{}
 	for i, size := range []int{300 << 10, 200 << 10, 100 << 10} {
 		b := bytes.Repeat([]byte{byte(i + 1)}, size)
-		src := NewSource([]string{"a", "b", "c"}[i], int64(size), bytes.NewReader(b))
+		src := model.NewSource([]string{"a", "b", "c"}[i], int64(size), bytes.NewReader(b))
 		src.ModelRef, src.Index, src.Total = "m", i, 3
 		srcs = append(srcs, src)
 		data[src.ID] = b
@@ -48,7 +48,7 @@ func TestSealAllSealsEverySourceOntoItsPlaceAndVerifyAllProvesThem(t *testing.T)
 	var mu sync.Mutex
 	tracked := map[string]int{} // shard -> device
 	ended := 0
-	shards, err := SealAll(ctx, rig.Runtime, srcs, SealOptions{Track: func(src *Source, device int, r io.Reader) (io.Reader, func()) {
+	shards, err := model.SealAll(ctx, rig.Runtime, srcs, model.SealOptions{Track: func(src *model.Source, device int, r io.Reader) (io.Reader, func()) {
 		mu.Lock()
 		defer mu.Unlock()
 		tracked[src.ID] = device
@@ -60,7 +60,7 @@ func TestSealAllSealsEverySourceOntoItsPlaceAndVerifyAllProvesThem(t *testing.T)
 	}})
 	require.NoError(t, err)
 	require.Len(t, shards, 3)
-	assert.Equal(t, map[string]int{"a": 0, "b": 1, "c": 1}, tracked, "each onto the device with the most left, as Place says")
+	assert.Equal(t, map[string]int{"a": 0, "b": 1, "c": 1}, tracked, "each onto the device with the most left, as model.Place says")
 	assert.Equal(t, 3, ended, "every tracked seal ended")
 	for i, s := range shards {
 		assert.Equal(t, srcs[i].ID, s.ID, "shards in source order")
@@ -69,20 +69,20 @@ func TestSealAllSealsEverySourceOntoItsPlaceAndVerifyAllProvesThem(t *testing.T)
 		sum := sha256.Sum256(data[s.ID])
 		assert.Equal(t, hex.EncodeToString(sum[:]), s.Digest)
 	}
-	require.NoError(t, VerifyAll(ctx, rig.Runtime, shards, nil))
+	require.NoError(t, model.VerifyAll(ctx, rig.Runtime, shards, nil))
 
 	// A source that fits nowhere any more fails before anything is sealed.
-	_, err = SealAll(ctx, rig.Runtime, []*Source{NewSource("d", 1<<20, bytes.NewReader(make([]byte, 1<<20)))}, SealOptions{})
+	_, err = model.SealAll(ctx, rig.Runtime, []*model.Source{model.NewSource("d", 1<<20, bytes.NewReader(make([]byte, 1<<20)))}, model.SealOptions{})
 	assert.ErrorIs(t, err, messages.ErrInsufficientVRAM)
 }
 
 func TestSealAllRefusesAFileRewrittenDuringItsSeal(t *testing.T) {
 	rig := testRig(t, 1, 4<<20)
 	src, path := openThenRewriteHeader(t)
-	shards, err := SealAll(context.Background(), rig.Runtime, []*Source{src}, SealOptions{})
+	shards, err := model.SealAll(context.Background(), rig.Runtime, []*model.Source{src}, model.SealOptions{})
 	require.Error(t, err)
 	assert.Empty(t, shards)
-	var fe *FileError
+	var fe *model.FileError
 	require.ErrorAs(t, err, &fe, "the cause, not the runtime's words for a failed read")
 	assert.Equal(t, path, fe.Path)
 	assert.Zero(t, rig.Sims[0].Outstanding(), "the failed seal holds nothing")
@@ -91,19 +91,19 @@ func TestSealAllRefusesAFileRewrittenDuringItsSeal(t *testing.T) {
 func TestAttachedDigestsRefuseAFileThatIsNotThePublishedModel(t *testing.T) {
 	rig := testRig(t, 1, 4<<20)
 	dir, files := modeltest.WriteDir(t, t.TempDir())
-	d, err := FindDir([]string{dir}, nil)
+	d, err := model.FindDir([]string{dir}, nil)
 	require.NoError(t, err)
 	paths := d.Paths()
-	var list []File
+	var list []model.File
 	for _, p := range paths {
-		list = append(list, File{Path: p, ID: ShardIDFromFileName(filepath.Base(p))})
+		list = append(list, model.File{Path: p, ID: model.ShardIDFromFileName(filepath.Base(p))})
 	}
-	srcs, err := OpenFiles(list, d.ModelRef(""))
+	srcs, err := model.OpenFiles(list, d.ModelRef(""))
 	require.NoError(t, err)
-	t.Cleanup(func() { Close(srcs) })
+	t.Cleanup(func() { model.Close(srcs) })
 	require.NoError(t, d.CheckIndex(srcs))
 
-	digests := sealer.NewDigestList()
+	digests := model.NewDigestList()
 	for name, b := range files {
 		sum := sha256.Sum256(b)
 		if name == "model-00002-of-00003.safetensors" {
@@ -111,11 +111,11 @@ func TestAttachedDigestsRefuseAFileThatIsNotThePublishedModel(t *testing.T) {
 		}
 		require.NoError(t, digests.Add(name, hex.EncodeToString(sum[:]), "test"))
 	}
-	var id Identity
+	var id model.Identity
 	id.AddList("the test's digests", digests)
 	require.NoError(t, id.Attach(srcs, d, false, nil))
 
-	_, err = SealAll(context.Background(), rig.Runtime, srcs, SealOptions{})
+	_, err = model.SealAll(context.Background(), rig.Runtime, srcs, model.SealOptions{})
 	require.Error(t, err)
 	assert.ErrorIs(t, err, messages.ErrModelRejected)
 	assert.Contains(t, err.Error(), paths[1], "names the file that differs")

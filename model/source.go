@@ -34,7 +34,7 @@ type Source struct {
 	file *os.File
 	// check, if set, must accept the bytes before the seal is acknowledged
 	// (see Identity.Attach).
-	check *sealer.Matcher
+	check *Matcher
 }
 
 // NewSource is a shard of size bytes that streams from data, such as

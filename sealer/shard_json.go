@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vramseal/vramseal/internal/untrusted"
 	"github.com/vramseal/vramseal/messages"
 )
 
@@ -38,7 +39,7 @@ type shardJSON struct {
 func (s Shard) MarshalJSON() ([]byte, error) {
 	at, err := s.SealedAt.UTC().MarshalText()
 	if err != nil {
-		return nil, fmt.Errorf("%w: shard %s: sealed_at: %v", messages.ErrInvalidInput, quotePrefix(s.ID), err)
+		return nil, fmt.Errorf("%w: shard %s: sealed_at: %v", messages.ErrInvalidInput, untrusted.Quote(s.ID), err)
 	}
 	return json.Marshal(shardJSON{
 		ID: s.ID, Device: s.Device, Size: s.Size, Digest: s.Digest,
@@ -69,7 +70,7 @@ func (s *Shard) UnmarshalJSON(data []byte) error {
 	}
 	if err != nil {
 		return fmt.Errorf("%w: shard record: sealed_at %s: want an RFC 3339 time in years 0000 to 9999 UTC",
-			messages.ErrInvalidInput, quotePrefix(w.SealedAt))
+			messages.ErrInvalidInput, untrusted.Quote(w.SealedAt))
 	}
 	rec := Shard{
 		ID: w.ID, Device: w.Device, Size: w.Size, Digest: w.Digest,
@@ -85,8 +86,8 @@ func (s *Shard) UnmarshalJSON(data []byte) error {
 		// A signed record is checked against its signature before its
 		// form (CheckSignature), so that one altered into a malformed
 		// record is an integrity failure, not invalid input.
-		if err := validateHexSum("signature", w.Signature); err != nil {
-			return fmt.Errorf("shard %s: %w", quotePrefix(rec.ID), err)
+		if err := ValidateHexSum("signature", w.Signature); err != nil {
+			return fmt.Errorf("shard %s: %w", untrusted.Quote(rec.ID), err)
 		}
 		rec.signature, _ = hex.DecodeString(w.Signature) // checked just above
 	}
@@ -120,7 +121,7 @@ func decodeShardJSON(data []byte) (shardJSON, error) {
 		name, _ := tok.(string) // inside an object, Token yields string keys
 		i := slices.IndexFunc(fields, func(f wireField) bool { return f.name == name })
 		if i < 0 {
-			return w, fmt.Errorf("unknown field %s", quotePrefix(name))
+			return w, fmt.Errorf("unknown field %s", untrusted.Quote(name))
 		}
 		if seen[i] {
 			return w, fmt.Errorf("field %q appears twice", name)

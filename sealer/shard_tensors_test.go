@@ -14,15 +14,29 @@ import (
 // tensorShard is a valid record of a safetensors shard.
 func tensorShard(t *testing.T) Shard {
 	t.Helper()
-	table, err := LayoutSafetensors(nil, []Tensor{
+	tensors, size := placeTensors(t, 64, []Tensor{
 		{Name: "model.embed_tokens.weight", DType: "BF16", Shape: []uint64{4, 8}},
 		{Name: "model.layers.0.mlp.down_proj.weight", DType: "F32", Shape: []uint64{8}},
 	})
-	require.NoError(t, err)
 	s := validShard(t)
-	s.Size = table.FileSize()
-	s.Tensors = table.Tensors
+	s.Size = size
+	s.Tensors = tensors
 	return s
+}
+
+// placeTensors lays tensors out one after another behind a header of
+// headerLen bytes (and its 8-byte length), as a safetensors file would, and
+// returns them with the file's size.
+func placeTensors(t *testing.T, headerLen int64, tensors []Tensor) ([]Tensor, int64) {
+	t.Helper()
+	at := 8 + headerLen
+	for i := range tensors {
+		n, err := TensorBytes(tensors[i].Name, tensors[i].DType, tensors[i].Shape)
+		require.NoError(t, err)
+		tensors[i].Offset, tensors[i].Size = at, int64(n)
+		at += int64(n)
+	}
+	return tensors, at
 }
 
 func TestSignCoversTensorTable(t *testing.T) {
@@ -33,7 +47,7 @@ func TestSignCoversTensorTable(t *testing.T) {
 
 	check := func(what string, change func([]Tensor) []Tensor) {
 		s := signed
-		s.Tensors = change(cloneTensors(signed.Tensors))
+		s.Tensors = change(CloneTensors(signed.Tensors))
 		requireRejected(t, CheckSignature(k, &s), what)
 	}
 	for i := range signed.Tensors {

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"fmt"
 
+	"github.com/vramseal/vramseal/internal/untrusted"
 	"github.com/vramseal/vramseal/messages"
 )
 
@@ -39,10 +40,10 @@ func CheckSignature(key *Key, s *Shard) error {
 		if err := validateRecord(s); err != nil {
 			return err
 		}
-		return fmt.Errorf("shard %s: %w", quotePrefix(s.ID), messages.ErrNotSealed)
+		return fmt.Errorf("shard %s: %w", untrusted.Quote(s.ID), messages.ErrNotSealed)
 	}
 	if !hmac.Equal(s.signature, mac(key, s)) {
-		return fmt.Errorf("shard %s: signature does not match the record: %w", quotePrefix(s.ID), messages.ErrSealVerificationFailed)
+		return fmt.Errorf("shard %s: signature does not match the record: %w", untrusted.Quote(s.ID), messages.ErrSealVerificationFailed)
 	}
 	return validateRecord(s)
 }

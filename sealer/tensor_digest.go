@@ -4,13 +4,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
+
+	"github.com/vramseal/vramseal/messages"
 )
+
+// Tensor is one tensor of a safetensors file; see messages.Tensor.
+type Tensor = messages.Tensor
 
 // tensorTableVersion opens the canonical encoding of a tensor table.
 const tensorTableVersion = "vramseal/tensor-table/v1"
-
-// Digest is TensorsDigest of the table's tensors.
-func (t *TensorTable) Digest() string { return TensorsDigest(t.Tensors) }
 
 // TensorsDigest is the hex SHA-256 of the canonical encoding of a tensor
 // table: every tensor in order (name, dtype, shape, offset, size, each
@@ -36,12 +38,6 @@ func TensorsDigest(tensors []Tensor) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Overlapping returns the tensors that share at least one byte with the file
-// range [begin, end), in offset order. Bytes of the header overlap none.
-func (t *TensorTable) Overlapping(begin, end int64) []Tensor {
-	return OverlappingTensors(t.Tensors, begin, end)
-}
-
 // OverlappingTensors returns those of tensors (in offset order) that share
 // at least one byte with [begin, end).
 func OverlappingTensors(tensors []Tensor, begin, end int64) []Tensor {
@@ -53,9 +49,6 @@ func OverlappingTensors(tensors []Tensor, begin, end int64) []Tensor {
 	}
 	return out
 }
-
-// Lookup returns the tensor called name.
-func (t *TensorTable) Lookup(name string) (Tensor, bool) { return LookupTensor(t.Tensors, name) }
 
 // LookupTensor returns the tensor of tensors called name.
 func LookupTensor(tensors []Tensor, name string) (Tensor, bool) {
@@ -91,32 +84,32 @@ func ValidateTensors(tensors []Tensor, size int64) error {
 	names := make(map[string]bool, len(tensors))
 	at := tensors[0].Offset
 	if at < 8 {
-		return headerErr(tensors[0].Name, RuleGap, "the data starts at %d, inside the 8-byte header length", at)
+		return HeaderErr(tensors[0].Name, RuleGap, "the data starts at %d, inside the 8-byte header length", at)
 	}
 	for _, x := range tensors {
 		if x.Name == "" {
-			return headerErr("", RuleTensorName, "a tensor has an empty name")
+			return HeaderErr("", RuleTensorName, "a tensor has an empty name")
 		}
 		if names[x.Name] {
-			return headerErr(x.Name, RuleDuplicate, "the name appears more than once")
+			return HeaderErr(x.Name, RuleDuplicate, "the name appears more than once")
 		}
 		names[x.Name] = true
-		want, err := tensorBytes(x.Name, x.DType, x.Shape)
+		want, err := TensorBytes(x.Name, x.DType, x.Shape)
 		if err != nil {
 			return err
 		}
 		switch {
 		case x.Size != int64(want):
-			return headerErr(x.Name, RuleSize, "%d bytes, but shape %v of %s needs %d", x.Size, x.Shape, x.DType, want)
+			return HeaderErr(x.Name, RuleSize, "%d bytes, but shape %v of %s needs %d", x.Size, x.Shape, x.DType, want)
 		case x.Offset < at:
-			return headerErr(x.Name, RuleOverlap, "starts at %d, before the previous tensor ends at %d", x.Offset, at)
+			return HeaderErr(x.Name, RuleOverlap, "starts at %d, before the previous tensor ends at %d", x.Offset, at)
 		case x.Offset > at:
-			return headerErr(x.Name, RuleGap, "starts at %d, after the previous tensor ends at %d", x.Offset, at)
+			return HeaderErr(x.Name, RuleGap, "starts at %d, after the previous tensor ends at %d", x.Offset, at)
 		}
 		at = x.End()
 	}
 	if at != size {
-		return headerErr("", RuleFileSize, "the tensors end at %d, but the shard is %d bytes", at, size)
+		return HeaderErr("", RuleFileSize, "the tensors end at %d, but the shard is %d bytes", at, size)
 	}
 	return nil
 }

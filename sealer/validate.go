@@ -3,11 +3,11 @@ package sealer
 import (
 	"crypto/sha256"
 	"fmt"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/vramseal/vramseal/internal/untrusted"
 	"github.com/vramseal/vramseal/messages"
 )
 
@@ -17,21 +17,8 @@ const MaxShardIDLen = 256
 // MaxModelRefLen is the longest model reference accepted, in bytes.
 const MaxModelRefLen = 1024
 
-// quoteLimit is how many bytes of a rejected input an error message quotes.
-const quoteLimit = 32
-
 // shardIDRule says what a shard ID may be; error messages end with it.
 var shardIDRule = fmt.Sprintf("a shard ID is 1 to %d bytes of ASCII letters, digits, '-', '_' and '.', starts with a letter or digit, and has no \"..\"", MaxShardIDLen)
-
-// quotePrefix quotes at most the first quoteLimit bytes of s, escaped to
-// ASCII (so look-alike letters show as \u escapes), and marks a cut with
-// "...". Only this much of an input ever reaches a message.
-func quotePrefix(s string) string {
-	if len(s) <= quoteLimit {
-		return strconv.QuoteToASCII(s)
-	}
-	return strconv.QuoteToASCII(s[:quoteLimit]) + "..."
-}
 
 // ValidateShardID checks that id is 1 to MaxShardIDLen bytes of ASCII letters,
 // digits, '-', '_' and '.', starts with a letter or digit, and contains no
@@ -43,20 +30,20 @@ func ValidateShardID(id string) error {
 		return fmt.Errorf("%w: shard ID is empty: %s", messages.ErrInvalidInput, shardIDRule)
 	case len(id) > MaxShardIDLen:
 		return fmt.Errorf("%w: shard ID %s is %d bytes, over the limit: %s",
-			messages.ErrInvalidInput, quotePrefix(id), len(id), shardIDRule)
+			messages.ErrInvalidInput, untrusted.Quote(id), len(id), shardIDRule)
 	case !isASCIIAlnum(id[0]):
 		return fmt.Errorf("%w: shard ID %s starts with %s: %s",
-			messages.ErrInvalidInput, quotePrefix(id), describeAt(id, 0), shardIDRule)
+			messages.ErrInvalidInput, untrusted.Quote(id), describeAt(id, 0), shardIDRule)
 	}
 	for i := 1; i < len(id); i++ {
 		c := id[i]
 		if !isASCIIAlnum(c) && c != '-' && c != '_' && c != '.' {
 			return fmt.Errorf("%w: shard ID %s has %s at byte %d: %s",
-				messages.ErrInvalidInput, quotePrefix(id), describeAt(id, i), i, shardIDRule)
+				messages.ErrInvalidInput, untrusted.Quote(id), describeAt(id, i), i, shardIDRule)
 		}
 		if c == '.' && id[i-1] == '.' {
 			return fmt.Errorf("%w: shard ID %s has \"..\" at byte %d: %s",
-				messages.ErrInvalidInput, quotePrefix(id), i-1, shardIDRule)
+				messages.ErrInvalidInput, untrusted.Quote(id), i-1, shardIDRule)
 		}
 	}
 	return nil
@@ -121,25 +108,28 @@ func ValidatePlacement(index, total int) error {
 func ValidateModelRef(ref string) error {
 	if len(ref) > MaxModelRefLen {
 		return fmt.Errorf("%w: model ref %s is %d bytes: want at most %d",
-			messages.ErrInvalidInput, quotePrefix(ref), len(ref), MaxModelRefLen)
+			messages.ErrInvalidInput, untrusted.Quote(ref), len(ref), MaxModelRefLen)
 	}
 	for i, r := range ref {
 		if r == utf8.RuneError || unicode.IsControl(r) {
 			return fmt.Errorf("%w: model ref %s has %s at byte %d: want UTF-8 text without control characters",
-				messages.ErrInvalidInput, quotePrefix(ref), describeAt(ref, i), i)
+				messages.ErrInvalidInput, untrusted.Quote(ref), describeAt(ref, i), i)
 		}
 	}
 	return nil
 }
 
-// validateHexSum checks that v is a 32-byte SHA-256 or HMAC-SHA256 sum in
+// ValidateHexSum checks that v is a 32-byte SHA-256 or HMAC-SHA256 sum in
 // hex: 64 lowercase hex digits. what names the field in the error.
-func validateHexSum(what, v string) error {
+func ValidateHexSum(what, v string) error {
 	if len(v) != 2*sha256.Size || strings.IndexFunc(v, notLowerHex) >= 0 {
-		return fmt.Errorf("%w: %s %s: want 64 lowercase hex digits", messages.ErrInvalidInput, what, quotePrefix(v))
+		return fmt.Errorf("%w: %s %s: want 64 lowercase hex digits", messages.ErrInvalidInput, what, untrusted.Quote(v))
 	}
 	return nil
 }
+
+// IsLowerHex reports whether v is made only of lowercase hex digits.
+func IsLowerHex(v string) bool { return strings.IndexFunc(v, notLowerHex) < 0 }
 
 func notLowerHex(r rune) bool { return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') }
 
@@ -150,20 +140,20 @@ func validateRecord(s *Shard) error {
 		return err
 	}
 	if s.Device < 0 {
-		return fmt.Errorf("%w: shard %s: device %d is negative", messages.ErrInvalidInput, quotePrefix(s.ID), s.Device)
+		return fmt.Errorf("%w: shard %s: device %d is negative", messages.ErrInvalidInput, untrusted.Quote(s.ID), s.Device)
 	}
 	checks := []error{
 		ValidateSize(s.Size, 0),
-		validateHexSum("digest", s.Digest),
+		ValidateHexSum("digest", s.Digest),
 		ValidateChunkSize(s.ChunkSize),
-		validateHexSum("chunk root", s.ChunkRoot),
+		ValidateHexSum("chunk root", s.ChunkRoot),
 		ValidateModelRef(s.ModelRef),
 		ValidatePlacement(s.ShardIndex, s.TotalShards),
 		ValidateTensors(s.Tensors, s.Size),
 	}
 	for _, err := range checks {
 		if err != nil {
-			return fmt.Errorf("shard %s: %w", quotePrefix(s.ID), err)
+			return fmt.Errorf("shard %s: %w", untrusted.Quote(s.ID), err)
 		}
 	}
 	return nil

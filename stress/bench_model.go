@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/sealer"
+	"github.com/vramseal/vramseal/model"
 	"github.com/vramseal/vramseal/supervisor"
 )
 
@@ -74,7 +74,7 @@ func (b *bencher) modelSeal(ctx context.Context, hashRate float64) (BenchResult,
 func (b *bencher) sealModelFile(ctx context.Context, rt *supervisor.Runtime, i, start int, digest string) error {
 	size := b.cfg.ModelFileSize
 	name := fmt.Sprintf("model-%05d-of-%05d.safetensors", i+1, b.cfg.ModelFiles)
-	check, err := sealer.NewMatcher([]sealer.Expectation{{Name: name, Source: "bench", SHA256: digest}}, size)
+	check, err := model.NewMatcher([]model.Expectation{{Name: name, Source: "bench", SHA256: digest}}, size)
 	if err != nil {
 		return err
 	}

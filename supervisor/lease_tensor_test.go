@@ -17,7 +17,7 @@ func TestLeaseLooksUpTensorsByName(t *testing.T) {
 	w := newTestWorker(t, []int64{10 * MiB}, nil)
 	table, file := safetensorsModel(t)
 	ctx := context.Background()
-	s, err := w.Seal(ctx, messages.SealRequest{ID: "m", Data: bytes.NewReader(file), Size: int64(len(file)), Tensors: table.Tensors})
+	s, err := w.Seal(ctx, messages.SealRequest{ID: "m", Data: bytes.NewReader(file), Size: int64(len(file)), Tensors: table})
 	require.NoError(t, err)
 	lease, err := w.Acquire(ctx, s, Verified())
 	require.NoError(t, err)
@@ -25,7 +25,7 @@ func TestLeaseLooksUpTensorsByName(t *testing.T) {
 	view, err := lease.View()
 	require.NoError(t, err)
 
-	for _, want := range table.Tensors {
+	for _, want := range table {
 		got, ok := lease.Tensor(want.Name)
 		require.True(t, ok, want.Name)
 		assert.Equal(t, want, got)
@@ -38,9 +38,9 @@ func TestLeaseLooksUpTensorsByName(t *testing.T) {
 	_, ok := lease.Tensor("model.no_such.weight")
 	assert.False(t, ok)
 
-	shape := slices.Clone(table.Tensors[0].Shape)
-	got, _ := lease.Tensor(table.Tensors[0].Name)
+	shape := slices.Clone(table[0].Shape)
+	got, _ := lease.Tensor(table[0].Name)
 	got.Shape[0]++
-	again, _ := lease.Tensor(table.Tensors[0].Name)
+	again, _ := lease.Tensor(table[0].Name)
 	assert.Equal(t, shape, again.Shape, "a caller changing a looked-up shape changes nothing in the lease")
 }

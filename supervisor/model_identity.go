@@ -7,7 +7,6 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/sealer"
 )
 
 // checkChunk feeds a chunk of a seal's data, as it streams, to the seal's
@@ -36,7 +35,7 @@ func checkModel(req messages.SealRequest, whole string) error {
 // the source of the expectation.
 func modelRejectedRecord(req messages.SealRequest, err error) audit.Record {
 	f := map[string]any{"shard_id": req.ID, "device": req.Device, "size": req.Size, "error": err.Error()}
-	var rej *sealer.RejectedError
+	var rej *messages.RejectedError
 	if errors.As(err, &rej) {
 		f["file"], f["expected"], f["actual"], f["source"] = rej.File, rej.Expected, rej.Actual, rej.Source
 		if rej.End > 0 {

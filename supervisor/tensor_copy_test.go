@@ -16,7 +16,7 @@ func TestAnEmbedderChangingItsTensorTablesAltersNoSealedRecord(t *testing.T) {
 	w := newTestWorker(t, []int64{10 * MiB}, nil)
 	table, file := safetensorsModel(t)
 	ctx := context.Background()
-	tensors := sealer.CloneTensors(table.Tensors)
+	tensors := sealer.CloneTensors(table)
 	s, err := w.Seal(ctx, messages.SealRequest{ID: "m", Data: bytes.NewReader(file), Size: int64(len(file)), Tensors: tensors})
 	require.NoError(t, err)
 	scribble := func(ts []sealer.Tensor) {
@@ -26,7 +26,7 @@ func TestAnEmbedderChangingItsTensorTablesAltersNoSealedRecord(t *testing.T) {
 
 	scribble(tensors) // the request's table, after Seal
 	require.NoError(t, w.Verify(ctx, s), "the record Seal returned is the one sealed")
-	assert.Equal(t, table.Tensors, s.Tensors)
+	assert.Equal(t, table, s.Tensors)
 
 	status, err := w.Shards(ctx)
 	require.NoError(t, err)
@@ -35,12 +35,12 @@ func TestAnEmbedderChangingItsTensorTablesAltersNoSealedRecord(t *testing.T) {
 	require.NoError(t, w.Verify(ctx, s), "the live record is the one sealed")
 	status, err = w.Shards(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, table.Tensors, status[0].Tensors)
+	assert.Equal(t, table, status[0].Tensors)
 
 	scribble(s.Tensors) // the table of the record Seal returned
 	again, err := w.Shards(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, table.Tensors, again[0].Tensors, "the live record is not the caller's")
+	assert.Equal(t, table, again[0].Tensors, "the live record is not the caller's")
 	select {
 	case <-w.Done():
 		require.Fail(t, "the runtime stopped", "%v", w.Err())

@@ -18,6 +18,7 @@ import (
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/internal/modelsigtest"
 	"github.com/vramseal/vramseal/internal/modeltest"
+	"github.com/vramseal/vramseal/model"
 	"github.com/vramseal/vramseal/sealer"
 )
 
@@ -39,7 +40,7 @@ func eventsOf(lines []auditLine, event string) []auditLine {
 func TestRunRefusesAFileThatIsNotThePublishedModel(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	model, files := modeltest.WriteDir(t, dir)
+	modelDir, files := modeltest.WriteDir(t, dir)
 	const bad = "model-00002-of-00003.safetensors"
 	var sums strings.Builder
 	sums.WriteString("# published digests\n")
@@ -53,7 +54,7 @@ func TestRunRefusesAFileThatIsNotThePublishedModel(t *testing.T) {
 	sumsPath := filepath.Join(dir, "sha256sums.txt")
 	require.NoError(t, os.WriteFile(sumsPath, []byte(sums.String()), 0o600))
 
-	res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--sha256sums", sumsPath, "--duration", "1s", model)...)
+	res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--sha256sums", sumsPath, "--duration", "1s", modelDir)...)
 	require.Equal(t, exitModelRejected, res.code, "stderr:\n%s", res.stderr)
 	errLine := lastLine(res.stderr)
 	assert.Contains(t, errLine, "not the published model")
@@ -88,7 +89,7 @@ func TestRunRefusesAFileThatIsNotThePublishedModel(t *testing.T) {
 func TestRunSealsASignedModelDirectory(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	model, files := modeltest.WriteDir(t, dir)
+	modelDir, files := modeltest.WriteDir(t, dir)
 	key := modelsigtest.NewKey(elliptic.P384())
 	sig := filepath.Join(dir, "model.sig")
 	require.NoError(t, os.WriteFile(sig, modelsigtest.Sign(key, modelsigtest.Model{
@@ -97,7 +98,7 @@ func TestRunSealsASignedModelDirectory(t *testing.T) {
 	pub := filepath.Join(dir, "key.pub")
 	require.NoError(t, os.WriteFile(pub, modelsigtest.PublicPEM(key), 0o600))
 
-	res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--signature", sig, "--public-key", pub, "--duration", "500ms", model)...)
+	res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--signature", sig, "--public-key", pub, "--duration", "500ms", modelDir)...)
 	require.Equal(t, exitOK, res.code, "stderr:\n%s", res.stderr)
 	lines := readAuditLog(t, filepath.Join(dir, "audit.jsonl"))
 	verified := eventsOf(lines, audit.EventModelVerified)
@@ -119,24 +120,24 @@ func TestRunSealsASignedModelDirectory(t *testing.T) {
 	t.Run("another key", func(t *testing.T) {
 		other := filepath.Join(dir, "other.pub")
 		require.NoError(t, os.WriteFile(other, modelsigtest.PublicPEM(modelsigtest.NewKey(elliptic.P384())), 0o600))
-		res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--signature", sig, "--public-key", other, model)...)
+		res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--signature", sig, "--public-key", other, modelDir)...)
 		assert.Equal(t, exitModelRejected, res.code, "stderr:\n%s", res.stderr)
 		assert.Contains(t, lastLine(res.stderr), "another key")
 	})
 	t.Run("a file off by one byte", func(t *testing.T) {
-		changed := filepath.Join(model, "model-00003-of-00003.safetensors")
+		changed := filepath.Join(modelDir, "model-00003-of-00003.safetensors")
 		data := append([]byte(nil), files["model-00003-of-00003.safetensors"]...)
 		data[len(data)-1] ^= 1
 		require.NoError(t, os.WriteFile(changed, data, 0o600))
 		defer os.WriteFile(changed, files["model-00003-of-00003.safetensors"], 0o600)
-		res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--signature", sig, "--public-key", pub, model)...)
+		res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--signature", sig, "--public-key", pub, modelDir)...)
 		assert.Equal(t, exitModelRejected, res.code, "stderr:\n%s", res.stderr)
 		assert.Contains(t, lastLine(res.stderr), "model-00003-of-00003.safetensors")
 	})
 	t.Run("keyless bundle", func(t *testing.T) {
 		keyless := filepath.Join(dir, "keyless.sig")
 		require.NoError(t, os.WriteFile(keyless, []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"certificate":{"rawBytes":"MIIB"}},"dsseEnvelope":{}}`), 0o600))
-		res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--signature", keyless, "--public-key", pub, model)...)
+		res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--signature", keyless, "--public-key", pub, modelDir)...)
 		assert.Equal(t, exitUsage, res.code, "stderr:\n%s", res.stderr)
 		assert.Contains(t, lastLine(res.stderr), "only bundles signed with a private key")
 		assert.Equal(t, 1, strings.Count(strings.TrimSpace(res.stderr), "\n")+1, "one line: %s", res.stderr)
@@ -146,8 +147,8 @@ func TestRunSealsASignedModelDirectory(t *testing.T) {
 func TestRunChecksTheModelIndex(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	model, _ := modeltest.WriteDir(t, dir)
-	indexPath := filepath.Join(model, sealer.SafetensorsIndexName)
+	modelDir, _ := modeltest.WriteDir(t, dir)
+	indexPath := filepath.Join(modelDir, model.SafetensorsIndexName)
 	orig, err := os.ReadFile(indexPath)
 	require.NoError(t, err)
 	for name, edit := range map[string]struct {
@@ -171,18 +172,18 @@ func TestRunChecksTheModelIndex(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, os.WriteFile(indexPath, b, 0o600))
 			defer os.WriteFile(indexPath, orig, 0o600)
-			res := runVramseal(t, dir, append(smallRunFlags(dir, token), model)...)
+			res := runVramseal(t, dir, append(smallRunFlags(dir, token), modelDir)...)
 			assert.Equal(t, exitUsage, res.code, "stderr:\n%s", res.stderr)
 			assert.Contains(t, lastLine(res.stderr), edit.want)
 		})
 	}
 	t.Run("tensor in two files", func(t *testing.T) {
-		copyPath := filepath.Join(model, "model-00004-of-00003.safetensors")
-		b, err := os.ReadFile(filepath.Join(model, "model-00001-of-00003.safetensors"))
+		copyPath := filepath.Join(modelDir, "model-00004-of-00003.safetensors")
+		b, err := os.ReadFile(filepath.Join(modelDir, "model-00001-of-00003.safetensors"))
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(copyPath, b, 0o600))
 		defer os.Remove(copyPath)
-		res := runVramseal(t, dir, append(smallRunFlags(dir, token), model)...)
+		res := runVramseal(t, dir, append(smallRunFlags(dir, token), modelDir)...)
 		assert.Equal(t, exitUsage, res.code, "stderr:\n%s", res.stderr)
 		assert.Contains(t, lastLine(res.stderr), `tensor "model.layers.0.self_attn.q_proj.weight" is in both "model-00001-of-00003.safetensors" and "model-00004-of-00003.safetensors"`)
 	})
@@ -205,12 +206,12 @@ func TestRunRefusesABadSafetensorsHeader(t *testing.T) {
 func TestRunNamesTheTensorsAFlippedBitLandsIn(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	model, files := modeltest.WriteDir(t, dir)
+	modelDir, files := modeltest.WriteDir(t, dir)
 	const name = "model-00001-of-00003.safetensors"
-	table, err := sealer.ReadSafetensorsHeader(strings.NewReader(string(files[name])), int64(len(files[name])))
+	table, err := model.ReadSafetensorsHeader(strings.NewReader(string(files[name])), int64(len(files[name])))
 	require.NoError(t, err)
 
-	res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--sim-fault", "bitflip@300ms", filepath.Join(model, name))...)
+	res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--sim-fault", "bitflip@300ms", filepath.Join(modelDir, name))...)
 	require.Equal(t, exitFailStop, res.code, "stderr:\n%s", res.stderr)
 	lines := readAuditLog(t, filepath.Join(dir, "audit.jsonl"))
 	failed := eventsOf(lines, audit.EventSealVerificationFailed)
@@ -236,18 +237,18 @@ func TestRunNamesTheTensorsAFlippedBitLandsIn(t *testing.T) {
 func TestRunMatchesADirectoryAgainstItsSignedFiles(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	model, files := modeltest.WriteDir(t, dir)
+	modelDir, files := modeltest.WriteDir(t, dir)
 	key := modelsigtest.NewKey(elliptic.P256())
 	pub := filepath.Join(dir, "key.pub")
 	require.NoError(t, os.WriteFile(pub, modelsigtest.PublicPEM(key), 0o600))
 	// Without an index, so that only the signature decides which files
 	// belong; the index's own checks are TestRunChecksTheModelIndex's.
-	require.NoError(t, os.Remove(filepath.Join(model, sealer.SafetensorsIndexName)))
-	table, err := sealer.LayoutSafetensors(nil, []sealer.Tensor{{Name: "extra.weight", DType: "U8", Shape: []uint64{1000}}})
+	require.NoError(t, os.Remove(filepath.Join(modelDir, model.SafetensorsIndexName)))
+	table, err := model.LayoutSafetensors(nil, []sealer.Tensor{{Name: "extra.weight", DType: "U8", Shape: []uint64{1000}}})
 	require.NoError(t, err)
 	header, err := table.Header()
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(model, "extra.safetensors"), append(header, make([]byte, 1000)...), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(modelDir, "extra.safetensors"), append(header, make([]byte, 1000)...), 0o600))
 	sign := func(t *testing.T, signed map[string][]byte, ignore ...string) string {
 		t.Helper()
 		path := filepath.Join(t.TempDir(), "model.sig")
@@ -260,7 +261,7 @@ func TestRunMatchesADirectoryAgainstItsSignedFiles(t *testing.T) {
 		t.Helper()
 		logDir := t.TempDir()
 		args := append(smallRunFlags(logDir, token), "--signature", sig, "--public-key", pub, "--duration", "200ms")
-		res := runVramseal(t, dir, append(append(args, flags...), model)...)
+		res := runVramseal(t, dir, append(append(args, flags...), modelDir)...)
 		lines := []auditLine(nil)
 		if _, err := os.Stat(filepath.Join(logDir, "audit.jsonl")); err == nil {
 			lines = readAuditLog(t, filepath.Join(logDir, "audit.jsonl"))
@@ -306,7 +307,7 @@ func TestRunMatchesADirectoryAgainstItsSignedFiles(t *testing.T) {
 	})
 
 	// As upstream model_signing signs a directory: config.json too.
-	configPath := filepath.Join(model, "config.json")
+	configPath := filepath.Join(modelDir, "config.json")
 	t.Run("a signed file in the directory that is not sealed is checked on the host", func(t *testing.T) {
 		require.NoError(t, os.WriteFile(configPath, withConfig["config.json"], 0o600))
 		t.Cleanup(func() { os.Remove(configPath) })
@@ -349,11 +350,11 @@ func TestRunMatchesADirectoryAgainstItsSignedFiles(t *testing.T) {
 func TestRunListsTensorsInShards(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
-	model, files := modeltest.WriteDir(t, dir)
+	modelDir, files := modeltest.WriteDir(t, dir)
 	const name = "model-00003-of-00003.safetensors"
-	table, err := sealer.ReadSafetensorsHeader(strings.NewReader(string(files[name])), int64(len(files[name])))
+	table, err := model.ReadSafetensorsHeader(strings.NewReader(string(files[name])), int64(len(files[name])))
 	require.NoError(t, err)
-	p := startVramseal(t, dir, append(smallRunFlags(dir, token), filepath.Join(model, name))...)
+	p := startVramseal(t, dir, append(smallRunFlags(dir, token), filepath.Join(modelDir, name))...)
 	base := "http://" + p.waitForLog(t, "serving")["addr"].(string)
 	p.waitForLog(t, "every shard sealed and verified")
 	code, body := httpGet(t, base+"/shards")

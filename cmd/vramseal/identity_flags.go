@@ -8,7 +8,6 @@ import (
 	"github.com/vramseal/vramseal/internal/safefile"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/model"
-	"github.com/vramseal/vramseal/sealer"
 )
 
 // identityOptions are the flags of "vramseal run" that say what the model
@@ -54,7 +53,7 @@ func (o *identityOptions) load() (*model.Identity, error) {
 		if err != nil {
 			return nil, usageErrorf("--sha256sums %s cannot be read (%v)", path, safefile.Cause(err))
 		}
-		list, err := sealer.ReadDigestList(f, path)
+		list, err := model.ReadDigestList(f, path)
 		f.Close()
 		if err != nil {
 			return nil, usageErrorf("--sha256sums: %v", err)
@@ -62,9 +61,9 @@ func (o *identityOptions) load() (*model.Identity, error) {
 		id.AddList("--sha256sums "+path, list)
 	}
 	if len(o.expect) > 0 {
-		list := sealer.NewDigestList()
+		list := model.NewDigestList()
 		for _, v := range o.expect {
-			name, sum, err := sealer.ParseExpectSHA256(v)
+			name, sum, err := model.ParseExpectSHA256(v)
 			if err == nil {
 				err = list.Add(name, sum, "--expect-sha256")
 			}
@@ -86,7 +85,7 @@ func (o *identityOptions) load() (*model.Identity, error) {
 	if err != nil {
 		return nil, usageErrorf("--public-key %s cannot be read (%v)", o.publicKey, safefile.Cause(err))
 	}
-	key, err := sealer.ParsePublicKey(pemBytes)
+	key, err := model.ParsePublicKey(pemBytes)
 	if err != nil {
 		return nil, usageErrorf("--public-key %s: %v", o.publicKey, err)
 	}
@@ -94,7 +93,7 @@ func (o *identityOptions) load() (*model.Identity, error) {
 	if err != nil {
 		return nil, usageErrorf("--signature %s cannot be read (%v)", o.signature, safefile.Cause(err))
 	}
-	m, err := sealer.VerifyModelSignature(bundle, key, o.signature)
+	m, err := model.VerifyModelSignature(bundle, key, o.signature)
 	if err != nil {
 		return nil, identityError(err)
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 // Device is one NVIDIA GPU driven through the CUDA driver API. libcuda.so.1
-// is loaded with dlopen at run time, so programs using Driver build and run
+// is loaded with dlopen at run time, so programs using it build and run
 // on machines without a GPU; Open then fails with ErrNoDriver.
 //
 // Memory comes only from cuMemAlloc: dedicated device memory, never managed,

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/model"
 	"github.com/vramseal/vramseal/sealer"
 )
 
@@ -33,7 +34,7 @@ func WriteDir(t testing.TB, dir string) (string, map[string][]byte) {
 		for _, part := range []string{"self_attn.q_proj.weight", "mlp.down_proj.weight", "input_layernorm.weight"} {
 			tensors = append(tensors, sealer.Tensor{Name: fmt.Sprintf("model.layers.%d.%s", i, part), DType: "BF16", Shape: []uint64{256, 512}})
 		}
-		table, err := sealer.LayoutSafetensors(map[string]string{"format": "pt"}, tensors)
+		table, err := model.LayoutSafetensors(map[string]string{"format": "pt"}, tensors)
 		require.NoError(t, err)
 		header, err := table.Header()
 		require.NoError(t, err)
@@ -47,7 +48,7 @@ func WriteDir(t testing.TB, dir string) (string, map[string][]byte) {
 	}
 	index, err := json.Marshal(map[string]any{"metadata": map[string]any{"total_size": 0}, "weight_map": weightMap})
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(path, sealer.SafetensorsIndexName), index, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(path, model.SafetensorsIndexName), index, 0o600))
 	return path, files
 }
 

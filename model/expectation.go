@@ -1,9 +1,11 @@
-package sealer
+package model
 
 import (
 	"fmt"
 
+	"github.com/vramseal/vramseal/internal/untrusted"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/sealer"
 )
 
 // Expectation is what a file's bytes must hash to before its seal is
@@ -34,11 +36,11 @@ type RangeDigest struct {
 // ranges tile [0, size) in order. The error wraps messages.ErrInvalidInput.
 func (e Expectation) Check(size int64) error {
 	if e.SHA256 == "" && e.Ranges == nil {
-		return fmt.Errorf("%w: %s: no digest expected for %s", messages.ErrInvalidInput, e.Source, quotePrefix(e.Name))
+		return fmt.Errorf("%w: %s: no digest expected for %s", messages.ErrInvalidInput, e.Source, untrusted.Quote(e.Name))
 	}
 	if e.SHA256 != "" {
-		if err := validateHexSum("expected SHA-256", e.SHA256); err != nil {
-			return fmt.Errorf("%s: %s: %w", e.Source, quotePrefix(e.Name), err)
+		if err := sealer.ValidateHexSum("expected SHA-256", e.SHA256); err != nil {
+			return fmt.Errorf("%s: %s: %w", e.Source, untrusted.Quote(e.Name), err)
 		}
 	}
 	if e.Ranges == nil {
@@ -46,18 +48,18 @@ func (e Expectation) Check(size int64) error {
 	}
 	var at int64
 	for _, r := range e.Ranges {
-		if err := validateHexSum("expected SHA-256", r.SHA256); err != nil {
-			return fmt.Errorf("%s: %s: %w", e.Source, quotePrefix(e.Name), err)
+		if err := sealer.ValidateHexSum("expected SHA-256", r.SHA256); err != nil {
+			return fmt.Errorf("%s: %s: %w", e.Source, untrusted.Quote(e.Name), err)
 		}
 		if r.Start != at || r.End <= r.Start {
 			return fmt.Errorf("%w: %s: the ranges of %s do not cover the file in order: [%d, %d) where %d was next",
-				messages.ErrInvalidInput, e.Source, quotePrefix(e.Name), r.Start, r.End, at)
+				messages.ErrInvalidInput, e.Source, untrusted.Quote(e.Name), r.Start, r.End, at)
 		}
 		at = r.End
 	}
 	if at != size {
 		return fmt.Errorf("%w: %s: the ranges of %s cover %d bytes, but the file is %d bytes",
-			messages.ErrModelRejected, e.Source, quotePrefix(e.Name), at, size)
+			messages.ErrModelRejected, e.Source, untrusted.Quote(e.Name), at, size)
 	}
 	return nil
 }
@@ -85,7 +87,7 @@ func MatchFiles(src Expectations, names []string, what string, allowUnlisted, re
 				continue
 			}
 			return nil, fmt.Errorf("%w: %s lists no digest for %s; pass --allow-unlisted to seal it unchecked",
-				messages.ErrModelRejected, what, quotePrefix(n))
+				messages.ErrModelRejected, what, untrusted.Quote(n))
 		}
 		out[cleanListName(n)] = e
 	}
@@ -93,7 +95,7 @@ func MatchFiles(src Expectations, names []string, what string, allowUnlisted, re
 		for _, n := range src.Names() {
 			if _, ok := out[n]; !ok {
 				return nil, fmt.Errorf("%w: %s lists %s, which is not being sealed; pass --allow-partial to seal part of the model",
-					messages.ErrModelRejected, what, quotePrefix(n))
+					messages.ErrModelRejected, what, untrusted.Quote(n))
 			}
 		}
 	}

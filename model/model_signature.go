@@ -1,4 +1,4 @@
-package sealer
+package model
 
 import (
 	"cmp"
@@ -19,7 +19,9 @@ import (
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
+	"github.com/vramseal/vramseal/internal/untrusted"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/sealer"
 )
 
 // The names the OpenSSF Model Signing format (sigstore/model-transparency,
@@ -175,7 +177,7 @@ func VerifyModelSignature(bundleJSON []byte, key *ecdsa.PublicKey, source string
 	}
 	if b.MediaType != bundleMediaType {
 		return nil, fmt.Errorf("%w: %s has media type %s; want %s, as model_signing writes",
-			messages.ErrInvalidInput, source, quotePrefix(b.MediaType), bundleMediaType)
+			messages.ErrInvalidInput, source, untrusted.Quote(b.MediaType), bundleMediaType)
 	}
 	vm := b.VerificationMaterial
 	if len(vm.Certificate) > 0 || len(vm.X509CertificateChain) > 0 || vm.PublicKey == nil {
@@ -196,7 +198,7 @@ func VerifyModelSignature(bundleJSON []byte, key *ecdsa.PublicKey, source string
 	}
 	if b.DSSEEnvelope.PayloadType != inTotoPayloadType {
 		return nil, fmt.Errorf("%w: %s carries payload type %s, not %s",
-			messages.ErrInvalidInput, source, quotePrefix(b.DSSEEnvelope.PayloadType), inTotoPayloadType)
+			messages.ErrInvalidInput, source, untrusted.Quote(b.DSSEEnvelope.PayloadType), inTotoPayloadType)
 	}
 	ev, err := dsse.NewEnvelopeVerifier(ecdsaVerifier{key: key, hash: h})
 	if err != nil {
@@ -223,20 +225,20 @@ func parseStatement(payload []byte, source string) (*SignedManifest, error) {
 	}
 	switch {
 	case st.Type != inTotoStatementType:
-		return nil, fmt.Errorf("%w: %s: statement type %s, not %s", messages.ErrInvalidInput, source, quotePrefix(st.Type), inTotoStatementType)
+		return nil, fmt.Errorf("%w: %s: statement type %s, not %s", messages.ErrInvalidInput, source, untrusted.Quote(st.Type), inTotoStatementType)
 	case st.PredicateType == modelSigningV01:
 		return nil, fmt.Errorf("%w: %s uses the pre-1.0 predicate %s; re-sign the model with model_signing 1.0 or later", messages.ErrInvalidInput, source, modelSigningV01)
 	case st.PredicateType != modelSigningV1:
-		return nil, fmt.Errorf("%w: %s: predicate type %s, not %s", messages.ErrInvalidInput, source, quotePrefix(st.PredicateType), modelSigningV1)
+		return nil, fmt.Errorf("%w: %s: predicate type %s, not %s", messages.ErrInvalidInput, source, untrusted.Quote(st.PredicateType), modelSigningV1)
 	case len(st.Subject) != 1:
 		return nil, fmt.Errorf("%w: %s: the statement has %d subjects; want 1", messages.ErrInvalidInput, source, len(st.Subject))
 	}
 	ser := st.Predicate.Serialization
 	if ser.Method != MethodFiles && ser.Method != MethodShards {
-		return nil, fmt.Errorf("%w: %s: serialization method %s; only %q and %q verify", messages.ErrInvalidInput, source, quotePrefix(ser.Method), MethodFiles, MethodShards)
+		return nil, fmt.Errorf("%w: %s: serialization method %s; only %q and %q verify", messages.ErrInvalidInput, source, untrusted.Quote(ser.Method), MethodFiles, MethodShards)
 	}
 	if ser.HashType != modelSigningHashType {
-		return nil, fmt.Errorf("%w: %s: hash type %s; only %s verifies here", messages.ErrInvalidInput, source, quotePrefix(ser.HashType), modelSigningHashType)
+		return nil, fmt.Errorf("%w: %s: hash type %s; only %s verifies here", messages.ErrInvalidInput, source, untrusted.Quote(ser.HashType), modelSigningHashType)
 	}
 	m := &SignedManifest{
 		Subject: st.Subject[0].Name, SubjectDigest: st.Subject[0].Digest["sha256"],
@@ -250,10 +252,10 @@ func parseStatement(payload []byte, source string) (*SignedManifest, error) {
 	subject := sha256.New()
 	for _, r := range st.Predicate.Resources {
 		if r.Algorithm != modelSigningHashType {
-			return nil, fmt.Errorf("%w: %s: resource %s uses %s; only sha256 verifies here", messages.ErrInvalidInput, source, quotePrefix(r.Name), quotePrefix(r.Algorithm))
+			return nil, fmt.Errorf("%w: %s: resource %s uses %s; only sha256 verifies here", messages.ErrInvalidInput, source, untrusted.Quote(r.Name), untrusted.Quote(r.Algorithm))
 		}
-		if err := validateHexSum("resource digest", r.Digest); err != nil {
-			return nil, fmt.Errorf("%s: resource %s: %w", source, quotePrefix(r.Name), err)
+		if err := sealer.ValidateHexSum("resource digest", r.Digest); err != nil {
+			return nil, fmt.Errorf("%s: resource %s: %w", source, untrusted.Quote(r.Name), err)
 		}
 		raw, _ := hex.DecodeString(r.Digest)
 		subject.Write(raw)
@@ -276,7 +278,7 @@ func parseStatement(payload []byte, source string) (*SignedManifest, error) {
 // listed twice, by the same cleaned name ("a" and "./a"), and for shards the
 // same byte range, is refused.
 func (m *SignedManifest) add(name, digest, source string) error {
-	twice := fmt.Errorf("%w: %s: resource %s is listed twice", messages.ErrInvalidInput, source, quotePrefix(name))
+	twice := fmt.Errorf("%w: %s: resource %s is listed twice", messages.ErrInvalidInput, source, untrusted.Quote(name))
 	if m.Method == MethodFiles {
 		file := cleanListName(name)
 		if _, dup := m.byFile[file]; dup {
@@ -311,12 +313,12 @@ func parseShardName(name string) (file string, start, end int64, err error) {
 		i = strings.LastIndexByte(name[:j], ':')
 	}
 	if i <= 0 {
-		return "", 0, 0, fmt.Errorf("shard resource %s is not path:start:end", quotePrefix(name))
+		return "", 0, 0, fmt.Errorf("shard resource %s is not path:start:end", untrusted.Quote(name))
 	}
 	start, err1 := strconv.ParseInt(name[i+1:j], 10, 64)
 	end, err2 := strconv.ParseInt(name[j+1:], 10, 64)
 	if err1 != nil || err2 != nil || start < 0 || end < start {
-		return "", 0, 0, fmt.Errorf("shard resource %s has a bad byte range", quotePrefix(name))
+		return "", 0, 0, fmt.Errorf("shard resource %s has a bad byte range", untrusted.Quote(name))
 	}
 	return cleanListName(name[:i]), start, end, nil
 }
@@ -347,8 +349,8 @@ func (m *SignedManifest) Ignored(name string) bool {
 // ShortHex cuts a hex value to 12 digits for messages and logs; what is not hex is
 // quoted.
 func ShortHex(v string) string {
-	if strings.IndexFunc(v, notLowerHex) >= 0 {
-		return quotePrefix(v)
+	if !sealer.IsLowerHex(v) {
+		return untrusted.Quote(v)
 	}
 	if len(v) > 12 {
 		return v[:12] + "..."

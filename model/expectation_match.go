@@ -1,41 +1,15 @@
-package sealer
+package model
 
 import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"hash"
 	"slices"
 	"strings"
 
 	"github.com/vramseal/vramseal/messages"
 )
-
-// RejectedError says that a file is not the published model: the digest an
-// expectation names differs from the one computed while sealing. It matches
-// messages.ErrModelRejected with errors.Is.
-type RejectedError struct {
-	File     string // the file as the expectation names it
-	Source   string // where the expectation comes from
-	Expected string // hex SHA-256 expected
-	Actual   string // hex SHA-256 computed
-	// Start and End bound the byte range whose digest differs; both are 0
-	// for the whole file.
-	Start, End int64
-}
-
-// Error names file, source and both digests, and the range if there is one.
-func (e *RejectedError) Error() string {
-	what := "its SHA-256"
-	if e.End > 0 {
-		what = fmt.Sprintf("bytes [%d, %d)", e.Start, e.End)
-	}
-	return fmt.Sprintf("%v: %s: %s is %s, but %s expects %s", messages.ErrModelRejected, quotePrefix(e.File), what, e.Actual, e.Source, e.Expected)
-}
-
-// Is makes errors.Is(err, messages.ErrModelRejected) true.
-func (e *RejectedError) Is(target error) bool { return target == messages.ErrModelRejected }
 
 // Matcher checks a stream against expectations while it is written: range
 // digests are hashed from the bytes as they pass, with no copy, and the
@@ -103,7 +77,7 @@ func (m *Matcher) Write(p []byte) (int, error) {
 func (m *Matcher) Result(whole string) error {
 	for _, e := range m.exps {
 		if e.SHA256 != "" && !strings.EqualFold(e.SHA256, whole) {
-			return &RejectedError{File: e.Name, Source: e.Source, Expected: e.SHA256, Actual: whole}
+			return &messages.RejectedError{File: e.Name, Source: e.Source, Expected: e.SHA256, Actual: whole}
 		}
 	}
 	for _, r := range m.ranges {
@@ -113,7 +87,7 @@ func (m *Matcher) Result(whole string) error {
 			if actual == "" {
 				actual = "(not reached)"
 			}
-			return &RejectedError{File: e.Name, Source: e.Source, Expected: r.SHA256, Actual: actual, Start: r.Start, End: r.End}
+			return &messages.RejectedError{File: e.Name, Source: e.Source, Expected: r.SHA256, Actual: actual, Start: r.Start, End: r.End}
 		}
 	}
 	return nil

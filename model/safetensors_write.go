@@ -1,10 +1,12 @@
-package sealer
+package model
 
 import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"slices"
+
+	"github.com/vramseal/vramseal/sealer"
 )
 
 // LayoutSafetensors lays tensors out one after another in the order given,
@@ -13,12 +15,12 @@ import (
 // Size are computed. The header is padded with spaces to a multiple of 8
 // bytes. Header encodes the table; the file is Header() followed by
 // DataSize() bytes of tensor data.
-func LayoutSafetensors(metadata map[string]string, tensors []Tensor) (*TensorTable, error) {
+func LayoutSafetensors(metadata map[string]string, tensors []sealer.Tensor) (*TensorTable, error) {
 	t := &TensorTable{Metadata: metadata, Tensors: slices.Clone(tensors)}
 	var end uint64
 	for i := range t.Tensors {
 		x := &t.Tensors[i]
-		n, err := tensorBytes(x.Name, x.DType, x.Shape)
+		n, err := sealer.TensorBytes(x.Name, x.DType, x.Shape)
 		if err != nil {
 			return nil, err
 		}
@@ -57,7 +59,7 @@ func (t *TensorTable) Header() ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(body)) > t.HeaderLen {
-		return nil, headerErr("", RuleLength, "the header needs %d bytes, more than its length %d", len(body), t.HeaderLen)
+		return nil, sealer.HeaderErr("", sealer.RuleLength, "the header needs %d bytes, more than its length %d", len(body), t.HeaderLen)
 	}
 	out := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+t.HeaderLen), uint64(t.HeaderLen))
 	out = append(out, body...)

@@ -1,4 +1,4 @@
-package sealer
+package model
 
 import (
 	"bufio"
@@ -7,7 +7,9 @@ import (
 	"path"
 	"strings"
 
+	"github.com/vramseal/vramseal/internal/untrusted"
 	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/sealer"
 )
 
 // maxDigestListLine bounds one line of a digest list, in bytes.
@@ -65,10 +67,10 @@ func ReadDigestList(r io.Reader, source string) (*DigestList, error) {
 func ParseExpectSHA256(v string) (name, sum string, err error) {
 	i := strings.LastIndexByte(v, '=')
 	if i <= 0 {
-		return "", "", fmt.Errorf("%w: --expect-sha256 %s: want NAME=HEX, e.g. model.safetensors=<64 hex digits>", messages.ErrInvalidInput, quotePrefix(v))
+		return "", "", fmt.Errorf("%w: --expect-sha256 %s: want NAME=HEX, e.g. model.safetensors=<64 hex digits>", messages.ErrInvalidInput, untrusted.Quote(v))
 	}
 	name, sum = v[:i], strings.ToLower(v[i+1:])
-	if err := validateHexSum("--expect-sha256 digest", sum); err != nil {
+	if err := sealer.ValidateHexSum("--expect-sha256 digest", sum); err != nil {
 		return "", "", err
 	}
 	return cleanListName(name), sum, nil
@@ -77,7 +79,7 @@ func ParseExpectSHA256(v string) (name, sum string, err error) {
 // Add lists name with the digest sum, found at source; a name listed
 // already is an error wrapping messages.ErrInvalidInput.
 func (l *DigestList) Add(name, sum, source string) error {
-	if err := validateHexSum("digest", sum); err != nil {
+	if err := sealer.ValidateHexSum("digest", sum); err != nil {
 		return fmt.Errorf("%s: %w", source, err)
 	}
 	return l.add(cleanListName(name), sum, source)
@@ -85,7 +87,7 @@ func (l *DigestList) Add(name, sum, source string) error {
 
 func (l *DigestList) add(name, sum, at string) error {
 	if prev, dup := l.byName[name]; dup {
-		return fmt.Errorf("%w: %s: %s is listed already (%s); list each file once", messages.ErrInvalidInput, at, quotePrefix(name), prev.Source)
+		return fmt.Errorf("%w: %s: %s is listed already (%s); list each file once", messages.ErrInvalidInput, at, untrusted.Quote(name), prev.Source)
 	}
 	l.byName[name] = Expectation{Name: name, Source: at, SHA256: sum}
 	l.names = append(l.names, name)
@@ -120,7 +122,7 @@ func parseDigestLine(text string) (name, sum string, err error) {
 		return "", "", fmt.Errorf(`want "<64 hex digits>  NAME" or "<64 hex digits> *NAME", as sha256sum writes`)
 	}
 	sum = strings.ToLower(text[:64])
-	if err := validateHexSum("digest", sum); err != nil {
+	if err := sealer.ValidateHexSum("digest", sum); err != nil {
 		return "", "", fmt.Errorf("the digest is not 64 hex digits")
 	}
 	name = text[66:]
@@ -142,7 +144,7 @@ func parseTagLine(text string) (name, sum string, err error) {
 		return "", "", fmt.Errorf(`want "SHA256 (NAME) = <64 hex digits>", as sha256sum --tag writes`)
 	}
 	name, sum = text[len("SHA256 ("):i], strings.ToLower(text[i+len(") = "):])
-	if validateHexSum("digest", sum) != nil {
+	if sealer.ValidateHexSum("digest", sum) != nil {
 		return "", "", fmt.Errorf("the digest is not 64 hex digits")
 	}
 	if name == "" {
