@@ -67,7 +67,7 @@ func (b *bencher) runtimeSealRate(ctx context.Context, sink audit.Sink) (float64
 	if err != nil {
 		return 0, err
 	}
-	rate, err := b.sealRate(ctx, rt.Seal, rt.Release)
+	rate, err := b.sealRate(ctx, rt.Seal, rt.Free)
 	return rate, stopRuntime(rt, err)
 }
 

@@ -219,7 +219,7 @@ func (c *caller) release(ctx context.Context, shard sealer.Shard) error {
 	acct := &c.g.acct[shard.Device]
 	acct.releaseStarted.Add(shard.Size)
 	start := time.Now()
-	if err := c.g.rt.Release(ctx, shard); err != nil {
+	if err := c.g.rt.Free(ctx, shard); err != nil {
 		return err
 	}
 	c.res.latencies[OpRelease] = append(c.res.latencies[OpRelease], time.Since(start))

@@ -191,7 +191,7 @@ func (h *harness) releaseHalf(ctx context.Context, g *generation, live []sealer.
 			rest = append(rest, s)
 			continue
 		}
-		err := g.rt.Release(ctx, s)
+		err := g.rt.Free(ctx, s)
 		switch {
 		case errors.Is(err, messages.ErrStopped):
 			return append(rest, live[i:]...)

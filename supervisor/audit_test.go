@@ -35,7 +35,7 @@ func TestEachOperationLeavesOneRecord(t *testing.T) {
 	assert.Equal(t, before+3, count())
 	assert.Equal(t, audit.EventVramAllocationFailed, last().Event)
 
-	require.NoError(t, w.Release(context.Background(), s))
+	require.NoError(t, w.Free(context.Background(), s))
 	assert.Equal(t, before+4, count())
 	assert.Equal(t, audit.EventVramDeallocated, last().Event)
 }

@@ -114,7 +114,7 @@ func TestInterleavedOperationsKeepExactAccounting(t *testing.T) {
 					}
 				case 2:
 					if s, ok := live.take(rng); ok {
-						assert.NoError(t, w.Release(context.Background(), s))
+						assert.NoError(t, w.Free(context.Background(), s))
 					}
 				case 3:
 					c, err := w.Capacity(context.Background(), 0)

@@ -52,7 +52,7 @@ func TestEvictTakesAShardAReleaseWaitsFor(t *testing.T) {
 	s, l := w.sealLeased(t)
 	releaseCtx, stopReleasing := context.WithCancel(ctx)
 	released := make(chan error, 1)
-	go func() { released <- w.Release(releaseCtx, s) }()
+	go func() { released <- w.Free(releaseCtx, s) }()
 	require.Eventually(t, func() bool {
 		shards, err := w.Shards(ctx)
 		return err == nil && len(shards) == 0

@@ -47,7 +47,7 @@ func Example() {
 	}
 	fmt.Println("verified")
 
-	if err := rt.Release(ctx, shard); err != nil {
+	if err := rt.Free(ctx, shard); err != nil {
 		panic(err)
 	}
 	if err := rt.Stop(ctx); err != nil {

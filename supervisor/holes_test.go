@@ -143,11 +143,11 @@ func TestStaleRecordsAreUnknownShards(t *testing.T) {
 	w := newTestWorker(t, []int64{16 * MiB}, key)
 	ctx := context.Background()
 	old := w.seal(t, 0, "x", 128*KiB)
-	require.NoError(t, w.Release(ctx, old))
+	require.NoError(t, w.Free(ctx, old))
 	assert.ErrorIs(t, w.Verify(ctx, old), messages.ErrUnknownShard, "released")
 	current := w.seal(t, 0, "x", 128*KiB)
 	assert.ErrorIs(t, w.Verify(ctx, old), messages.ErrUnknownShard, "the ID is sealed again")
-	assert.ErrorIs(t, w.Release(ctx, old), messages.ErrUnknownShard, "a retried release of the old record")
+	assert.ErrorIs(t, w.Free(ctx, old), messages.ErrUnknownShard, "a retried release of the old record")
 	require.NoError(t, w.Verify(ctx, current), "the new shard is untouched")
 	assert.Nil(t, w.Err())
 	assert.Empty(t, w.events(audit.EventSealVerificationFailed))
@@ -155,7 +155,7 @@ func TestStaleRecordsAreUnknownShards(t *testing.T) {
 	restarted := newTestWorker(t, []int64{16 * MiB}, key)
 	again := restarted.seal(t, 0, "x", 128*KiB)
 	assert.ErrorIs(t, restarted.Verify(ctx, current), messages.ErrUnknownShard, "a record from before the restart")
-	assert.ErrorIs(t, restarted.Release(ctx, current), messages.ErrUnknownShard)
+	assert.ErrorIs(t, restarted.Free(ctx, current), messages.ErrUnknownShard)
 	require.NoError(t, restarted.Verify(ctx, again))
 	assert.Nil(t, restarted.Err())
 }
@@ -176,7 +176,7 @@ func TestStaleReleaseNeverFreesTheNewerShard(t *testing.T) {
 		var wg sync.WaitGroup
 		var released [2]error
 		for j := range released {
-			wg.Go(func() { released[j] = w.Release(ctx, a) })
+			wg.Go(func() { released[j] = w.Free(ctx, a) })
 		}
 		var b sealer.Shard
 		wg.Go(func() {
@@ -204,7 +204,7 @@ func TestStaleReleaseNeverFreesTheNewerShard(t *testing.T) {
 		}
 		require.Equal(t, 1, ok, "iteration %d: exactly one release of A frees it", i)
 		require.NoError(t, w.Verify(ctx, b), "iteration %d: B is live", i)
-		require.NoError(t, w.Release(ctx, b))
+		require.NoError(t, w.Free(ctx, b))
 	}
 	assert.Zero(t, w.sims[0].Outstanding())
 }

@@ -58,7 +58,7 @@ func TestManyLeasesAtOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	require.NoError(t, w.Release(ctx, s), "every lease ended")
+	require.NoError(t, w.Free(ctx, s), "every lease ended")
 	assert.Zero(t, w.sims[0].Outstanding())
 }
 
@@ -69,12 +69,12 @@ func TestReleaseWaitsForLeases(t *testing.T) {
 
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	assert.ErrorIs(t, w.Release(short, s), messages.ErrLeaseHeld)
+	assert.ErrorIs(t, w.Free(short, s), messages.ErrLeaseHeld)
 	assert.Equal(t, 1, w.sims[0].Outstanding(), "memory under a lease is never freed")
 	require.NoError(t, w.Verify(ctx, s), "a release that gave up leaves the shard live")
 
 	released := make(chan error, 1)
-	go func() { released <- w.Release(ctx, s) }()
+	go func() { released <- w.Free(ctx, s) }()
 	require.Eventually(t, func() bool {
 		shards, err := w.Shards(ctx)
 		return err == nil && len(shards) == 0
@@ -163,7 +163,7 @@ func TestAcquireRefusesStaleAndAlteredRecords(t *testing.T) {
 	w := newTestWorker(t, []int64{16 * MiB}, nil)
 	ctx := context.Background()
 	old := w.seal(t, 0, "x", 64*KiB)
-	require.NoError(t, w.Release(ctx, old))
+	require.NoError(t, w.Free(ctx, old))
 	w.seal(t, 0, "x", 64*KiB)
 	_, err := w.Acquire(ctx, old)
 	assert.ErrorIs(t, err, messages.ErrUnknownShard)

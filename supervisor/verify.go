@@ -105,13 +105,13 @@ func (r *Runtime) tableRefused(err error) error {
 	return err
 }
 
-// Release frees a sealed shard's memory, once its leases end, and records
+// Free frees a sealed shard's memory, once its leases end, and records
 // it. The record must be one Seal returned; an altered record is an
 // integrity failure, as in Verify. The check and the free are one step of
 // the GPU actor, by ID and generation, so a stale record can never free a
 // newer shard of the same ID: it returns ErrUnknownShard. If ctx ends while
 // leases are held, the shard stays live and the error wraps ErrLeaseHeld.
-func (r *Runtime) Release(ctx context.Context, shard sealer.Shard) error {
+func (r *Runtime) Free(ctx context.Context, shard sealer.Shard) error {
 	if err := r.enter(); err != nil {
 		return err
 	}

@@ -129,9 +129,9 @@ func TestVerifyCatchesAFlippedBit(t *testing.T) {
 func TestVerifyUnknownShard(t *testing.T) {
 	w := newTestWorker(t, []int64{10 * MiB}, nil)
 	s := w.seal(t, 0, "gone", 100*KiB)
-	require.NoError(t, w.Release(context.Background(), s))
+	require.NoError(t, w.Free(context.Background(), s))
 	assert.ErrorIs(t, w.Verify(context.Background(), s), messages.ErrUnknownShard)
-	assert.ErrorIs(t, w.Release(context.Background(), s), messages.ErrUnknownShard)
+	assert.ErrorIs(t, w.Free(context.Background(), s), messages.ErrUnknownShard)
 	assert.Nil(t, w.Err(), "a released shard is not an integrity failure")
 	assert.Zero(t, w.sims[0].Outstanding())
 }
