@@ -20,7 +20,7 @@ type classifier struct {
 // belongs reports whether q is a record of this log that follows prev with
 // the given seq.
 func (cl *classifier) belongs(q parsedLine, seq uint64, prev *[sha256.Size]byte) bool {
-	return q.Seq == seq && q.WorkerID == cl.key.workerID && cl.chain.follows(prev, &q)
+	return q.Seq == seq && q.WorkerID == cl.key.WorkerID() && cl.chain.follows(prev, &q)
 }
 
 // nextLine reads the next line; ok is false at the end of the log or when
@@ -64,7 +64,7 @@ func (cl *classifier) classify(p parsedLine, perr error) (reason, detail string,
 		return ReasonInserted, fmt.Sprintf("the line is not part of the chain; seq %d follows it", e), nil
 	}
 	switch {
-	case perr != nil || p.WorkerID != cl.key.workerID || p.Seq == e:
+	case perr != nil || p.WorkerID != cl.key.WorkerID() || p.Seq == e:
 		return ReasonEdited, cl.editDetail(p, perr), nil
 	case p.Seq < e:
 		return ReasonInserted, fmt.Sprintf("seq %d repeats an earlier record", p.Seq), nil
@@ -129,8 +129,8 @@ func (cl *classifier) editDetail(p parsedLine, perr error) string {
 	switch {
 	case perr != nil:
 		return perr.Error()
-	case p.WorkerID != cl.key.workerID:
-		return fmt.Sprintf("worker_id %q, but the key is for worker %q", p.WorkerID, cl.key.workerID)
+	case p.WorkerID != cl.key.WorkerID():
+		return fmt.Sprintf("worker_id %q, but the key is for worker %q", p.WorkerID, cl.key.WorkerID())
 	case p.Seq != cl.expected:
 		return fmt.Sprintf("seq %d where seq %d belongs", p.Seq, cl.expected)
 	default:

@@ -61,14 +61,14 @@ type LogConfig struct {
 
 // withDefaults checks the configuration and fills in its defaults.
 func (c LogConfig) withDefaults() (LogConfig, error) {
-	if err := c.Key.usable(); err != nil {
+	if err := usableKey(c.Key); err != nil {
 		return c, err
 	}
 	if c.WorkerID == "" {
-		c.WorkerID = c.Key.workerID
+		c.WorkerID = c.Key.WorkerID()
 	}
-	if c.WorkerID != c.Key.workerID {
-		return c, fmt.Errorf("%w: audit key was derived for worker %q, not %q", messages.ErrConfig, c.Key.workerID, c.WorkerID)
+	if c.WorkerID != c.Key.WorkerID() {
+		return c, fmt.Errorf("%w: audit key was derived for worker %q, not %q", messages.ErrConfig, c.Key.WorkerID(), c.WorkerID)
 	}
 	if c.QueueSize < 0 {
 		return c, fmt.Errorf("%w: audit queue size %d is negative", messages.ErrConfig, c.QueueSize)

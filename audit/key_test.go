@@ -30,7 +30,7 @@ func testKeyBytes(t testing.TB, workerID string) []byte {
 // macUnder is HMAC-SHA256 of "probe" under k, to compare keys without
 // reaching their bytes.
 func macUnder(k *Key) []byte {
-	m := k.newMAC()
+	m := k.NewMAC()
 	m.Write([]byte("probe"))
 	return m.Sum(nil)
 }

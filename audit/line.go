@@ -49,7 +49,7 @@ type chain struct {
 }
 
 func newChain(k *Key) *chain {
-	return &chain{mac: k.newMAC(), prev: k.genesis(), out: make([]byte, 0, sha256.Size)}
+	return &chain{mac: k.NewMAC(), prev: genesis(k), out: make([]byte, 0, sha256.Size)}
 }
 
 // sum is the mac of body chained from prev.

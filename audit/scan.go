@@ -76,7 +76,7 @@ type scanResult struct {
 // classifying it. An error is returned only when r cannot be read.
 func scan(r io.Reader, k *Key) (scanResult, error) {
 	c := newChain(k)
-	res := scanResult{Report: Report{WorkerID: k.workerID}, head: c.prev}
+	res := scanResult{Report: Report{WorkerID: k.WorkerID()}, head: c.prev}
 	lr := newLineReader(r)
 	for {
 		ln, err := lr.next()
@@ -89,7 +89,7 @@ func scan(r io.Reader, k *Key) (scanResult, error) {
 		p, perr := ln.parse()
 		// A last line without its newline is still the record it was if
 		// its mac verifies: only a line whose mac fails is torn.
-		if perr == nil && p.Seq == res.lastSeq+1 && p.WorkerID == k.workerID && c.follows(&res.head, &p) {
+		if perr == nil && p.Seq == res.lastSeq+1 && p.WorkerID == k.WorkerID() && c.follows(&res.head, &p) {
 			res.unterminated = !ln.complete
 			res.Records++
 			res.lastSeq, res.head = p.Seq, p.mac

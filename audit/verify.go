@@ -54,7 +54,7 @@ func (r Report) Intact() bool { return r.FirstBad == 0 }
 // error wrapping messages.ErrIntegrityViolation. Other errors mean the key is
 // unusable or r could not be read.
 func Verify(r io.Reader, key *Key) (Report, error) {
-	if err := key.usable(); err != nil {
+	if err := usableKey(key); err != nil {
 		return Report{}, err
 	}
 	res, err := scan(withoutBlankTail(r), key)

@@ -26,7 +26,7 @@ func buildLines(t testing.TB, k *Key, n int) [][]byte {
 	start := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	lines := make([][]byte, n)
 	for i := range n {
-		tail, err := encodeTail(k.workerID, Record{
+		tail, err := encodeTail(k.WorkerID(), Record{
 			Event:    EventSealVerified,
 			Severity: SeverityInfo,
 			Fields:   map[string]any{"shard": fmt.Sprintf("shard-%d", i+1)},
@@ -160,7 +160,7 @@ func TestVerifyLargeIntactLog(t *testing.T) {
 		n = 10_000
 	}
 	key := testKey(t, "w1")
-	tail, err := encodeTail(key.workerID, Record{Event: EventVramSealed, Severity: SeverityInfo, Fields: map[string]any{"shard": "s", "bytes": 4096}})
+	tail, err := encodeTail(key.WorkerID(), Record{Event: EventVramSealed, Severity: SeverityInfo, Fields: map[string]any{"shard": "s", "bytes": 4096}})
 	require.NoError(t, err)
 	c := newChain(key)
 	var log []byte

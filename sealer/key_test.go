@@ -27,7 +27,7 @@ func mustKey(t testing.TB, token []byte, worker string) *Key {
 // macUnder is HMAC-SHA256 of "probe" under k, to compare keys without
 // reaching their bytes.
 func macUnder(k *Key) []byte {
-	m := k.secret.NewMAC()
+	m := k.NewMAC()
 	m.Write([]byte("probe"))
 	return m.Sum(nil)
 }
@@ -129,8 +129,8 @@ func TestKeyZero(t *testing.T) {
 	k := mustKey(t, testToken, "w1")
 	copied := *k
 	k.Zero()
-	assert.False(t, k.usable())
-	assert.False(t, copied.usable(), "a copy shares the wiped buffer")
+	assert.False(t, k.Usable())
+	assert.False(t, copied.Usable(), "a copy shares the wiped buffer")
 	assert.Contains(t, k.String(), "zeroed")
 	assert.Equal(t, mustKey(t, testToken, "w1").Fingerprint(), k.Fingerprint(), "the fingerprint stays for logs")
 	k.Zero() // twice is harmless

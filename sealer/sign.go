@@ -30,7 +30,7 @@ func Sign(key *Key, s *Shard) error {
 // the errors of Sign for a malformed one, else one wrapping
 // messages.ErrNotSealed.
 func CheckSignature(key *Key, s *Shard) error {
-	if !key.usable() {
+	if !key.Usable() {
 		return fmt.Errorf("%w: no seal key, or it was zeroed", messages.ErrConfig)
 	}
 	if s == nil {
@@ -49,7 +49,7 @@ func CheckSignature(key *Key, s *Shard) error {
 }
 
 func checkInputs(key *Key, s *Shard) error {
-	if !key.usable() {
+	if !key.Usable() {
 		return fmt.Errorf("%w: no seal key, or it was zeroed", messages.ErrConfig)
 	}
 	if s == nil {
@@ -59,7 +59,7 @@ func checkInputs(key *Key, s *Shard) error {
 }
 
 func mac(key *Key, s *Shard) []byte {
-	h := key.secret.NewMAC()
+	h := key.NewMAC()
 	h.Write(canonicalRecord(s))
 	return h.Sum(nil)
 }

@@ -34,10 +34,10 @@ import (
 // The purposes sealer and audit derive their keys under, as they document
 // them; the test computes each key's bytes itself to look for them.
 const (
-	sealPurpose  = "vramseal/v1/shard-record-hmac-sha256"
-	auditPurpose = "vramseal/v1/audit-log"
-	testPurpose  = "vramseal/test"
-	testWorker   = "w1"
+	sealPurpose      = "vramseal/v1/shard-record-hmac-sha256"
+	auditPurpose     = "vramseal/v1/audit-log"
+	testPurposeLabel = "vramseal/test"
+	testWorker       = "w1"
 )
 
 // holder builds a value of one exported type that holds key material, with
@@ -51,8 +51,8 @@ type holder func(t *testing.T) []any
 // complete.
 var holders = map[string]holder{
 	"secret.Key": func(t *testing.T) []any {
-		k := *mustDerive(t, testToken, testPurpose, testWorker)
-		return []any{k, struct{ secret.Key }{k}, struct{ *secret.Key }{&k}}
+		k := *mustDerive[purposeTest](t, testToken, testWorker)
+		return []any{k, struct{ secret.Key[purposeTest] }{k}, struct{ *secret.Key[purposeTest] }{&k}}
 	},
 	"sealer.Key": func(t *testing.T) []any {
 		k := sealKey(t)
@@ -133,7 +133,7 @@ func auditKey(t *testing.T) *audit.Key {
 // rendering.
 func TestNoFormOfAKeyHolderShowsKeyBytes(t *testing.T) {
 	var forms []string
-	for _, purpose := range []string{sealPurpose, auditPurpose, testPurpose} {
+	for _, purpose := range []string{sealPurpose, auditPurpose, testPurposeLabel} {
 		b, err := hkdf.Key(sha256.New, testToken, nil, purpose+"\x00"+testWorker, secret.Len)
 		require.NoError(t, err)
 		forms = append(forms, leakForms(b)...)
@@ -253,6 +253,9 @@ func keyHolders(t *testing.T, root string) []string {
 				return true
 			}
 			name := pkg + "." + spec.Name.Name
+			if spec.Assign.IsValid() { // an alias holds what it names
+				fields[name] = append(fields[name], typeName(pkg, spec.Type))
+			}
 			if st, ok := spec.Type.(*ast.StructType); ok {
 				for _, fld := range st.Fields.List {
 					fields[name] = append(fields[name], typeName(pkg, fld.Type))
@@ -293,6 +296,10 @@ func typeName(pkg string, e ast.Expr) string {
 			e = x.Elt
 		case *ast.MapType:
 			e = x.Value
+		case *ast.IndexExpr: // a generic type, instantiated
+			e = x.X
+		case *ast.IndexListExpr:
+			e = x.X
 		case *ast.Ident:
 			return pkg + "." + x.Name
 		case *ast.SelectorExpr:
