@@ -4,7 +4,7 @@
 # changing sha256.c and commit both; package kernel's TestPTXIsUpToDate fails
 # when the committed PTX is not what this script makes with the same clang.
 #
-#   cuda/kernel/build_ptx.sh [OUT]    (OUT defaults to sha256.ptx beside it)
+#   cuda/driver/kernel/build_ptx.sh [OUT]    (OUT defaults to sha256.ptx beside it)
 #
 # It installs clang from Debian (apt-get) if clang is missing. The PTX's first
 # line names the clang that made it: other clang versions make other, equally
