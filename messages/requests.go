@@ -1,6 +1,7 @@
 package messages
 
 import (
+	"encoding/json"
 	"io"
 	"time"
 )
@@ -54,11 +55,27 @@ type ShardStatus struct {
 	Digest   string    `json:"digest"`
 	ModelRef string    `json:"model_ref,omitempty"`
 	SealedAt time.Time `json:"sealed_at"`
-	// Tensors is the shard's tensor table; empty for opaque data.
-	Tensors []Tensor `json:"tensors,omitempty"`
 	// LastVerified is when every chunk of the shard was last re-hashed and
-	// matched; zero if never since sealing.
+	// matched; zero if never since sealing (null in JSON).
 	LastVerified time.Time `json:"last_verified"`
+	// Tensors is the shard's tensor table (name, dtype, shape, offset and
+	// size in the file); empty for opaque data.
+	Tensors []Tensor `json:"tensors,omitempty"`
+}
+
+// MarshalJSON is the form the worker's /shards endpoint serves: the fields
+// above, last_verified null until the shard is first fully verified. It
+// holds no device address.
+func (s ShardStatus) MarshalJSON() ([]byte, error) {
+	type plain ShardStatus // without this method
+	var last *time.Time
+	if !s.LastVerified.IsZero() {
+		last = &s.LastVerified
+	}
+	return json.Marshal(struct {
+		plain
+		LastVerified *time.Time `json:"last_verified"`
+	}{plain(s), last})
 }
 
 // ModelVerified describes a model whose signed manifest verified and whose

@@ -12,21 +12,6 @@ import (
 	"github.com/vramseal/vramseal/messages"
 )
 
-// shardJSON is one shard as /shards lists it. It holds no device address.
-type shardJSON struct {
-	ID       string    `json:"id"`
-	Device   int       `json:"device"`
-	Size     int64     `json:"size"`
-	Digest   string    `json:"digest"`
-	ModelRef string    `json:"model_ref,omitempty"`
-	SealedAt time.Time `json:"sealed_at"`
-	// LastVerified is null until the shard is first fully verified.
-	LastVerified *time.Time `json:"last_verified"`
-	// Tensors is a safetensors shard's tensor table (name, dtype, shape,
-	// offset and size in the file); absent for opaque data.
-	Tensors []messages.Tensor `json:"tensors,omitempty"`
-}
-
 // endpointList is what / answers: the endpoints and what each serves.
 const endpointList = `vramseal worker
 /metrics  Prometheus metrics: vram_* and vramseal_build_info
@@ -67,18 +52,13 @@ func newHandler(rt runtimeView, stopped <-chan struct{}, m *metrics, ready *gpuh
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		out := make([]shardJSON, 0, len(shards))
-		for _, s := range shards {
-			j := shardJSON{ID: s.ID, Device: s.Device, Size: s.Size, Digest: s.Digest, ModelRef: s.ModelRef, SealedAt: s.SealedAt, Tensors: s.Tensors}
-			if !s.LastVerified.IsZero() {
-				j.LastVerified = &s.LastVerified
-			}
-			out = append(out, j)
+		if shards == nil {
+			shards = []messages.ShardStatus{} // [] rather than null
 		}
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(out)
+		enc.Encode(shards)
 	})
 	return mux
 }

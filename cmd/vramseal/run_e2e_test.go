@@ -21,6 +21,7 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/internal/modeltest"
+	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/model"
 )
 
@@ -57,7 +58,7 @@ func TestRunSealsFilesServesThemAndStopsCleanlyOnSIGTERM(t *testing.T) {
 	t.Run("shards", func(t *testing.T) {
 		code, body := httpGet(t, base+"/shards")
 		require.Equal(t, http.StatusOK, code)
-		var shards []shardJSON
+		var shards []messages.ShardStatus
 		require.NoError(t, json.Unmarshal([]byte(body), &shards))
 		require.Len(t, shards, len(want))
 		for _, s := range shards {
@@ -66,7 +67,7 @@ func TestRunSealsFilesServesThemAndStopsCleanlyOnSIGTERM(t *testing.T) {
 			sum := sha256.Sum256(data)
 			assert.Equal(t, int64(len(data)), s.Size, s.ID)
 			assert.Equal(t, hex.EncodeToString(sum[:]), s.Digest, s.ID)
-			assert.NotNil(t, s.LastVerified, s.ID)
+			assert.False(t, s.LastVerified.IsZero(), s.ID)
 			assert.False(t, s.SealedAt.IsZero(), s.ID)
 		}
 		assert.NotContains(t, body, "0x", "no device addresses")
