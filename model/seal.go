@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/vramseal/vramseal/internal/parallel"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
 	"github.com/vramseal/vramseal/supervisor"
@@ -49,22 +49,19 @@ func SealAll(ctx context.Context, rt *supervisor.Runtime, srcs []*Source, opts S
 	sealed := make([]bool, len(srcs))
 	var first error
 	var once sync.Once
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(srcs)) {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(srcs) && ctx.Err() == nil; i = int(next.Add(1) - 1) {
-				shard, err := sealOne(ctx, rt, srcs[i], devices[i], opts)
-				if err != nil {
-					once.Do(func() { first = err })
-					cancel()
-					return
-				}
-				results[i], sealed[i] = shard, true
-			}
-		})
-	}
-	wg.Wait()
+	parallel.Each(runtime.GOMAXPROCS(0), len(srcs), func(i int) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		shard, err := sealOne(ctx, rt, srcs[i], devices[i], opts)
+		if err != nil {
+			once.Do(func() { first = err }) // before cancel, so no cancelled seal's error wins
+			cancel()
+			return err
+		}
+		results[i], sealed[i] = shard, true
+		return nil
+	})
 	shards := make([]sealer.Shard, 0, len(srcs))
 	for i, s := range results {
 		if sealed[i] {

@@ -4,14 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/vramseal/vramseal/internal/parallel"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/model"
 	"github.com/vramseal/vramseal/supervisor"
@@ -44,20 +42,12 @@ func (b *bencher) modelSeal(ctx context.Context, hashRate float64) (BenchResult,
 		digests[i] = hex.EncodeToString(h.Sum(nil))
 	}
 	callers := min(b.cores, cfg.ModelFiles)
-	var next atomic.Int64
-	errs := make([]error, cfg.ModelFiles)
-	var wg sync.WaitGroup
 	start := time.Now()
-	for range callers {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < cfg.ModelFiles; i = int(next.Add(1) - 1) {
-				errs[i] = b.sealModelFile(ctx, rt, i, starts[i], digests[i])
-			}
-		})
-	}
-	wg.Wait()
+	err = parallel.Each(callers, cfg.ModelFiles, func(i int) error {
+		return b.sealModelFile(ctx, rt, i, starts[i], digests[i])
+	})
 	elapsed := time.Since(start)
-	if err := stopRuntime(rt, errors.Join(errs...)); err != nil {
+	if err := stopRuntime(rt, err); err != nil {
 		return BenchResult{}, fmt.Errorf("bench model seal: %w", err)
 	}
 	total := int64(cfg.ModelFiles) * cfg.ModelFileSize

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 
 	"github.com/vramseal/vramseal/actors"
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/internal/parallel"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
 )
@@ -106,19 +105,9 @@ func sealFailedRecord(id string, device int, size int64, reason, detail string) 
 }
 
 // recordEach runs n record calls on a few hundred writers at once, enough
-// to fill a group commit, few enough to stay cheap.
+// to fill a group commit, few enough to stay cheap. It returns the first
+// error; after one, no more records are written.
 func (r *Runtime) recordEach(n int, record func(i int) error) error {
 	const writers = 256
-	errs := make([]error, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(writers, n) {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
-				errs[i] = record(int(i))
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return parallel.Each(writers, n, record)
 }
