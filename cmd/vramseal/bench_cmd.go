@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 
@@ -36,7 +37,7 @@ func newBenchCommand(a *app) *cobra.Command {
 			if err != nil {
 				return withExitCode(exitFailure, fmt.Errorf("bench: %w", err))
 			}
-			if err := printBenchReport(a, report, asJSON); err != nil {
+			if err := printReport(a, report, asJSON); err != nil {
 				return err
 			}
 			if !report.Pass() {
@@ -50,8 +51,14 @@ func newBenchCommand(a *app) *cobra.Command {
 	return cmd
 }
 
-// printBenchReport writes the report as a table or as JSON.
-func printBenchReport(a *app, r stress.BenchReport, asJSON bool) error {
+// textReport is a report that prints itself as tables: the bench's and the
+// stress run's.
+type textReport interface {
+	WriteText(w io.Writer) error
+}
+
+// printReport writes the report as tables or as indented JSON.
+func printReport(a *app, r textReport, asJSON bool) error {
 	if !asJSON {
 		return r.WriteText(a.stdout)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,7 +79,7 @@ finish; 2 bad usage.`,
 			if errors.Is(err, messages.ErrConfig) {
 				return withExitCode(exitUsage, err)
 			}
-			if printErr := printStressReport(a, report, asJSON); printErr != nil {
+			if printErr := printReport(a, report, asJSON); printErr != nil {
 				return errors.Join(err, printErr)
 			}
 			if errors.Is(err, context.Canceled) {
@@ -103,14 +102,4 @@ finish; 2 bad usage.`,
 	flags.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed for sizes, choices and fault decisions")
 	flags.BoolVar(&asJSON, "json", false, "print the report as JSON instead of tables")
 	return cmd
-}
-
-// printStressReport writes the report as tables or as JSON.
-func printStressReport(a *app, r stress.Report, asJSON bool) error {
-	if !asJSON {
-		return r.WriteText(a.stdout)
-	}
-	enc := json.NewEncoder(a.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
 }
