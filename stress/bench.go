@@ -188,6 +188,15 @@ func atLeast(row BenchTarget, unit string, measured, reference float64, note str
 		Target: row.Want, Pass: ratio >= row.atLeast, Note: note}
 }
 
+// p99Below is the result of a latency row: lat's p99 in unit, against
+// target, passing when some were measured and the p99 is under target.
+func p99Below(row BenchTarget, unit string, per time.Duration, lat Latency, target time.Duration, note string) BenchResult {
+	p99 := float64(lat.P99) / float64(per)
+	ref := float64(target) / float64(per)
+	return BenchResult{Name: row.Name, Unit: unit, Measured: p99, Reference: ref, Ratio: p99 / ref,
+		Target: row.Want, Pass: lat.Count > 0 && lat.P99 < target, Note: note}
+}
+
 // mbps is a byte rate in MB/s (10^6 bytes).
 func mbps(bytes int64, d time.Duration) float64 {
 	if d <= 0 {

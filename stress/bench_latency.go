@@ -49,14 +49,9 @@ func (b *bencher) verifyBesideBigSeal(ctx context.Context, _ float64) (BenchResu
 	if err := stopRuntime(rt, err); err != nil {
 		return BenchResult{}, fmt.Errorf("bench verify beside a big seal: %w", err)
 	}
-	p99 := float64(lat.P99) / float64(time.Millisecond)
-	ref := float64(verifyP99Target) / float64(time.Millisecond)
-	return BenchResult{
-		Name: verifyP99Row.Name, Unit: "ms", Measured: p99, Reference: ref, Ratio: p99 / ref,
-		Target: verifyP99Row.Want, Pass: lat.Count > 0 && lat.P99 < verifyP99Target,
-		Note: fmt.Sprintf("%d verifies of a %s shard while a %s seal ran on the same device (4 MiB chunks); p50 %v, max %v",
-			lat.Count, humanBytes(smallShardSize), humanBytes(cfg.BigSeal), lat.P50.Round(time.Microsecond), lat.Max.Round(time.Microsecond)),
-	}, nil
+	return p99Below(verifyP99Row, "ms", time.Millisecond, lat, verifyP99Target,
+		fmt.Sprintf("%d verifies of a %s shard while a %s seal ran on the same device (4 MiB chunks); p50 %v, max %v",
+			lat.Count, humanBytes(smallShardSize), humanBytes(cfg.BigSeal), lat.P50.Round(time.Microsecond), lat.Max.Round(time.Microsecond))), nil
 }
 
 // sealHostMemory seals BigSeal bytes from a stream and reports the host

@@ -69,12 +69,7 @@ func (b *bencher) acquireRelease(ctx context.Context, _ float64) (BenchResult, e
 	if err := stopRuntime(rt, err); err != nil {
 		return BenchResult{}, fmt.Errorf("bench acquire and release: %w", err)
 	}
-	p99 := float64(lat.P99) / float64(time.Microsecond)
-	ref := float64(leaseP99Target) / float64(time.Microsecond)
-	return BenchResult{
-		Name: leaseRow.Name, Unit: "us", Measured: p99, Reference: ref, Ratio: p99 / ref,
-		Target: leaseRow.Want, Pass: lat.Count > 0 && lat.P99 < leaseP99Target,
-		Note: fmt.Sprintf("%d callers, %d pairs over %d devices at %.0f pairs/s; p50 %v, max %v",
-			cfg.Callers, lat.Count, cfg.Devices, float64(lat.Count)/elapsed.Seconds(), lat.P50.Round(time.Microsecond), lat.Max.Round(time.Microsecond)),
-	}, nil
+	return p99Below(leaseRow, "us", time.Microsecond, lat, leaseP99Target,
+		fmt.Sprintf("%d callers, %d pairs over %d devices at %.0f pairs/s; p50 %v, max %v",
+			cfg.Callers, lat.Count, cfg.Devices, float64(lat.Count)/elapsed.Seconds(), lat.P50.Round(time.Microsecond), lat.Max.Round(time.Microsecond))), nil
 }
