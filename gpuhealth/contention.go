@@ -33,9 +33,9 @@ var contentionPolicyNames = map[ContentionPolicy]string{
 	ContentionEvict:  "evict",
 }
 
-// ParseContentionPolicy reads "ignore", "warn" or "evict". Anything else
+// parseContentionPolicy reads "ignore", "warn" or "evict". Anything else
 // fails with messages.ErrConfig.
-func ParseContentionPolicy(s string) (ContentionPolicy, error) {
+func parseContentionPolicy(s string) (ContentionPolicy, error) {
 	for p, name := range contentionPolicyNames {
 		if s == name {
 			return p, nil
@@ -54,7 +54,7 @@ func (p ContentionPolicy) String() string {
 
 // Set parses s into p, so a ContentionPolicy can be a command-line flag.
 func (p *ContentionPolicy) Set(s string) error {
-	parsed, err := ParseContentionPolicy(s)
+	parsed, err := parseContentionPolicy(s)
 	if err != nil {
 		return err
 	}
@@ -69,8 +69,8 @@ func (p *ContentionPolicy) Type() string { return "ignore|warn|evict" }
 // processes when ContentionConfig.Interval is zero.
 const DefaultContentionInterval = 5 * time.Second
 
-// ContentionConfig configures a ContentionMonitor.
-type ContentionConfig struct {
+// contentionConfig configures a ContentionMonitor.
+type contentionConfig struct {
 	// OnContention is called, from the monitor's goroutine, when the set of
 	// other processes on a device changes and is not empty. device is the
 	// NVML index (see NVML.IndexByUUID); pids is sorted and belongs to the
@@ -86,11 +86,11 @@ type ContentionConfig struct {
 	Logger *slog.Logger
 }
 
-// ContentionMonitor watches for other processes on the GPUs: a shared GPU
+// contentionMonitor watches for other processes on the GPUs: a shared GPU
 // lets another tenant observe or disturb device memory. It owns one
 // goroutine, from Start until Stop, that asks NVML every Interval. Use it
 // once: Start, then Stop.
-type ContentionMonitor struct {
+type contentionMonitor struct {
 	nvml         *NVML
 	onContention func(int, []uint32)
 	interval     time.Duration
@@ -103,9 +103,9 @@ type ContentionMonitor struct {
 	failures map[int]string
 }
 
-// NewContentionMonitor returns a monitor over every device n sees. It fails
+// newContentionMonitor returns a monitor over every device n sees. It fails
 // with messages.ErrConfig if OnContention is missing or Interval negative.
-func NewContentionMonitor(n *NVML, cfg ContentionConfig) (*ContentionMonitor, error) {
+func newContentionMonitor(n *NVML, cfg contentionConfig) (*contentionMonitor, error) {
 	if cfg.OnContention == nil {
 		return nil, fmt.Errorf("%w: contention monitor needs an OnContention callback", messages.ErrConfig)
 	}
@@ -124,7 +124,7 @@ func NewContentionMonitor(n *NVML, cfg ContentionConfig) (*ContentionMonitor, er
 	if log == nil {
 		log = slog.Default()
 	}
-	return &ContentionMonitor{
+	return &contentionMonitor{
 		nvml:         n,
 		onContention: cfg.OnContention,
 		interval:     interval,
@@ -139,20 +139,20 @@ func NewContentionMonitor(n *NVML, cfg ContentionConfig) (*ContentionMonitor, er
 // Start starts the monitor's goroutine, which looks at once and then every
 // Interval until ctx is cancelled or Stop is called. Starting twice fails
 // with messages.ErrInvalidInput, after Stop with messages.ErrStopped.
-func (m *ContentionMonitor) Start(ctx context.Context) error {
+func (m *contentionMonitor) Start(ctx context.Context) error {
 	return m.worker.start(ctx, func() (func(context.Context), error) { return m.run, nil })
 }
 
 // Stop ends the monitor's goroutine and waits for it. It is safe to call more
 // than once and before Start, but not from OnContention.
-func (m *ContentionMonitor) Stop() { m.worker.stop() }
+func (m *contentionMonitor) Stop() { m.worker.stop() }
 
 // Done is closed when the monitor's goroutine has ended, or at Stop if it
 // never started.
-func (m *ContentionMonitor) Done() <-chan struct{} { return m.worker.doneChan() }
+func (m *contentionMonitor) Done() <-chan struct{} { return m.worker.doneChan() }
 
 // run polls until ctx ends.
-func (m *ContentionMonitor) run(ctx context.Context) {
+func (m *contentionMonitor) run(ctx context.Context) {
 	ticker := time.NewTicker(m.interval)
 	defer ticker.Stop()
 	for {
@@ -168,7 +168,7 @@ func (m *ContentionMonitor) run(ctx context.Context) {
 // poll looks at every device once and reports those whose foreign processes
 // changed to a non-empty set. A failed query is logged when its message
 // changes and leaves the device's last known set as it was.
-func (m *ContentionMonitor) poll() {
+func (m *contentionMonitor) poll() {
 	count, err := m.nvml.DeviceCount()
 	if err != nil {
 		m.logFailure(-1, err)
@@ -194,7 +194,7 @@ func (m *ContentionMonitor) poll() {
 
 // logFailure logs err for device (-1 for the device count) unless it is the
 // one logged last time.
-func (m *ContentionMonitor) logFailure(device int, err error) {
+func (m *contentionMonitor) logFailure(device int, err error) {
 	if m.failures[device] == err.Error() {
 		return
 	}

@@ -38,7 +38,7 @@ func TestParseContentionPolicy(t *testing.T) {
 		{"kill", 0, false},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := ParseContentionPolicy(tc.in)
+			got, err := parseContentionPolicy(tc.in)
 			if !tc.ok {
 				assert.ErrorIs(t, err, messages.ErrConfig)
 				assert.Zero(t, got)
@@ -54,7 +54,7 @@ func TestParseContentionPolicy(t *testing.T) {
 func TestContentionPolicyZeroValueIsNotAPolicy(t *testing.T) {
 	var p ContentionPolicy
 	assert.NotContains(t, []ContentionPolicy{ContentionIgnore, ContentionWarn, ContentionEvict}, p)
-	_, err := ParseContentionPolicy(p.String())
+	_, err := parseContentionPolicy(p.String())
 	assert.ErrorIs(t, err, messages.ErrConfig)
 }
 
@@ -120,11 +120,11 @@ type contentionReport struct {
 
 // newTestMonitor returns a monitor over s, not started, whose reports go to
 // the returned channel and whose log to the returned buffer.
-func newTestMonitor(t *testing.T, s *server.Server, interval time.Duration) (*ContentionMonitor, chan contentionReport, *syncBuffer) {
+func newTestMonitor(t *testing.T, s *server.Server, interval time.Duration) (*contentionMonitor, chan contentionReport, *syncBuffer) {
 	t.Helper()
 	reports := make(chan contentionReport, 16)
 	logs := &syncBuffer{}
-	m, err := NewContentionMonitor(openMockNVML(t, s), ContentionConfig{
+	m, err := newContentionMonitor(openMockNVML(t, s), contentionConfig{
 		OnContention: func(device int, pids []uint32) { reports <- contentionReport{device, pids} },
 		Interval:     interval,
 		OwnPID:       ownPID,
@@ -243,16 +243,16 @@ func TestNewContentionMonitorConfig(t *testing.T) {
 	report := func(int, []uint32) {}
 	for _, tc := range []struct {
 		name string
-		cfg  ContentionConfig
+		cfg  contentionConfig
 		ok   bool
 	}{
-		{"defaults", ContentionConfig{OnContention: report}, true},
-		{"interval", ContentionConfig{OnContention: report, Interval: time.Second}, true},
-		{"no callback", ContentionConfig{}, false},
-		{"negative interval", ContentionConfig{OnContention: report, Interval: -time.Second}, false},
+		{"defaults", contentionConfig{OnContention: report}, true},
+		{"interval", contentionConfig{OnContention: report, Interval: time.Second}, true},
+		{"no callback", contentionConfig{}, false},
+		{"negative interval", contentionConfig{OnContention: report, Interval: -time.Second}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := NewContentionMonitor(n, tc.cfg)
+			m, err := newContentionMonitor(n, tc.cfg)
 			if tc.ok {
 				require.NoError(t, err)
 				assert.NotNil(t, m)
@@ -270,7 +270,7 @@ func TestContentionMonitorExcludesThisProcessByDefault(t *testing.T) {
 	compute := machine.Compute(0)
 	compute.Set(nvml.SUCCESS, uint32(os.Getpid()), 4242)
 	var got []contentionReport
-	m, err := NewContentionMonitor(openMockNVML(t, s), ContentionConfig{
+	m, err := newContentionMonitor(openMockNVML(t, s), contentionConfig{
 		OnContention: func(device int, pids []uint32) { got = append(got, contentionReport{device, pids}) },
 	})
 	require.NoError(t, err)

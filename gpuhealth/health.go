@@ -13,13 +13,13 @@ import (
 	"github.com/vramseal/vramseal/messages"
 )
 
-// DefaultHealthWaitTimeout is how long one wait for NVML health events lasts
+// defaultHealthWaitTimeout is how long one wait for NVML health events lasts
 // when HealthConfig.WaitTimeout is zero. It bounds how long Stop takes.
-const DefaultHealthWaitTimeout = 250 * time.Millisecond
+const defaultHealthWaitTimeout = 250 * time.Millisecond
 
-// MaxHealthWaitTimeout is the longest HealthConfig.WaitTimeout accepted, so
+// maxHealthWaitTimeout is the longest HealthConfig.WaitTimeout accepted, so
 // that Stop stays prompt.
-const MaxHealthWaitTimeout = 10 * time.Second
+const maxHealthWaitTimeout = 10 * time.Second
 
 // healthEvents are the NVML events the watcher asks for: critical XIDs and
 // double-bit ECC errors are faults; single-bit ECC errors are corrected by
@@ -59,10 +59,10 @@ type HealthConfig struct {
 	Logger *slog.Logger
 }
 
-// HealthWatcher reports GPU hardware faults as NVML raises them. It owns one
+// healthWatcher reports GPU hardware faults as NVML raises them. It owns one
 // goroutine, from Start until Stop, that waits on an NVML event set covering
 // every device. Use it once: Start, then Stop.
-type HealthWatcher struct {
+type healthWatcher struct {
 	nvml    *NVML
 	onFault func(error)
 	ignored map[uint64]bool
@@ -75,17 +75,17 @@ type HealthWatcher struct {
 	watched []int
 }
 
-// NewHealthWatcher returns a watcher over every device n sees. It fails with
+// newHealthWatcher returns a watcher over every device n sees. It fails with
 // messages.ErrConfig if OnFault is missing or WaitTimeout is out of range.
-func NewHealthWatcher(n *NVML, cfg HealthConfig) (*HealthWatcher, error) {
+func newHealthWatcher(n *NVML, cfg HealthConfig) (*healthWatcher, error) {
 	if cfg.OnFault == nil {
 		return nil, fmt.Errorf("%w: health watcher needs an OnFault callback", messages.ErrConfig)
 	}
 	wait := cfg.WaitTimeout
 	if wait == 0 {
-		wait = DefaultHealthWaitTimeout
+		wait = defaultHealthWaitTimeout
 	}
-	if wait < time.Millisecond || wait > MaxHealthWaitTimeout {
+	if wait < time.Millisecond || wait > maxHealthWaitTimeout {
 		return nil, fmt.Errorf("%w: health wait timeout %v out of range", messages.ErrConfig, cfg.WaitTimeout)
 	}
 	xids := cfg.IgnoredXIDs
@@ -100,7 +100,7 @@ func NewHealthWatcher(n *NVML, cfg HealthConfig) (*HealthWatcher, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &HealthWatcher{
+	return &healthWatcher{
 		nvml:    n,
 		onFault: cfg.OnFault,
 		ignored: ignored,
@@ -114,7 +114,7 @@ func NewHealthWatcher(n *NVML, cfg HealthConfig) (*HealthWatcher, error) {
 // goroutine, which runs until ctx is cancelled or Stop is called. A device
 // that cannot report events is logged and left unwatched. Starting twice
 // fails with messages.ErrInvalidInput, after Stop with messages.ErrStopped.
-func (w *HealthWatcher) Start(ctx context.Context) error {
+func (w *healthWatcher) Start(ctx context.Context) error {
 	return w.worker.start(ctx, func() (func(context.Context), error) {
 		set, watched, err := w.register()
 		if err != nil {
@@ -130,7 +130,7 @@ func (w *HealthWatcher) Start(ctx context.Context) error {
 // Stop ends the watcher's goroutine, waits for it (at most about one
 // WaitTimeout) and frees the event set. It is safe to call more than once and
 // before Start, but not from OnFault.
-func (w *HealthWatcher) Stop() {
+func (w *healthWatcher) Stop() {
 	if !w.worker.stop() {
 		return
 	}
@@ -143,10 +143,10 @@ func (w *HealthWatcher) Stop() {
 
 // Done is closed when the watcher's goroutine has ended, or at Stop if it
 // never started.
-func (w *HealthWatcher) Done() <-chan struct{} { return w.worker.doneChan() }
+func (w *healthWatcher) Done() <-chan struct{} { return w.worker.doneChan() }
 
 // Watched lists the devices registered for health events, once started.
-func (w *HealthWatcher) Watched() []int {
+func (w *healthWatcher) Watched() []int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]int(nil), w.watched...)
@@ -154,7 +154,7 @@ func (w *HealthWatcher) Watched() []int {
 
 // register creates the event set and registers each device for the health
 // events it supports.
-func (w *HealthWatcher) register() (nvml.EventSet, []int, error) {
+func (w *healthWatcher) register() (nvml.EventSet, []int, error) {
 	count, err := w.nvml.DeviceCount()
 	if err != nil {
 		return nil, nil, err
@@ -180,7 +180,7 @@ func (w *HealthWatcher) register() (nvml.EventSet, []int, error) {
 }
 
 // registerDevice registers one device; false means it cannot report events.
-func (w *HealthWatcher) registerDevice(set nvml.EventSet, index int) (bool, error) {
+func (w *healthWatcher) registerDevice(set nvml.EventSet, index int) (bool, error) {
 	dev, err := w.nvml.handle(index)
 	if err != nil {
 		return false, err
@@ -215,7 +215,7 @@ func (w *HealthWatcher) registerDevice(set nvml.EventSet, index int) (bool, erro
 
 // run waits for events until ctx ends. A failed wait is logged when its cause
 // changes and waited out, so a broken event set cannot spin.
-func (w *HealthWatcher) run(ctx context.Context, set nvml.EventSet) {
+func (w *healthWatcher) run(ctx context.Context, set nvml.EventSet) {
 	timeoutMS := uint32(w.wait.Milliseconds())
 	lastFailure := nvml.SUCCESS
 	for ctx.Err() == nil {
@@ -237,7 +237,7 @@ func (w *HealthWatcher) run(ctx context.Context, set nvml.EventSet) {
 }
 
 // pause waits one WaitTimeout or until ctx ends.
-func (w *HealthWatcher) pause(ctx context.Context) {
+func (w *healthWatcher) pause(ctx context.Context) {
 	t := time.NewTimer(w.wait)
 	defer t.Stop()
 	select {
@@ -247,7 +247,7 @@ func (w *HealthWatcher) pause(ctx context.Context) {
 }
 
 // handle classifies one event: a fault goes to OnFault, the rest to the log.
-func (w *HealthWatcher) handle(ev nvml.EventData) {
+func (w *healthWatcher) handle(ev nvml.EventData) {
 	device, uuid := eventDevice(ev)
 	switch {
 	case ev.EventType&nvml.EventTypeXidCriticalError != 0:
@@ -267,7 +267,7 @@ func (w *HealthWatcher) handle(ev nvml.EventData) {
 }
 
 // fault hands f to OnFault, wrapped so that its text starts with the kind.
-func (w *HealthWatcher) fault(f *DeviceFaultError) {
+func (w *healthWatcher) fault(f *DeviceFaultError) {
 	w.onFault(fmt.Errorf("%w: %w", messages.ErrDeviceFault, f))
 }
 

@@ -18,7 +18,7 @@ const (
 )
 
 // DeviceFaultError is a hardware fault NVML reported on one GPU, as a
-// HealthWatcher hands it to OnFault. It names the GPU by NVML's numbering,
+// healthWatcher hands it to OnFault. It names the GPU by NVML's numbering,
 // which is not always the CUDA driver's: match UUID (or Index) to a device's
 // Properties().UUID to find which device faulted. It matches
 // messages.ErrDeviceFault with errors.Is; get it from a wrapped error with

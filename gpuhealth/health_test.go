@@ -69,7 +69,7 @@ func assertFault(t *testing.T, err error, want DeviceFaultError, msg string) {
 
 // startWatcher starts a health watcher over s with cfg, logging to the
 // returned buffer, and stops it when the test ends.
-func startWatcher(t *testing.T, s *server.Server, cfg HealthConfig) (*HealthWatcher, faultRecorder, *syncBuffer) {
+func startWatcher(t *testing.T, s *server.Server, cfg HealthConfig) (*healthWatcher, faultRecorder, *syncBuffer) {
 	t.Helper()
 	faults := make(faultRecorder, 8)
 	logs := &syncBuffer{}
@@ -78,7 +78,7 @@ func startWatcher(t *testing.T, s *server.Server, cfg HealthConfig) (*HealthWatc
 	if cfg.WaitTimeout == 0 {
 		cfg.WaitTimeout = 20 * time.Millisecond
 	}
-	w, err := NewHealthWatcher(openMockNVML(t, s), cfg)
+	w, err := newHealthWatcher(openMockNVML(t, s), cfg)
 	require.NoError(t, err)
 	require.NoError(t, w.Start(context.Background()))
 	t.Cleanup(w.Stop)
@@ -271,7 +271,7 @@ func TestHealthWatcherStartFailures(t *testing.T) {
 			s := machine.Server
 			events := machine.Events
 			tc.inject(t, machine)
-			w, err := NewHealthWatcher(openMockNVML(t, s), HealthConfig{OnFault: func(error) {}})
+			w, err := newHealthWatcher(openMockNVML(t, s), HealthConfig{OnFault: func(error) {}})
 			require.NoError(t, err)
 
 			err = w.Start(context.Background())
@@ -326,7 +326,7 @@ func TestHealthWatcherStops(t *testing.T) {
 		machine := nvmltest.New(t)
 		s := machine.Server
 		events := machine.Events
-		w, err := NewHealthWatcher(openMockNVML(t, s), HealthConfig{OnFault: func(error) {}, WaitTimeout: 10 * time.Millisecond})
+		w, err := newHealthWatcher(openMockNVML(t, s), HealthConfig{OnFault: func(error) {}, WaitTimeout: 10 * time.Millisecond})
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
 		require.NoError(t, w.Start(ctx))
@@ -342,7 +342,7 @@ func TestHealthWatcherStops(t *testing.T) {
 		assert.Len(t, events.Set.FreeCalls(), 1)
 	})
 	t.Run("before start", func(t *testing.T) {
-		w, err := NewHealthWatcher(openMockNVML(t, nvmltest.New(t).Server), HealthConfig{OnFault: func(error) {}})
+		w, err := newHealthWatcher(openMockNVML(t, nvmltest.New(t).Server), HealthConfig{OnFault: func(error) {}})
 		require.NoError(t, err)
 		w.Stop()
 		assertClosed(t, w.Done())
@@ -369,11 +369,11 @@ func TestNewHealthWatcherConfig(t *testing.T) {
 		{"no callback", HealthConfig{}, false},
 		{"negative timeout", HealthConfig{OnFault: onFault, WaitTimeout: -time.Second}, false},
 		{"sub-millisecond timeout", HealthConfig{OnFault: onFault, WaitTimeout: time.Microsecond}, false},
-		{"longest timeout", HealthConfig{OnFault: onFault, WaitTimeout: MaxHealthWaitTimeout}, true},
-		{"timeout too long", HealthConfig{OnFault: onFault, WaitTimeout: MaxHealthWaitTimeout + time.Millisecond}, false},
+		{"longest timeout", HealthConfig{OnFault: onFault, WaitTimeout: maxHealthWaitTimeout}, true},
+		{"timeout too long", HealthConfig{OnFault: onFault, WaitTimeout: maxHealthWaitTimeout + time.Millisecond}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w, err := NewHealthWatcher(n, tc.cfg)
+			w, err := newHealthWatcher(n, tc.cfg)
 			if tc.ok {
 				require.NoError(t, err)
 				assert.NotNil(t, w)

@@ -31,7 +31,7 @@ type GPUInfo struct {
 // and running processes. It is our small front to go-nvml, so tests can give
 // it go-nvml's mock servers (such as pkg/nvml/mock/dgxh100) instead of a real
 // driver. It is safe for concurrent use. Close it after stopping every
-// HealthWatcher and ContentionMonitor built on it.
+// healthWatcher and ContentionMonitor built on it.
 type NVML struct {
 	lib nvml.Interface
 
@@ -156,9 +156,9 @@ func (n *NVML) IndexByUUID(uuid string) (int, error) {
 	return index, nil
 }
 
-// Discover lists the GPUs that lib sees: it initialises lib, describes every
+// discover lists the GPUs that lib sees: it initialises lib, describes every
 // device and shuts lib down. Without a driver the error wraps ErrNoDriver.
-func Discover(lib nvml.Interface) (infos []GPUInfo, err error) {
+func discover(lib nvml.Interface) (infos []GPUInfo, err error) {
 	n, err := NewNVML(lib)
 	if err != nil {
 		return nil, err

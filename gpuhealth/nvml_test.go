@@ -18,7 +18,7 @@ func TestDiscoverListsEveryDGXH100Device(t *testing.T) {
 	machine := nvmltest.New(t)
 	s := machine.Server
 
-	infos, err := Discover(s)
+	infos, err := discover(s)
 	require.NoError(t, err)
 
 	require.Len(t, infos, len(s.Devices))
@@ -70,7 +70,7 @@ func TestNewNVMLInitFailures(t *testing.T) {
 				assert.Contains(t, err.Error(), "NVIDIA driver not found")
 			}
 
-			infos, err := Discover(s)
+			infos, err := discover(s)
 			assert.Nil(t, infos)
 			assert.Equal(t, tc.noDriver, errors.Is(err, cuda.ErrNoDriver), "Discover: %v", err)
 			assert.Empty(t, s.ShutdownCalls(), "nothing to shut down after a failed init")
@@ -198,7 +198,7 @@ func TestDeviceCountFailure(t *testing.T) {
 
 	_, err := n.DeviceCount()
 	assert.ErrorIs(t, err, messages.ErrDeviceFault)
-	_, err = Discover(s)
+	_, err = discover(s)
 	assert.ErrorIs(t, err, messages.ErrDeviceFault)
 }
 

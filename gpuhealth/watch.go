@@ -28,8 +28,8 @@ type Watch struct {
 	// uuids are the runtime devices' UUIDs, by runtime index.
 	uuids []string
 
-	health     *HealthWatcher
-	contention *ContentionMonitor
+	health     *healthWatcher
+	contention *contentionMonitor
 	evictor    *evictor
 }
 
@@ -77,7 +77,7 @@ func (g *Watch) device(nvmlIndex int) int {
 // Ignored XIDs are logged. If events cannot be watched, it logs a warning and
 // carries on.
 func (g *Watch) StartHealth(rt Runtime, ignoredXIDs []uint64) {
-	h, err := NewHealthWatcher(g.nvml, HealthConfig{
+	h, err := newHealthWatcher(g.nvml, HealthConfig{
 		OnFault:     func(err error) { g.onFault(rt, err) },
 		IgnoredXIDs: ignoredXIDs,
 		Logger:      g.logger,
@@ -142,7 +142,7 @@ func (g *Watch) StartContention(policy ContentionPolicy, interval time.Duration,
 	if policy == ContentionEvict {
 		g.evictor = startEvictor(rt, g.logger)
 	}
-	m, err := NewContentionMonitor(g.nvml, ContentionConfig{
+	m, err := newContentionMonitor(g.nvml, contentionConfig{
 		OnContention: func(nvmlIndex int, pids []uint32) { g.onContention(policy, ready, nvmlIndex, pids) },
 		Interval:     interval,
 		Logger:       g.logger,
