@@ -39,7 +39,7 @@ func DefaultIgnoredXIDs() []uint64 {
 	return []uint64{13, 31, 43, 45, 68, 109}
 }
 
-// HealthConfig configures a HealthWatcher.
+// HealthConfig configures the health watch (Watch.StartHealth).
 type HealthConfig struct {
 	// OnFault receives, from the watcher's goroutine, one error per critical
 	// XID or double-bit ECC error. Each wraps messages.ErrDeviceFault and a
@@ -51,7 +51,7 @@ type HealthConfig struct {
 	// DefaultIgnoredXIDs(); an empty, non-nil slice ignores none.
 	IgnoredXIDs []uint64
 	// WaitTimeout bounds each wait for an event, and so how long Stop takes.
-	// Zero means DefaultHealthWaitTimeout; otherwise it must lie between a
+	// Zero means 250 ms; otherwise it must lie between a
 	// millisecond and MaxHealthWaitTimeout.
 	WaitTimeout time.Duration
 	// Logger receives ignored XIDs, single-bit ECC errors and failed waits.
