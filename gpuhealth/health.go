@@ -52,7 +52,7 @@ type HealthConfig struct {
 	IgnoredXIDs []uint64
 	// WaitTimeout bounds each wait for an event, and so how long Stop takes.
 	// Zero means 250 ms; otherwise it must lie between a
-	// millisecond and MaxHealthWaitTimeout.
+	// millisecond and 10 s.
 	WaitTimeout time.Duration
 	// Logger receives ignored XIDs, single-bit ECC errors and failed waits.
 	// Nil means slog.Default().
