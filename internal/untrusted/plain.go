@@ -2,17 +2,17 @@ package untrusted
 
 import "fmt"
 
-// MaxMessageLen bounds every error message an input can produce: messages
+// maxMessageLen bounds every error message an input can produce: messages
 // quote a short prefix of an input, never the whole of it.
-const MaxMessageLen = 400
+const maxMessageLen = 400
 
 // CheckPlain says why msg is not a message an untrusted input may produce:
-// longer than MaxMessageLen, or holding a byte that is not printable ASCII
+// longer than maxMessageLen, or holding a byte that is not printable ASCII
 // (so no input byte reaches a log or a terminal raw). Fuzz tests of every
 // parser hold their errors to it.
 func CheckPlain(msg string) error {
-	if len(msg) > MaxMessageLen {
-		return fmt.Errorf("message is %d bytes, over %d: %.200q", len(msg), MaxMessageLen, msg)
+	if len(msg) > maxMessageLen {
+		return fmt.Errorf("message is %d bytes, over %d: %.200q", len(msg), maxMessageLen, msg)
 	}
 	for i := range len(msg) {
 		if msg[i] < 0x20 || msg[i] >= 0x7f {

@@ -25,6 +25,6 @@ func TestCheckPlain(t *testing.T) {
 	assert.NoError(t, CheckPlain("invalid input: shard ID "+Quote("é\x00"+strings.Repeat("y", 100))))
 	assert.ErrorContains(t, CheckPlain("tab\there"), "byte 3 is 0x9")
 	assert.ErrorContains(t, CheckPlain("é"), "byte 0 is 0xc3")
-	assert.ErrorContains(t, CheckPlain(strings.Repeat("x", MaxMessageLen+1)), "over 400")
-	assert.NoError(t, CheckPlain(strings.Repeat("x", MaxMessageLen)))
+	assert.ErrorContains(t, CheckPlain(strings.Repeat("x", maxMessageLen+1)), "over 400")
+	assert.NoError(t, CheckPlain(strings.Repeat("x", maxMessageLen)))
 }
