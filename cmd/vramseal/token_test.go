@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vramseal/vramseal/internal/secret"
+	"github.com/vramseal/vramseal/supervisor"
 )
 
 func TestReadTokenAcceptsAPrivateFileAndCutsOneNewline(t *testing.T) {
@@ -74,7 +76,7 @@ func TestReadTokenRefusesWithTheFix(t *testing.T) {
 		{
 			name: "too long",
 			setup: func(t *testing.T, path string) {
-				require.NoError(t, os.WriteFile(path, make([]byte, maxTokenFileBytes+1), 0o600))
+				require.NoError(t, os.WriteFile(path, make([]byte, secret.MaxTokenFileBytes+1), 0o600))
 			},
 			wantErrs: []string{"longer than 4096 bytes"},
 		},
@@ -132,11 +134,11 @@ func TestDeriveKeysZeroesTheTokenAndKeysZeroOnRequest(t *testing.T) {
 	keys, err := deriveKeys(token, "w1")
 	require.NoError(t, err)
 	assert.Equal(t, make([]byte, len(token)), token, "token bytes are zeroed once the keys are derived")
-	assert.Len(t, keys.fingerprint(), 6)
-	assert.Equal(t, "w1", keys.audit.WorkerID())
+	assert.Len(t, keys.Fingerprint(), 6)
+	assert.Equal(t, "w1", keys.Audit.WorkerID())
 
-	keys.zero()
-	assert.Contains(t, keys.seal.String(), "zeroed")
+	keys.Zero()
+	assert.Contains(t, keys.Seal.String(), "zeroed")
 }
 
 func TestEphemeralTokensAreLongEnoughAndDiffer(t *testing.T) {
@@ -157,8 +159,8 @@ func TestWorkerKeysPrintNoSecret(t *testing.T) {
 	}
 	keys, err := deriveKeys(bytes.Clone(token), "w1")
 	require.NoError(t, err)
-	defer keys.zero()
-	for _, v := range []any{keys, *keys, struct{ K *workerKeys }{keys}} {
+	defer keys.Zero()
+	for _, v := range []any{keys, *keys, struct{ K *supervisor.Keys }{keys}} {
 		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x", "%X", "%d", "%q"} {
 			out := fmt.Sprintf(verb, v)
 			for _, leak := range append(leaks, string(token)) {
@@ -166,7 +168,7 @@ func TestWorkerKeysPrintNoSecret(t *testing.T) {
 			}
 		}
 		var logged bytes.Buffer
-		slog.New(slog.NewTextHandler(&logged, nil)).Info("keys", "k", v, "seal", keys.seal, "audit", keys.audit)
+		slog.New(slog.NewTextHandler(&logged, nil)).Info("keys", "k", v, "seal", keys.Seal, "audit", keys.Audit)
 		for _, leak := range leaks {
 			assert.NotContains(t, logged.String(), leak)
 		}

@@ -41,7 +41,7 @@ type worker struct {
 	devices  *backend.Set     // until the runtime is given them
 	sims     []*cuda.Sim      // the simulated devices, for --sim-fault
 	watch    *gpuhealth.Watch // NVML's watch over real GPUs; nil without
-	keys     *workerKeys
+	keys     *supervisor.Keys
 	auditLog *audit.Log
 	ready    *gpuhealth.Readiness
 	scrub    *scrubReport
@@ -190,7 +190,7 @@ func (w *worker) checkPlacement() error {
 // start opens the audit log, starts the runtime and serves the endpoints.
 func (w *worker) start(ctx context.Context) error {
 	o := w.opts
-	auditLog, err := audit.Open(o.auditLog, audit.LogConfig{Key: w.keys.audit, WorkerID: o.workerID, Logger: w.logger})
+	auditLog, err := audit.Open(o.auditLog, audit.LogConfig{Key: w.keys.Audit, WorkerID: o.workerID, Logger: w.logger})
 	if errors.Is(err, messages.ErrIntegrityViolation) {
 		return withExitCode(exitUsage, fmt.Errorf("%w; if another token or --worker-id wrote this log, pass those, or a new --audit-log path", err))
 	}
@@ -198,7 +198,7 @@ func (w *worker) start(ctx context.Context) error {
 		return withExitCode(exitUsage, err)
 	}
 	w.auditLog = auditLog
-	w.keys.audit.Zero() // the log keeps what it needs
+	w.keys.Audit.Zero() // the log keeps what it needs
 	uuids := make([]string, len(w.devices.Devices))
 	for i, d := range w.devices.Devices {
 		uuids[i] = d.Properties().UUID
@@ -219,10 +219,11 @@ func (w *worker) start(ctx context.Context) error {
 	rt, err := supervisor.Start(context.WithoutCancel(ctx), supervisor.Config{
 		Devices:        devices,
 		Backend:        kind,
-		Key:            w.keys.seal,
+		Key:            w.keys.Seal,
 		WorkerID:       o.workerID,
 		ChunkSize:      o.chunkSize.bytes,
 		VerifyInterval: o.verifyInterval,
+		NoScrub:        o.verifyInterval == 0, // --verify-interval 0 turns scrubbing off
 		ScrubRate:      o.scrubRate.bytesPerSecond,
 		Headroom:       o.headroom.bytes,
 		Audit:          sink,
@@ -255,7 +256,7 @@ func (w *worker) start(ctx context.Context) error {
 	if err := errors.Join(m.watch(rt, time.Now), m.watchWorker(ready, func() bool { return rt.Err() != nil })); err != nil {
 		return err
 	}
-	w.logger.Info("worker started", "worker_id", o.workerID, "key", w.keys.fingerprint(), "audit_log", o.auditLog,
+	w.logger.Info("worker started", "worker_id", o.workerID, "key", w.keys.Fingerprint(), "audit_log", o.auditLog,
 		"verify_interval", o.verifyInterval, "chunk_size", formatSize(o.chunkSize.bytes))
 	if w.listener != nil {
 		addr := w.listener.Addr().String()
@@ -398,7 +399,7 @@ func (w *worker) close(runErr error) error {
 		}
 	}
 	if w.keys != nil {
-		w.keys.zero()
+		w.keys.Zero()
 	}
 	model.Close(w.srcs)
 	stopErr := errors.Join(stopErrs...)
