@@ -15,6 +15,9 @@ import (
 const (
 	// DefaultChunkSize is the chunk size when Config.ChunkSize is zero.
 	DefaultChunkSize = sealer.DefaultChunkSize
+	// DefaultVerifyInterval is the pause between background scrub passes
+	// when Config.VerifyInterval is zero: the CLI's default too.
+	DefaultVerifyInterval = 30 * time.Second
 	// DefaultReadRetries is how often a failed read is retried when
 	// Config.ReadRetries is zero.
 	DefaultReadRetries = 3
@@ -29,16 +32,21 @@ type Config struct {
 	// Devices are the GPUs to seal onto, by index. Start takes ownership of
 	// them: the runtime alone uses them, and closes them when it stops.
 	Devices []cuda.Device
-	// Key signs shard records. Required.
-	Key *sealer.Key
+	// Key signs shard records. Required by Start; Open derives it.
+	Key *Key
 	// WorkerID names this worker in audit records. Required.
 	WorkerID string
 	// ChunkSize is the unit of copying and hashing: a power of two from
 	// 64 KiB to 64 MiB. Zero means 4 MiB.
 	ChunkSize int64
-	// VerifyInterval is the pause between background scrub passes. Zero
-	// means no background scrub.
+	// VerifyInterval is the pause between background scrub passes, each of
+	// which re-hashes every shard on a device. Zero means
+	// DefaultVerifyInterval (30 s).
 	VerifyInterval time.Duration
+	// NoScrub turns background scrubbing off: shards are then re-hashed
+	// only by Verify and Acquire with Verified; VerifyInterval and
+	// ScrubRate do not apply.
+	NoScrub bool
 	// ScrubRate bounds background scrubbing, in bytes per second per
 	// device. Zero means unlimited.
 	ScrubRate int64
@@ -50,7 +58,10 @@ type Config struct {
 	// ReadRetries is how often a failed device read is retried before it
 	// counts as a device fault. Zero means 3.
 	ReadRetries int
-	// Audit receives a durable record of every operation. Required.
+	// Audit receives a durable record of every operation. Required by
+	// Start; Open opens its own. The caller keeps it: the runtime never
+	// closes a sink it was given, so close it (audit.Log.Close) after Stop
+	// returns. A log Open opened is closed by the runtime once it stops.
 	Audit audit.Sink
 	// Logger receives log lines. Nil discards them.
 	Logger *slog.Logger
@@ -67,6 +78,9 @@ type Config struct {
 	// out.
 	Backend string
 
+	// owned is what Open made for the runtime (its keys and audit log),
+	// closed once it has stopped; nil after Start.
+	owned *ownedByRuntime
 	// hooks are test hooks, set only by this package's tests.
 	hooks testHooks
 }
@@ -115,6 +129,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if err := sealer.ValidateChunkSize(cfg.ChunkSize); err != nil {
 		return cfg, fmt.Errorf("%w: %w", messages.ErrConfig, err)
+	}
+	if cfg.VerifyInterval == 0 && !cfg.NoScrub {
+		cfg.VerifyInterval = DefaultVerifyInterval
 	}
 	if cfg.ReadRetries == 0 {
 		cfg.ReadRetries = DefaultReadRetries

@@ -31,7 +31,7 @@ func (r *Runtime) FailStop(cause error) {
 // what it freed so far and an error wrapping ErrLeaseHeld; the rest is freed
 // when their leases end, and recorded then as this Evict's (a later Evict
 // or Stop waits for them too). The runtime keeps running.
-func (r *Runtime) Evict(ctx context.Context, device int, reason string) ([]sealer.Shard, error) {
+func (r *Runtime) Evict(ctx context.Context, device int, reason string) ([]Shard, error) {
 	if err := r.enter(); err != nil {
 		return nil, err
 	}

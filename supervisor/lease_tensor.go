@@ -11,7 +11,7 @@ import (
 // the shard's first byte, so on the CUDA backend the tensor's bytes start at
 // DevicePointer() + Offset. The result is a copy: changing it changes
 // nothing in the lease or the sealed record.
-func (l *Lease) Tensor(name string) (sealer.Tensor, bool) {
+func (l *Lease) Tensor(name string) (Tensor, bool) {
 	t, ok := sealer.LookupTensor(l.shard.Tensors, name)
 	t.Shape = slices.Clone(t.Shape)
 	return t, ok

@@ -49,7 +49,7 @@ func modelRejectedRecord(req messages.SealRequest, err error) audit.Record {
 // manifest verified (signer key fingerprint, subject name and digest,
 // serialization method) and every file sealed from it matched. Callers
 // record it once all the model's seals have returned.
-func (r *Runtime) RecordModelVerified(ctx context.Context, v messages.ModelVerified) error {
+func (r *Runtime) RecordModelVerified(ctx context.Context, v ModelVerified) error {
 	if err := r.enter(); err != nil {
 		return err
 	}

@@ -33,7 +33,9 @@ type RigConfig struct {
 	Wrap func(i int, sim *cuda.Sim) cuda.Device
 	// Config is the runtime's configuration. Key, WorkerID and Audit
 	// default to a test key, "rig" and a fresh audit.Memory, and Devices to
-	// the rig's simulated GPUs. Devices given here (a Sim the test made
+	// the rig's simulated GPUs. A rig scrubs in the background only when
+	// VerifyInterval is set (NoScrub otherwise), so that a test decides
+	// whether passes run. Devices given here (a Sim the test made
 	// first, a real GPU) are the runtime's as they are: the rig then makes no
 	// Sims, and Capacities, Name, Seed, Prefault and Wrap do not apply.
 	Config Config
@@ -75,6 +77,9 @@ func MakeRig(ctx context.Context, rc RigConfig) (*Rig, error) {
 		cfg.Key = key
 	}
 	rig.Key = cfg.Key
+	if cfg.VerifyInterval == 0 {
+		cfg.NoScrub = true
+	}
 	if cfg.Audit == nil {
 		rig.Audit = audit.NewMemory()
 		cfg.Audit = rig.Audit

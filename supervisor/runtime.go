@@ -138,7 +138,7 @@ func (r *Runtime) spawn() error {
 		}
 		r.gpus = append(r.gpus, g)
 	}
-	if r.cfg.VerifyInterval == 0 {
+	if r.cfg.NoScrub {
 		return nil
 	}
 	for _, g := range r.gpus {
@@ -273,7 +273,7 @@ func (r *Runtime) failure() error {
 func (r *Runtime) stopWhenAsked() {
 	defer r.shutdown.Done()
 	<-r.stopCtx.Done()
-	r.stopErr = r.shutdownActors()
+	r.stopErr = errors.Join(r.shutdownActors(), r.cfg.owned.close())
 	close(r.done)
 }
 

@@ -20,7 +20,7 @@ import (
 // is taken back and Seal returns ErrStopped once the reader returns. A seal
 // whose ctx ends while its reader blocks frees its memory and ID and records
 // the failure at once, and returns ctx's error once the reader returns.
-func (r *Runtime) Seal(ctx context.Context, req messages.SealRequest) (sealer.Shard, error) {
+func (r *Runtime) Seal(ctx context.Context, req SealRequest) (Shard, error) {
 	if err := r.enter(); err != nil {
 		return sealer.Shard{}, err
 	}

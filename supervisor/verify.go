@@ -16,7 +16,7 @@ import (
 // ErrNotSealed; a signed record that fails its check, and any mismatch, is
 // recorded as critical and fail-stops the worker. A validly signed record of
 // a shard no longer live (its generation is gone) returns ErrUnknownShard.
-func (r *Runtime) Verify(ctx context.Context, shard sealer.Shard) error {
+func (r *Runtime) Verify(ctx context.Context, shard Shard) error {
 	if err := r.enter(); err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func (r *Runtime) tableRefused(err error) error {
 // the GPU actor, by ID and generation, so a stale record can never free a
 // newer shard of the same ID: it returns ErrUnknownShard. If ctx ends while
 // leases are held, the shard stays live and the error wraps ErrLeaseHeld.
-func (r *Runtime) Free(ctx context.Context, shard sealer.Shard) error {
+func (r *Runtime) Free(ctx context.Context, shard Shard) error {
 	if err := r.enter(); err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func (r *Runtime) Free(ctx context.Context, shard sealer.Shard) error {
 }
 
 // Capacity reports one device's memory as the runtime accounts for it.
-func (r *Runtime) Capacity(ctx context.Context, device int) (messages.Capacity, error) {
+func (r *Runtime) Capacity(ctx context.Context, device int) (Capacity, error) {
 	if err := r.enter(); err != nil {
 		return messages.Capacity{}, err
 	}
@@ -150,7 +150,7 @@ func (r *Runtime) Capacity(ctx context.Context, device int) (messages.Capacity, 
 
 // Shards lists every live shard on every device, with when each was last
 // fully verified.
-func (r *Runtime) Shards(ctx context.Context) ([]messages.ShardStatus, error) {
+func (r *Runtime) Shards(ctx context.Context) ([]ShardStatus, error) {
 	if err := r.enter(); err != nil {
 		return nil, err
 	}

@@ -77,6 +77,15 @@ var holders = map[string]holder{
 		c := supervisor.Config{Key: sealKey(t), WorkerID: testWorker}
 		return []any{c, struct{ supervisor.Config }{c}}
 	},
+	"supervisor.Keys": func(t *testing.T) []any {
+		k, err := supervisor.DeriveKeys(bytes.Clone(testToken), testWorker)
+		require.NoError(t, err)
+		return []any{k, *k, struct{ *supervisor.Keys }{k}}
+	},
+	"supervisor.OpenConfig": func(t *testing.T) []any {
+		c := supervisor.OpenConfig{TokenFile: "token", Config: supervisor.Config{Key: sealKey(t), WorkerID: testWorker}}
+		return []any{c, struct{ supervisor.OpenConfig }{c}}
+	},
 	"supervisor.RigConfig": func(t *testing.T) []any {
 		c := supervisor.RigConfig{Config: supervisor.Config{Key: sealKey(t), WorkerID: testWorker}}
 		return []any{c, struct{ supervisor.RigConfig }{c}}
