@@ -28,6 +28,23 @@ type Viewer interface {
 type View struct {
 	size   int64
 	readAt func(p []byte, off int64) error
+	// valid, if set, is checked before every read (see Until).
+	valid func() error
+}
+
+// Until returns a view of the same memory whose every read first calls
+// valid and fails with its error, if any: so a view handed out under a
+// lease stops reading once the lease is revoked, whatever the backend.
+func (v *View) Until(valid func() error) *View {
+	earlier := v.valid
+	return &View{size: v.size, readAt: v.readAt, valid: func() error {
+		if earlier != nil {
+			if err := earlier(); err != nil {
+				return err
+			}
+		}
+		return valid()
+	}}
 }
 
 var _ io.ReaderAt = (*View)(nil)
@@ -36,8 +53,13 @@ var _ io.ReaderAt = (*View)(nil)
 func (v *View) Size() int64 { return v.size }
 
 // ReadAt copies the allocation's bytes at off into p; it reads len(p)
-// bytes or fails, with io.EOF past the end.
+// bytes or fails, with io.EOF past the end, or with valid's error (Until).
 func (v *View) ReadAt(p []byte, off int64) (int, error) {
+	if v.valid != nil {
+		if err := v.valid(); err != nil {
+			return 0, err
+		}
+	}
 	if off < 0 {
 		return 0, fmt.Errorf("view: negative offset %d: %w", off, messages.ErrInvalidInput)
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/vramseal/vramseal/actors"
 	"github.com/vramseal/vramseal/cuda"
-	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
 )
 
@@ -40,7 +39,7 @@ type Lease struct {
 // actor's record, as Verify does) and returns a lease on the shard's
 // memory. With Verified, it also re-hashes the shard, under the lease,
 // before returning; a mismatch fail-stops the worker as in Verify.
-func (r *Runtime) Acquire(ctx context.Context, shard sealer.Shard, opts ...AcquireOption) (*Lease, error) {
+func (r *Runtime) Acquire(ctx context.Context, shard Shard, opts ...AcquireOption) (*Lease, error) {
 	var o acquireOptions
 	for _, opt := range opts {
 		opt(&o)
@@ -80,53 +79,70 @@ func (r *Runtime) Acquire(ctx context.Context, shard sealer.Shard, opts ...Acqui
 }
 
 // Shard is the record of the leased shard.
-func (l *Lease) Shard() sealer.Shard { return l.shard }
+func (l *Lease) Shard() Shard { return l.shard }
 
 // Size is the leased memory's size in bytes.
 func (l *Lease) Size() int64 { return l.shard.Size }
 
 // DevicePointer is the leased memory's device address (a CUdeviceptr), for
-// kernels on the CUDA backend. It fails with an error wrapping
-// messages.ErrInvalidInput on a backend without device addresses (Sim),
-// and with the revocation cause once the lease is revoked or released.
+// kernels on the CUDA backend. Once the lease is revoked it fails with Err
+// (ErrRevoked and the cause), on every backend; after Release with
+// ErrInvalidInput; on a backend without device addresses (the Sim) with
+// ErrInvalidInput. An address taken earlier stays valid only until the
+// lease is released: stop using it when Revoked closes.
 func (l *Lease) DevicePointer() (uintptr, error) {
 	if err := l.usable(); err != nil {
 		return 0, err
 	}
 	d, ok := l.device.(cuda.Pointers)
 	if !ok {
-		return 0, fmt.Errorf("lease: device %d has no device addresses: %w", l.shard.Device, messages.ErrInvalidInput)
+		return 0, fmt.Errorf("lease: device %d has no device addresses: %w", l.shard.Device, ErrInvalidInput)
 	}
 	return d.DevicePointer(l.held.Handle)
 }
 
 // View is a read-only view of the leased memory, on backends that keep it
-// in host memory (Sim, for tests). It fails like DevicePointer otherwise.
-// Reads through it are valid while the lease is held.
-func (l *Lease) View() (*cuda.View, error) {
+// in host memory (the Sim, for tests and stand-in kernels); elsewhere it
+// fails with ErrInvalidInput. It fails like DevicePointer once the lease
+// is revoked or released, and so does every read through a View taken
+// earlier.
+func (l *Lease) View() (*View, error) {
 	if err := l.usable(); err != nil {
 		return nil, err
 	}
 	d, ok := l.device.(cuda.Viewer)
 	if !ok {
-		return nil, fmt.Errorf("lease: device %d has no host view: %w", l.shard.Device, messages.ErrInvalidInput)
+		return nil, fmt.Errorf("lease: device %d has no host view: %w", l.shard.Device, ErrInvalidInput)
 	}
-	return d.View(l.held.Handle)
+	v, err := d.View(l.held.Handle)
+	if err != nil {
+		return nil, err
+	}
+	return v.Until(l.usable), nil
 }
 
+// usable is nil while the lease stands: else its revocation, or that it
+// was released.
 func (l *Lease) usable() error {
+	if err := l.Err(); err != nil {
+		return err
+	}
 	if l.ended.Load() {
-		return fmt.Errorf("lease on %+q: released: %w", l.shard.ID, messages.ErrInvalidInput)
+		return fmt.Errorf("lease on %+q: released: %w", l.shard.ID, ErrInvalidInput)
 	}
 	return nil
 }
 
 // Revoked is closed once the lease is revoked: by a fail-stop, an Evict of
 // its device or Stop. Inference code should then stop using the memory and
-// Release the lease; Err says why.
+// Release the lease (the memory is freed only then); Err says why.
 func (l *Lease) Revoked() <-chan struct{} { return l.revoked }
 
-// Err is nil while the lease stands, and the cause once it is revoked.
+// Err is nil while the lease stands. Once it is revoked, it is an error
+// that matches ErrRevoked and also the cause: ErrEvicted (Evict),
+// ErrStopped (Stop), or the fail-stop's cause (an *IntegrityError matching
+// ErrSealVerificationFailed, ErrDeviceFault, ...). Release does not change
+// it.
 func (l *Lease) Err() error {
 	if p := l.cause.Load(); p != nil {
 		return *p
@@ -137,15 +153,18 @@ func (l *Lease) Err() error {
 // Release ends the lease; the memory may then be freed. It is idempotent.
 func (l *Lease) Release() {
 	if l.ended.CompareAndSwap(false, true) {
-		l.held.End()
+		// Out of the set first: once the memory may be freed, Stop must
+		// no longer count the lease as held.
 		l.set.remove(l)
+		l.held.End()
 	}
 }
 
-// revoke closes Revoked with cause, once.
+// revoke closes Revoked with an error wrapping ErrRevoked and cause, once.
 func (l *Lease) revoke(cause error) {
 	l.once.Do(func() {
-		l.cause.Store(&cause)
+		err := fmt.Errorf("lease on %+q: %w: %w", l.shard.ID, ErrRevoked, cause)
+		l.cause.Store(&err)
 		close(l.revoked)
 	})
 }

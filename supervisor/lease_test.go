@@ -102,7 +102,7 @@ func TestStopWithAHeldLease(t *testing.T) {
 	assert.ErrorIs(t, l.Err(), messages.ErrStopped)
 	require.Eventually(t, func() bool { return w.sims[0].Outstanding() == 1 }, 10*time.Second, time.Millisecond,
 		"everything not leased is freed")
-	requireLeasedBytes(t, l, leased)
+	w.requireLeasedBytes(t, l, leased)
 
 	l.Release()
 	w.waitStopped(t)
@@ -187,7 +187,7 @@ func TestStopAfterAnEvictGaveUpFreesNothingLeased(t *testing.T) {
 	require.ErrorIs(t, err, messages.ErrLeaseHeld, "Stop waits for the lease the eviction gave up on")
 	assert.Contains(t, err.Error(), "1 lease(s) still held")
 	assert.Equal(t, 1, w.sims[0].Outstanding(), "memory under a lease is never freed")
-	requireLeasedBytes(t, l, s)
+	w.requireLeasedBytes(t, l, s)
 
 	l.Release()
 	w.waitStopped(t)

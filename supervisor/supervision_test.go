@@ -103,7 +103,7 @@ func TestGPUActorPanicWithAHeldLeaseFreesNothingLeased(t *testing.T) {
 	assert.ErrorIs(t, w.Err(), messages.ErrSoftwareFault)
 
 	assert.Equal(t, 1, w.sims[0].Outstanding(), "memory under a lease is never freed, not even after a panic")
-	requireLeasedBytes(t, l, leased)
+	w.requireLeasedBytes(t, l, leased)
 	freed := w.events(audit.EventVramDeallocated)
 	require.Len(t, freed, 1)
 	assert.Equal(t, "free", freed[0].Fields["shard_id"])
