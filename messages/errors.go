@@ -54,8 +54,11 @@ var (
 	// does not stop the worker; the caller may seal again later.
 	ErrEvicted = errors.New("evicted")
 
-	// ErrRevoked means the memory a call worked on was taken back, by an
-	// eviction or a stop, while the call was in progress.
+	// ErrRevoked means memory was taken back while in use: a seal's
+	// memory by an eviction or a stop while the seal was in progress, or an
+	// embedder's lease by an eviction, a stop or a fail-stop. The error
+	// also wraps the cause (ErrEvicted, ErrStopped, or the fail-stop's), so
+	// errors.Is matches both.
 	ErrRevoked = errors.New("revoked")
 
 	// ErrLeaseHeld means memory could not be freed in time because a lease

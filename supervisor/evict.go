@@ -17,7 +17,7 @@ const MaxEvictReason = 512
 
 // FailStop stops the worker for a fault found outside the runtime, such as
 // a GPU health event. cause should wrap a fatal error kind (for example
-// messages.ErrDeviceFault); Err returns it once Done closes.
+// ErrDeviceFault); Err returns it once Done closes.
 func (r *Runtime) FailStop(cause error) {
 	r.fail(cause)
 }

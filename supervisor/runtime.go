@@ -1,7 +1,22 @@
-// Package supervisor is vramseal's embedding API: Start spawns a supervisor
-// actor whose children are one GPU actor and one background verifier per
-// device, and the Runtime it returns seals, verifies, leases and releases
-// shards, fail-stopping the worker on any integrity failure.
+// Package supervisor is vramseal's embedding API. Open (from a token file)
+// or Start returns a Runtime that seals shards onto GPUs (Seal), proves
+// them intact (Verify, and a background scrub every VerifyInterval), lends
+// their memory to inference code (Acquire -> Lease) and frees them (Free,
+// Evict, Stop), fail-stopping the worker on any integrity failure. Every
+// request and status type and every error kind a worker matches is
+// declared here; a worker needs this package and one backend (cuda's Sim,
+// or cuda/driver).
+//
+// Inside, Start spawns a supervisor actor whose children are one GPU actor
+// (which alone owns its device's allocation table) and one background
+// verifier per device. Copies and hashes run outside the actors' mailboxes,
+// on the callers' goroutines, under leases the GPU actor grants: a seal's
+// writes, a verify's reads, an embedder's Lease. A seal waiting for its
+// reader holds neither a lease nor the runtime's call gate, so a stalled
+// reader delays neither a fail-stop nor Stop: the seal's memory is taken
+// back by the drain (revoked), and the seal returns once its reader does.
+// Memory under a lease is never freed; a free waits until the last lease
+// ends. ARCHITECTURE.md has the whole path.
 package supervisor
 
 import (
@@ -26,7 +41,7 @@ import (
 
 // Runtime seals shards onto GPUs and keeps proving them intact. It is safe
 // for concurrent use by thousands of callers; every call honours its context
-// and returns messages.ErrStopped once the runtime is stopping.
+// and returns ErrStopped once the runtime is stopping.
 type Runtime struct {
 	cfg        Config
 	system     *actor.ActorSystem

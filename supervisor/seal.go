@@ -13,13 +13,13 @@ import (
 
 // Seal copies req.Size bytes from req.Data onto device req.Device, hashes
 // them, signs the shard record, makes the shard live and its VramSealed
-// audit record durable; only then does it return the record. A seal that
-// fails part-way frees its memory, leaves no shard and one failure record.
-// While Seal waits for req.Data it holds no device memory lease, so a
-// reader that blocks delays neither a fail-stop nor Stop: the seal's memory
-// is taken back and Seal returns ErrStopped once the reader returns. A seal
-// whose ctx ends while its reader blocks frees its memory and ID and records
-// the failure at once, and returns ctx's error once the reader returns.
+// audit record durable; only then does it return the record. It fails
+// fast, before any device work, with ErrInvalidInput or ErrDuplicateShard;
+// with ErrInsufficientVRAM (retriable) when the device lacks memory. A seal
+// that fails part-way frees its memory and leaves no shard and one failure
+// record. A Data that blocks delays neither Stop nor a fail-stop (Seal then
+// returns ErrStopped), nor the end of ctx (the seal is freed and recorded
+// at once); Seal itself returns once Data's Read returns.
 func (r *Runtime) Seal(ctx context.Context, req SealRequest) (Shard, error) {
 	if err := r.enter(); err != nil {
 		return sealer.Shard{}, err
