@@ -22,7 +22,8 @@ import (
 // embedding API on CUDA device 0: a runtime over the Driver seals a shard of
 // random bytes, acquires it (plain and verified), and each lease's
 // DevicePointer, copied out for Size bytes with cuMemcpyDtoH as inference
-// code would read it, must hash to the record's digest. gpucheck.sh runs it
+// code would read it, must hash to the record's digest; once an eviction
+// revokes a lease, its DevicePointer fails with ErrRevoked. gpucheck.sh runs it
 // on a GPU and TestDriverOverFakeLibcuda over the stand-in libcuda; without
 // a driver it skips.
 func TestDriverOnDeviceLeasePointerReachesTheSealedBytes(t *testing.T) {
@@ -67,6 +68,31 @@ func TestDriverOnDeviceLeasePointerReachesTheSealedBytes(t *testing.T) {
 		})
 	}
 
+	t.Run("revoked by an eviction", func(t *testing.T) {
+		lease, err := rig.Acquire(ctx, shard)
+		require.NoError(t, err)
+		evicted := make(chan error, 1)
+		go func() {
+			_, err := rig.Evict(ctx, 0, "contention")
+			evicted <- err
+		}()
+		select {
+		case <-lease.Revoked():
+		case <-time.After(30 * time.Second):
+			t.Fatal("the eviction did not revoke the lease")
+		}
+		_, err = lease.DevicePointer()
+		assert.ErrorIs(t, err, supervisor.ErrRevoked, "a revoked lease hands out no pointer")
+		assert.ErrorIs(t, err, supervisor.ErrEvicted)
+		lease.Release()
+		select {
+		case err := <-evicted:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("the eviction did not end once the lease was released")
+		}
+	})
+
 	require.NoError(t, stop())
-	assert.Zero(t, d.Outstanding(), "Stop freed the shard")
+	assert.Zero(t, d.Outstanding(), "Stop and the eviction freed the shard")
 }
