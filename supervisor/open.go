@@ -29,8 +29,9 @@ type OpenConfig struct {
 // Open starts a Runtime from a token file: it reads the token (checked as
 // the CLI checks it), derives both keys from it for Config.WorkerID
 // (zeroing the token), opens the audit log at AuditLog, and calls Start.
-// The runtime owns what Open made: Stop (or the end of a fail-stop) closes
-// the audit log and zeroes the keys. As with Start, the runtime owns
+// The runtime owns what Open made: it fail-stops if the log fails, even
+// while idle (ErrLogFailed), and once it has stopped (Stop, or the end of a
+// fail-stop) it closes the log and zeroes the keys. As with Start, the runtime owns
 // Config.Devices from the call on, also when Open fails.
 func Open(ctx context.Context, oc OpenConfig) (*Runtime, error) {
 	cfg, err := oc.prepare()
@@ -86,6 +87,14 @@ type ownedByRuntime struct {
 	log  *audit.Log
 }
 
+// auditLog is the log Open opened, or nil. It is nil-safe.
+func (o *ownedByRuntime) auditLog() *audit.Log {
+	if o == nil {
+		return nil
+	}
+	return o.log
+}
+
 // close closes the audit log and zeroes the keys. It is nil-safe and
 // idempotent.
 func (o *ownedByRuntime) close() error {
@@ -98,6 +107,17 @@ func (o *ownedByRuntime) close() error {
 	}
 	o.keys.Zero()
 	return err
+}
+
+// watchLog fail-stops the runtime once the audit log Open opened fails,
+// even while nothing is being recorded (removed or replaced underneath). It
+// returns once stopping begins.
+func (r *Runtime) watchLog(log *audit.Log) {
+	select {
+	case <-log.Failed():
+		r.fail(log.Err())
+	case <-r.stopCtx.Done():
+	}
 }
 
 // discardAudit is the sink of a runtime opened without an audit log.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -134,4 +135,19 @@ func TestScrubbingIsOnByDefault(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestAnOpenedRuntimeFailStopsWhenItsLogIsRemovedWhileIdle(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	rt, err := Open(context.Background(), OpenConfig{TokenFile: tokenFile(t, 0o600), AuditLog: logPath,
+		Config: Config{Devices: []cuda.Device{newSim(t)}, WorkerID: "w1"}})
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(logPath))
+	select {
+	case <-rt.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the runtime did not fail-stop when its audit log was removed")
+	}
+	assert.ErrorIs(t, rt.Err(), ErrLogFailed)
+	assert.ErrorIs(t, rt.Stop(context.Background()), ErrLogFailed, "Stop reports the log's failure")
 }

@@ -115,6 +115,9 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 	// Shutdown may start as soon as the actors run, but it reads the
 	// actor lists, so it waits for spawn to finish filling them.
 	r.orphanRecorder.Go(r.recordOrphans)
+	if log := cfg.owned.auditLog(); log != nil {
+		r.shutdown.Go(func() { r.watchLog(log) })
+	}
 	r.shutdown.Add(1)
 	go r.stopWhenAsked()
 	if err != nil {
