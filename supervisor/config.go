@@ -30,7 +30,8 @@ const (
 // Config configures a Runtime. Zero values take the documented defaults.
 type Config struct {
 	// Devices are the GPUs to seal onto, by index. Start takes ownership of
-	// them: the runtime alone uses them, and closes them when it stops.
+	// them (so does Open): the runtime alone uses them, and closes them when
+	// it stops, or when Start fails.
 	Devices []cuda.Device
 	// Key signs shard records. Required by Start; Open derives it.
 	Key *Key

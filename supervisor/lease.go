@@ -21,7 +21,7 @@ type acquireOptions struct{ verified bool }
 func Verified() AcquireOption { return func(o *acquireOptions) { o.verified = true } }
 
 // Lease is an embedder's hold on a live shard's device memory, for inference
-// code to use: while it is held the memory is never freed (Release, Evict
+// code to use: while it is held the memory is never freed (Free, Evict
 // and Stop wait for it) and the background scrub keeps verifying it. The
 // memory's address is for kernels only: never log it or put it in an error.
 type Lease struct {

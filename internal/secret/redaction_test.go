@@ -77,6 +77,10 @@ var holders = map[string]holder{
 		c := supervisor.Config{Key: sealKey(t), WorkerID: testWorker}
 		return []any{c, struct{ supervisor.Config }{c}}
 	},
+	"supervisor.Key": func(t *testing.T) []any {
+		var k *supervisor.Key = sealKey(t) // an alias of sealer.Key, printed as one
+		return []any{*k, struct{ supervisor.Key }{*k}, struct{ *supervisor.Key }{k}}
+	},
 	"supervisor.Keys": func(t *testing.T) []any {
 		k, err := supervisor.DeriveKeys(bytes.Clone(testToken), testWorker)
 		require.NoError(t, err)
