@@ -9,8 +9,6 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/cuda"
-	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/sealer"
 	"github.com/vramseal/vramseal/supervisor"
 )
 
@@ -19,7 +17,7 @@ import (
 // backend the kernel would get the lease's DevicePointer instead of a View.
 func ExampleRuntime_Acquire() {
 	ctx := context.Background()
-	key, err := sealer.DeriveKey([]byte("example-token-0123456789"), "worker-1")
+	keys, err := supervisor.DeriveKeys([]byte("example-token-0123456789"), "worker-1")
 	if err != nil {
 		panic(err)
 	}
@@ -27,12 +25,12 @@ func ExampleRuntime_Acquire() {
 	if err != nil {
 		panic(err)
 	}
-	rt, err := supervisor.Start(ctx, supervisor.Config{Devices: []cuda.Device{gpu}, Key: key, WorkerID: "worker-1", Audit: audit.NewMemory()})
+	rt, err := supervisor.Start(ctx, supervisor.Config{Devices: []cuda.Device{gpu}, Key: keys.Seal, WorkerID: "worker-1", Audit: audit.NewMemory()})
 	if err != nil {
 		panic(err)
 	}
 	weights := bytes.Repeat([]byte{0x42}, 1<<20)
-	shard, err := rt.Seal(ctx, messages.SealRequest{ID: "layer-0", Data: bytes.NewReader(weights), Size: int64(len(weights))})
+	shard, err := rt.Seal(ctx, supervisor.SealRequest{ID: "layer-0", Data: bytes.NewReader(weights), Size: int64(len(weights))})
 	if err != nil {
 		panic(err)
 	}

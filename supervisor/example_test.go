@@ -7,8 +7,6 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/cuda"
-	"github.com/vramseal/vramseal/messages"
-	"github.com/vramseal/vramseal/sealer"
 	"github.com/vramseal/vramseal/supervisor"
 )
 
@@ -16,7 +14,7 @@ import (
 // releases it and stops the runtime.
 func Example() {
 	ctx := context.Background()
-	key, err := sealer.DeriveKey([]byte("example-token-0123456789"), "worker-1")
+	keys, err := supervisor.DeriveKeys([]byte("example-token-0123456789"), "worker-1")
 	if err != nil {
 		panic(err)
 	}
@@ -27,7 +25,7 @@ func Example() {
 	log := audit.NewMemory()
 	rt, err := supervisor.Start(ctx, supervisor.Config{
 		Devices:  []cuda.Device{gpu},
-		Key:      key,
+		Key:      keys.Seal,
 		WorkerID: "worker-1",
 		Audit:    log,
 	})
@@ -36,7 +34,7 @@ func Example() {
 	}
 
 	weights := bytes.Repeat([]byte{0x42}, 1<<20)
-	shard, err := rt.Seal(ctx, messages.SealRequest{ID: "llama-shard-0", Data: bytes.NewReader(weights), Size: int64(len(weights))})
+	shard, err := rt.Seal(ctx, supervisor.SealRequest{ID: "llama-shard-0", Data: bytes.NewReader(weights), Size: int64(len(weights))})
 	if err != nil {
 		panic(err)
 	}
