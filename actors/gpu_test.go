@@ -17,6 +17,24 @@ import (
 
 const chunkSize = 64 << 10
 
+// testWait bounds every wait in these tests: generous, so that only a
+// regression reaches it, and it fails the test by name instead of timing
+// out the package.
+const testWait = 30 * time.Second
+
+// receive waits, up to testWait, for a value on ch, and fails the test,
+// naming what it waited for, if none comes.
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(testWait):
+		t.Fatalf("%s: no %s within %v", t.Name(), what, testWait)
+		panic("unreachable")
+	}
+}
+
 // gpuFixture is one GPU actor over a simulated device, under a supervisor.
 type gpuFixture struct {
 	sim    *cuda.Sim
@@ -79,19 +97,24 @@ func (f *gpuFixture) seal(t *testing.T, id string, data []byte) sealer.Shard {
 	f.gen++
 	a, err := f.gpu.Allocate(id, f.gen, int64(len(data)))
 	require.NoError(t, err)
-	d, err := sealer.NewDigester(chunkSize)
-	require.NoError(t, err)
 	for off := 0; off < len(data); off += chunkSize {
-		chunk := data[off:min(off+chunkSize, len(data))]
-		d.Write(chunk)
-		require.NoError(t, f.sim.Write(a.Handle, int64(off), chunk))
+		require.NoError(t, f.sim.Write(a.Handle, int64(off), data[off:min(off+chunkSize, len(data))]))
 	}
-	sums := d.Digests()
+	sums := digestsOf(t, data)
 	rec := sealer.Shard{ID: id, Size: int64(len(data)), Digest: sums.Digest, ChunkSize: chunkSize, ChunkRoot: sums.ChunkRoot, SealedAt: time.Now().UTC(), Generation: f.gen}
 	require.NoError(t, sealer.Sign(f.key, &rec))
 	require.NoError(t, a.Commit(rec, sums.Chunks))
 	a.Unlease()
 	return rec
+}
+
+// digestsOf hashes data as a seal does.
+func digestsOf(t *testing.T, data []byte) sealer.Digests {
+	t.Helper()
+	d, err := sealer.NewDigester(chunkSize)
+	require.NoError(t, err)
+	d.Write(data)
+	return d.Digests()
 }
 
 func TestGPUAccounting(t *testing.T) {
@@ -158,6 +181,26 @@ func TestGPURefusesWhatItDoesNotHold(t *testing.T) {
 	assert.NoError(t, err)
 }
 
+// TestGPUCommitRefusesARecordOfAnotherGeneration defends the generation
+// check of a commit: a record signed for another generation of the same ID
+// never makes this allocation live, so a stale record can never name it.
+func TestGPUCommitRefusesARecordOfAnotherGeneration(t *testing.T) {
+	f := newGPUFixture(t, 1<<20, 0)
+	for _, gen := range []uint64{41, 43} {
+		a, err := f.gpu.Allocate("s", 42, 100)
+		require.NoError(t, err)
+		sums := digestsOf(t, make([]byte, 100))
+		rec := sealer.Shard{ID: "s", Size: 100, Digest: sums.Digest, ChunkSize: chunkSize, ChunkRoot: sums.ChunkRoot, SealedAt: time.Now().UTC(), Generation: gen}
+		require.NoError(t, sealer.Sign(f.key, &rec))
+		assert.ErrorIs(t, a.Commit(rec, sums.Chunks), messages.ErrInvalidInput, "generation %d", gen)
+		_, err = f.gpu.Check(rec)
+		assert.ErrorIs(t, err, messages.ErrUnknownShard, "generation %d: nothing became live", gen)
+		a.Unlease()
+		require.NoError(t, a.Abort())
+	}
+	assert.Zero(t, f.sim.Outstanding())
+}
+
 func TestGPUDrainFreesEverythingAndRevokesSeals(t *testing.T) {
 	f := newGPUFixture(t, 1<<20, 0)
 	f.seal(t, "a", make([]byte, 100))
@@ -214,7 +257,7 @@ func TestGPUFreeWaitsForLeases(t *testing.T) {
 	}
 	lease.End()
 	lease.End() // idempotent
-	require.NoError(t, <-released)
+	require.NoError(t, receive(t, released, "end of the release once the lease ended"))
 	assert.Zero(t, f.sim.Outstanding(), "freed once the lease ended")
 }
 
@@ -224,7 +267,7 @@ func TestGPUPanicEscalatesAsASoftwareFault(t *testing.T) {
 	f.armPanic(t)
 	_, err := f.gpu.Capacity(context.Background())
 	require.ErrorIs(t, err, messages.ErrStopped)
-	err = <-f.failed
+	err = receive(t, f.failed, "fail-stop of the escalation")
 	assert.ErrorIs(t, err, messages.ErrSoftwareFault)
 	assert.NotErrorIs(t, err, messages.ErrDeviceFault)
 	freed, leased := f.gpu.Stop()
@@ -242,7 +285,7 @@ func TestGPUPanicNeverFreesLeasedMemory(t *testing.T) {
 	f.armPanic(t)
 	_, err = f.gpu.Capacity(context.Background())
 	require.ErrorIs(t, err, messages.ErrStopped)
-	require.ErrorIs(t, <-f.failed, messages.ErrSoftwareFault)
+	require.ErrorIs(t, receive(t, f.failed, "fail-stop of the escalation"), messages.ErrSoftwareFault)
 	freed, leased := f.gpu.Stop()
 	require.Len(t, freed, 1)
 	assert.Equal(t, "free", freed[0].Shard.ID, "only what no lease holds is freed")
@@ -289,7 +332,7 @@ func TestGPUDrainTakesWhatAnEarlierDrainGaveUpOn(t *testing.T) {
 	}
 	assert.Equal(t, 1, f.sim.Outstanding(), "memory under a lease is never freed")
 	lease.End()
-	freed := <-drained
+	freed := receive(t, drained, "end of the drain once the lease ended")
 	require.Len(t, freed, 1, "the second drain waited for the shard and freed it")
 	assert.Equal(t, "leased", freed[0].Shard.ID)
 	assert.Zero(t, f.sim.Outstanding())
@@ -325,11 +368,11 @@ func TestGPUDrainTakesAShardAReleaseWaitsFor(t *testing.T) {
 	drained := drainInBackground(f)
 	require.Eventually(t, func() bool { return f.drains.Load() == 1 }, 10*time.Second, time.Millisecond, "the drain reached the actor")
 	stopReleasing()
-	require.ErrorIs(t, <-released, messages.ErrLeaseHeld)
+	require.ErrorIs(t, receive(t, released, "end of the release that gave up"), messages.ErrLeaseHeld)
 	_, err = f.gpu.Check(rec)
 	assert.ErrorIs(t, err, messages.ErrUnknownShard, "a drain took it: the release giving up does not put it back")
 	lease.End()
-	freed := <-drained
+	freed := receive(t, drained, "end of the drain once the lease ended")
 	require.Len(t, freed, 1, "the drain waited for the shard and freed it")
 	assert.Equal(t, "leased", freed[0].Shard.ID)
 	assert.Zero(t, f.sim.Outstanding())
@@ -349,9 +392,9 @@ func TestGPUDrainRevokesTheLeasesItTakes(t *testing.T) {
 	select {
 	case cause := <-revoked:
 		assert.ErrorIs(t, cause, messages.ErrStopped, "the drain's cause")
-	case <-time.After(10 * time.Second):
+	case <-time.After(testWait):
 		t.Fatal("the drain did not revoke the lease it waits for")
 	}
 	lease.End()
-	assert.Len(t, <-drained, 1)
+	assert.Len(t, receive(t, drained, "end of the drain once the lease ended"), 1)
 }

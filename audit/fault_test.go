@@ -148,22 +148,39 @@ func TestWriteFailureFailsTheWholeBatch(t *testing.T) {
 			ff := newFaultyFile()
 			ff.gate = make(chan struct{})
 			l := openFaulty(t, filepath.Join(t.TempDir(), "audit.log"), LogConfig{Key: testKey(t, "w1"), Sync: mode, QueueSize: 2}, ff)
+			// Every wait is bounded, so that a regression fails this test
+			// by name rather than timing out the package.
+			const patience = 30 * time.Second
+			result := func(done <-chan error, what string) error {
+				t.Helper()
+				select {
+				case err := <-done:
+					return err
+				case <-time.After(patience):
+					t.Fatalf("%s: %s did not return within %v", t.Name(), what, patience)
+					return nil
+				}
+			}
 
 			first := recordAsync(l, record(1))
-			<-ff.entered // the writer is inside the first fsync
+			select {
+			case <-ff.entered: // the writer is inside the first fsync
+			case <-time.After(patience):
+				t.Fatalf("%s: the writer did not reach the first fsync within %v", t.Name(), patience)
+			}
 			batch := []<-chan error{recordAsync(l, record(2)), recordAsync(l, record(3))}
 			require.Eventually(t, func() bool { return l.QueueDepth() == 3 }, 10*time.Second, time.Millisecond)
 			behind := recordAsync(l, record(4)) // waits for room, so it comes in a later batch
 			ff.set(func(f *faultyFile) { f.writeErr = syscall.ENOSPC })
 			close(ff.gate)
 
-			assert.NoError(t, <-first)
+			assert.NoError(t, result(first, "the first record"))
 			for _, done := range batch {
-				err := <-done
+				err := result(done, "a record of the failed batch")
 				assert.ErrorIs(t, err, syscall.ENOSPC)
 				assert.NotErrorIs(t, err, messages.ErrStopped)
 			}
-			err := <-behind
+			err := result(behind, "the record queued behind the failed batch")
 			assert.ErrorIs(t, err, syscall.ENOSPC)
 			assert.ErrorIs(t, err, messages.ErrStopped, "records queued behind a failed batch fail too")
 			assert.Equal(t, 0, l.QueueDepth())

@@ -110,7 +110,7 @@ func TestCriticalRecordPrecedesDone(t *testing.T) {
 	s := w.seal(t, 0, "victim", 64*KiB)
 	require.NoError(t, w.sims[0].FlipBit(w.sims[0].Allocations()[0].Handle, 0, 0))
 	require.ErrorIs(t, w.Verify(context.Background(), s), messages.ErrSealVerificationFailed)
-	<-w.Done()
+	w.waitStopped(t)
 	records := w.audit.Records()
 	critical := -1
 	for i, r := range records {

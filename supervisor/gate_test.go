@@ -29,13 +29,14 @@ func TestGateWaitsForCallsInFlight(t *testing.T) {
 	case <-time.After(20 * time.Millisecond):
 	}
 	g.leave()
-	<-waited
+	receive(t, waited, "return of wait once the last call left")
 }
 
 func TestGateClosedWhenIdle(t *testing.T) {
 	g := newGate()
 	g.close()
-	g.wait()
+	receive(t, g.idle, "idle signal of a gate closed with no call in flight")
+	assert.False(t, g.enter(), "a closed gate admits nobody")
 }
 
 func TestGateUnderContention(t *testing.T) {

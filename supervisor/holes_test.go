@@ -96,7 +96,7 @@ func TestStalledReaderDelaysNeitherFailStopNorStop(t *testing.T) {
 			default:
 			}
 			close(r.unblock)
-			assert.ErrorIs(t, <-sealErr, messages.ErrStopped, "the seal ends once its reader returns")
+			assert.ErrorIs(t, receive(t, sealErr, "end of the stalled seal"), messages.ErrStopped, "the seal ends once its reader returns")
 		})
 	}
 }
@@ -128,7 +128,7 @@ func TestStalledSealsDoNotDelayTheScrub(t *testing.T) {
 	assert.Equal(t, victim.ID, ie.ShardID)
 	for i, r := range readers {
 		close(r.unblock)
-		assert.Error(t, <-results[i])
+		assert.Error(t, receive(t, results[i], "end of a stalled seal"))
 	}
 }
 
@@ -400,7 +400,7 @@ func TestSealsStalledBeforeDataHoldNoStaging(t *testing.T) {
 		}
 		for i, r := range readers {
 			close(r.unblock)
-			assert.ErrorIs(t, <-results[i], messages.ErrInvalidInput, "size %d: the stalled reader ended early", size)
+			assert.ErrorIs(t, receive(t, results[i], "end of a stalled seal"), messages.ErrInvalidInput, "size %d: the stalled reader ended early", size)
 		}
 	}
 }

@@ -54,7 +54,7 @@ func TestCancelledSealWithAHungReaderFreesAtOnce(t *testing.T) {
 		_, err := w.Seal(ctx, messages.SealRequest{ID: "s", Data: r, Size: 10 * 64 * KiB})
 		sealed <- err
 	}()
-	<-r.started
+	receive(t, r.started, "first read of the stalled seal")
 	cancel()
 	require.Eventually(t, func() bool {
 		return w.sims[0].Outstanding() == 0 && len(w.events(audit.EventVramAllocationFailed)) == 1
@@ -67,5 +67,5 @@ func TestCancelledSealWithAHungReaderFreesAtOnce(t *testing.T) {
 	default:
 	}
 	close(r.unblock)
-	assert.ErrorIs(t, <-sealed, context.Canceled)
+	assert.ErrorIs(t, receive(t, sealed, "end of the cancelled seal"), context.Canceled)
 }

@@ -37,7 +37,7 @@ func TestStopWhileThousandsSeal(t *testing.T) {
 			}
 		})
 	}
-	<-started
+	receive(t, started, "first seal under way")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.NoError(t, w.Stop(ctx))

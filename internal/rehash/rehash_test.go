@@ -22,12 +22,14 @@ import (
 
 const chunkSize = 64 << 10
 
-// simMemory is a Memory over one Sim whose shards never change hands:
-// leases are counted, so tests can see that every one ends.
+// simMemory is a Memory over one Sim: each seal of an ID is a new
+// generation, and a lease is granted only on the live one, as a GPU actor
+// grants it; leases are counted, so tests can see that every one ends.
 type simMemory struct {
 	sim     *cuda.Sim
 	mu      sync.Mutex
 	handles map[string]cuda.Handle
+	gens    map[string]uint64
 	gone    map[string]bool
 	open    int
 	copyOut bool
@@ -44,11 +46,11 @@ func (m *simMemory) Device() cuda.Device {
 	return m.sim
 }
 
-func (m *simMemory) LeaseRead(id string, _ uint64) (cuda.Handle, func(), error) {
+func (m *simMemory) LeaseRead(id string, gen uint64) (cuda.Handle, func(), error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	h, ok := m.handles[id]
-	if !ok || m.gone[id] {
+	if !ok || m.gone[id] || m.gens[id] != gen {
 		return 0, nil, fmt.Errorf("shard %q: %w", id, messages.ErrUnknownShard)
 	}
 	m.open++
@@ -64,7 +66,7 @@ func newSimMemory(t *testing.T, copyOut bool, capacity int64) *simMemory {
 	sim, err := cuda.NewSim(cuda.SimConfig{Capacity: capacity, Seed: 1})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, sim.Close()) })
-	return &simMemory{sim: sim, handles: map[string]cuda.Handle{}, gone: map[string]bool{}, copyOut: copyOut}
+	return &simMemory{sim: sim, handles: map[string]cuda.Handle{}, gens: map[string]uint64{}, gone: map[string]bool{}, copyOut: copyOut}
 }
 
 // seal writes data to the device and returns the shard as a GPU actor keeps it.
@@ -74,11 +76,12 @@ func (m *simMemory) seal(t *testing.T, id string, data []byte) Shard {
 	require.NoError(t, err)
 	require.NoError(t, m.sim.Write(h, 0, data))
 	m.handles[id] = h
+	m.gens[id] += 1 + uint64(len(m.gens))<<32
 	d, err := sealer.NewDigester(chunkSize)
 	require.NoError(t, err)
 	d.Write(data)
 	sums := d.Digests()
-	return Shard{Record: sealer.Shard{ID: id, Size: int64(len(data)), Digest: sums.Digest, ChunkSize: chunkSize, ChunkRoot: sums.ChunkRoot, SealedAt: time.Now()}, Chunks: sums.Chunks}
+	return Shard{Record: sealer.Shard{ID: id, Size: int64(len(data)), Digest: sums.Digest, ChunkSize: chunkSize, ChunkRoot: sums.ChunkRoot, SealedAt: time.Now(), Generation: m.gens[id]}, Chunks: sums.Chunks}
 }
 
 func randomBytes(n int) []byte {
@@ -126,6 +129,25 @@ func TestVerifyNamesTheCorruptedChunk(t *testing.T) {
 			assert.Equal(t, messages.ReasonDigestMismatch, ie.Reason)
 			assert.Zero(t, m.open, "every read lease ended")
 		}
+	})
+}
+
+// TestVerifyLeasesTheRecordsGeneration defends re-hashing by generation: a
+// record of an ID sealed again since is not live, so it is
+// messages.ErrUnknownShard, never compared with the newer shard's bytes (a
+// digest mismatch would fail-stop the worker).
+func TestVerifyLeasesTheRecordsGeneration(t *testing.T) {
+	bothPaths(t, func(t *testing.T, copyOut bool) {
+		m := newSimMemory(t, copyOut, 4<<20)
+		old := m.seal(t, "resealed", randomBytes(2*chunkSize))
+		current := m.seal(t, "resealed", make([]byte, 2*chunkSize))
+		require.NotEqual(t, old.Record.Generation, current.Record.Generation)
+		err := Verify(context.Background(), m, old, opts(2))
+		assert.ErrorIs(t, err, messages.ErrUnknownShard)
+		var ie *messages.IntegrityError
+		assert.NotErrorAs(t, err, &ie, "the newer shard's bytes are not the old record's")
+		assert.NoError(t, Verify(context.Background(), m, current, opts(2)))
+		assert.Zero(t, m.open, "every read lease ended")
 	})
 }
 
