@@ -50,7 +50,7 @@ type gpuActor struct {
 // Receive handles one message.
 func (a *gpuActor) Receive(c actor.Context) {
 	msg := c.Message()
-	if req, ok := msg.(gpuRequest); ok && a.cfg.OnMessage != nil {
+	if req, ok := msg.(gpuMessage); ok && a.cfg.OnMessage != nil {
 		a.cfg.OnMessage(req)
 	}
 	switch m := msg.(type) {
@@ -60,8 +60,8 @@ func (a *gpuActor) Receive(c actor.Context) {
 		}
 	case *allocate:
 		m.reply <- a.allocate(m)
-	case *lease:
-		m.reply <- a.lease(m.e)
+	case *place:
+		m.reply <- a.place(m)
 	case *leasesEnded:
 		if _, doomed := a.t.doomed[m.e]; doomed && m.e.pins.held() == 0 {
 			a.free(m.e)
@@ -108,45 +108,72 @@ func (a *gpuActor) Receive(c actor.Context) {
 }
 
 func (a *gpuActor) allocate(m *allocate) leaseReply {
-	if _, ok := a.t.byID[m.id]; ok {
-		return leaseReply{err: fmt.Errorf("shard %+q: %w", m.id, messages.ErrDuplicateShard)}
+	e, err := a.reserve(m.id, m.gen, m.size)
+	if err != nil {
+		return leaseReply{err: err}
+	}
+	e.pins.take() // the seal's write lease
+	return leaseReply{e: e, handle: e.handle}
+}
+
+// reserve allocates the memory of a pending seal, with no lease held.
+func (a *gpuActor) reserve(id string, gen uint64, size int64) (*entry, error) {
+	if _, ok := a.t.byID[id]; ok {
+		return nil, fmt.Errorf("shard %+q: %w", id, messages.ErrDuplicateShard)
 	}
 	free, _, err := a.cfg.Device.MemInfo()
 	if err != nil {
-		return leaseReply{err: fmt.Errorf("device %d: memory info: %w", a.cfg.Index, err)}
+		return nil, fmt.Errorf("device %d: memory info: %w", a.cfg.Index, err)
 	}
 	available := max(free-a.cfg.Headroom, 0)
-	if m.size > available {
-		return leaseReply{err: &messages.InsufficientVRAMError{Device: a.cfg.Index, Needed: m.size, Available: available}}
+	if size > available {
+		return nil, &messages.InsufficientVRAMError{Device: a.cfg.Index, Needed: size, Available: available}
 	}
-	h, err := a.cfg.Device.Allocate(m.size)
+	h, err := a.cfg.Device.Allocate(size)
 	if errors.Is(err, messages.ErrInsufficientVRAM) {
-		return leaseReply{err: &messages.InsufficientVRAMError{Device: a.cfg.Index, Needed: m.size, Available: available}}
+		return nil, &messages.InsufficientVRAMError{Device: a.cfg.Index, Needed: size, Available: available}
 	}
 	if err != nil {
-		return leaseReply{err: fmt.Errorf("device %d: allocate %d bytes: %w", a.cfg.Index, m.size, err)}
+		return nil, fmt.Errorf("device %d: allocate %d bytes: %w", a.cfg.Index, size, err)
 	}
-	e := &entry{id: m.id, gen: m.gen, size: m.size, handle: h, state: statePending}
-	e.pins.take() // the seal's write lease
-	a.t.byID[m.id] = e
-	a.t.staged += m.size
-	return leaseReply{e: e, handle: h}
+	e := &entry{id: id, gen: gen, size: size, handle: h, state: statePending}
+	a.t.byID[id] = e
+	a.t.staged += size
+	return e, nil
 }
 
-// lease takes one more lease on e, which must be pending or live.
-func (a *gpuActor) lease(e *entry) leaseReply {
-	if !e.pins.take() {
-		return leaseReply{err: a.revoked(e)}
+// place seals a small shard in one turn: reserve, copy, commit. A copy
+// that fails frees the memory at once; the seal records why.
+func (a *gpuActor) place(m *place) leaseReply {
+	if int64(len(m.data)) != m.record.Size || m.record.Size > PlaceLimit {
+		return leaseReply{err: fmt.Errorf("place shard %+q: %d bytes for a record of %d, at most %d: %w",
+			m.record.ID, len(m.data), m.record.Size, PlaceLimit, messages.ErrInvalidInput)}
+	}
+	e, err := a.reserve(m.record.ID, m.record.Generation, m.record.Size)
+	if err != nil {
+		return leaseReply{err: err}
+	}
+	if err := a.cfg.Device.Write(e.handle, 0, m.data); err != nil {
+		a.discard(e)
+		return leaseReply{err: fmt.Errorf("device %d: copy to device: %w", a.cfg.Index, err)}
+	}
+	e.pins.take() // carries the shard until its seal is recorded
+	if err := a.commit(&commit{e: e, record: m.record, chunks: m.chunks}); err != nil {
+		e.pins.drop()
+		a.discard(e)
+		return leaseReply{err: err}
 	}
 	return leaseReply{e: e, handle: e.handle}
 }
 
-// revoked is the error for a call on a doomed entry.
-func (a *gpuActor) revoked(e *entry) error {
-	if e.revokedBy != nil {
-		return fmt.Errorf("shard %+q: %w: %w", e.id, messages.ErrRevoked, e.revokedBy)
+// discard frees a pending entry no lease holds, which its seal will not
+// record as freed.
+func (a *gpuActor) discard(e *entry) {
+	e.aborted = true
+	a.close(e)
+	if err := a.free(e); err != nil {
+		a.cfg.Logger.Error("freeing a seal's memory that its copy did not fill", "device", a.cfg.Index, "err", err)
 	}
-	return fmt.Errorf("shard %+q: %w", e.id, messages.ErrUnknownShard)
 }
 
 // checkEntry returns e, the live entry of a caller's record's ID (nil if
@@ -167,7 +194,7 @@ func (a *gpuActor) commit(m *commit) error {
 	e := m.e
 	switch {
 	case e.state == stateDoomed:
-		return a.revoked(e)
+		return e.revoked()
 	case e.state != statePending:
 		return fmt.Errorf("commit shard %+q: no seal in progress: %w", e.id, messages.ErrUnknownShard)
 	case e.pins.held() == 0:
@@ -187,7 +214,7 @@ func (a *gpuActor) commit(m *commit) error {
 // freed by it and answers ErrRevoked.
 func (a *gpuActor) abort(e *entry) error {
 	if e.state == stateDoomed {
-		return a.revoked(e)
+		return e.revoked()
 	}
 	e.aborted = true
 	if a.close(e) {
@@ -203,14 +230,16 @@ func (a *gpuActor) abort(e *entry) error {
 func (a *gpuActor) doom(e *entry, w *freeWaiter, cause error, drained bool) {
 	idle := e.pins.held() == 0
 	if e.state != stateDoomed {
+		if drained && !e.shard.Record.Signed() {
+			// Set before the entry closes, so that a write lease refused
+			// once it is closed reads why (Allocation.Lease).
+			e.revokedBy = cause
+		}
 		idle = a.close(e)
 	}
 	e.waiters = append(e.waiters, w)
 	if drained && !e.drained {
 		e.drained = true
-		if !e.shard.Record.Signed() {
-			e.revokedBy = cause
-		}
 		e.holderSet().RevokeAll(cause)
 	}
 	if idle {

@@ -9,13 +9,15 @@ import (
 	"github.com/vramseal/vramseal/sealer"
 )
 
-// gpuRequest is implemented by every message the GPU actor accepts, so a
-// type switch over the wrong message set does not compile silently. Every
-// message only reads or changes the allocation table; data is copied
-// outside the mailbox, under leases. Leases on live shards are taken and
-// ended without a message (gpu_pins.go); the actor hears only of the last
-// one to end on memory it is waiting to free.
-type gpuRequest interface{ isGPURequest() }
+// gpuMessage is implemented by every message the GPU actor accepts, so a
+// type switch over the wrong message set does not compile silently, and
+// TestMessageSwitchesAreExhaustive checks that its Receive handles each.
+// Every message only reads or changes the allocation table, save place,
+// which copies one small seal's bytes; other data is copied outside the
+// mailbox, under leases. Leases are taken and ended without a message
+// (gpu_pins.go); the actor hears only of the last one to end on memory it
+// is waiting to free.
+type gpuMessage interface{ gpuMessage() }
 
 // allocate reserves capacity for a pending seal and allocates its memory,
 // with a write lease held.
@@ -26,18 +28,21 @@ type allocate struct {
 	reply chan leaseReply
 }
 
-// leaseReply answers a request for a lease.
+// leaseReply answers a request for memory under a lease.
 type leaseReply struct {
 	e      *entry
 	handle cuda.Handle
 	err    error
 }
 
-// lease takes another lease on an entry the caller already named: a seal's
-// write lease on its pending allocation.
-type lease struct {
-	e     *entry
-	reply chan leaseReply
+// place seals a small shard in one turn: it allocates the memory its
+// signed record names, copies data in and makes it live, with a lease
+// held that carries the shard until its seal is recorded.
+type place struct {
+	record sealer.Shard
+	chunks []sealer.ChunkDigest
+	data   []byte
+	reply  chan leaseReply
 }
 
 // leasesEnded says the last lease on a doomed entry ended, so it may be
@@ -97,18 +102,18 @@ type markVerified struct {
 	at  time.Time
 }
 
-func (*allocate) isGPURequest()      {}
-func (*lease) isGPURequest()         {}
-func (*leasesEnded) isGPURequest()   {}
-func (*commit) isGPURequest()        {}
-func (*abort) isGPURequest()         {}
-func (*release) isGPURequest()       {}
-func (*drain) isGPURequest()         {}
-func (*withdraw) isGPURequest()      {}
-func (*takeOrphans) isGPURequest()   {}
-func (*capacityQuery) isGPURequest() {}
-func (*snapshot) isGPURequest()      {}
-func (*markVerified) isGPURequest()  {}
+func (*allocate) gpuMessage()      {}
+func (*place) gpuMessage()         {}
+func (*leasesEnded) gpuMessage()   {}
+func (*commit) gpuMessage()        {}
+func (*abort) gpuMessage()         {}
+func (*release) gpuMessage()       {}
+func (*drain) gpuMessage()         {}
+func (*withdraw) gpuMessage()      {}
+func (*takeOrphans) gpuMessage()   {}
+func (*capacityQuery) gpuMessage() {}
+func (*snapshot) gpuMessage()      {}
+func (*markVerified) gpuMessage()  {}
 
 // ShardView is a GPU actor's record of one live shard: what a snapshot
 // lists.

@@ -66,17 +66,43 @@ func (g *GPURef) Allocate(id string, gen uint64, size int64) (*Allocation, error
 	return &Allocation{g: g, e: r.e, Handle: r.handle}, nil
 }
 
-// Lease takes a write lease on the allocation; it fails with an error
-// wrapping messages.ErrRevoked once an eviction or stop took it back.
-func (a *Allocation) Lease() error {
-	r, err := await(a.g, &lease{e: a.e, reply: make(chan leaseReply, 1)})
+// PlaceLimit is the largest shard Place seals: copying it in the GPU
+// actor's turn costs less than the message round trip it saves.
+const PlaceLimit = 64 << 10
+
+// Place seals a small shard in one message: the GPU actor allocates the
+// memory record names (its ID, generation and size), copies data in and
+// makes it live, with a lease held that the caller ends with Unlease once
+// the seal is recorded. data must be record.Size bytes, at most
+// PlaceLimit. A copy that fails frees the memory at once.
+func (g *GPURef) Place(record sealer.Shard, chunks []sealer.ChunkDigest, data []byte) (*Allocation, error) {
+	r, err := await(g, &place{record: record, chunks: chunks, data: data, reply: make(chan leaseReply, 1)})
 	if err == nil {
 		err = r.err
 	}
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return &Allocation{g: g, e: r.e, Handle: r.handle}, nil
 }
 
-// Unlease ends the write lease taken by Allocate, Lease or Commit.
+// Lease takes a write lease on the allocation, as a read lease is taken:
+// with a compare-and-swap, no message. It fails with an error wrapping
+// messages.ErrRevoked once an eviction or stop took the allocation back,
+// or messages.ErrStopped once the actor stopped.
+func (a *Allocation) Lease() error {
+	select {
+	case <-a.g.stopped:
+		return a.g.stoppedErr()
+	default:
+	}
+	if !a.e.pins.take() {
+		return a.e.revoked()
+	}
+	return nil
+}
+
+// Unlease ends the write lease taken by Allocate, Place, Lease or Commit.
 func (a *Allocation) Unlease() { a.g.endLease(a.e) }
 
 // Commit makes the allocation the live shard record names. The caller must
@@ -221,7 +247,7 @@ func (g *GPURef) Drain(ctx context.Context, cause error) ([]Freed, error) {
 
 func newFreeWaiter() *freeWaiter { return &freeWaiter{reply: make(chan freeReply, 1)} }
 
-func (g *GPURef) waitFree(ctx context.Context, req gpuRequest, w *freeWaiter) ([]Freed, error) {
+func (g *GPURef) waitFree(ctx context.Context, req gpuMessage, w *freeWaiter) ([]Freed, error) {
 	select {
 	case <-g.stopped:
 		return nil, g.stoppedErr()
@@ -296,12 +322,12 @@ func (g *GPURef) stoppedErr() error { return fmt.Errorf("device %d: %w", g.index
 
 // replyRequest is a request whose answer comes back on reply.
 type replyRequest[T any] interface {
-	gpuRequest
+	gpuMessage
 	replyChan() chan T
 }
 
 func (m *allocate) replyChan() chan leaseReply             { return m.reply }
-func (m *lease) replyChan() chan leaseReply                { return m.reply }
+func (m *place) replyChan() chan leaseReply                { return m.reply }
 func (m *commit) replyChan() chan error                    { return m.reply }
 func (m *abort) replyChan() chan error                     { return m.reply }
 func (m *withdraw) replyChan() chan freeReply              { return m.reply }

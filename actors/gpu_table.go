@@ -1,12 +1,14 @@
 package actors
 
 import (
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/internal/rehash"
+	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
 )
 
@@ -45,7 +47,8 @@ type entry struct {
 	// gets its Freed to record. With none left, a drained entry's free is
 	// kept in the actor's orphans.
 	waiters []*freeWaiter
-	// revokedBy is why a doomed pending seal was taken back.
+	// revokedBy is why a doomed pending seal was taken back: set by the
+	// actor before it closes the entry, read once the entry is closed.
 	revokedBy error
 	// drained marks an entry a drain took: it is freed whoever still
 	// waits, never put back.
@@ -87,6 +90,15 @@ func (e *entry) holderSet() *HolderSet[*ReadLease] {
 	}
 	e.holders.CompareAndSwap(nil, new(HolderSet[*ReadLease]))
 	return e.holders.Load()
+}
+
+// revoked is the error for a call on a doomed entry: ErrRevoked with its
+// cause if a drain took back the seal in progress, else ErrUnknownShard.
+func (e *entry) revoked() error {
+	if e.revokedBy != nil {
+		return fmt.Errorf("shard %+q: %w: %w", e.id, messages.ErrRevoked, e.revokedBy)
+	}
+	return fmt.Errorf("shard %+q: %w", e.id, messages.ErrUnknownShard)
 }
 
 // removeWaiter takes w off e's waiters, and reports whether it was there.

@@ -46,6 +46,8 @@ type gpuFixture struct {
 	panicNext atomic.Bool
 	// drains counts the drain requests the actor has taken up.
 	drains atomic.Int32
+	// onMessage, if set, sees every request the actor takes up.
+	onMessage atomic.Pointer[func(msg any)]
 }
 
 func newGPUFixture(t *testing.T, capacity, headroom int64) *gpuFixture {
@@ -66,6 +68,9 @@ func newGPUFixture(t *testing.T, capacity, headroom int64) *gpuFixture {
 		OnMessage: func(msg any) {
 			if _, ok := msg.(*drain); ok {
 				f.drains.Add(1)
+			}
+			if hook := f.onMessage.Load(); hook != nil {
+				(*hook)(msg)
 			}
 			if f.panicNext.Load() {
 				panic("injected GPU actor panic")
@@ -179,6 +184,92 @@ func TestGPURefusesWhatItDoesNotHold(t *testing.T) {
 	assert.Equal(t, messages.ReasonRecordMismatch, ie.Reason)
 	_, err = f.gpu.Check(live)
 	assert.NoError(t, err)
+}
+
+// signedRecord is the signed record of data sealed as id of generation gen.
+func (f *gpuFixture) signedRecord(t *testing.T, id string, gen uint64, data []byte) (sealer.Shard, sealer.Digests) {
+	t.Helper()
+	sums := digestsOf(t, data)
+	rec := sealer.Shard{ID: id, Size: int64(len(data)), Digest: sums.Digest, ChunkSize: chunkSize, ChunkRoot: sums.ChunkRoot, SealedAt: time.Now().UTC(), Generation: gen}
+	require.NoError(t, sealer.Sign(f.key, &rec))
+	return rec, sums
+}
+
+func TestGPUPlaceSealsASmallShardInOneMessage(t *testing.T) {
+	f := newGPUFixture(t, 1<<20, 0)
+	data := []byte("a small shard, copied in the actor's turn")
+	rec, sums := f.signedRecord(t, "small", 7, data)
+	a, err := f.gpu.Place(rec, sums.Chunks, data)
+	require.NoError(t, err)
+	_, err = f.gpu.Check(rec)
+	require.NoError(t, err, "live once placed")
+	got := make([]byte, len(data))
+	require.NoError(t, f.sim.Read(a.Handle, 0, got))
+	assert.Equal(t, data, got)
+	c, err := f.gpu.Capacity(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, messages.Capacity{Total: 1 << 20, Free: 1<<20 - int64(len(data)), Held: int64(len(data)), Shards: 1}, c)
+
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err = f.gpu.Release(short, rec)
+	assert.ErrorIs(t, err, messages.ErrLeaseHeld, "the placed shard is under the seal's lease until it is recorded")
+	a.Unlease()
+	_, err = f.gpu.Release(context.Background(), rec)
+	require.NoError(t, err)
+	assert.Zero(t, f.sim.Outstanding())
+}
+
+func TestGPUPlaceRefusesWhatItCannotSeal(t *testing.T) {
+	f := newGPUFixture(t, 1<<20, 0)
+	data := make([]byte, 100)
+	rec, sums := f.signedRecord(t, "s", 7, data)
+	_, err := f.gpu.Place(rec, sums.Chunks, data[:99])
+	assert.ErrorIs(t, err, messages.ErrInvalidInput, "data of another size than the record's")
+	big := make([]byte, PlaceLimit+1)
+	bigRec, bigSums := f.signedRecord(t, "big", 8, big)
+	_, err = f.gpu.Place(bigRec, bigSums.Chunks, big)
+	assert.ErrorIs(t, err, messages.ErrInvalidInput, "more than PlaceLimit")
+
+	f.sim.FailWriteAfter(10)
+	_, err = f.gpu.Place(rec, sums.Chunks, data)
+	require.Error(t, err, "a copy that fails")
+	_, err = f.gpu.Check(rec)
+	assert.ErrorIs(t, err, messages.ErrUnknownShard, "nothing unsealed is visible")
+	assert.Zero(t, f.sim.Outstanding(), "its memory is freed at once")
+	c, err := f.gpu.Capacity(context.Background())
+	require.NoError(t, err)
+	assert.Zero(t, c.Held, "and nothing is held")
+}
+
+// TestGPUWriteLeaseNeedsNoMessage defends write leases taken like read
+// leases: with the mailbox held up, a seal still leases its allocation.
+func TestGPUWriteLeaseNeedsNoMessage(t *testing.T) {
+	f := newGPUFixture(t, 1<<20, 0)
+	a, err := f.gpu.Allocate("pending", 9, 100)
+	require.NoError(t, err)
+	a.Unlease()
+	hold := make(chan struct{})
+	held := make(chan struct{})
+	var once atomic.Bool
+	hook := func(msg any) {
+		if _, ok := msg.(*capacityQuery); ok && once.CompareAndSwap(false, true) {
+			close(held)
+			<-hold
+		}
+	}
+	f.onMessage.Store(&hook)
+	queried := make(chan error, 1)
+	go func() {
+		_, err := f.gpu.Capacity(context.Background())
+		queried <- err
+	}()
+	receive(t, held, "the actor holding a message")
+	require.NoError(t, a.Lease(), "a write lease while the mailbox is busy")
+	a.Unlease()
+	close(hold)
+	require.NoError(t, receive(t, queried, "the held query's answer"))
+	require.NoError(t, a.Abort())
 }
 
 // TestGPUCommitRefusesARecordOfAnotherGeneration defends the generation

@@ -73,10 +73,12 @@ func (c *sealCall) unlease() {
 	}
 }
 
-// run seals the request: a shard of one chunk is read, then allocated and
-// copied; a larger one is allocated, then streamed with the next chunk read
-// while the current one is hashed and copied. It then signs, commits, and
-// records the seal once the shard is live.
+// run seals the request: a small shard is read, hashed and signed, then
+// placed (allocated, copied and committed in one GPU actor message); a shard
+// of one chunk is read, then allocated and copied; a larger one is
+// allocated, then streamed with the next chunk read while the current one
+// is hashed and copied. It then signs, commits, and records the seal once
+// the shard is live.
 func (c *sealCall) run(ctx context.Context) (sealer.Shard, error) {
 	r, req := c.r, c.req
 	digester, err := sealer.NewDigester(r.cfg.ChunkSize)
@@ -84,6 +86,9 @@ func (c *sealCall) run(ctx context.Context) (sealer.Shard, error) {
 		return sealer.Shard{}, err
 	}
 	gen := r.gens.next()
+	if req.Size <= min(r.cfg.ChunkSize, actors.PlaceLimit) {
+		return c.place(ctx, digester, gen)
+	}
 	if req.Size <= r.cfg.ChunkSize {
 		err = c.sealOneChunk(ctx, digester, gen)
 	} else {
@@ -110,13 +115,46 @@ func (c *sealCall) run(ctx context.Context) (sealer.Shard, error) {
 	if err := c.alloc.Commit(shard, sums.Chunks); err != nil {
 		return sealer.Shard{}, c.failed(ctx, err)
 	}
-	// The shard is live, under the seal's lease: an eviction frees it only
-	// after its VramSealed record, so the trail never shows a free before
-	// the seal.
-	// Once queued, the record is written whether or not the caller still
-	// waits; so the seal waits for it, lest the log say VramSealed of a
-	// shard that was then aborted.
-	if err := r.record(context.WithoutCancel(ctx), audit.Record{Event: audit.EventVramSealed, Severity: audit.SeverityInfo, Fields: shardFields(shard)}); err != nil {
+	return c.recordSealed(ctx, shard)
+}
+
+// place seals a shard of at most actors.PlaceLimit bytes: it reads the
+// data, hashes and signs it, and has the GPU actor allocate, copy and
+// commit it in one message.
+func (c *sealCall) place(ctx context.Context, d *sealer.Digester, gen uint64) (sealer.Shard, error) {
+	r, req := c.r, c.req
+	buf, err := c.readWhole(ctx)
+	if err != nil {
+		return sealer.Shard{}, c.failed(ctx, err)
+	}
+	// The actor has copied the data once Place returns, or has stopped.
+	defer r.sealBuffers.Put(buf)
+	d.Write(buf.Bytes)
+	checkChunk(req, buf.Bytes)
+	sums := d.Digests()
+	if err := checkModel(req, sums.Digest); err != nil {
+		return sealer.Shard{}, c.failed(ctx, err)
+	}
+	shard, err := r.sign(req, gen, sums)
+	if err != nil {
+		return sealer.Shard{}, c.failed(ctx, err)
+	}
+	alloc, err := r.gpus[req.Device].Place(shard, sums.Chunks, buf.Bytes)
+	if err != nil {
+		return sealer.Shard{}, c.failed(ctx, err)
+	}
+	c.alloc, c.leased = alloc, true
+	return c.recordSealed(ctx, shard)
+}
+
+// recordSealed makes the VramSealed record of a shard just made live,
+// under the seal's lease, and ends the lease: an eviction frees the shard
+// only after its record, so the trail never shows a free before the seal.
+// Once queued, the record is written whether or not the caller still
+// waits; so the seal waits for it, lest the log say VramSealed of a shard
+// that was then aborted.
+func (c *sealCall) recordSealed(ctx context.Context, shard sealer.Shard) (sealer.Shard, error) {
+	if err := c.r.record(context.WithoutCancel(ctx), audit.Record{Event: audit.EventVramSealed, Severity: audit.SeverityInfo, Fields: shardFields(shard)}); err != nil {
 		return sealer.Shard{}, c.failed(ctx, err)
 	}
 	c.unlease()
@@ -133,25 +171,32 @@ func (c *sealCall) allocate(gen uint64) error {
 	return nil
 }
 
+// readWhole reads the whole shard into one staging buffer, outside the
+// gate. The buffer is the caller's to put back, on success only.
+func (c *sealCall) readWhole(ctx context.Context) (*staging.Buffer, error) {
+	var buf *staging.Buffer
+	err := c.outside(func() error {
+		var err error
+		if buf, err = c.readStaged(ctx, c.req.Size, 0); err != nil {
+			return err
+		}
+		return noMoreData(c.req)
+	})
+	if err != nil && buf != nil {
+		c.r.sealBuffers.Put(buf)
+		buf = nil
+	}
+	return buf, err
+}
+
 // sealOneChunk reads the whole shard, allocates and copies it.
 func (c *sealCall) sealOneChunk(ctx context.Context, d *sealer.Digester, gen uint64) error {
 	r, req := c.r, c.req
-	var buf *staging.Buffer
-	defer func() {
-		if buf != nil {
-			r.sealBuffers.Put(buf)
-		}
-	}()
-	err := c.outside(func() error {
-		var err error
-		if buf, err = c.readStaged(ctx, req.Size, 0); err != nil {
-			return err
-		}
-		return noMoreData(req)
-	})
+	buf, err := c.readWhole(ctx)
 	if err != nil {
 		return err
 	}
+	defer r.sealBuffers.Put(buf)
 	d.Write(buf.Bytes)
 	checkChunk(req, buf.Bytes)
 	if err := c.allocate(gen); err != nil {
