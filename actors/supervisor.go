@@ -97,7 +97,7 @@ func (s *SupervisorRef) Stop() {
 }
 
 // supervisorMessage is implemented by every message the supervisor accepts.
-type supervisorMessage interface{ isSupervisorMessage() }
+type supervisorMessage interface{ supervisorMessage() }
 
 // spawnChild asks the supervisor to spawn a child.
 type spawnChild struct {
@@ -112,7 +112,7 @@ type spawnReply struct {
 	err error
 }
 
-func (*spawnChild) isSupervisorMessage() {}
+func (*spawnChild) supervisorMessage() {}
 
 var _ supervisorMessage = (*spawnChild)(nil)
 

@@ -71,8 +71,9 @@ func (r *VerifierRef) Stop() {
 	<-r.stopped
 }
 
-// verifierMessage is implemented by every message the verifier accepts.
-type verifierMessage interface{ isVerifierMessage() }
+// verifierMessage is implemented by every message the verifier accepts;
+// TestMessageSwitchesAreExhaustive checks that its Receive handles each.
+type verifierMessage interface{ verifierMessage() }
 
 // tick starts a pass; the verifier schedules it into its own mailbox.
 type tick struct{}
@@ -90,9 +91,9 @@ type passPanicked struct {
 	value any
 }
 
-func (*tick) isVerifierMessage()         {}
-func (*passEnded) isVerifierMessage()    {}
-func (*passPanicked) isVerifierMessage() {}
+func (*tick) verifierMessage()         {}
+func (*passEnded) verifierMessage()    {}
+func (*passPanicked) verifierMessage() {}
 
 var _ = []verifierMessage{(*tick)(nil), (*passEnded)(nil), (*passPanicked)(nil)}
 
