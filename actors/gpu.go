@@ -43,8 +43,12 @@ type GPUConfig struct {
 // leased and freed. It alone allocates and frees; it never copies data.
 type gpuActor struct {
 	cfg GPUConfig
-	ref *GPURef
-	t   *table
+	// live is the table's live shards, which the actor alone writes and
+	// its GPURef reads.
+	live *liveIndex
+	// stopReply takes the actor's answer to its stop.
+	stopReply chan<- stopReport
+	t         *table
 }
 
 // Receive handles one message.
@@ -56,7 +60,7 @@ func (a *gpuActor) Receive(c actor.Context) {
 	switch m := msg.(type) {
 	case *actor.Started:
 		if a.t == nil {
-			a.t = newTable(a.ref.live)
+			a.t = newTable(a.live)
 		}
 	case *allocate:
 		m.reply <- a.allocate(m)
@@ -101,9 +105,8 @@ func (a *gpuActor) Receive(c actor.Context) {
 		// the last chance to free what it still names. Memory under a
 		// lease is never freed, not even now: no lease can end once the
 		// actor is gone, so it stays allocated until the process exits.
-		a.ref.leftover, a.ref.leased = a.freeEverything()
-	case *actor.Stopped:
-		close(a.ref.stopped)
+		freed, leased := a.freeEverything()
+		a.stopReply <- stopReport{freed: freed, leased: leased}
 	}
 }
 

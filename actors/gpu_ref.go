@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/internal/rehash"
 	"github.com/vramseal/vramseal/messages"
@@ -30,12 +28,18 @@ type GPURef struct {
 	onAcquire func()
 	send      func(msg any)
 	stop      func()
-	stopped   chan struct{}
-	// leftover holds what the actor freed as it stopped, and leased how
-	// many allocations it left because they were leased; both are written
-	// before stopped closes.
-	leftover []Freed
-	leased   int
+	// stopped is closed by the GPU parent once the actor has stopped.
+	stopped <-chan struct{}
+	// stopReply is the actor's answer to its stop, sent in its last turn
+	// (protoactor's stop carries no reply channel, so the spawn makes it).
+	stopReply <-chan stopReport
+}
+
+// stopReport is what a GPU actor freed as it stopped, and how many
+// allocations it left allocated because they were leased.
+type stopReport struct {
+	freed  []Freed
+	leased int
 }
 
 // Index is the device index the actor owns.
@@ -309,10 +313,16 @@ func (g *GPURef) MarkVerified(rec sealer.Shard, at time.Time) {
 // with the orphans it had not handed over, and how many allocations it
 // left allocated because they were leased (after a panic, say): memory
 // under a lease is never freed, and the process's exit reclaims it.
+// Only the first call gets them.
 func (g *GPURef) Stop() (freed []Freed, leased int) {
 	g.stop()
 	<-g.stopped
-	return g.leftover, g.leased
+	select {
+	case r := <-g.stopReply:
+		return r.freed, r.leased
+	default:
+		return nil, 0
+	}
 }
 
 // Stopped is closed once the actor has stopped.
@@ -367,9 +377,3 @@ func ask[T any](ctx context.Context, g *GPURef, req replyRequest[T]) (T, error) 
 }
 
 var _ rehash.Memory = (*GPURef)(nil)
-
-// bind points the ref at the spawned actor's PID.
-func (g *GPURef) bind(root *actor.RootContext, pid *actor.PID) {
-	g.send = func(msg any) { root.Send(pid, msg) }
-	g.stop = func() { root.Stop(pid) }
-}

@@ -22,7 +22,7 @@ func TestMessageSwitchesAreExhaustive(t *testing.T) {
 	for _, actor := range []struct{ receiver, marker string }{
 		{"gpuActor", "gpuMessage"},
 		{"verifier", "verifierMessage"},
-		{"supervisorActor", "supervisorMessage"},
+		{"parent", "parentMessage"},
 	} {
 		t.Run(actor.receiver, func(t *testing.T) {
 			messages := typesWithMethod(files, actor.marker)

@@ -1,45 +1,74 @@
 package actors
 
 import (
+	"errors"
+	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/vramseal/vramseal/messages"
 )
 
-// childKind tells the supervisor's children apart, for their strategies.
-type childKind int
+// The runtime's actor tree has a parent per strategy, each spawned with
+// actor.WithSupervisor: the supervisor at the root fail-stops on an
+// escalation (failStop), the GPU parent escalates a GPU actor's failure at
+// once (escalateAtOnce), and the verifier parent restarts a verifier a
+// bounded number of times before it escalates (restartWithin). A failure
+// escalates as an error wrapping messages.ErrSoftwareFault that names the
+// child.
 
-const (
-	kindGPU childKind = iota + 1
-	kindVerifier
-)
+// escalateAtOnce is the GPU parent's strategy. A GPU actor's table is the
+// truth about its device, so one that panicked is never replaced by a
+// fresh, empty one: it is stopped, freeing what its table names that no
+// lease holds, and its failure escalates.
+type escalateAtOnce struct{}
 
-// newGPUStrategy is protoactor's one-for-one strategy deciding to escalate
-// at once: a GPU actor's table is the truth about its device, so one that
-// panicked is never replaced by a fresh, empty one.
-func newGPUStrategy() actor.SupervisorStrategy {
-	return actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.EscalateDirective })
+// HandleFailure stops the child and escalates.
+func (escalateAtOnce) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason, msg any) {
+	sup.StopChildren(child)
+	sup.EscalateFailure(fmt.Errorf("%s panicked: %v: %w", child.Id, reason, messages.ErrSoftwareFault), msg)
 }
 
-// newVerifierStrategy is protoactor's one-for-one strategy restarting a
-// panicking verifier, at most maxRestarts times within window. Past that
-// the strategy stops the child, which the supervisor turns into an
-// escalation (see escalating).
-func newVerifierStrategy(maxRestarts int, window time.Duration) actor.SupervisorStrategy {
-	return actor.NewOneForOneStrategy(maxRestarts, window, func(any) actor.Directive { return actor.RestartDirective })
+// restartWithin is the verifier parent's strategy: a verifier that panics
+// is restarted, at most maxRestarts times within window; one more failure
+// in that window stops it and escalates. (protoactor's one-for-one
+// strategy, past its limit, stops the child without escalating.)
+type restartWithin struct {
+	maxRestarts int
+	window      time.Duration
 }
 
-// escalating is the supervisor as its children's strategies see it: a
-// child given up on, by escalation or by a stop past its restart
-// intensity, is escalated to the supervisor, which fail-stops the worker.
-type escalating struct {
-	actor.Supervisor
-	escalate func()
+// HandleFailure restarts the child, or stops it and escalates.
+func (s restartWithin) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason, msg any) {
+	rs.Fail()
+	if rs.NumberOfFailures(s.window) <= s.maxRestarts {
+		sup.RestartChildren(child)
+		return
+	}
+	sup.StopChildren(child)
+	sup.EscalateFailure(fmt.Errorf("%s panicked more than %d times within %v, last: %v: %w",
+		child.Id, s.maxRestarts, s.window, reason, messages.ErrSoftwareFault), msg)
 }
 
-// EscalateFailure hands the failure to the supervisor.
-func (e escalating) EscalateFailure(_, _ any) { e.escalate() }
+// failStop is the strategy of the supervisor at the root of the tree: an
+// escalation reaching it fail-stops the worker. The parent that escalated
+// (which only spawns and watches its children) is resumed.
+type failStop struct {
+	fail   func(cause error)
+	logger *slog.Logger
+}
 
-// StopChildren is how a one-for-one strategy gives up on a child that
-// failed too often: an escalation too.
-func (e escalating) StopChildren(...*actor.PID) { e.escalate() }
+// HandleFailure fail-stops the worker.
+func (s failStop) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason, _ any) {
+	cause, ok := reason.(error)
+	if !ok || !errors.Is(cause, messages.ErrSoftwareFault) {
+		cause = fmt.Errorf("%s panicked: %v: %w", child.Id, reason, messages.ErrSoftwareFault)
+	}
+	s.logger.Error("escalation reached the supervisor", "from", child.Id, "cause", cause.Error())
+	s.fail(cause)
+	sup.ResumeChildren(child)
+}
+
+var _ = []actor.SupervisorStrategy{escalateAtOnce{}, restartWithin{}, failStop{}}

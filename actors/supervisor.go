@@ -10,7 +10,7 @@ import (
 	"github.com/vramseal/vramseal/messages"
 )
 
-// SupervisorConfig configures a runtime's supervisor actor.
+// SupervisorConfig configures a runtime's actor tree.
 type SupervisorConfig struct {
 	// VerifierMaxRestarts and VerifierRestartWindow bound how often a
 	// panicking verifier is restarted before it escalates.
@@ -24,147 +24,146 @@ type SupervisorConfig struct {
 	Logger *slog.Logger
 }
 
-// SupervisorRef is the handle of a runtime's supervisor actor, the root of
-// its tree: the GPU actors and verifiers are its children.
+// SupervisorRef is the handle of a runtime's actor tree: the supervisor at
+// its root, and under it the GPU parent, whose children are the GPU actors,
+// and the verifier parent, whose children are the verifiers.
 type SupervisorRef struct {
-	root    *actor.RootContext
-	pid     *actor.PID
-	stopped chan struct{}
+	root      *actor.RootContext
+	logger    *slog.Logger
+	pid       *actor.PID
+	gpus      parentRef
+	verifiers parentRef
 }
 
-// SpawnSupervisor starts the supervisor actor.
+// parentRef is a parent actor's PID, and the channel that closes once it
+// has stopped.
+type parentRef struct {
+	pid     *actor.PID
+	stopped <-chan struct{}
+}
+
+// SpawnSupervisor starts the supervisor and, as its children, the GPU
+// parent and the verifier parent, each with its strategy.
 func SpawnSupervisor(system *actor.ActorSystem, cfg SupervisorConfig) (*SupervisorRef, error) {
-	ref := &SupervisorRef{root: system.Root, stopped: make(chan struct{})}
-	props := actor.PropsFromProducer(func() actor.Actor {
-		return &supervisorActor{
-			cfg: cfg, ref: ref, kinds: map[string]childKind{},
-			gpuStrategy:      newGPUStrategy(),
-			verifierStrategy: newVerifierStrategy(cfg.VerifierMaxRestarts, cfg.VerifierRestartWindow),
-		}
-	})
-	pid, err := system.Root.SpawnNamed(props, "supervisor")
+	props := func(strategy actor.SupervisorStrategy) *actor.Props {
+		return actor.PropsFromProducer(newParent, actor.WithSupervisor(strategy))
+	}
+	pid, err := system.Root.SpawnNamed(props(failStop{fail: cfg.FailStop, logger: cfg.Logger}), "supervisor")
 	if err != nil {
 		return nil, fmt.Errorf("spawn supervisor: %w", err)
 	}
-	ref.pid = pid
-	return ref, nil
+	s := &SupervisorRef{root: system.Root, logger: cfg.Logger, pid: pid}
+	top := parentRef{pid: pid}
+	if s.gpus, err = s.spawn(top, props(escalateAtOnce{}), "gpus"); err == nil {
+		s.verifiers, err = s.spawn(top, props(restartWithin{maxRestarts: cfg.VerifierMaxRestarts, window: cfg.VerifierRestartWindow}), "verifiers")
+	}
+	if err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
 }
 
-// SpawnGPU starts the GPU actor for one device as a child of the
-// supervisor.
+// SpawnGPU starts the GPU actor for one device as a child of the GPU
+// parent.
 func (s *SupervisorRef) SpawnGPU(cfg GPUConfig) (*GPURef, error) {
-	ref := &GPURef{index: cfg.Index, device: cfg.Device, live: newLiveIndex(), onAcquire: cfg.OnAcquire, stopped: make(chan struct{})}
-	props := actor.PropsFromProducer(func() actor.Actor { return &gpuActor{cfg: cfg, ref: ref} })
-	pid, err := s.spawn(props, fmt.Sprintf("gpu-%d", cfg.Index), kindGPU)
+	live := newLiveIndex()
+	stopReply := make(chan stopReport, 1)
+	props := actor.PropsFromProducer(func() actor.Actor { return &gpuActor{cfg: cfg, live: live, stopReply: stopReply} })
+	child, err := s.spawn(s.gpus, props, fmt.Sprintf("gpu-%d", cfg.Index))
 	if err != nil {
 		return nil, err
 	}
-	ref.bind(s.root, pid)
-	return ref, nil
+	return &GPURef{
+		index: cfg.Index, device: cfg.Device, live: live, onAcquire: cfg.OnAcquire,
+		send:    func(msg any) { s.root.Send(child.pid, msg) },
+		stop:    func() { s.root.Stop(child.pid) },
+		stopped: child.stopped, stopReply: stopReply,
+	}, nil
 }
 
 // SpawnVerifier starts the background verifier of one device as a child
-// of the supervisor.
+// of the verifier parent.
 func (s *SupervisorRef) SpawnVerifier(cfg VerifierConfig) (*VerifierRef, error) {
-	ref := &VerifierRef{root: s.root, stopped: make(chan struct{})}
-	props := actor.PropsFromProducer(func() actor.Actor { return &verifier{cfg: cfg, ref: ref} })
-	pid, err := s.spawn(props, fmt.Sprintf("verifier-%d", cfg.GPU.Index()), kindVerifier)
+	props := actor.PropsFromProducer(func() actor.Actor { return &verifier{cfg: cfg} })
+	child, err := s.spawn(s.verifiers, props, fmt.Sprintf("verifier-%d", cfg.GPU.Index()))
 	if err != nil {
 		return nil, err
 	}
-	ref.pid = pid
-	return ref, nil
+	return &VerifierRef{root: s.root, pid: child.pid, stopped: child.stopped}, nil
 }
 
-func (s *SupervisorRef) spawn(props *actor.Props, name string, kind childKind) (*actor.PID, error) {
-	req := &spawnChild{props: props, name: name, kind: kind, reply: make(chan spawnReply, 1)}
-	s.root.Send(s.pid, req)
+// spawn has parent spawn a child, and returns it.
+func (s *SupervisorRef) spawn(parent parentRef, props *actor.Props, name string) (parentRef, error) {
+	req := &spawnChild{props: props, name: name, reply: make(chan spawnReply, 1)}
+	s.root.Send(parent.pid, req)
 	select {
 	case r := <-req.reply:
 		if r.err != nil {
-			return nil, fmt.Errorf("spawn %s: %w", name, r.err)
+			return parentRef{}, fmt.Errorf("spawn %s: %w", name, r.err)
 		}
-		return r.pid, nil
-	case <-s.stopped:
-		return nil, fmt.Errorf("spawn %s: %w", name, messages.ErrStopped)
+		return parentRef{pid: r.pid, stopped: r.stopped}, nil
+	case <-parent.stopped: // nil, so never, for the supervisor
+		return parentRef{}, fmt.Errorf("spawn %s: %w", name, messages.ErrStopped)
 	}
 }
 
-// Stop stops the supervisor, and any child still running, and waits.
+// Stop stops the supervisor, and any actor of the tree still running, and
+// waits.
 func (s *SupervisorRef) Stop() {
-	s.root.Stop(s.pid)
-	<-s.stopped
+	if err := s.root.StopFuture(s.pid).Wait(); err != nil {
+		s.logger.Warn("the actor tree did not stop in time", "err", err)
+	}
 }
 
-// supervisorMessage is implemented by every message the supervisor accepts.
-type supervisorMessage interface{ supervisorMessage() }
+// parentMessage is implemented by every message a parent accepts;
+// TestMessageSwitchesAreExhaustive checks that its Receive handles each.
+type parentMessage interface{ parentMessage() }
 
-// spawnChild asks the supervisor to spawn a child.
+// spawnChild asks a parent to spawn a child.
 type spawnChild struct {
 	props *actor.Props
 	name  string
-	kind  childKind
 	reply chan spawnReply
 }
 
+// spawnReply is the child spawned, with the channel its parent closes once
+// it has stopped.
 type spawnReply struct {
-	pid *actor.PID
-	err error
+	pid     *actor.PID
+	stopped <-chan struct{}
+	err     error
 }
 
-func (*spawnChild) supervisorMessage() {}
+func (*spawnChild) parentMessage() {}
 
-var _ supervisorMessage = (*spawnChild)(nil)
+var _ parentMessage = (*spawnChild)(nil)
 
-// supervisorActor spawns the runtime's actors as its children and
-// supervises them with protoactor's strategies; an escalation reaching it
-// fail-stops the worker.
-type supervisorActor struct {
-	cfg              SupervisorConfig
-	ref              *SupervisorRef
-	kinds            map[string]childKind // by child PID ID
-	gpuStrategy      actor.SupervisorStrategy
-	verifierStrategy actor.SupervisorStrategy
+// parent is an actor that spawns children on request and tells, by closing
+// the channel it returned with each, when one has stopped. What it does
+// when a child fails is the strategy it was spawned with.
+type parent struct {
+	stopped map[string]chan struct{} // by child PID ID
 }
+
+func newParent() actor.Actor { return &parent{stopped: map[string]chan struct{}{}} }
 
 // Receive handles one message.
-func (s *supervisorActor) Receive(c actor.Context) {
+func (p *parent) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *spawnChild:
 		pid, err := c.SpawnNamed(m.props, m.name)
+		r := spawnReply{pid: pid, err: err}
 		if err == nil {
-			s.kinds[pid.Id] = m.kind
+			stopped := make(chan struct{})
+			p.stopped[pid.Id] = stopped
+			r.stopped = stopped
 		}
-		m.reply <- spawnReply{pid: pid, err: err}
+		m.reply <- r
 	case *actor.Terminated:
-		delete(s.kinds, m.Who.Id)
-	case *actor.Stopped:
-		close(s.ref.stopped)
+		if stopped, ok := p.stopped[m.Who.Id]; ok {
+			close(stopped)
+			delete(p.stopped, m.Who.Id)
+		}
 	}
-}
-
-// HandleFailure applies the failed child's strategy; protoactor calls it,
-// in the supervisor's mailbox, for every failure of a child.
-func (s *supervisorActor) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason, msg any) {
-	kind := s.kinds[child.Id]
-	strategy := s.gpuStrategy
-	if kind == kindVerifier {
-		strategy = s.verifierStrategy
-	}
-	e := escalating{Supervisor: sup, escalate: func() { s.escalated(sup, child, kind, reason) }}
-	strategy.HandleFailure(system, e, child, rs, reason, msg)
-}
-
-// escalated fail-stops the worker for a child given up on, and stops the
-// child. A GPU actor is not replaced: a fresh one would not know what its
-// device holds; stopping, it frees everything its table names.
-func (s *supervisorActor) escalated(sup actor.Supervisor, child *actor.PID, kind childKind, reason any) {
-	cause := fmt.Errorf("%s panicked: %v: %w", child.Id, reason, messages.ErrSoftwareFault)
-	if kind == kindVerifier {
-		cause = fmt.Errorf("%s panicked more than %d times within %v, last: %v: %w",
-			child.Id, s.cfg.VerifierMaxRestarts, s.cfg.VerifierRestartWindow, reason, messages.ErrSoftwareFault)
-	}
-	s.cfg.Logger.Error("escalation reached the supervisor", "child", child.Id, "panic", fmt.Sprint(reason))
-	s.cfg.FailStop(cause)
-	sup.StopChildren(child)
 }

@@ -60,9 +60,11 @@ type PassReport struct {
 
 // VerifierRef is the handle of one device's background verifier.
 type VerifierRef struct {
-	root    *actor.RootContext
-	pid     *actor.PID
-	stopped chan struct{}
+	root *actor.RootContext
+	pid  *actor.PID
+	// stopped is closed by the verifier parent once the verifier has
+	// stopped.
+	stopped <-chan struct{}
 }
 
 // Stop stops the verifier and waits until it and its hashing have ended.
@@ -108,7 +110,6 @@ type passRun struct {
 // passes: a scheduled tick starts one, its end schedules the next.
 type verifier struct {
 	cfg   VerifierConfig
-	ref   *VerifierRef
 	timer *time.Timer
 	run   *passRun
 }
@@ -141,8 +142,6 @@ func (v *verifier) Receive(c actor.Context) {
 		}
 	case *actor.Restarting, *actor.Stopping:
 		v.halt()
-	case *actor.Stopped:
-		close(v.ref.stopped)
 	}
 }
 
