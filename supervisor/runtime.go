@@ -7,9 +7,9 @@
 // declared here; a worker needs this package and one backend (cuda's Sim,
 // or cuda/driver).
 //
-// Inside, Start spawns a supervisor actor whose children are one GPU actor
-// (which alone owns its device's allocation table) and one background
-// verifier per device. Copies and hashes run outside the actors' mailboxes,
+// Inside, Start spawns an actor tree (a supervisor over a GPU parent and a
+// verifier parent) with one GPU actor (which alone owns its device's
+// allocation table) and one background verifier per device. Copies and hashes run outside the actors' mailboxes,
 // on the callers' goroutines, under leases the GPU actor grants: a seal's
 // writes, a verify's reads, an embedder's Lease. A seal waiting for its
 // reader holds neither a lease nor the runtime's call gate, so a stalled
@@ -129,8 +129,8 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 	return r, nil
 }
 
-// spawn starts the supervisor and, as its children, one GPU actor and, if
-// scrubbing is on, one verifier per device.
+// spawn starts the actor tree: one GPU actor and, if scrubbing is on, one
+// verifier per device.
 func (r *Runtime) spawn() error {
 	sup, err := actors.SpawnSupervisor(r.system, actors.SupervisorConfig{
 		VerifierMaxRestarts:   VerifierMaxRestarts,
