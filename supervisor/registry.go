@@ -42,10 +42,11 @@ func (r *idRegistry) claim(id string) error {
 	s := r.stripe(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, taken := s.ids[id]; taken {
+	n := len(s.ids)
+	s.ids[id] = struct{}{} // one hash of id, not a lookup and an insert
+	if len(s.ids) == n {
 		return fmt.Errorf("shard %q: %w", id, messages.ErrDuplicateShard)
 	}
-	s.ids[id] = struct{}{}
 	return nil
 }
 
