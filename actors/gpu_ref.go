@@ -16,10 +16,11 @@ import (
 // table sends a request with its own reply channel and waits for the
 // answer or for the actor to stop, even if the caller's context ends,
 // because the answer may carry memory someone must own; they are quick,
-// since the actor only changes its table. Checking a record and leasing a
-// live shard (Check, Acquire, LeaseRead) send nothing: they read the
-// actor's live index and take the lease with an atomic, so a thousand
-// callers never queue behind the mailbox.
+// since the actor only changes its table (Place also copies at most
+// PlaceLimit bytes). Checking a record and leasing a live shard (Check,
+// Acquire, LeaseRead) send nothing: they read the actor's live index and
+// take the lease with an atomic, as a seal's write lease is taken
+// (Allocation.Lease), so a thousand callers never queue behind the mailbox.
 type GPURef struct {
 	index  int
 	device cuda.Device
