@@ -3,8 +3,8 @@ package messages
 import (
 	"errors"
 	"fmt"
-	"math"
-	"time"
+
+	"github.com/vramseal/vramseal/internal/units"
 )
 
 // The error kinds. Every layer wraps one of these with short context; callers
@@ -109,35 +109,8 @@ type InsufficientVRAMError struct {
 // Error gives both numbers in bytes and in human units.
 func (e *InsufficientVRAMError) Error() string {
 	return fmt.Sprintf("insufficient VRAM on device %d: needed %d bytes (%s), available %d bytes (%s)",
-		e.Device, e.Needed, HumanBytes(e.Needed), e.Available, HumanBytes(e.Available))
+		e.Device, e.Needed, units.Bytes(e.Needed), e.Available, units.Bytes(e.Available))
 }
 
 // Is makes errors.Is(err, ErrInsufficientVRAM) true.
 func (e *InsufficientVRAMError) Is(target error) bool { return target == ErrInsufficientVRAM }
-
-// HumanBytes formats n in binary units, such as "1.5 GiB" or "512 B".
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit && n > -unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v := float64(n)
-	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	i := -1
-	// Step up while the value would print as 1024.0 or more, so that
-	// 1 MiB - 1 reads "1.0 MiB", not "1024.0 KiB".
-	for math.Abs(v) >= unit-0.05 && i < len(units)-1 {
-		v /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f %s", v, units[i])
-}
-
-// HumanRate is n bytes over d, in binary units per second, such as
-// "1.5 GiB/s"; "n/a" when d is not positive.
-func HumanRate(n int64, d time.Duration) string {
-	if d <= 0 {
-		return "n/a"
-	}
-	return HumanBytes(int64(float64(n)/d.Seconds())) + "/s"
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/vramseal/vramseal/internal/units"
 	"github.com/vramseal/vramseal/messages"
 )
 
@@ -40,10 +41,10 @@ type FitError struct {
 func (e *FitError) Error() string {
 	if e.Beside {
 		return fmt.Sprintf("%s (%s) does not fit beside the shards before it: the devices have %s available in all",
-			e.Source, messages.HumanBytes(e.Size), messages.HumanBytes(e.Available))
+			e.Source, units.Bytes(e.Size), units.Bytes(e.Available))
 	}
 	return fmt.Sprintf("%s is %s but the largest device has %s available",
-		e.Source, messages.HumanBytes(e.Size), messages.HumanBytes(e.Available))
+		e.Source, units.Bytes(e.Size), units.Bytes(e.Available))
 }
 
 // Is makes errors.Is(err, messages.ErrInsufficientVRAM) true.
@@ -106,7 +107,7 @@ func Place(ctx context.Context, rt Capacities, srcs []*Source) ([]int, error) {
 	for i, src := range srcs {
 		dev := PickDevice(left, src.Size)
 		if dev < 0 {
-			return nil, fmt.Errorf("%s: %w: no device has %s available", src.Name, messages.ErrInsufficientVRAM, messages.HumanBytes(src.Size))
+			return nil, fmt.Errorf("%s: %w: no device has %s available", src.Name, messages.ErrInsufficientVRAM, units.Bytes(src.Size))
 		}
 		devices[i] = dev
 		left[dev] -= src.Size

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vramseal/vramseal/internal/parallel"
+	"github.com/vramseal/vramseal/internal/units"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
 	"github.com/vramseal/vramseal/supervisor"
@@ -95,7 +96,7 @@ func sealOne(ctx context.Context, rt *supervisor.Runtime, src *Source, device in
 	}
 	elapsed := time.Since(start)
 	opts.Logger.Info("sealed", "shard", shard.ID, "device", shard.Device, "size", shard.Size, "digest", shard.Digest,
-		"elapsed", elapsed.Round(time.Millisecond), "rate", messages.HumanRate(shard.Size, elapsed))
+		"elapsed", elapsed.Round(time.Millisecond), "rate", units.Rate(shard.Size, elapsed))
 	return shard, nil
 }
 
@@ -121,7 +122,7 @@ func VerifyAll(ctx context.Context, rt *supervisor.Runtime, shards []sealer.Shar
 			return err
 		}
 		elapsed := time.Since(start)
-		logger.Info("verified", "shard", s.ID, "device", s.Device, "elapsed", elapsed.Round(time.Millisecond), "rate", messages.HumanRate(s.Size, elapsed))
+		logger.Info("verified", "shard", s.ID, "device", s.Device, "elapsed", elapsed.Round(time.Millisecond), "rate", units.Rate(s.Size, elapsed))
 	}
 	return nil
 }

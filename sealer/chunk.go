@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 
+	"github.com/vramseal/vramseal/internal/units"
 	"github.com/vramseal/vramseal/messages"
 )
 
@@ -25,7 +26,7 @@ func ValidateChunkSize(n int64) error {
 	if n < MinChunkSize || n > MaxChunkSize || n&(n-1) != 0 {
 		return fmt.Errorf("%w: chunk size %d bytes: want a power of two from %d (%s) to %d (%s)",
 			messages.ErrInvalidInput, n,
-			MinChunkSize, messages.HumanBytes(MinChunkSize), MaxChunkSize, messages.HumanBytes(MaxChunkSize))
+			MinChunkSize, units.Bytes(MinChunkSize), MaxChunkSize, units.Bytes(MaxChunkSize))
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/vramseal/vramseal/internal/units"
 	"github.com/vramseal/vramseal/internal/untrusted"
 	"github.com/vramseal/vramseal/messages"
 )
@@ -73,7 +74,7 @@ func ValidateSize(size, max int64) error {
 	}
 	if max > 0 && size > max {
 		return fmt.Errorf("%w: shard size %d bytes (%s) is over the limit of %d bytes (%s)",
-			messages.ErrInvalidInput, size, messages.HumanBytes(size), max, messages.HumanBytes(max))
+			messages.ErrInvalidInput, size, units.Bytes(size), max, units.Bytes(max))
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/internal/units"
 	"github.com/vramseal/vramseal/sealer"
 )
 
@@ -205,5 +205,5 @@ func mbps(bytes int64, d time.Duration) float64 {
 	return float64(bytes) / d.Seconds() / 1e6
 }
 
-// humanBytes is messages.HumanBytes, for notes.
-func humanBytes(n int64) string { return messages.HumanBytes(n) }
+// humanBytes is units.Bytes, for notes.
+func humanBytes(n int64) string { return units.Bytes(n) }

@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/internal/units"
 )
 
 // Operation kinds a Report counts and times.
@@ -85,7 +85,7 @@ func (r Report) WriteText(w io.Writer) error {
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
 	p("stress: %d devices, %d seals, %d callers, seed %d, faults %s\n", r.Devices, r.Seals, r.Concurrency, r.Seed, r.FaultRates)
 	p("elapsed %v, %d runtimes (%d restarts after fail-stop), peak heap %s, %d accounting checks, %d shards scrubbed\n\n",
-		r.Elapsed.Round(time.Millisecond), r.Runtimes, r.Restarts, messages.HumanBytes(int64(r.PeakHeapBytes)), r.AccountingChecks, r.ScrubVerified)
+		r.Elapsed.Round(time.Millisecond), r.Runtimes, r.Restarts, units.Bytes(int64(r.PeakHeapBytes)), r.AccountingChecks, r.ScrubVerified)
 	p("op\tok\tfailed\tper s\tp50\tp95\tp99\tmax\n")
 	for _, kind := range opKinds {
 		o := r.Ops[kind]

@@ -11,7 +11,7 @@ import (
 
 	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/gpuhealth"
-	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/internal/units"
 )
 
 // deviceJSON is one device as "vramseal devices --json" lists it.
@@ -147,7 +147,7 @@ func printDevices(w io.Writer, list []deviceJSON) error {
 	fmt.Fprintln(tw, "INDEX\tNAME\tUUID\tTOTAL\tFREE\tCOMPUTE")
 	for _, d := range list {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", d.Index, d.Name, d.UUID,
-			messages.HumanBytes(d.TotalMemoryBytes), messages.HumanBytes(d.FreeMemoryBytes), d.ComputeCapability)
+			units.Bytes(d.TotalMemoryBytes), units.Bytes(d.FreeMemoryBytes), d.ComputeCapability)
 	}
 	return tw.Flush()
 }

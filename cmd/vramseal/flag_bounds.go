@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/internal/units"
 )
 
 // The bounds on run's flags. Each stops a value that looks like a typo or
@@ -85,6 +85,6 @@ func (o *runOptions) warnAuditVolume(shards int, logger *slog.Logger) {
 	if perMinute > auditWarnBytesPerMinute {
 		logger.Warn("scrubbing this often fills the audit log: raise --verify-interval to keep the disk from filling",
 			"verify_interval", o.verifyInterval, "shards", shards,
-			"audit_per_minute", messages.HumanBytes(perMinute), "audit_per_day", messages.HumanBytes(perMinute*60*24))
+			"audit_per_minute", units.Bytes(perMinute), "audit_per_day", units.Bytes(perMinute*60*24))
 	}
 }

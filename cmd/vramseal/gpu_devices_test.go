@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/internal/units"
 )
 
 func TestDevicesListsTheGPUsNVMLSees(t *testing.T) {
@@ -48,7 +48,7 @@ func TestDevicesListsTheGPUsNVMLSees(t *testing.T) {
 		require.Len(t, lines, 9)
 		assert.Regexp(t, `^INDEX\s+NAME\s+UUID\s+TOTAL\s+FREE\s+COMPUTE$`, lines[0])
 		for i, line := range lines[1:] {
-			total := messages.HumanBytes(int64(m.nvml.Device(t, i).MemoryInfo.Total))
+			total := units.Bytes(int64(m.nvml.Device(t, i).MemoryInfo.Total))
 			assert.Regexp(t, `^`+string(rune('0'+i))+`\s+NVIDIA H100 80GB HBM3\s+`+m.nvml.Device(t, i).UUID+`\s+`+total+`\s+`, line)
 		}
 	})

@@ -8,7 +8,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/internal/units"
 	"github.com/vramseal/vramseal/model"
 )
 
@@ -77,7 +77,7 @@ func (l *loggingReader) Read(p []byte) (int, error) {
 	if n > 0 && l.read < l.size && now.Sub(l.last) >= l.every {
 		l.last = now
 		elapsed := now.Sub(l.start)
-		attrs := []any{"shard", l.id, "percent", 100 * l.read / l.size, "bytes", l.read, "rate", messages.HumanRate(l.read, elapsed)}
+		attrs := []any{"shard", l.id, "percent", 100 * l.read / l.size, "bytes", l.read, "rate", units.Rate(l.read, elapsed)}
 		if elapsed > 0 {
 			left := time.Duration(float64(l.size-l.read) / float64(l.read) * float64(elapsed))
 			attrs = append(attrs, "eta", left.Round(time.Second))

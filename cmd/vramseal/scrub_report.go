@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/vramseal/vramseal/audit"
-	"github.com/vramseal/vramseal/messages"
+	"github.com/vramseal/vramseal/internal/units"
 	"github.com/vramseal/vramseal/supervisor"
 )
 
@@ -45,7 +45,7 @@ func (s *scrubReport) pass(p supervisor.ScrubPass) {
 		return
 	}
 	s.logger.Info("scrub pass", "device", p.Device, "shards", p.Shards, "bytes", formatSize(p.Bytes),
-		"elapsed", p.Elapsed.Round(time.Millisecond).String(), "rate", messages.HumanRate(p.Bytes, p.Elapsed), "next_pass_in", s.interval.String())
+		"elapsed", p.Elapsed.Round(time.Millisecond).String(), "rate", units.Rate(p.Bytes, p.Elapsed), "next_pass_in", s.interval.String())
 }
 
 // observe notes each shard's full verifications in the audit trail.

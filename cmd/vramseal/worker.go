@@ -14,6 +14,7 @@ import (
 	"github.com/vramseal/vramseal/gpuhealth"
 	"github.com/vramseal/vramseal/internal/backend"
 	"github.com/vramseal/vramseal/internal/simfault"
+	"github.com/vramseal/vramseal/internal/units"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/model"
 	"github.com/vramseal/vramseal/sealer"
@@ -133,7 +134,7 @@ func (w *worker) logBackend() {
 	w.logger.Info("using NVIDIA GPUs", "backend", backendCUDA, "devices", len(d.Devices))
 	for i, dev := range d.Devices {
 		p := dev.Properties()
-		w.logger.Info("GPU", "device", i, "name", p.Name, "uuid", p.UUID, "memory", messages.HumanBytes(p.TotalMemory),
+		w.logger.Info("GPU", "device", i, "name", p.Name, "uuid", p.UUID, "memory", units.Bytes(p.TotalMemory),
 			"compute_capability", fmt.Sprintf("%d.%d", p.ComputeMajor, p.ComputeMinor))
 	}
 }
