@@ -12,12 +12,15 @@ import (
 // sizes, and the rules of a safetensors header, which package model's parser
 // checks a file against and ValidateTensors checks a record's table against.
 
-// dtypeBits is the size of one element of each safetensors dtype, in bits.
+// dtypeBits is the size of one element of each safetensors dtype, in bits:
+// every dtype of the reference parser (huggingface/safetensors 0.8's Dtype,
+// 0.7's and the two FNUZ float8s), C64 being a complex64 of two F32 parts.
 var dtypeBits = map[string]uint64{
 	"BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8,
+	"F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8,
 	"I16": 16, "U16": 16, "F16": 16, "BF16": 16,
 	"I32": 32, "U32": 32, "F32": 32,
-	"I64": 64, "U64": 64, "F64": 64,
+	"I64": 64, "U64": 64, "F64": 64, "C64": 64,
 	"F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
 }
 
@@ -34,12 +37,12 @@ type HeaderRule string
 const (
 	RuleLength     HeaderRule = "header length"     // 8-byte length, at most the reference's limit and the file
 	RuleUTF8       HeaderRule = "UTF-8"             // the header is valid UTF-8
-	RuleObject     HeaderRule = "JSON object"       // one JSON object, first byte '{', only spaces after
+	RuleObject     HeaderRule = "JSON object"       // one JSON object as the reference reads it, only JSON whitespace around
 	RuleDuplicate  HeaderRule = "duplicate key"     // no key appears twice in an object
 	RuleDType      HeaderRule = "dtype"             // a known dtype
 	RuleShape      HeaderRule = "shape"             // an array of non-negative integers
 	RuleOffsets    HeaderRule = "data_offsets"      // [begin, end], begin <= end
-	RuleFields     HeaderRule = "fields"            // exactly dtype, shape and data_offsets
+	RuleFields     HeaderRule = "fields"            // dtype, shape and data_offsets, each once
 	RuleSize       HeaderRule = "size"              // end - begin == product(shape) x dtype size, no overflow
 	RuleOverlap    HeaderRule = "overlap"           // no two tensors share a byte
 	RuleGap        HeaderRule = "gap"               // no bytes between tensors, first at 0

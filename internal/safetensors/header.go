@@ -74,6 +74,17 @@ func ReadSafetensorsHeader(r io.Reader, fileSize int64) (*TensorTable, error) {
 // ParseSafetensorsHeader checks header, the JSON that follows a safetensors
 // file's 8-byte length, for a file of fileSize bytes, and returns its tensor
 // table. Tensors may appear in any order; the table lists them by offset.
+//
+// It reads the header as the reference parser (huggingface/safetensors,
+// SafeTensors::deserialize) does, checked against that parser's verdicts in
+// testdata/safetensors-reference: JSON whitespace may pad the object on
+// either side; a tensor entry is an object whose fields other than dtype,
+// shape and data_offsets are ignored, or an array of those three; a dtype is
+// a name or a one-key object {"NAME": null}; "__metadata__" may be null; no
+// string may hold a lone surrogate escape, no value nest deeper than the
+// reference's 127 levels, no number be out of a float64's range. It refuses
+// two things the reference takes: a key repeated in an object (the reference
+// keeps one copy silently) and a tensor with an empty name.
 func ParseSafetensorsHeader(header []byte, fileSize int64) (*TensorTable, error) {
 	if uint64(len(header)) > MaxSafetensorsHeader {
 		return nil, sealer.HeaderErr("", sealer.RuleLength, "header length %d is over the limit of %d bytes", len(header), MaxSafetensorsHeader)
@@ -81,8 +92,8 @@ func ParseSafetensorsHeader(header []byte, fileSize int64) (*TensorTable, error)
 	if !utf8.Valid(header) {
 		return nil, sealer.HeaderErr("", sealer.RuleUTF8, "the header is not valid UTF-8 (first bad byte at %d)", firstInvalidUTF8(header))
 	}
-	if len(header) == 0 || header[0] != '{' {
-		return nil, sealer.HeaderErr("", sealer.RuleObject, "the header must start with '{'")
+	if err := checkReferenceJSONLimits(header); err != nil {
+		return nil, err
 	}
 	p := &headerParser{dec: json.NewDecoder(bytes.NewReader(header))}
 	p.dec.UseNumber()
@@ -91,13 +102,87 @@ func ParseSafetensorsHeader(header []byte, fileSize int64) (*TensorTable, error)
 		return nil, err
 	}
 	rest := header[p.dec.InputOffset():]
-	if i := bytes.IndexFunc(rest, func(r rune) bool { return r != ' ' }); i >= 0 {
-		return nil, sealer.HeaderErr("", sealer.RuleObject, "byte %d after the JSON object is not a space padding byte", p.dec.InputOffset()+int64(i))
+	if i := bytes.IndexFunc(rest, func(r rune) bool { return !isJSONSpace(r) }); i >= 0 {
+		return nil, sealer.HeaderErr("", sealer.RuleObject, "byte %d after the JSON object is not JSON whitespace", p.dec.InputOffset()+int64(i))
 	}
 	if err := table.place(fileSize); err != nil {
 		return nil, err
 	}
 	return table, nil
+}
+
+// isJSONSpace reports whether r is whitespace between JSON tokens.
+func isJSONSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }
+
+// maxReferenceDepth is how deep the reference's JSON decoder (serde_json)
+// nests arrays and objects, the header's own object counted.
+const maxReferenceDepth = 127
+
+// checkReferenceJSONLimits refuses what the reference's JSON decoder refuses
+// but encoding/json takes: nesting deeper than maxReferenceDepth and a \u
+// escape of a surrogate that is not half of a pair (encoding/json makes it
+// U+FFFD). The header is valid UTF-8; its syntax is the decoder's to check.
+func checkReferenceJSONLimits(h []byte) error {
+	depth := 0
+	for i := 0; i < len(h); i++ {
+		switch h[i] {
+		case '{', '[':
+			if depth++; depth > maxReferenceDepth {
+				return sealer.HeaderErr("", sealer.RuleObject, "the JSON nests deeper than %d levels at byte %d", maxReferenceDepth, i)
+			}
+		case '}', ']':
+			depth--
+		case '"':
+			end, err := checkSurrogates(h, i+1)
+			if err != nil {
+				return err
+			}
+			i = end
+		}
+	}
+	return nil
+}
+
+// checkSurrogates scans the string whose first byte is at i and returns the
+// index of its closing quote (or len(h) if it has none).
+func checkSurrogates(h []byte, i int) (int, error) {
+	for ; i < len(h) && h[i] != '"'; i++ {
+		if h[i] != '\\' {
+			continue
+		}
+		i++
+		if i >= len(h) || h[i] != 'u' {
+			continue
+		}
+		r, ok := hex4(h, i+1)
+		if !ok {
+			return len(h), nil // a broken escape: the decoder refuses it
+		}
+		i += 4
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return 0, sealer.HeaderErr("", sealer.RuleObject, "a string holds a lone low surrogate escape at byte %d", i-5)
+		case r >= 0xD800 && r <= 0xDBFF:
+			lo, ok := rune(0), i+2 < len(h) && h[i+1] == '\\' && h[i+2] == 'u'
+			if ok {
+				lo, ok = hex4(h, i+3)
+			}
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return 0, sealer.HeaderErr("", sealer.RuleObject, "a string holds a lone high surrogate escape at byte %d", i-5)
+			}
+			i += 6
+		}
+	}
+	return i, nil
+}
+
+// hex4 decodes the four hex digits at h[i:].
+func hex4(h []byte, i int) (rune, bool) {
+	if i+4 > len(h) {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(h[i:i+4]), 16, 16)
+	return rune(v), err == nil
 }
 
 // headerParser walks a header's JSON token by token, so that duplicate keys
@@ -106,11 +191,17 @@ type headerParser struct {
 	dec *json.Decoder
 }
 
-// token reads the next token; a syntax error breaks the object rule.
+// token reads the next token; a syntax error breaks the object rule, and so
+// does a number the reference cannot hold (beyond a float64's range).
 func (p *headerParser) token(tensor string) (json.Token, error) {
 	tok, err := p.dec.Token()
 	if err != nil {
 		return nil, sealer.HeaderErr(tensor, sealer.RuleObject, "not valid JSON near byte %d", p.dec.InputOffset())
+	}
+	if num, ok := tok.(json.Number); ok {
+		if _, err := strconv.ParseFloat(num.String(), 64); err != nil {
+			return nil, sealer.HeaderErr(tensor, sealer.RuleObject, "a number near byte %d is out of range", p.dec.InputOffset())
+		}
 	}
 	return tok, nil
 }
@@ -176,11 +267,19 @@ func (p *headerParser) key(tensor string, seen map[string]bool) (string, error) 
 	return key, nil
 }
 
-// metadata reads __metadata__, a map of strings to strings.
+// metadata reads __metadata__, null or a map of strings to strings. Null
+// gives a nil map, as an absent entry does.
 func (p *headerParser) metadata() (map[string]string, error) {
 	const at = safetensorsMetadataKey
-	if err := p.delim(at, '{', sealer.RuleMetadata, "__metadata__"); err != nil {
+	tok, err := p.token(at)
+	if err != nil {
 		return nil, err
+	}
+	if tok == nil {
+		return nil, nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, sealer.HeaderErr(at, sealer.RuleMetadata, "__metadata__ must be a JSON object or null, found %s", tokenKind(tok))
 	}
 	m := map[string]string{}
 	seen := map[string]bool{}
@@ -202,63 +301,155 @@ func (p *headerParser) metadata() (map[string]string, error) {
 	return m, p.delim(at, '}', sealer.RuleMetadata, "__metadata__")
 }
 
-// tensor reads one tensor's object and checks its own rules.
+// tensor reads one tensor's entry, an object or an array of dtype, shape
+// and data_offsets, and checks its own rules.
 func (p *headerParser) tensor(name string) (sealer.Tensor, error) {
-	if err := p.delim(name, '{', sealer.RuleFields, "a tensor entry"); err != nil {
+	tok, err := p.token(name)
+	if err != nil {
 		return sealer.Tensor{}, err
 	}
 	t := sealer.Tensor{Name: name}
 	var offsets []uint64
+	switch tok {
+	case json.Delim('{'):
+		offsets, err = p.tensorFields(&t)
+	case json.Delim('['):
+		offsets, err = p.tensorArray(&t)
+	default:
+		err = sealer.HeaderErr(name, sealer.RuleFields, "a tensor entry must be a JSON object, found %s", tokenKind(tok))
+	}
+	if err != nil {
+		return sealer.Tensor{}, err
+	}
+	if t.Shape == nil {
+		t.Shape = []uint64{}
+	}
+	return t, sizeTensor(&t, offsets)
+}
+
+// tensorFields reads a tensor object's fields after its '{'; fields other
+// than the three are read and ignored, as the reference does.
+func (p *headerParser) tensorFields(t *sealer.Tensor) (offsets []uint64, err error) {
+	name := t.Name
 	seen := map[string]bool{}
 	for p.dec.More() {
 		key, err := p.key(name, seen)
 		if err != nil {
-			return sealer.Tensor{}, err
+			return nil, err
 		}
 		switch key {
 		case "dtype":
-			tok, err := p.token(name)
-			if err != nil {
-				return sealer.Tensor{}, err
-			}
-			s, ok := tok.(string)
-			if !ok {
-				return sealer.Tensor{}, sealer.HeaderErr(name, sealer.RuleDType, "dtype must be a string, found %s", tokenKind(tok))
-			}
-			if !sealer.KnownDType(s) {
-				return sealer.Tensor{}, sealer.HeaderErr(name, sealer.RuleDType, "unknown dtype %s", untrusted.Quote(s))
-			}
-			t.DType = s
+			err = p.dtype(t)
 		case "shape":
-			if t.Shape, err = p.uints(name, sealer.RuleShape, "shape"); err != nil {
-				return sealer.Tensor{}, err
-			}
-			if t.Shape == nil {
-				t.Shape = []uint64{}
-			}
+			t.Shape, err = p.uints(name, sealer.RuleShape, "shape")
 		case "data_offsets":
-			if offsets, err = p.uints(name, sealer.RuleOffsets, "data_offsets"); err != nil {
-				return sealer.Tensor{}, err
-			}
-			if len(offsets) != 2 {
-				return sealer.Tensor{}, sealer.HeaderErr(name, sealer.RuleOffsets, "data_offsets must hold 2 numbers, found %d", len(offsets))
-			}
+			offsets, err = p.offsets(name)
 		default:
-			return sealer.Tensor{}, sealer.HeaderErr(name, sealer.RuleFields, "unknown field %s; a tensor has only dtype, shape and data_offsets", untrusted.Quote(key))
+			err = p.skip(name)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	if err := p.delim(name, '}', sealer.RuleFields, "a tensor entry"); err != nil {
-		return sealer.Tensor{}, err
+		return nil, err
 	}
 	switch {
-	case t.DType == "":
-		return sealer.Tensor{}, sealer.HeaderErr(name, sealer.RuleFields, "no dtype")
+	case !seen["dtype"]:
+		return nil, sealer.HeaderErr(name, sealer.RuleFields, "no dtype")
 	case !seen["shape"]:
-		return sealer.Tensor{}, sealer.HeaderErr(name, sealer.RuleFields, "no shape")
-	case offsets == nil:
-		return sealer.Tensor{}, sealer.HeaderErr(name, sealer.RuleFields, "no data_offsets")
+		return nil, sealer.HeaderErr(name, sealer.RuleFields, "no shape")
+	case !seen["data_offsets"]:
+		return nil, sealer.HeaderErr(name, sealer.RuleFields, "no data_offsets")
 	}
-	return t, sizeTensor(&t, offsets)
+	return offsets, nil
+}
+
+// tensorArray reads a tensor written [dtype, shape, data_offsets], after
+// its '['.
+func (p *headerParser) tensorArray(t *sealer.Tensor) (offsets []uint64, err error) {
+	name := t.Name
+	for i, what := range []string{"dtype", "shape", "data_offsets"} {
+		if !p.dec.More() {
+			return nil, sealer.HeaderErr(name, sealer.RuleFields, "no %s", what)
+		}
+		switch i {
+		case 0:
+			err = p.dtype(t)
+		case 1:
+			t.Shape, err = p.uints(name, sealer.RuleShape, "shape")
+		default:
+			offsets, err = p.offsets(name)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return offsets, p.delim(name, ']', sealer.RuleFields, "a tensor entry written as an array holds only dtype, shape and data_offsets; it")
+}
+
+// dtype reads a dtype: a known name, or a one-key object {"NAME": null}.
+func (p *headerParser) dtype(t *sealer.Tensor) error {
+	tok, err := p.token(t.Name)
+	if err != nil {
+		return err
+	}
+	asObject := tok == json.Delim('{')
+	if asObject {
+		if tok, err = p.token(t.Name); err != nil {
+			return err
+		}
+	}
+	s, ok := tok.(string)
+	if !ok {
+		return sealer.HeaderErr(t.Name, sealer.RuleDType, "dtype must be a string, found %s", tokenKind(tok))
+	}
+	if !sealer.KnownDType(s) {
+		return sealer.HeaderErr(t.Name, sealer.RuleDType, "unknown dtype %s", untrusted.Quote(s))
+	}
+	t.DType = s
+	if !asObject {
+		return nil
+	}
+	if tok, err = p.token(t.Name); err != nil {
+		return err
+	}
+	if tok != nil {
+		return sealer.HeaderErr(t.Name, sealer.RuleDType, "a dtype written as an object maps its name to null, not %s", tokenKind(tok))
+	}
+	return p.delim(t.Name, '}', sealer.RuleDType, "a dtype written as an object has one key; it")
+}
+
+// offsets reads data_offsets, two numbers.
+func (p *headerParser) offsets(name string) ([]uint64, error) {
+	offsets, err := p.uints(name, sealer.RuleOffsets, "data_offsets")
+	if err != nil {
+		return nil, err
+	}
+	if len(offsets) != 2 {
+		return nil, sealer.HeaderErr(name, sealer.RuleOffsets, "data_offsets must hold 2 numbers, found %d", len(offsets))
+	}
+	return offsets, nil
+}
+
+// skip reads one value of any kind and drops it.
+func (p *headerParser) skip(tensor string) error {
+	depth := 0
+	for {
+		tok, err := p.token(tensor)
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
 }
 
 // size checks the tensor's byte count against its shape and dtype, without
