@@ -1,7 +1,6 @@
 package model
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,14 +33,16 @@ func FindDir(args []string, skip func(rel string) bool) (*Dir, error) {
 	if err != nil || !info.IsDir() {
 		return nil, nil // OpenFile explains what is wrong with a file
 	}
-	matches, err := filepath.Glob(filepath.Join(args[0], "*.safetensors"))
+	// The directory is read, not globbed: its name is a path, never a
+	// pattern ("llama [4bit]", "m[12]").
+	entries, err := os.ReadDir(args[0])
 	if err != nil {
-		return nil, fmt.Errorf("%w: model directory %s: %v", messages.ErrInvalidInput, args[0], err)
+		return nil, fmt.Errorf("%w: model directory %s cannot be read (%v)", messages.ErrInvalidInput, args[0], safefile.Cause(err))
 	}
 	d := &Dir{Path: args[0]}
-	for _, m := range matches {
-		rel := filepath.Base(m)
-		if skip != nil && skip(rel) {
+	for _, e := range entries {
+		rel := e.Name()
+		if !strings.HasSuffix(rel, ".safetensors") || e.IsDir() || (skip != nil && skip(rel)) {
 			continue
 		}
 		d.Files = append(d.Files, rel)
@@ -90,13 +91,11 @@ func (d *Dir) CheckIndex(srcs []*Source) error {
 		return fmt.Errorf("%w: %s cannot be read (%v)", messages.ErrInvalidInput, path, safefile.Cause(err))
 	}
 	defer f.Close()
-	var index struct {
-		WeightMap map[string]string `json:"weight_map"`
+	weightMap, err := readWeightMap(io.LimitReader(f, MaxSafetensorsHeader))
+	if err != nil {
+		return fmt.Errorf("%w: %s is not a safetensors index as transformers reads it (%v); fix or remove it", messages.ErrInvalidInput, path, err)
 	}
-	if err := json.NewDecoder(io.LimitReader(f, MaxSafetensorsHeader)).Decode(&index); err != nil {
-		return fmt.Errorf("%w: %s is not a safetensors index (%v); fix or remove it", messages.ErrInvalidInput, path, err)
-	}
-	if len(index.WeightMap) == 0 {
+	if len(weightMap) == 0 {
 		return fmt.Errorf("%w: %s has no weight_map; fix or remove it", messages.ErrInvalidInput, path)
 	}
 	holder := map[string]string{} // tensor -> file that holds it
@@ -111,13 +110,13 @@ func (d *Dir) CheckIndex(srcs []*Source) error {
 			holder[t.Name] = src.RelName
 		}
 	}
-	names := make([]string, 0, len(index.WeightMap))
-	for n := range index.WeightMap {
+	names := make([]string, 0, len(weightMap))
+	for n := range weightMap {
 		names = append(names, n)
 	}
 	slices.Sort(names)
 	for _, tensor := range names {
-		file := index.WeightMap[tensor]
+		file := weightMap[tensor]
 		switch got, ok := holder[tensor]; {
 		case byFile[file] == nil:
 			problems = append(problems, fmt.Sprintf("file %+q (for tensor %+q) is missing", file, tensor))
@@ -129,7 +128,7 @@ func (d *Dir) CheckIndex(srcs []*Source) error {
 	}
 	for _, src := range srcs {
 		for _, t := range src.Tensors {
-			if _, ok := index.WeightMap[t.Name]; !ok {
+			if _, ok := weightMap[t.Name]; !ok {
 				problems = append(problems, fmt.Sprintf("tensor %+q of %+q is not in the weight map", t.Name, src.RelName))
 			}
 		}
