@@ -91,4 +91,8 @@ type ModelVerified struct {
 	Source string
 	// Files is how many files were sealed and matched.
 	Files int
+	// Uncovered are the model's files the signature does not cover, let
+	// through by --allow-unlisted or --allow-unsigned-files; nil when it
+	// covers every file.
+	Uncovered []string
 }

@@ -7,3 +7,6 @@ import "io"
 
 // SourceData is the stream a Source seals from.
 func SourceData(s *Source) io.Reader { return s.data }
+
+// Uncovered is what the ModelVerified record will name as not covered.
+func Uncovered(id *Identity) []string { return id.uncovered }

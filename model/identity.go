@@ -19,6 +19,21 @@ type Identity struct {
 	manifest *SignedManifest // the verified signature; nil without
 	sigPath  string
 	matched  int // files the signature covered, once attached
+	// uncovered are the files of the model the signature does not cover,
+	// let through by AttachOptions; the ModelVerified record names them.
+	uncovered []string
+}
+
+// AttachOptions say what Identity.Attach lets through that it would refuse.
+type AttachOptions struct {
+	// AllowUnlisted seals files that a list or the signature does not name,
+	// unchecked (--allow-unlisted).
+	AllowUnlisted bool
+	// AllowUnsigned lets a signed model directory hold files, not sealed,
+	// that the signature neither lists nor ignores (--allow-unsigned-files).
+	AllowUnsigned bool
+	// Logger logs each file checked on the host and each let through.
+	Logger *slog.Logger
 }
 
 // expectationSource is one place that says what files must hash to.
@@ -50,13 +65,16 @@ func (id *Identity) Ignored(rel string) bool {
 
 // Attach gives each source the check its bytes must pass while they stream:
 // every expectation from every list that names it. A file a list does not
-// name (unless allowUnlisted), or a file a requireAll signature lists that is
-// neither among srcs nor in the model directory dir, is refused with
-// messages.ErrModelRejected before anything is sealed. The files of dir that
-// a list names but that are not sealed (config.json, the tokenizer) are
-// hashed on the host now, and must match too; logger logs each. dir is nil
-// when the files were named one by one.
-func (id *Identity) Attach(srcs []*Source, dir *Dir, allowUnlisted bool, logger *slog.Logger) error {
+// name (unless o.AllowUnlisted), a file a requireAll signature lists that is
+// neither among srcs nor in the model directory dir, or a file of a signed
+// dir that the signature neither lists nor ignores (unless o.AllowUnsigned;
+// see unsignedFiles), is refused with messages.ErrModelRejected before
+// anything is sealed. The files of dir that a list names but that are not
+// sealed (config.json, the tokenizer) are hashed on the host now, and must
+// match too. dir is nil when the files were named one by one.
+func (id *Identity) Attach(srcs []*Source, dir *Dir, o AttachOptions) error {
+	logger := o.Logger
+	allowUnlisted := o.AllowUnlisted
 	if len(id.sources) == 0 {
 		return nil
 	}
@@ -95,6 +113,9 @@ func (id *Identity) Attach(srcs []*Source, dir *Dir, allowUnlisted bool, logger 
 			c.signed = c.signed || source.signed
 		}
 	}
+	if err := id.coverage(names, dir, o); err != nil {
+		return err
+	}
 	for i, src := range srcs {
 		if len(exps[i]) == 0 {
 			continue
@@ -108,6 +129,45 @@ func (id *Identity) Attach(srcs []*Source, dir *Dir, allowUnlisted bool, logger 
 	return runHostChecks(checks, logger)
 }
 
+// coverage finds the files of the model the signature does not cover: in a
+// directory, every file the signature neither lists nor ignores; else the
+// sealed files it does not list. Those that are not sealed are refused
+// unless o.AllowUnsigned (sealed ones were refused unless o.AllowUnlisted).
+func (id *Identity) coverage(sealed []string, dir *Dir, o AttachOptions) error {
+	if id.manifest == nil {
+		return nil
+	}
+	var uncovered []string
+	if dir != nil {
+		var err error
+		if uncovered, err = dir.unsignedFiles(id.manifest, id.sigPath); err != nil {
+			return err
+		}
+		var extra []string
+		for _, f := range uncovered {
+			if !slices.Contains(sealed, f) {
+				extra = append(extra, f)
+			}
+		}
+		if len(extra) > 0 && !o.AllowUnsigned {
+			return unsignedError("the signature "+id.sigPath, extra)
+		}
+	} else {
+		for _, n := range sealed {
+			if _, ok := id.manifest.Lookup(n); !ok {
+				uncovered = append(uncovered, n)
+			}
+		}
+	}
+	for _, f := range uncovered {
+		if o.Logger != nil {
+			o.Logger.Warn("not covered by the signature, let through unchecked", "file", f)
+		}
+	}
+	id.uncovered = uncovered
+	return nil
+}
+
 // RecordVerified writes the ModelVerified audit record through rt once
 // every file the signature covers has sealed and matched, and logs it;
 // without a signature it does nothing.
@@ -118,13 +178,13 @@ func (id *Identity) RecordVerified(ctx context.Context, rt *supervisor.Runtime, 
 	m := id.manifest
 	if err := rt.RecordModelVerified(ctx, messages.ModelVerified{
 		KeyFingerprint: m.KeyFingerprint, Subject: m.Subject, SubjectDigest: m.SubjectDigest,
-		Method: m.Method, Source: id.sigPath, Files: id.matched,
+		Method: m.Method, Source: id.sigPath, Files: id.matched, Uncovered: id.uncovered,
 	}); err != nil {
 		return err
 	}
 	if logger != nil {
 		logger.Info("model verified", "subject", m.Subject, "subject_digest", m.SubjectDigest, "method", m.Method,
-			"key", ShortHex(m.KeyFingerprint), "files", id.matched)
+			"key", ShortHex(m.KeyFingerprint), "files", id.matched, "uncovered", len(id.uncovered))
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,6 +54,10 @@ type SignedManifest struct {
 	KeyFingerprint string
 	// IgnorePaths are the paths the signer left out of the model.
 	IgnorePaths []string
+	// AllowSymlinks is the manifest's allow_symlinks: whether the signer
+	// let symbolic links into the model. Without it, a symlink in the model
+	// directory is refused, as the upstream verifier refuses one.
+	AllowSymlinks bool
 
 	byFile map[string]Expectation
 	files  []string
@@ -84,6 +89,8 @@ type statement struct {
 			Method      string   `json:"method"`
 			HashType    string   `json:"hash_type"`
 			IgnorePaths []string `json:"ignore_paths"`
+			// AllowSymlinks is absent or false unless the signer allowed them.
+			AllowSymlinks bool `json:"allow_symlinks"`
 		} `json:"serialization"`
 		Resources []struct {
 			Name      string `json:"name"`
@@ -204,7 +211,15 @@ func VerifyModelSignature(bundleJSON []byte, key *ecdsa.PublicKey, source string
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
-	_, payload, err := ev.VerifyAndDecode(context.Background(), b.DSSEEnvelope)
+	// The upstream verifier checks the envelope's first signature only, so
+	// a bundle is valid exactly when its first signature is; a valid one
+	// after a junk one does not make it valid.
+	env := *b.DSSEEnvelope
+	if len(env.Signatures) == 0 {
+		return nil, fmt.Errorf("%w: %s: the DSSE envelope holds no signature", messages.ErrInvalidInput, source)
+	}
+	env.Signatures = env.Signatures[:1]
+	_, payload, err := ev.VerifyAndDecode(context.Background(), &env)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: the signature does not verify with the given public key %s",
 			messages.ErrModelRejected, source, ShortHex(fingerprint))
@@ -242,7 +257,7 @@ func parseStatement(payload []byte, source string) (*SignedManifest, error) {
 	}
 	m := &SignedManifest{
 		Subject: st.Subject[0].Name, SubjectDigest: st.Subject[0].Digest["sha256"],
-		Method: ser.Method, IgnorePaths: ser.IgnorePaths, byFile: map[string]Expectation{},
+		Method: ser.Method, IgnorePaths: ser.IgnorePaths, AllowSymlinks: ser.AllowSymlinks, byFile: map[string]Expectation{},
 	}
 	// The subject digest is SHA-256 over the resources' raw digests in the
 	// order the predicate lists them, as upstream model_signing's verifier
@@ -275,12 +290,17 @@ func parseStatement(payload []byte, source string) (*SignedManifest, error) {
 }
 
 // add records one resource: a file, or a byte range of one. A resource
-// listed twice, by the same cleaned name ("a" and "./a"), and for shards the
-// same byte range, is refused.
+// listed twice, and for shards the same byte range, is refused; so is a
+// name that is not a clean path inside the model directory ("./a",
+// "x/../a", "/a", "../a"), which the upstream verifier, comparing names as
+// they are with the paths it finds, never matches.
 func (m *SignedManifest) add(name, digest, source string) error {
 	twice := fmt.Errorf("%w: %s: resource %s is listed twice", messages.ErrInvalidInput, source, untrusted.Quote(name))
 	if m.Method == MethodFiles {
-		file := cleanListName(name)
+		file := name
+		if err := checkManifestPath(file, source); err != nil {
+			return err
+		}
 		if _, dup := m.byFile[file]; dup {
 			return twice
 		}
@@ -291,6 +311,9 @@ func (m *SignedManifest) add(name, digest, source string) error {
 	file, start, end, err := parseShardName(name)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", messages.ErrInvalidInput, source, err)
+	}
+	if err := checkManifestPath(file, source); err != nil {
+		return err
 	}
 	e, ok := m.byFile[file]
 	if !ok {
@@ -320,7 +343,17 @@ func parseShardName(name string) (file string, start, end int64, err error) {
 	if err1 != nil || err2 != nil || start < 0 || end < start {
 		return "", 0, 0, fmt.Errorf("shard resource %s has a bad byte range", untrusted.Quote(name))
 	}
-	return cleanListName(name[:i]), start, end, nil
+	return name[:i], start, end, nil
+}
+
+// checkManifestPath refuses a resource path that is not clean, relative and
+// inside the model directory.
+func checkManifestPath(file, source string) error {
+	if file == "" || file != path.Clean(file) || path.IsAbs(file) || file == ".." || strings.HasPrefix(file, "../") {
+		return fmt.Errorf("%w: %s: resource %s is not a clean path inside the model directory (the upstream verifier would find no such file)",
+			messages.ErrInvalidInput, source, untrusted.Quote(file))
+	}
+	return nil
 }
 
 // Lookup returns what the file called name (relative to the model

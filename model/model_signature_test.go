@@ -111,6 +111,16 @@ func rewrite(t *testing.T, b []byte, change func(map[string]any)) []byte {
 
 func envelope(v map[string]any) map[string]any { return v["dsseEnvelope"].(map[string]any) }
 
+// renamed gives the resource for config.json the name name.
+func renamed(res []modelsigtest.Resource, name string) []modelsigtest.Resource {
+	for i := range res {
+		if res[i].Name == "config.json" {
+			res[i].Name = name
+		}
+	}
+	return res
+}
+
 func TestVerifyModelSignatureRefusals(t *testing.T) {
 	key := modelsigtest.NewKey(elliptic.P256())
 	pub, err := ParsePublicKey(modelsigtest.PublicPEM(key))
@@ -163,14 +173,22 @@ func TestVerifyModelSignatureRefusals(t *testing.T) {
 		"keyless":                  {keyless, messages.ErrInvalidInput, "only bundles signed with a private key"},
 		"subject digest":           {badSubject, messages.ErrModelRejected, "subject digest"},
 		"resource twice":           {modelsigtest.Bundle(key, modelsigtest.StatementOf(model, twice)), messages.ErrInvalidInput, "listed twice"},
-		"resource twice, as ./":    {modelsigtest.Bundle(key, modelsigtest.StatementOf(model, twiceDotted)), messages.ErrInvalidInput, "listed twice"},
-		"shard twice, as ./":       {modelsigtest.Bundle(key, modelsigtest.StatementOf(shards, shardTwice)), messages.ErrInvalidInput, "listed twice"},
-		"pre-1.0 predicate":        {older, messages.ErrInvalidInput, "re-sign"},
-		"other hash":               {blake, messages.ErrInvalidInput, "hash type"},
-		"not JSON":                 {[]byte("model"), messages.ErrInvalidInput, "not a Sigstore bundle"},
-		"other media type":         {rewrite(t, good, func(v map[string]any) { v["mediaType"] = "x" }), messages.ErrInvalidInput, "media type"},
-		"no envelope":              {rewrite(t, good, func(v map[string]any) { delete(v, "dsseEnvelope") }), messages.ErrInvalidInput, "no DSSE"},
-		"payload type":             {rewrite(t, good, func(v map[string]any) { envelope(v)["payloadType"] = "text/plain" }), messages.ErrInvalidInput, "payload type"},
+		"resource twice, as ./":    {modelsigtest.Bundle(key, modelsigtest.StatementOf(model, twiceDotted)), messages.ErrInvalidInput, "not a clean path"},
+		"shard twice, as ./":       {modelsigtest.Bundle(key, modelsigtest.StatementOf(shards, shardTwice)), messages.ErrInvalidInput, "not a clean path"},
+		"resource through x/..":    {modelsigtest.Bundle(key, modelsigtest.StatementOf(model, renamed(model.Resources(), "x/../config.json"))), messages.ErrInvalidInput, "not a clean path"},
+		"resource outside":         {modelsigtest.Bundle(key, modelsigtest.StatementOf(model, renamed(model.Resources(), "../config.json"))), messages.ErrInvalidInput, "not a clean path"},
+		"junk signature first": {rewrite(t, good, func(v map[string]any) {
+			sigs := envelope(v)["signatures"].([]any)
+			junk := map[string]any{"keyid": "", "sig": base64.StdEncoding.EncodeToString([]byte("junk"))}
+			envelope(v)["signatures"] = append([]any{junk}, sigs...)
+		}), messages.ErrModelRejected, "does not verify"},
+		"no signature":      {rewrite(t, good, func(v map[string]any) { envelope(v)["signatures"] = []any{} }), messages.ErrInvalidInput, "no signature"},
+		"pre-1.0 predicate": {older, messages.ErrInvalidInput, "re-sign"},
+		"other hash":        {blake, messages.ErrInvalidInput, "hash type"},
+		"not JSON":          {[]byte("model"), messages.ErrInvalidInput, "not a Sigstore bundle"},
+		"other media type":  {rewrite(t, good, func(v map[string]any) { v["mediaType"] = "x" }), messages.ErrInvalidInput, "media type"},
+		"no envelope":       {rewrite(t, good, func(v map[string]any) { delete(v, "dsseEnvelope") }), messages.ErrInvalidInput, "no DSSE"},
+		"payload type":      {rewrite(t, good, func(v map[string]any) { envelope(v)["payloadType"] = "text/plain" }), messages.ErrInvalidInput, "payload type"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -113,7 +113,7 @@ func TestAttachedDigestsRefuseAFileThatIsNotThePublishedModel(t *testing.T) {
 	}
 	var id model.Identity
 	id.AddList("the test's digests", digests)
-	require.NoError(t, id.Attach(srcs, d, false, nil))
+	require.NoError(t, id.Attach(srcs, d, model.AttachOptions{}))
 
 	_, err = model.SealAll(context.Background(), rig.Runtime, srcs, model.SealOptions{})
 	require.Error(t, err)

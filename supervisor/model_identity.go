@@ -54,8 +54,12 @@ func (r *Runtime) RecordModelVerified(ctx context.Context, v ModelVerified) erro
 		return err
 	}
 	defer r.calls.leave()
-	return r.record(ctx, audit.Record{Event: audit.EventModelVerified, Severity: audit.SeverityInfo, Fields: map[string]any{
+	f := map[string]any{
 		"key_fingerprint": v.KeyFingerprint, "subject": v.Subject, "subject_digest": v.SubjectDigest,
 		"method": v.Method, "source": v.Source, "files": v.Files,
-	}})
+	}
+	if len(v.Uncovered) > 0 {
+		f["uncovered"] = v.Uncovered
+	}
+	return r.record(ctx, audit.Record{Event: audit.EventModelVerified, Severity: audit.SeverityInfo, Fields: f})
 }

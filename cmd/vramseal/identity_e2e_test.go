@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -92,8 +93,12 @@ func TestRunSealsASignedModelDirectory(t *testing.T) {
 	modelDir, files := modeltest.WriteDir(t, dir)
 	key := modelsigtest.NewKey(elliptic.P384())
 	sig := filepath.Join(dir, "model.sig")
+	signed := maps.Clone(files)
+	index, err := os.ReadFile(filepath.Join(modelDir, model.SafetensorsIndexName))
+	require.NoError(t, err)
+	signed[model.SafetensorsIndexName] = index // as model_signing signs the whole directory
 	require.NoError(t, os.WriteFile(sig, modelsigtest.Sign(key, modelsigtest.Model{
-		Name: "tiny-llm", Method: "shards", ShardSize: 100 << 10, Files: files, IgnorePaths: []string{"model.sig"},
+		Name: "tiny-llm", Method: "shards", ShardSize: 100 << 10, Files: signed, IgnorePaths: []string{"model.sig"},
 	}), 0o600))
 	pub := filepath.Join(dir, "key.pub")
 	require.NoError(t, os.WriteFile(pub, modelsigtest.PublicPEM(key), 0o600))

@@ -19,6 +19,7 @@ type identityOptions struct {
 	publicKey     string
 	allowUnlisted bool
 	allowPartial  bool
+	allowUnsigned bool
 }
 
 func (o *identityOptions) register(f *pflag.FlagSet) {
@@ -27,6 +28,7 @@ func (o *identityOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.signature, "signature", "", "OpenSSF Model Signing bundle (model.sig, made by 'model_signing sign key'); verified offline with --public-key")
 	f.StringVar(&o.publicKey, "public-key", "", "PEM public key (ECDSA P-256, P-384 or P-521) that made --signature")
 	f.BoolVar(&o.allowUnlisted, "allow-unlisted", false, "seal files that the digests or signature do not list, unchecked")
+	f.BoolVar(&o.allowUnsigned, "allow-unsigned-files", false, "let a signed model directory hold files the signature neither lists nor ignores (a modeling_*.py, a second tokenizer): they are not checked, and the ModelVerified record names them; without it they are refused, as 'model_signing verify' refuses extra files")
 	f.BoolVar(&o.allowPartial, "allow-partial", false, "let a signature list files that are not there (not in the model directory, or not given); a listed file that is there is still checked")
 }
 

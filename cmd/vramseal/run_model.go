@@ -48,7 +48,9 @@ func (w *worker) openModel(args []string) ([]*model.Source, error) {
 		err = dir.CheckIndex(srcs)
 	}
 	if err == nil {
-		err = id.Attach(srcs, dir, o.identity.allowUnlisted, w.logger)
+		err = id.Attach(srcs, dir, model.AttachOptions{
+			AllowUnlisted: o.identity.allowUnlisted, AllowUnsigned: o.identity.allowUnsigned, Logger: w.logger,
+		})
 	}
 	if err != nil {
 		model.Close(srcs)

@@ -33,6 +33,8 @@ type Model struct {
 	ShardSize int64
 	// IgnorePaths are written into the serialization, as the signer was told.
 	IgnorePaths []string
+	// AllowSymlinks is the serialization's allow_symlinks.
+	AllowSymlinks bool
 }
 
 // Resource is one entry of the manifest, as the statement lists it.
@@ -81,7 +83,7 @@ func StatementOf(m Model, resources []Resource) []byte {
 		raw, _ := hex.DecodeString(r.Digest)
 		subject.Write(raw)
 	}
-	ser := map[string]any{"method": m.Method, "hash_type": "sha256", "allow_symlinks": false}
+	ser := map[string]any{"method": m.Method, "hash_type": "sha256", "allow_symlinks": m.AllowSymlinks}
 	if m.Method == "shards" {
 		ser["shard_size"] = m.ShardSize
 	}
