@@ -2,6 +2,7 @@ package model
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -22,19 +23,24 @@ type DigestList struct {
 	names  []string
 }
 
-// ReadDigestList reads a list in the format sha256sum writes and checks:
-// "HEX  NAME" (text mode) or "HEX *NAME" (binary mode), 64 hex digits of
-// either case, a line starting with '\' when sha256sum escaped the name
-// ("\\" and "\n"), and the BSD form "SHA256 (NAME) = HEX" that --tag
-// writes. Blank lines and lines whose first non-blank byte is '#' are
-// skipped. Any other line, a name listed twice, or an empty list is an
-// error wrapping messages.ErrInvalidInput that names the source and line.
-// Names are cleaned ("./a" is "a").
+// ReadDigestList reads a list as GNU "sha256sum -c" reads one (coreutils'
+// split_3): leading blanks are skipped; a line starting with '\' has an
+// escaped name ("\\", "\n", "\r"); then either "HEX  NAME" (text mode),
+// "HEX *NAME" (binary mode), the one-blank "HEX NAME" of a reversed BSD
+// list (a list does not mix it with the two forms before), where the blank
+// after HEX may be a tab, or the tag form "SHA256 (NAME) = HEX" that --tag
+// writes, escaped or not. HEX is 64 hex digits of either case. Blank lines
+// and lines whose first non-blank byte is '#' are skipped. The same line
+// given twice is kept once. Any other line, a name listed with two
+// different digests, or an empty list is an error wrapping
+// messages.ErrInvalidInput that names the source and line. Names are
+// cleaned ("./a" is "a").
 func ReadDigestList(r io.Reader, source string) (*DigestList, error) {
 	l := &DigestList{byName: map[string]Expectation{}}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), maxDigestListLine)
 	line := 0
+	form := formUnknown
 	for sc.Scan() {
 		line++
 		text := strings.TrimSuffix(sc.Text(), "\r")
@@ -43,7 +49,7 @@ func ReadDigestList(r io.Reader, source string) (*DigestList, error) {
 			continue
 		}
 		at := fmt.Sprintf("%s line %d", source, line)
-		name, sum, err := parseDigestLine(text)
+		name, sum, err := parseDigestLine(trimmed, &form)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", messages.ErrInvalidInput, at, err)
 		}
@@ -62,6 +68,16 @@ func ReadDigestList(r io.Reader, source string) (*DigestList, error) {
 	}
 	return l, nil
 }
+
+// listForm is which of GNU's untagged forms a list uses; like GNU, a list
+// does not mix the one-blank reversed form with the others.
+type listForm int
+
+const (
+	formUnknown  listForm = iota // no untagged line yet
+	formStandard                 // "HEX  NAME" or "HEX *NAME"
+	formReversed                 // "HEX NAME"
+)
 
 // ParseExpectSHA256 parses a --expect-sha256 value, NAME=HEX.
 func ParseExpectSHA256(v string) (name, sum string, err error) {
@@ -87,7 +103,10 @@ func (l *DigestList) Add(name, sum, source string) error {
 
 func (l *DigestList) add(name, sum, at string) error {
 	if prev, dup := l.byName[name]; dup {
-		return fmt.Errorf("%w: %s: %s is listed already (%s); list each file once", messages.ErrInvalidInput, at, untrusted.Quote(name), prev.Source)
+		if prev.SHA256 == sum {
+			return nil // the same line again: harmless
+		}
+		return fmt.Errorf("%w: %s: %s is listed already with another digest (%s); list each file once", messages.ErrInvalidInput, at, untrusted.Quote(name), prev.Source)
 	}
 	l.byName[name] = Expectation{Name: name, Source: at, SHA256: sum}
 	l.names = append(l.names, name)
@@ -109,48 +128,70 @@ func (l *DigestList) Names() []string { return append([]string(nil), l.names...)
 // Len is the number of files listed.
 func (l *DigestList) Len() int { return len(l.names) }
 
-// parseDigestLine parses one line of sha256sum output.
-func parseDigestLine(text string) (name, sum string, err error) {
-	if strings.HasPrefix(text, "SHA256 (") {
-		return parseTagLine(text)
-	}
+// parseDigestLine parses one line of a list, its leading blanks removed.
+func parseDigestLine(text string, form *listForm) (name, sum string, err error) {
 	escaped := strings.HasPrefix(text, `\`)
 	if escaped {
 		text = text[1:]
 	}
-	if len(text) < 64+2 || text[64] != ' ' || (text[65] != ' ' && text[65] != '*') {
-		return "", "", fmt.Errorf(`want "<64 hex digits>  NAME" or "<64 hex digits> *NAME", as sha256sum writes`)
+	if rest, ok := strings.CutPrefix(text, "SHA256"); ok {
+		if rest, ok = strings.CutPrefix(strings.TrimPrefix(rest, " "), "("); ok {
+			name, sum, err = parseTagLine(rest)
+			return unescapeIf(escaped, name, sum, err)
+		}
+	}
+	const want = `want "<64 hex digits>  NAME" or "<64 hex digits> *NAME", as sha256sum writes, or "SHA256 (NAME) = <64 hex digits>"`
+	if len(text) < 64+2 || (text[64] != ' ' && text[64] != '\t') {
+		return "", "", errors.New(want)
 	}
 	sum = strings.ToLower(text[:64])
 	if err := sealer.ValidateHexSum("digest", sum); err != nil {
 		return "", "", fmt.Errorf("the digest is not 64 hex digits")
 	}
-	name = text[66:]
-	if escaped {
-		if name, err = unescapeListName(name); err != nil {
-			return "", "", err
-		}
+	name = text[65:]
+	lineForm := formReversed
+	if len(name) > 1 && (name[0] == ' ' || name[0] == '*') {
+		lineForm, name = formStandard, name[1:]
 	}
-	if name == "" {
-		return "", "", fmt.Errorf("no file name after the digest")
+	if *form != formUnknown && *form != lineForm {
+		return "", "", errors.New(`it mixes "HEX NAME" with "HEX  NAME" lines; sha256sum -c refuses a list that does`)
+	}
+	*form = lineForm
+	return unescapeIf(escaped, name, sum, nil)
+}
+
+// unescapeIf undoes the escaping of name when the line was escaped, and
+// cleans it.
+func unescapeIf(escaped bool, name, sum string, err error) (string, string, error) {
+	if err == nil && escaped {
+		name, err = unescapeListName(name)
+	}
+	if err == nil && name == "" {
+		err = errors.New("no file name")
+	}
+	if err != nil {
+		return "", "", err
 	}
 	return cleanListName(name), sum, nil
 }
 
-// parseTagLine parses "SHA256 (NAME) = HEX".
-func parseTagLine(text string) (name, sum string, err error) {
-	i := strings.LastIndex(text, ") = ")
-	if i < len("SHA256 (") {
+// parseTagLine parses the rest of "SHA256 (NAME) = HEX" after its '(': the
+// name runs to the last ')', and blanks may surround the '='.
+func parseTagLine(rest string) (name, sum string, err error) {
+	i := strings.LastIndexByte(rest, ')')
+	if i < 0 {
 		return "", "", fmt.Errorf(`want "SHA256 (NAME) = <64 hex digits>", as sha256sum --tag writes`)
 	}
-	name, sum = text[len("SHA256 ("):i], strings.ToLower(text[i+len(") = "):])
+	name, after := rest[:i], strings.TrimLeft(rest[i+1:], " \t")
+	after, ok := strings.CutPrefix(after, "=")
+	if !ok {
+		return "", "", fmt.Errorf(`want "SHA256 (NAME) = <64 hex digits>", as sha256sum --tag writes`)
+	}
+	sum = strings.ToLower(strings.TrimLeft(after, " \t"))
 	if sealer.ValidateHexSum("digest", sum) != nil {
 		return "", "", fmt.Errorf("the digest is not 64 hex digits")
 	}
-	if name == "" {
-		return "", "", fmt.Errorf("no file name")
-	}
-	return cleanListName(name), sum, nil
+	return name, sum, nil
 }
 
 // unescapeListName undoes sha256sum's escaping of '\' and newline.

@@ -56,18 +56,18 @@ func TestReadDigestListFormats(t *testing.T) {
 
 func TestReadDigestListRefusesBadLines(t *testing.T) {
 	tests := map[string]struct{ list, want string }{
-		"short digest":        {"abc  model.safetensors", "line 1"},
-		"not hex":             {strings.Repeat("g", 64) + "  m", "not 64 hex"},
-		"one space":           {sumA + " m", "line 1"},
-		"tab separator":       {sumA + "\tm", "line 1"},
-		"no name":             {sumA + "  ", "no file name"},
-		"digest only":         {sumA, "line 1"},
-		"bad escape":          {`\` + sumA + `  a\x`, "unknown escape"},
-		"lone backslash":      {`\` + sumA + `  a\`, "lone"},
-		"listed twice":        {sumA + "  m\n" + sumB + "  ./m", "line 2: \"m\" is listed already (list line 1)"},
-		"empty":               {"# nothing\n\n", "lists no digests"},
-		"tag with bad digest": {"SHA256 (m) = 12", "not 64 hex"},
-		"later bad line":      {sumA + "  m\n\nnonsense", "list line 3"},
+		"short digest":           {"abc  model.safetensors", "line 1"},
+		"not hex":                {strings.Repeat("g", 64) + "  m", "not 64 hex"},
+		"no name":                {sumA + " ", "line 1"},
+		"forms mixed":            {sumA + "  m\n" + sumB + " n", "line 2: it mixes"},
+		"forms mixed, other way": {sumA + " m\n" + sumB + " *n", "line 2: it mixes"},
+		"digest only":            {sumA, "line 1"},
+		"bad escape":             {`\` + sumA + `  a\x`, "unknown escape"},
+		"lone backslash":         {`\` + sumA + `  a\`, "lone"},
+		"listed twice":           {sumA + "  m\n" + sumB + "  ./m", "line 2: \"m\" is listed already with another digest (list line 1)"},
+		"empty":                  {"# nothing\n\n", "lists no digests"},
+		"tag with bad digest":    {"SHA256 (m) = 12", "not 64 hex"},
+		"later bad line":         {sumA + "  m\n\nnonsense", "list line 3"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -75,6 +75,37 @@ func TestReadDigestListRefusesBadLines(t *testing.T) {
 			require.ErrorIs(t, err, messages.ErrInvalidInput)
 			assert.Contains(t, err.Error(), tt.want)
 			require.NoError(t, untrusted.CheckPlain(err.Error()))
+		})
+	}
+}
+
+func TestReadDigestListReadsWhatSha256sumChecks(t *testing.T) {
+	for name, tt := range map[string]struct {
+		list string
+		want map[string]string
+	}{
+		"escaped tag line":      {`\SHA256 (a\\b) = ` + sumA, map[string]string{`a\b`: sumA}},
+		"escaped tag newline":   {`\SHA256 (a\nb) = ` + sumA, map[string]string{"a\nb": sumA}},
+		"tag without space":     {"SHA256(m) = " + sumA, map[string]string{"m": sumA}},
+		"tag name with ) = ":    {"SHA256 (a) = b) = " + sumA, map[string]string{"a) = b": sumA}},
+		"one space (reversed)":  {sumA + " m\n" + sumB + " n", map[string]string{"m": sumA, "n": sumB}},
+		"tab":                   {sumA + "\tm", map[string]string{"m": sumA}},
+		"tab then space":        {sumA + "\t m", map[string]string{"m": sumA}},
+		"tab then star":         {sumA + "\t*m", map[string]string{"m": sumA}},
+		"indented":              {"  " + sumA + "  m", map[string]string{"m": sumA}},
+		"the same line twice":   {sumA + "  m\n" + sumA + "  m", map[string]string{"m": sumA}},
+		"the same file as ./":   {sumA + "  m\n" + strings.ToUpper(sumA) + "  ./m", map[string]string{"m": sumA}},
+		"escaped standard line": {`\` + sumA + `  a\\b`, map[string]string{`a\b`: sumA}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			l, err := ReadDigestList(strings.NewReader(tt.list), "list")
+			require.NoError(t, err)
+			assert.Equal(t, len(tt.want), l.Len())
+			for n, sum := range tt.want {
+				e, ok := l.Lookup(n)
+				require.True(t, ok, "%q", n)
+				assert.Equal(t, sum, e.SHA256)
+			}
 		})
 	}
 }
