@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/vramseal/vramseal/internal/untrusted"
@@ -21,6 +22,10 @@ const maxDigestListLine = 64 << 10
 type DigestList struct {
 	byName map[string]Expectation
 	names  []string
+	// dir is the absolute directory of the list's file, against which its
+	// relative names are also resolved; "" for a list given on the
+	// command line (--expect-sha256).
+	dir string
 }
 
 // ReadDigestList reads a list as GNU "sha256sum -c" reads one (coreutils'
@@ -111,6 +116,44 @@ func (l *DigestList) add(name, sum, at string) error {
 	l.byName[name] = Expectation{Name: name, Source: at, SHA256: sum}
 	l.names = append(l.names, name)
 	return nil
+}
+
+// RelativeTo makes the list's relative names name files in the directory
+// of listPath, the file it was read from, as well as in the working
+// directory (as "sha256sum -c" run there reads them).
+func (l *DigestList) RelativeTo(listPath string) error {
+	abs, err := filepath.Abs(filepath.Dir(listPath))
+	l.dir = abs
+	return err
+}
+
+// find returns every entry that names the model file at path (as given, or
+// joined to its model directory) in one of the ways sha256sum -c would
+// find it: relative to the working directory, or to the list's directory;
+// and, for a file of a model directory, inDir its path inside it (rel), as
+// the lists published with a model name its files. Two entries may name one
+// file (a and ../m/a); each must then match.
+func (l *DigestList) find(path, rel string, inDir bool) []Expectation {
+	want, err := filepath.Abs(path)
+	if err != nil {
+		return nil
+	}
+	var out []Expectation
+	for _, n := range l.names {
+		local := filepath.FromSlash(n)
+		match := inDir && n == rel
+		if !match {
+			abs, err := filepath.Abs(local)
+			match = err == nil && abs == want
+		}
+		if !match && l.dir != "" {
+			match = filepath.Join(l.dir, local) == want || (filepath.IsAbs(local) && filepath.Clean(local) == want)
+		}
+		if match {
+			out = append(out, l.byName[n])
+		}
+	}
+	return out
 }
 
 // NewDigestList returns an empty list, for digests given one at a time.

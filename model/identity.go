@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
+
+	"github.com/vramseal/vramseal/internal/untrusted"
 
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/supervisor"
@@ -40,13 +43,17 @@ type AttachOptions struct {
 type expectationSource struct {
 	what       string // how messages name it, e.g. "--sha256sums sums.txt"
 	list       Expectations
-	requireAll bool // every file it lists must be sealed
-	signed     bool // it is the verified signature
+	digests    *DigestList // list, when it is a digest list: matched by path
+	requireAll bool        // every file it lists must be sealed
+	everyEntry bool        // every entry must name a file (--expect-sha256)
+	signed     bool        // it is the verified signature
 }
 
-// AddList adds a digest list; what names it in messages.
-func (id *Identity) AddList(what string, list Expectations) {
-	id.sources = append(id.sources, expectationSource{what: what, list: list})
+// AddList adds a digest list; what names it in messages. With everyEntry,
+// an entry that names no file given (a typo) is an error, not a check that
+// silently never runs.
+func (id *Identity) AddList(what string, list *DigestList, everyEntry bool) {
+	id.sources = append(id.sources, expectationSource{what: what, list: list, digests: list, everyEntry: everyEntry})
 }
 
 // AddSignature adds the manifest of a signature already verified
@@ -90,15 +97,37 @@ func (id *Identity) Attach(srcs []*Source, dir *Dir, o AttachOptions) error {
 		if dir != nil {
 			present = dir.listedInDir(source.list, names)
 		}
-		if _, err := MatchFiles(source.list, append(slices.Clone(names), present...), source.what, allowUnlisted, source.requireAll); err != nil {
-			return err
+		used := map[string]bool{}
+		for _, n := range present {
+			used[n] = true
 		}
-		for i, n := range names {
-			if e, ok := source.list.Lookup(n); ok {
-				exps[i] = append(exps[i], e)
+		if source.digests == nil {
+			if _, err := MatchFiles(source.list, append(slices.Clone(names), present...), source.what, allowUnlisted, source.requireAll); err != nil {
+				return err
+			}
+		}
+		for i, src := range srcs {
+			found := source.findFor(src, dir != nil)
+			if len(found) == 0 && source.digests != nil && !allowUnlisted {
+				return fmt.Errorf("%w: %s lists no digest for %s (names are matched as sha256sum -c reads them: relative to the working directory, to the list's directory, or inside the model directory); pass --allow-unlisted to seal it unchecked",
+					messages.ErrModelRejected, source.what, untrusted.Quote(src.Name))
+			}
+			for _, e := range found {
+				used[e.Name] = true
 				if source.signed {
 					id.matched++
 				}
+			}
+			exps[i] = append(exps[i], found...)
+		}
+		for _, n := range source.list.Names() {
+			switch {
+			case used[n]:
+			case source.everyEntry:
+				return fmt.Errorf("%w: %s names %s, which is no model file given; check the path (relative to the working directory)",
+					messages.ErrInvalidInput, source.what, untrusted.Quote(n))
+			case logger != nil && !source.signed:
+				logger.Warn("a digest list entry names no model file given", "list", source.what, "entry", n)
 			}
 		}
 		for _, n := range present {
@@ -117,6 +146,9 @@ func (id *Identity) Attach(srcs []*Source, dir *Dir, o AttachOptions) error {
 		return err
 	}
 	for i, src := range srcs {
+		if logger != nil {
+			logShardCheck(logger, src, exps[i])
+		}
 		if len(exps[i]) == 0 {
 			continue
 		}
@@ -127,6 +159,34 @@ func (id *Identity) Attach(srcs []*Source, dir *Dir, o AttachOptions) error {
 		src.check = m
 	}
 	return runHostChecks(checks, logger)
+}
+
+// findFor returns the expectations of the source for src: a digest list's
+// entries that name its path, or the signature's entry for its name in the
+// model directory.
+func (s expectationSource) findFor(src *Source, inDir bool) []Expectation {
+	if s.digests != nil {
+		return s.digests.find(src.Name, src.RelName, inDir)
+	}
+	if e, ok := s.list.Lookup(src.RelName); ok {
+		return []Expectation{e}
+	}
+	return nil
+}
+
+// logShardCheck logs what a model file will be checked against as it
+// seals (each list and line, --expect-sha256, the signature), or that it
+// will not be.
+func logShardCheck(logger *slog.Logger, src *Source, exps []Expectation) {
+	if len(exps) == 0 {
+		logger.Warn("model file not checked: no digest list or signature names it (--allow-unlisted)", "file", src.Name)
+		return
+	}
+	by := make([]string, len(exps))
+	for i, e := range exps {
+		by[i] = e.Source
+	}
+	logger.Info("model file checked against", "file", src.Name, "by", strings.Join(by, "; "))
 }
 
 // coverage finds the files of the model the signature does not cover: in a

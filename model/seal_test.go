@@ -112,7 +112,7 @@ func TestAttachedDigestsRefuseAFileThatIsNotThePublishedModel(t *testing.T) {
 		require.NoError(t, digests.Add(name, hex.EncodeToString(sum[:]), "test"))
 	}
 	var id model.Identity
-	id.AddList("the test's digests", digests)
+	id.AddList("the test's digests", digests, false)
 	require.NoError(t, id.Attach(srcs, d, model.AttachOptions{}))
 
 	_, err = model.SealAll(context.Background(), rig.Runtime, srcs, model.SealOptions{})

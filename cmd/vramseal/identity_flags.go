@@ -57,10 +57,13 @@ func (o *identityOptions) load() (*model.Identity, error) {
 		}
 		list, err := model.ReadDigestList(f, path)
 		f.Close()
+		if err == nil {
+			err = list.RelativeTo(path)
+		}
 		if err != nil {
 			return nil, usageErrorf("--sha256sums: %v", err)
 		}
-		id.AddList("--sha256sums "+path, list)
+		id.AddList("--sha256sums "+path, list, false)
 	}
 	if len(o.expect) > 0 {
 		list := model.NewDigestList()
@@ -73,7 +76,7 @@ func (o *identityOptions) load() (*model.Identity, error) {
 				return nil, usageErrorf("%v", err)
 			}
 		}
-		id.AddList("--expect-sha256", list)
+		id.AddList("--expect-sha256", list, true)
 	}
 	switch {
 	case o.signature == "" && o.publicKey == "":
