@@ -1,6 +1,7 @@
 package model
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -107,38 +108,40 @@ func OpenFile(path, id string) (*Source, error) {
 	if err != nil {
 		return nil, &FileError{Path: path, Problem: problem, Err: err}
 	}
-	tensors, header, err := readTensorTable(f, path, info.Size())
+	tensors, guard, err := readTensorTable(f, path, info.Size())
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
 	var data io.Reader = f
-	if header != nil {
-		data = &headerGuard{r: f, want: header, path: path}
+	if guard != nil {
+		data = guard
 	}
 	return &Source{ID: id, Name: path, Size: info.Size(), data: data, file: f, RelName: filepath.Base(path), Tensors: tensors}, nil
 }
 
 // readTensorTable reads and checks the header of a .safetensors file, then
-// rewinds it, and returns the table and the header's bytes (the 8-byte
-// length and the JSON). Files in other formats have neither, and seal as
-// opaque bytes.
-func readTensorTable(f *os.File, path string, size int64) ([]sealer.Tensor, []byte, error) {
+// rewinds it, and returns the table and the guard that streams the file
+// and checks its header is still the one read (its 8-byte length and JSON,
+// by digest). Files in other formats have neither, and seal as opaque
+// bytes.
+func readTensorTable(f *os.File, path string, size int64) ([]sealer.Tensor, *headerGuard, error) {
 	if !strings.HasSuffix(path, ".safetensors") {
 		return nil, nil, nil
 	}
-	table, err := ReadSafetensorsHeader(f, size)
-	var header []byte
+	// The digest is of the very bytes parsed: the parser reads the length
+	// and the header, nothing more.
+	h := sha256.New()
+	table, err := ReadSafetensorsHeader(io.TeeReader(f, h), size)
+	var want [sha256.Size]byte
 	if err == nil {
-		header = make([]byte, table.DataStart())
-		if _, err = f.ReadAt(header, 0); err == nil {
-			_, err = f.Seek(0, io.SeekStart)
-		}
+		h.Sum(want[:0])
+		_, err = f.Seek(0, io.SeekStart)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("model file %s: %w", path, err)
 	}
-	return table.Tensors, header, nil
+	return table.Tensors, newHeaderGuard(f, want, table.DataStart(), path), nil
 }
 
 // ShardIDFromFileName makes a shard ID from a file name: bytes outside

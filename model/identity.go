@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/vramseal/vramseal/internal/untrusted"
-
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/supervisor"
 )
@@ -107,10 +105,9 @@ func (id *Identity) Attach(srcs []*Source, dir *Dir, o AttachOptions) error {
 			}
 		}
 		for i, src := range srcs {
-			found := source.findFor(src, dir != nil)
+			found := source.find(src.Name, src.RelName, dir != nil)
 			if len(found) == 0 && source.digests != nil && !allowUnlisted {
-				return fmt.Errorf("%w: %s lists no digest for %s (names are matched as sha256sum -c reads them: relative to the working directory, to the list's directory, or inside the model directory); pass --allow-unlisted to seal it unchecked",
-					messages.ErrModelRejected, source.what, untrusted.Quote(src.Name))
+				return unlistedError(source.what, src.Name)
 			}
 			for _, e := range found {
 				used[e.Name] = true
@@ -124,8 +121,8 @@ func (id *Identity) Attach(srcs []*Source, dir *Dir, o AttachOptions) error {
 			switch {
 			case used[n]:
 			case source.everyEntry:
-				return fmt.Errorf("%w: %s names %s, which is no model file given; check the path (relative to the working directory)",
-					messages.ErrInvalidInput, source.what, untrusted.Quote(n))
+				return fmt.Errorf("%w: %s names %+q, which is no model file given; check the path (relative to the working directory)",
+					messages.ErrInvalidInput, source.what, n)
 			case logger != nil && !source.signed:
 				logger.Warn("a digest list entry names no model file given", "list", source.what, "entry", n)
 			}
@@ -161,15 +158,47 @@ func (id *Identity) Attach(srcs []*Source, dir *Dir, o AttachOptions) error {
 	return runHostChecks(checks, logger)
 }
 
-// findFor returns the expectations of the source for src: a digest list's
-// entries that name its path, or the signature's entry for its name in the
-// model directory.
-func (s expectationSource) findFor(src *Source, inDir bool) []Expectation {
+// find returns the expectations of the source for the model file at path:
+// a digest list's entries that name that path, or the signature's entry for
+// rel, its name in the model directory.
+func (s expectationSource) find(path, rel string, inDir bool) []Expectation {
 	if s.digests != nil {
-		return s.digests.find(src.Name, src.RelName, inDir)
+		return s.digests.find(path, rel, inDir)
 	}
-	if e, ok := s.list.Lookup(src.RelName); ok {
+	if e, ok := s.list.Lookup(rel); ok {
 		return []Expectation{e}
+	}
+	return nil
+}
+
+// unlistedError refuses the model file path, which the source what does
+// not name.
+func unlistedError(what, path string) error {
+	return fmt.Errorf("%w: %s lists no digest for %+q (names are matched as sha256sum -c reads them: relative to the working directory, to the list's directory, or inside the model directory); pass --allow-unlisted to seal it unchecked",
+		messages.ErrModelRejected, what, path)
+}
+
+// CheckListed refuses, with messages.ErrModelRejected and before any file
+// is opened or read, a model file that a digest list or the signature does
+// not name (unless allowUnlisted): Attach would refuse it too, but only
+// after every file's header had been read. paths are the files as given,
+// or those of the model directory dir (nil when they were given one by
+// one).
+func (id *Identity) CheckListed(paths []string, dir *Dir, allowUnlisted bool) error {
+	if allowUnlisted {
+		return nil
+	}
+	for _, p := range paths {
+		rel := filepath.Base(p)
+		for _, s := range id.sources {
+			if len(s.find(p, rel, dir != nil)) > 0 {
+				continue
+			}
+			if s.digests == nil {
+				return unlistedError(s.what, rel) // the signature names files inside the directory
+			}
+			return unlistedError(s.what, p)
+		}
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/vramseal/vramseal/internal/untrusted"
 	"github.com/vramseal/vramseal/messages"
 )
 
@@ -42,8 +41,8 @@ func (d *Dir) unsignedFiles(m *SignedManifest, sigPath string) ([]string, error)
 			return nil
 		}
 		if e.Type()&fs.ModeSymlink != 0 && !m.AllowSymlinks {
-			return fmt.Errorf("%w: model file %s is a symbolic link, and the signature does not allow them (allow_symlinks is false); replace it with the file, or ignore it when signing",
-				messages.ErrModelRejected, untrusted.Quote(rel))
+			return fmt.Errorf("%w: model file %+q is a symbolic link, and the signature does not allow them (allow_symlinks is false); replace it with the file, or ignore it when signing",
+				messages.ErrModelRejected, rel)
 		}
 		if e.IsDir() {
 			return nil
@@ -62,7 +61,7 @@ func (d *Dir) unsignedFiles(m *SignedManifest, sigPath string) ([]string, error)
 func unsignedError(what string, files []string) error {
 	quoted := make([]string, len(files))
 	for i, f := range files {
-		quoted[i] = untrusted.Quote(f)
+		quoted[i] = fmt.Sprintf("%+q", f)
 	}
 	return fmt.Errorf("%w: extra files found in model: %s; %s neither lists nor ignores them; remove them, or pass --allow-unsigned-files to run with them unchecked",
 		messages.ErrModelRejected, strings.Join(quoted, ", "), what)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -373,4 +374,19 @@ func TestRunListsTensorsInShards(t *testing.T) {
 	assert.Equal(t, table.Tensors, shards[0].Tensors)
 	p.signal(t, os.Interrupt)
 	assert.Equal(t, exitOK, p.wait(t))
+}
+
+func TestRunRefusesUnlistedFilesBeforeOpeningThem(t *testing.T) {
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	sums := filepath.Join(dir, "sha256sums.txt")
+	require.NoError(t, os.WriteFile(sums, []byte(sha256Hex([]byte("x"))+"  other.safetensors\n"), 0o600))
+	// A FIFO would block an open; a missing file would fail it: neither is
+	// reached, since no list names them.
+	fifo := filepath.Join(dir, "a.safetensors")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	res := runVramseal(t, dir, append(smallRunFlags(dir, token), "--sha256sums", sums, fifo, filepath.Join(dir, "missing.safetensors"))...)
+	require.Equal(t, exitModelRejected, res.code, "stderr:\n%s", res.stderr)
+	assert.Contains(t, lastLine(res.stderr), "lists no digest for")
+	assert.Contains(t, lastLine(res.stderr), "a.safetensors")
 }

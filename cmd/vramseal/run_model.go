@@ -40,6 +40,10 @@ func (w *worker) openModel(args []string) ([]*model.Source, error) {
 	if dir != nil {
 		files, modelRef = dir.Paths(), dir.ModelRef(o.modelRef)
 	}
+	// A file no list names is refused by its name, before any is opened.
+	if err := id.CheckListed(files, dir, o.identity.allowUnlisted); err != nil {
+		return nil, identityError(err)
+	}
 	srcs, err := openModelFiles(files, o.shardID, modelRef)
 	if err != nil {
 		return nil, err
