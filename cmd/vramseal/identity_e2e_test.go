@@ -390,3 +390,93 @@ func TestRunRefusesUnlistedFilesBeforeOpeningThem(t *testing.T) {
 	assert.Contains(t, lastLine(res.stderr), "lists no digest for")
 	assert.Contains(t, lastLine(res.stderr), "a.safetensors")
 }
+
+func TestRunVerifiesASignedHubLayoutModelAndNamesAnyFileChanged(t *testing.T) {
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	modelDir, files := modeltest.WriteHFDir(t, dir)
+	key := modelsigtest.NewKey(elliptic.P256())
+	sig := filepath.Join(dir, "model.sig")
+	require.NoError(t, os.WriteFile(sig, modelsigtest.Sign(key, modelsigtest.Model{Name: "tiny-llm", Method: "files", Files: files}), 0o600))
+	pub := filepath.Join(dir, "key.pub")
+	require.NoError(t, os.WriteFile(pub, modelsigtest.PublicPEM(key), 0o600))
+	run := func(t *testing.T) (result, []auditLine) {
+		t.Helper()
+		logDir := t.TempDir()
+		res := runVramseal(t, dir, append(smallRunFlags(logDir, token), "--signature", sig, "--public-key", pub, "--duration", "200ms", modelDir)...)
+		var lines []auditLine
+		if _, err := os.Stat(filepath.Join(logDir, "audit.jsonl")); err == nil {
+			lines = readAuditLog(t, filepath.Join(logDir, "audit.jsonl"))
+		}
+		return res, lines
+	}
+	restore := func(t *testing.T) {
+		t.Helper()
+		entries, err := os.ReadDir(modelDir)
+		require.NoError(t, err)
+		for _, e := range entries {
+			require.NoError(t, os.RemoveAll(filepath.Join(modelDir, e.Name())))
+		}
+		for name, b := range files {
+			require.NoError(t, os.WriteFile(filepath.Join(modelDir, name), b, 0o600))
+		}
+	}
+
+	res, lines := run(t)
+	require.Equal(t, exitOK, res.code, "stderr:\n%s", res.stderr)
+	verified := eventsOf(lines, audit.EventModelVerified)
+	require.Len(t, verified, 1)
+	assert.EqualValues(t, 3, verified[0].Fields["files"], "three shards sealed and matched")
+	assert.NotContains(t, verified[0].Fields, "uncovered", "the signature covers every file")
+	for _, name := range []string{"config.json", "tokenizer.json", model.SafetensorsIndexName} {
+		assert.Contains(t, res.stderr, name, "checked on the host")
+	}
+
+	names := slices.Sorted(maps.Keys(files))
+	refused := func(t *testing.T, mentions ...string) []auditLine {
+		t.Helper()
+		res, lines := run(t)
+		require.Equal(t, exitModelRejected, res.code, "stderr:\n%s", res.stderr)
+		line := lastLine(res.stderr)
+		assert.True(t, slices.ContainsFunc(mentions, func(m string) bool { return strings.Contains(line, m) }), "names one of %q: %s", mentions, line)
+		return lines
+	}
+	for _, name := range names {
+		t.Run("altered "+name, func(t *testing.T) {
+			defer restore(t)
+			b := slices.Clone(files[name])
+			b[len(b)-2] ^= 1
+			require.NoError(t, os.WriteFile(filepath.Join(modelDir, name), b, 0o600))
+			lines := refused(t, name)
+			if strings.HasSuffix(name, ".safetensors") {
+				rejected := eventsOf(lines, audit.EventModelRejected)
+				require.Len(t, rejected, 1, "the audit log says which shard")
+				assert.Equal(t, name, rejected[0].Fields["file"])
+			}
+			assert.Empty(t, eventsOf(lines, audit.EventModelVerified))
+		})
+		t.Run("removed "+name, func(t *testing.T) {
+			defer restore(t)
+			require.NoError(t, os.Remove(filepath.Join(modelDir, name)))
+			lines := refused(t, name)
+			assert.Empty(t, eventsOf(lines, audit.EventModelVerified))
+		})
+		t.Run("renamed "+name, func(t *testing.T) {
+			defer restore(t)
+			renamed := "renamed-" + name
+			require.NoError(t, os.Rename(filepath.Join(modelDir, name), filepath.Join(modelDir, renamed)))
+			lines := refused(t, name, renamed)
+			assert.Empty(t, eventsOf(lines, audit.EventModelVerified))
+		})
+	}
+	for _, added := range []string{"modeling_evil.py", "sub/tokenizer.json", "extra.safetensors", ".hidden"} {
+		t.Run("added "+added, func(t *testing.T) {
+			defer restore(t)
+			path := filepath.Join(modelDir, filepath.FromSlash(added))
+			require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o700))
+			require.NoError(t, os.WriteFile(path, files["model-00001-of-00003.safetensors"], 0o600))
+			lines := refused(t, added)
+			assert.Empty(t, eventsOf(lines, audit.EventModelVerified))
+		})
+	}
+}

@@ -48,13 +48,13 @@ func (w *worker) openModel(args []string) ([]*model.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	if dir != nil {
+	// The identity first: a file that is not the published model (exit 4)
+	// may well break the index too.
+	err = id.Attach(srcs, dir, model.AttachOptions{
+		AllowUnlisted: o.identity.allowUnlisted, AllowUnsigned: o.identity.allowUnsigned, Logger: w.logger,
+	})
+	if err == nil && dir != nil {
 		err = dir.CheckIndex(srcs)
-	}
-	if err == nil {
-		err = id.Attach(srcs, dir, model.AttachOptions{
-			AllowUnlisted: o.identity.allowUnlisted, AllowUnsigned: o.identity.allowUnsigned, Logger: w.logger,
-		})
 	}
 	if err != nil {
 		model.Close(srcs)

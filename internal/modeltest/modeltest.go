@@ -52,6 +52,29 @@ func WriteDir(t testing.TB, dir string) (string, map[string][]byte) {
 	return path, files
 }
 
+// WriteHFDir writes a model directory laid out as the Hugging Face Hub
+// publishes one: WriteDir's three shards and index, and a config,
+// generation config and tokenizer files. It returns the directory and
+// every file's bytes by name (the index included).
+func WriteHFDir(t testing.TB, dir string) (string, map[string][]byte) {
+	t.Helper()
+	path, files := WriteDir(t, dir)
+	index, err := os.ReadFile(filepath.Join(path, model.SafetensorsIndexName))
+	require.NoError(t, err)
+	files[model.SafetensorsIndexName] = index
+	for name, body := range map[string]string{
+		"config.json":             `{"architectures":["LlamaForCausalLM"],"hidden_size":512,"num_hidden_layers":3,"torch_dtype":"bfloat16"}`,
+		"generation_config.json":  `{"bos_token_id":1,"eos_token_id":2}`,
+		"tokenizer.json":          `{"version":"1.0","model":{"type":"BPE","vocab":{"a":0,"b":1}}}`,
+		"tokenizer_config.json":   `{"tokenizer_class":"LlamaTokenizer"}`,
+		"special_tokens_map.json": `{"bos_token":"<s>","eos_token":"</s>"}`,
+	} {
+		files[name] = []byte(body)
+		require.NoError(t, os.WriteFile(filepath.Join(path, name), files[name], 0o600))
+	}
+	return path, files
+}
+
 // WriteRandomFile writes size random bytes to dir/name and returns the path
 // and the bytes.
 func WriteRandomFile(t testing.TB, dir, name string, size int) (string, []byte) {
