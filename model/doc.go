@@ -6,7 +6,8 @@
 // allocated (OpenFiles; a model directory and its safetensors index: FindDir,
 // Dir.CheckIndex), checks that they are the published model (Identity:
 // digest lists and a verified OpenSSF Model Signing signature, with the
-// listed files that are not sealed hashed on the host), places each on a
+// listed files that are not sealed hashed on the host, and every file of a
+// signed directory covered by its signature), places each on a
 // device (Plan, Place), and seals and verifies them through a
 // supervisor.Runtime (SealAll, VerifyAll).
 //

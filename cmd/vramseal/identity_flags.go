@@ -23,11 +23,11 @@ type identityOptions struct {
 }
 
 func (o *identityOptions) register(f *pflag.FlagSet) {
-	f.StringArrayVar(&o.sha256sums, "sha256sums", nil, "digest list in sha256sum's format (as release pages publish); every file must match its digest before its seal is acknowledged (repeatable)")
-	f.StringArrayVar(&o.expect, "expect-sha256", nil, "NAME=HEX: the SHA-256 the model file NAME must have (repeatable)")
+	f.StringArrayVar(&o.sha256sums, "sha256sums", nil, "digest list in sha256sum's format (as release pages publish); every file must match its digest before its seal is acknowledged. Names match files by path, as 'sha256sum -c' finds them: relative to the working directory or to the list's directory (for a model directory's files, also relative to it) (repeatable)")
+	f.StringArrayVar(&o.expect, "expect-sha256", nil, "NAME=HEX: the SHA-256 the model file at path NAME (relative to the working directory, or inside the model directory) must have; a NAME that is no file given is an error (repeatable)")
 	f.StringVar(&o.signature, "signature", "", "OpenSSF Model Signing bundle (model.sig, made by 'model_signing sign key'); verified offline with --public-key")
 	f.StringVar(&o.publicKey, "public-key", "", "PEM public key (ECDSA P-256, P-384 or P-521) that made --signature")
-	f.BoolVar(&o.allowUnlisted, "allow-unlisted", false, "seal files that the digests or signature do not list, unchecked")
+	f.BoolVar(&o.allowUnlisted, "allow-unlisted", false, "seal model files that the digests or signature do not name, unchecked: each is logged as not checked and named in the ModelVerified record's uncovered")
 	f.BoolVar(&o.allowUnsigned, "allow-unsigned-files", false, "let a signed model directory hold files the signature neither lists nor ignores (a modeling_*.py, a second tokenizer): they are not checked, and the ModelVerified record names them; without it they are refused, as 'model_signing verify' refuses extra files")
 	f.BoolVar(&o.allowPartial, "allow-partial", false, "let a signature list files that are not there (not in the model directory, or not given); a listed file that is there is still checked")
 }
