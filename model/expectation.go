@@ -86,16 +86,14 @@ func MatchFiles(src Expectations, names []string, what string, allowUnlisted, re
 			if allowUnlisted {
 				continue
 			}
-			return nil, fmt.Errorf("%w: %s lists no digest for %s; pass --allow-unlisted to seal it unchecked",
-				messages.ErrModelRejected, what, untrusted.Quote(n))
+			return nil, &RefusedError{Files: []string{n}, Source: what, Problem: fmt.Sprintf("%s lists no digest for %+q; pass --allow-unlisted to seal it unchecked", what, n)}
 		}
 		out[cleanListName(n)] = e
 	}
 	if requireAll {
 		for _, n := range src.Names() {
 			if _, ok := out[n]; !ok {
-				return nil, fmt.Errorf("%w: %s lists %s, which is not being sealed; pass --allow-partial to seal part of the model",
-					messages.ErrModelRejected, what, untrusted.Quote(n))
+				return nil, &RefusedError{Files: []string{n}, Source: what, Problem: fmt.Sprintf("%s lists %+q, which is not being sealed; pass --allow-partial to seal part of the model", what, n)}
 			}
 		}
 	}

@@ -174,8 +174,8 @@ func (s expectationSource) find(path, rel string, inDir bool) []Expectation {
 // unlistedError refuses the model file path, which the source what does
 // not name.
 func unlistedError(what, path string) error {
-	return fmt.Errorf("%w: %s lists no digest for %+q (names are matched as sha256sum -c reads them: relative to the working directory, to the list's directory, or inside the model directory); pass --allow-unlisted to seal it unchecked",
-		messages.ErrModelRejected, what, path)
+	return &RefusedError{Files: []string{path}, Source: what, Problem: fmt.Sprintf(
+		"%s lists no digest for %+q (names are matched as sha256sum -c reads them: relative to the working directory, to the list's directory, or inside the model directory); pass --allow-unlisted to seal it unchecked", what, path)}
 }
 
 // CheckListed refuses, with messages.ErrModelRejected and before any file

@@ -41,8 +41,8 @@ func (d *Dir) unsignedFiles(m *SignedManifest, sigPath string) ([]string, error)
 			return nil
 		}
 		if e.Type()&fs.ModeSymlink != 0 && !m.AllowSymlinks {
-			return fmt.Errorf("%w: model file %+q is a symbolic link, and the signature does not allow them (allow_symlinks is false); replace it with the file, or ignore it when signing",
-				messages.ErrModelRejected, rel)
+			return &RefusedError{Files: []string{rel}, Source: "signature " + sigPath, Problem: fmt.Sprintf(
+				"model file %+q is a symbolic link, and the signature does not allow them (allow_symlinks is false); replace it with the file, or ignore it when signing", rel)}
 		}
 		if e.IsDir() {
 			return nil
@@ -63,6 +63,6 @@ func unsignedError(what string, files []string) error {
 	for i, f := range files {
 		quoted[i] = fmt.Sprintf("%+q", f)
 	}
-	return fmt.Errorf("%w: extra files found in model: %s; %s neither lists nor ignores them; remove them, or pass --allow-unsigned-files to run with them unchecked",
-		messages.ErrModelRejected, strings.Join(quoted, ", "), what)
+	return &RefusedError{Files: files, Source: what, Problem: fmt.Sprintf(
+		"extra files found in model: %s; %s neither lists nor ignores them; remove them, or pass --allow-unsigned-files to run with them unchecked", strings.Join(quoted, ", "), what)}
 }

@@ -39,6 +39,20 @@ func eventsOf(lines []auditLine, event string) []auditLine {
 	return out
 }
 
+// requireRefusalRecord checks that a model refused before anything was
+// sealed left one critical ModelRejected record naming file, and nothing
+// else but the log's own records.
+func requireRefusalRecord(t *testing.T, lines []auditLine, file string) {
+	t.Helper()
+	rejected := eventsOf(lines, audit.EventModelRejected)
+	require.Len(t, rejected, 1, "the audit log says which file: %v", lines)
+	assert.Equal(t, audit.SeverityCritical, rejected[0].Severity)
+	assert.Contains(t, rejected[0].Fields["files"], file)
+	assert.Equal(t, false, rejected[0].Fields["sealed"])
+	assert.Empty(t, eventsOf(lines, audit.EventVramSealed), "nothing sealed")
+	assert.Empty(t, eventsOf(lines, audit.EventModelVerified))
+}
+
 func TestRunRefusesAFileThatIsNotThePublishedModel(t *testing.T) {
 	dir := t.TempDir()
 	token := writeToken(t, dir)
@@ -291,7 +305,7 @@ func TestRunMatchesADirectoryAgainstItsSignedFiles(t *testing.T) {
 		require.Equal(t, exitModelRejected, res.code, "stderr:\n%s", res.stderr)
 		assert.Contains(t, lastLine(res.stderr), `lists no digest for "extra.safetensors"`)
 		assert.Contains(t, lastLine(res.stderr), "--allow-unlisted")
-		assert.Empty(t, lines, "refused before anything was sealed or logged")
+		requireRefusalRecord(t, lines, "extra.safetensors")
 	})
 	t.Run("an extra file allowed unlisted", func(t *testing.T) {
 		res, lines := run(t, sign(t, files), "--allow-unlisted")
@@ -304,7 +318,7 @@ func TestRunMatchesADirectoryAgainstItsSignedFiles(t *testing.T) {
 		require.Equal(t, exitModelRejected, res.code, "stderr:\n%s", res.stderr)
 		assert.Contains(t, lastLine(res.stderr), `lists "config.json", which is not being sealed`)
 		assert.Contains(t, lastLine(res.stderr), "--allow-partial")
-		assert.Empty(t, lines)
+		requireRefusalRecord(t, lines, "config.json")
 	})
 	t.Run("a signed file left out on purpose", func(t *testing.T) {
 		res, lines := run(t, sign(t, withConfig, "extra.safetensors"), "--allow-partial")
@@ -332,7 +346,7 @@ func TestRunMatchesADirectoryAgainstItsSignedFiles(t *testing.T) {
 			require.Equal(t, exitModelRejected, res.code, "%v: stderr:\n%s", flags, res.stderr)
 			assert.Contains(t, lastLine(res.stderr), `"config.json"`)
 			assert.Contains(t, lastLine(res.stderr), "not the published model")
-			assert.Empty(t, lines, "refused before anything was sealed or logged")
+			requireRefusalRecord(t, lines, "config.json")
 		}
 	})
 	t.Run("a listed file in the directory that differs is refused", func(t *testing.T) {
@@ -344,7 +358,7 @@ func TestRunMatchesADirectoryAgainstItsSignedFiles(t *testing.T) {
 		require.Equal(t, exitModelRejected, res.code, "stderr:\n%s", res.stderr)
 		assert.Contains(t, lastLine(res.stderr), `"config.json"`)
 		assert.Contains(t, lastLine(res.stderr), "sha256sums.txt line 1")
-		assert.Empty(t, lines)
+		requireRefusalRecord(t, lines, "config.json")
 
 		require.NoError(t, os.WriteFile(configPath, withConfig["config.json"], 0o600))
 		res, _ = run(t, sign(t, files, "extra.safetensors", "config.json"), "--sha256sums", sums, "--allow-unlisted")
@@ -448,24 +462,24 @@ func TestRunVerifiesASignedHubLayoutModelAndNamesAnyFileChanged(t *testing.T) {
 			b[len(b)-2] ^= 1
 			require.NoError(t, os.WriteFile(filepath.Join(modelDir, name), b, 0o600))
 			lines := refused(t, name)
-			if strings.HasSuffix(name, ".safetensors") {
-				rejected := eventsOf(lines, audit.EventModelRejected)
-				require.Len(t, rejected, 1, "the audit log says which shard")
-				assert.Equal(t, name, rejected[0].Fields["file"])
-			}
+			rejected := eventsOf(lines, audit.EventModelRejected)
+			require.Len(t, rejected, 1, "the audit log says which file")
+			assert.Equal(t, name, rejected[0].Fields["file"])
 			assert.Empty(t, eventsOf(lines, audit.EventModelVerified))
 		})
 		t.Run("removed "+name, func(t *testing.T) {
 			defer restore(t)
 			require.NoError(t, os.Remove(filepath.Join(modelDir, name)))
-			lines := refused(t, name)
-			assert.Empty(t, eventsOf(lines, audit.EventModelVerified))
+			requireRefusalRecord(t, refused(t, name), name)
 		})
 		t.Run("renamed "+name, func(t *testing.T) {
 			defer restore(t)
 			renamed := "renamed-" + name
 			require.NoError(t, os.Rename(filepath.Join(modelDir, name), filepath.Join(modelDir, renamed)))
 			lines := refused(t, name, renamed)
+			rejected := eventsOf(lines, audit.EventModelRejected)
+			require.Len(t, rejected, 1, "the audit log says which file")
+			assert.Contains(t, []any{name, renamed}, rejected[0].Fields["file"])
 			assert.Empty(t, eventsOf(lines, audit.EventModelVerified))
 		})
 	}
@@ -475,8 +489,7 @@ func TestRunVerifiesASignedHubLayoutModelAndNamesAnyFileChanged(t *testing.T) {
 			path := filepath.Join(modelDir, filepath.FromSlash(added))
 			require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o700))
 			require.NoError(t, os.WriteFile(path, files["model-00001-of-00003.safetensors"], 0o600))
-			lines := refused(t, added)
-			assert.Empty(t, eventsOf(lines, audit.EventModelVerified))
+			requireRefusalRecord(t, refused(t, added), added)
 		})
 	}
 }

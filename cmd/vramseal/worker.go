@@ -81,6 +81,9 @@ func (w *worker) prepare(files []string) error {
 		return err
 	}
 	srcs, err := w.openModel(files)
+	if errors.Is(err, messages.ErrModelRejected) {
+		return w.recordRefusal(err)
+	}
 	if err != nil {
 		return err
 	}
@@ -118,6 +121,57 @@ func (w *worker) prepare(files []string) error {
 		return err
 	}
 	return w.deriveKeys(token)
+}
+
+// recordRefusal writes the critical ModelRejected record of a model refused
+// before anything was sealed (a file unlisted, not covered by the signature,
+// missing, or checked on the host and different), so that the audit log
+// says which files, and returns refusal. The record needs the worker's keys,
+// so the token is read and the devices opened as for a run; where that
+// fails, the refusal stands without its record, and the log says why.
+func (w *worker) recordRefusal(refusal error) error {
+	o := w.opts
+	var token []byte
+	if path := tokenPath(o.tokenFile); path != "" {
+		t, err := readToken(path)
+		if err != nil {
+			w.logger.Warn("the refusal is not in the audit log: the token cannot be read", "error", err)
+			return refusal
+		}
+		token = t
+	}
+	defer clear(token)
+	devices, err := o.backend.openDevices(w.gpus)
+	if err != nil {
+		w.logger.Warn("the refusal is not in the audit log: the devices cannot be opened", "error", err)
+		return refusal
+	}
+	w.devices = devices
+	if err := w.deriveKeys(token); err != nil {
+		w.logger.Warn("the refusal is not in the audit log", "error", err)
+		return refusal
+	}
+	log, err := audit.Open(o.auditLog, audit.LogConfig{Key: w.keys.Audit, WorkerID: o.workerID, Logger: w.logger})
+	if err != nil {
+		w.logger.Warn("the refusal is not in the audit log", "error", err)
+		return refusal
+	}
+	w.auditLog = log
+	w.keys.Audit.Zero()
+	fields := map[string]any{"error": refusal.Error(), "sealed": false}
+	var rej *messages.RejectedError
+	if errors.As(refusal, &rej) {
+		fields["expected"], fields["actual"] = rej.Expected, rej.Actual
+	}
+	if files, source := model.RefusedFiles(refusal); len(files) > 0 {
+		fields["file"], fields["files"], fields["source"] = files[0], files, source
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runtimeShutdownTimeout)
+	defer cancel()
+	if err := log.Record(ctx, audit.Record{Event: audit.EventModelRejected, Severity: audit.SeverityCritical, Fields: fields}); err != nil {
+		w.logger.Warn("the refusal is not in the audit log", "error", err)
+	}
+	return refusal
 }
 
 // logBackend writes the run's first log line: which devices it uses and why.
