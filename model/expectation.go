@@ -73,12 +73,12 @@ type Expectations interface {
 	Names() []string
 }
 
-// MatchFiles pairs each file to seal, named as the source names files, with
+// matchFiles pairs each file to seal, named as the source names files, with
 // its expectation from src. A file src does not list is an error wrapping
 // messages.ErrModelRejected unless allowUnlisted; so, when requireAll, is a
 // file src lists that is not among names (a model sealed in part). what
 // names the source in messages, e.g. "--sha256sums sums.txt".
-func MatchFiles(src Expectations, names []string, what string, allowUnlisted, requireAll bool) (map[string]Expectation, error) {
+func matchFiles(src Expectations, names []string, what string, allowUnlisted, requireAll bool) (map[string]Expectation, error) {
 	out := map[string]Expectation{}
 	for _, n := range names {
 		e, ok := src.Lookup(n)

@@ -100,7 +100,7 @@ func (id *Identity) Attach(srcs []*Source, dir *Dir, o AttachOptions) error {
 			used[n] = true
 		}
 		if source.digests == nil {
-			if _, err := MatchFiles(source.list, append(slices.Clone(names), present...), source.what, allowUnlisted, source.requireAll); err != nil {
+			if _, err := matchFiles(source.list, append(slices.Clone(names), present...), source.what, allowUnlisted, source.requireAll); err != nil {
 				return err
 			}
 		}
@@ -273,7 +273,7 @@ func (id *Identity) RecordVerified(ctx context.Context, rt *supervisor.Runtime, 
 	}
 	if logger != nil {
 		logger.Info("model verified", "subject", m.Subject, "subject_digest", m.SubjectDigest, "method", m.Method,
-			"key", ShortHex(m.KeyFingerprint), "files", id.matched, "uncovered", len(id.uncovered))
+			"key", shortHex(m.KeyFingerprint), "files", id.matched, "uncovered", len(id.uncovered))
 	}
 	return nil
 }

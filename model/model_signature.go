@@ -49,7 +49,7 @@ type SignedManifest struct {
 	SubjectDigest string
 	// Method is MethodFiles or MethodShards.
 	Method string
-	// KeyFingerprint is the hex SHA-256 of the signer's public key in PEM
+	// keyFingerprint is the hex SHA-256 of the signer's public key in PEM
 	// form, the value the format's bundles carry as their key hint.
 	KeyFingerprint string
 	// IgnorePaths are the paths the signer left out of the model.
@@ -121,9 +121,9 @@ func ParsePublicKey(pemBytes []byte) (*ecdsa.PublicKey, error) {
 	return ec, nil
 }
 
-// KeyFingerprint is the hex SHA-256 of key's PEM SubjectPublicKeyInfo, as
+// keyFingerprint is the hex SHA-256 of key's PEM SubjectPublicKeyInfo, as
 // the format's signer writes it into a bundle's key hint.
-func KeyFingerprint(key *ecdsa.PublicKey) string {
+func keyFingerprint(key *ecdsa.PublicKey) string {
 	der, err := x509.MarshalPKIXPublicKey(key)
 	if err != nil {
 		return ""
@@ -198,10 +198,10 @@ func VerifyModelSignature(bundleJSON []byte, key *ecdsa.PublicKey, source string
 	if err != nil {
 		return nil, err
 	}
-	fingerprint := KeyFingerprint(key)
+	fingerprint := keyFingerprint(key)
 	if hint := vm.PublicKey.Hint; hint != "" && hint != fingerprint {
 		return nil, fmt.Errorf("%w: %s was signed with another key (key hint %s, given key %s)",
-			messages.ErrModelRejected, source, ShortHex(hint), ShortHex(fingerprint))
+			messages.ErrModelRejected, source, shortHex(hint), shortHex(fingerprint))
 	}
 	if b.DSSEEnvelope.PayloadType != inTotoPayloadType {
 		return nil, fmt.Errorf("%w: %s carries payload type %s, not %s",
@@ -222,7 +222,7 @@ func VerifyModelSignature(bundleJSON []byte, key *ecdsa.PublicKey, source string
 	_, payload, err := ev.VerifyAndDecode(context.Background(), &env)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: the signature does not verify with the given public key %s",
-			messages.ErrModelRejected, source, ShortHex(fingerprint))
+			messages.ErrModelRejected, source, shortHex(fingerprint))
 	}
 	m, err := parseStatement(payload, source)
 	if err != nil {
@@ -280,7 +280,7 @@ func parseStatement(payload []byte, source string) (*SignedManifest, error) {
 	}
 	if got := hex.EncodeToString(subject.Sum(nil)); got != m.SubjectDigest {
 		return nil, fmt.Errorf("%w: %s: the subject digest %s does not match its resources (%s)",
-			messages.ErrModelRejected, source, ShortHex(m.SubjectDigest), ShortHex(got))
+			messages.ErrModelRejected, source, shortHex(m.SubjectDigest), shortHex(got))
 	}
 	for name, e := range m.byFile {
 		slices.SortFunc(e.Ranges, func(a, b RangeDigest) int { return cmp.Compare(a.Start, b.Start) })
@@ -379,9 +379,9 @@ func (m *SignedManifest) Ignored(name string) bool {
 	return false
 }
 
-// ShortHex cuts a hex value to 12 digits for messages and logs; what is not hex is
+// shortHex cuts a hex value to 12 digits for messages and logs; what is not hex is
 // quoted.
-func ShortHex(v string) string {
+func shortHex(v string) string {
 	if !sealer.IsLowerHex(v) {
 		return untrusted.Quote(v)
 	}

@@ -224,24 +224,24 @@ func TestMatchFiles(t *testing.T) {
 	require.NoError(t, err)
 	all := []string{"config.json", "model-00001-of-00002.safetensors", "./model-00002-of-00002.safetensors"}
 
-	got, err := MatchFiles(m, all, "--signature model.sig", false, true)
+	got, err := matchFiles(m, all, "--signature model.sig", false, true)
 	require.NoError(t, err)
 	assert.Len(t, got, 3)
 
-	_, err = MatchFiles(m, all[1:], "--signature model.sig", false, true)
+	_, err = matchFiles(m, all[1:], "--signature model.sig", false, true)
 	require.ErrorIs(t, err, messages.ErrModelRejected, "a missing file")
 	assert.Contains(t, err.Error(), "config.json")
 	assert.Contains(t, err.Error(), "--allow-partial")
-	got, err = MatchFiles(m, all[1:], "--signature model.sig", false, false)
+	got, err = matchFiles(m, all[1:], "--signature model.sig", false, false)
 	require.NoError(t, err, "--allow-partial")
 	assert.Len(t, got, 2)
 
 	extra := append(all, "extra.safetensors")
-	_, err = MatchFiles(m, extra, "--signature model.sig", false, true)
+	_, err = matchFiles(m, extra, "--signature model.sig", false, true)
 	require.ErrorIs(t, err, messages.ErrModelRejected, "an extra file not ignored")
 	assert.Contains(t, err.Error(), "extra.safetensors")
 	assert.Contains(t, err.Error(), "--allow-unlisted")
-	got, err = MatchFiles(m, extra, "--signature model.sig", true, true)
+	got, err = matchFiles(m, extra, "--signature model.sig", true, true)
 	require.NoError(t, err, "--allow-unlisted")
 	assert.Len(t, got, 3)
 }
