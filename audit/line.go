@@ -87,6 +87,7 @@ func (c *chain) appendLine(dst []byte, seq uint64, stamp []byte, tail encodedTai
 type parsedLine struct {
 	Seq      uint64 `json:"seq"`
 	WorkerID string `json:"worker_id"`
+	Time     string `json:"time"`
 	body     []byte
 	mac      [sha256.Size]byte
 	hasMAC   bool // the line ended in a well-formed mac, whatever its body

@@ -31,6 +31,7 @@ type Log struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	head     atomic.Pointer[Head]  // the last durable record
 	failed   atomic.Pointer[error] // the cause, once the log has failed
 	failedC  chan struct{}         // closed when failed is set
 	inflight atomic.Int64          // records taken by the writer and not yet answered
@@ -102,6 +103,7 @@ func open(path string, cfg LogConfig, wrap func(*os.File) logFile, pc pacing) (*
 		pacer:    newPacer(pc),
 	}
 	l.stats.lastSeq.Store(found.lastSeq)
+	l.head.Store(foundHead(cfg.WorkerID, found.scanResult))
 	l.wg.Add(1)
 	go l.run()
 	cfg.Logger.Info("audit log opened", "path", path, "records", found.Records, "sync", cfg.Sync.String(), "key", cfg.Key.Fingerprint())

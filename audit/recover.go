@@ -66,7 +66,7 @@ func checkExisting(f *os.File, info os.FileInfo, key *Key) (found, error) {
 	if err := lockFile(f); err != nil {
 		return found{}, err
 	}
-	res, err := scan(io.NewSectionReader(f, 0, info.Size()), key)
+	res, err := scan(io.NewSectionReader(f, 0, info.Size()), key, nil)
 	if err != nil {
 		return found{}, fmt.Errorf("audit: read log %s: %w", f.Name(), err)
 	}

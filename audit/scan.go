@@ -67,14 +67,16 @@ type scanResult struct {
 	lastSeq   uint64
 	head      [sha256.Size]byte // mac of the last intact record, or genesis
 	goodBytes int64             // length of the intact prefix of the file
+	lastTime  string            // time of the last intact record, as its line says it
 	// unterminated is true when the last record is intact but for its
 	// newline: it is kept, and a writer ends it before appending.
 	unterminated bool
 }
 
 // scan checks a log from its first line and stops at the first bad one,
-// classifying it. An error is returned only when r cannot be read.
-func scan(r io.Reader, k *Key) (scanResult, error) {
+// classifying it. onRecord, if not nil, is shown each intact record's seq
+// and mac. An error is returned only when r cannot be read.
+func scan(r io.Reader, k *Key, onRecord func(seq uint64, mac [sha256.Size]byte)) (scanResult, error) {
 	c := newChain(k)
 	res := scanResult{Report: Report{WorkerID: k.WorkerID()}, head: c.prev}
 	lr := newLineReader(r)
@@ -95,6 +97,10 @@ func scan(r io.Reader, k *Key) (scanResult, error) {
 			res.lastSeq, res.head = p.Seq, p.mac
 			res.goodBytes += ln.size
 			res.Head = hex.EncodeToString(p.mac[:])
+			res.lastTime = p.Time
+			if onRecord != nil {
+				onRecord(p.Seq, p.mac)
+			}
 			continue
 		}
 		res.FirstBad = lr.number

@@ -57,7 +57,7 @@ func Verify(r io.Reader, key *Key) (Report, error) {
 	if err := usableKey(key); err != nil {
 		return Report{}, err
 	}
-	res, err := scan(withoutBlankTail(r), key)
+	res, err := scan(withoutBlankTail(r), key, nil)
 	if err != nil {
 		return res.Report, fmt.Errorf("audit: read log: %w", err)
 	}

@@ -93,5 +93,6 @@ func (l *Log) write(tails []encodedTail) error {
 	l.size += int64(n)
 	l.stats.records.Add(uint64(len(tails)))
 	l.stats.lastSeq.Store(l.seq)
+	l.advanceHead()
 	return nil
 }
