@@ -38,7 +38,8 @@ func newAuditCommand(a *app) *cobra.Command {
 }
 
 func newAuditVerifyCommand(a *app) *cobra.Command {
-	var tokenFile, workerID string
+	var tokenFile, workerID, headsFile string
+	var expectHeads []string
 	cmd := &cobra.Command{
 		Use:   "verify FILE",
 		Short: "Check that an audit log is intact, and sum up what it records",
@@ -55,18 +56,29 @@ token a token-less run on simulated GPUs kept beside the log
 WorkerStarted records all say simulated GPUs. It prints which token it used,
 and its key fingerprint. The worker ID defaults to the one the log names.
 
-Records removed from the end of a log leave it intact: compare the record count
-and head it prints with a copy kept elsewhere to catch that.
+Records removed from the end of a log leave it intact. To catch that, give
+the heads the worker published while it ran (its "audit head" log lines, or
+what GET /audit/head answered): --expect-head SEQ:MAC, as often as needed,
+or --heads FILE with one head a line (log lines as shipped, JSON or text,
+/audit/head answers, or SEQ:MAC). The log must still hold each of them: its
+record at that seq, with that mac.
 
-Exit codes: 0 intact (critical events are listed, they do not change it);
-1 NOT intact: tampered with (the first bad line and why); 2 bad usage, or the
-log or token could not be read, or the log is empty; 5 wrong token or worker
-ID: the log's key fingerprint or worker is not the one given, so nothing can
-be said about tampering until the right one is.`,
+Exit codes: 0 intact (critical events are listed, they do not change it),
+and it holds every head given; 1 NOT intact: tampered with (the first bad
+line and why); 2 bad usage, or the log, token or heads could not be read, the
+log is empty, or a head is another worker's; 5 wrong token or worker ID: the
+log's key fingerprint or worker is not the one given, so nothing can be said
+about tampering until the right one is; 6 intact, but it does not hold a head
+given: it was cut before it (truncated) or rewritten from before it
+(diverged); the last head it still holds is named.`,
 		Example: `  vramseal audit verify vramseal-audit.jsonl --token-file vramseal.token
 
   # The token from the environment, as "vramseal run" reads it
-  VRAMSEAL_TOKEN_FILE=/etc/vramseal/token vramseal audit verify /var/lib/vramseal/vramseal-audit.jsonl`,
+  VRAMSEAL_TOKEN_FILE=/etc/vramseal/token vramseal audit verify /var/lib/vramseal/vramseal-audit.jsonl
+
+  # Check that the log still holds the heads the worker published
+  journalctl -u vramseal -o cat | grep 'audit head' > heads.txt
+  vramseal audit verify /var/lib/vramseal/vramseal-audit.jsonl --heads heads.txt`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageErrorf("audit verify checks one log file, got %d arguments; use: vramseal audit verify FILE [--token-file PATH], e.g. vramseal audit verify %s --token-file vramseal.token",
@@ -75,16 +87,22 @@ be said about tampering until the right one is.`,
 			return nil
 		},
 		RunE: func(_ *cobra.Command, args []string) error {
-			return verifyAuditLog(a, args[0], tokenFile, workerID)
+			heads, err := expectedHeads(expectHeads, headsFile)
+			if err != nil {
+				return err
+			}
+			return verifyAuditLog(a, args[0], tokenFile, workerID, heads)
 		},
 	}
+	cmd.Flags().StringArrayVar(&expectHeads, "expect-head", nil, "a head the worker published, SEQ:MAC (seq, colon, 64 hex digits), that the log must still hold; repeatable")
+	cmd.Flags().StringVar(&headsFile, "heads", "", "file of heads the worker published, one a line (its \"audit head\" log lines, /audit/head answers, or SEQ:MAC), that the log must still hold")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the token of the worker that wrote the log (else $"+tokenFileEnv+", else $CREDENTIALS_DIRECTORY/"+credentialName+", else, for a log of simulated GPUs only, the token kept beside it)")
 	cmd.Flags().StringVar(&workerID, "worker-id", "", "worker that wrote the log (default: the worker the log names)")
 	return cmd
 }
 
 // verifyAuditLog checks the log at path and prints the outcome.
-func verifyAuditLog(a *app, path, tokenFile, workerID string) error {
+func verifyAuditLog(a *app, path, tokenFile, workerID string, heads []shippedHead) error {
 	f, info, err := safefile.Open(path, safefile.Options{})
 	if errors.Is(err, fs.ErrNotExist) {
 		return usageErrorf("audit log %s does not exist; check the path (vramseal run writes %s by default)", path, defaultAuditLog())
@@ -126,11 +144,17 @@ func verifyAuditLog(a *app, path, tokenFile, workerID string) error {
 	}
 	defer key.Zero()
 	checkedWith := fmt.Sprintf("%s (%s), key fingerprint %s", tokenAt, tokenFrom, key.Fingerprint())
+	if err := headsOfWorker(heads, workerID); err != nil {
+		return err
+	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return usageErrorf("audit log %s cannot be read: %v", path, safefile.Cause(err))
 	}
-	report, err := audit.Verify(f, key)
+	report, held, err := audit.VerifyHeads(f, key, headsOnly(heads))
 	switch {
+	case errors.Is(err, audit.ErrHeadMismatch):
+		return withExitCode(exitHeadMismatch, fmt.Errorf("audit log %s is intact (%d records, head %s) but it is %s: %s; %s; checked with the token %s",
+			path, report.Records, report.Head, held.Problem, held.Detail, lastHeld(held), checkedWith))
 	case errors.Is(err, messages.ErrIntegrityViolation):
 		if wrong := wrongKey(summary, key, tokenAt); wrong != nil {
 			return withExitCode(exitWrongKey, fmt.Errorf("audit log %s cannot be checked with this key: %w", path, wrong))
@@ -140,7 +164,7 @@ func verifyAuditLog(a *app, path, tokenFile, workerID string) error {
 	case err != nil:
 		return usageErrorf("audit log %s cannot be checked: %v", path, err)
 	}
-	return printSummary(a.stdout, path, report, summary, checkedWith)
+	return printSummary(a.stdout, path, report, held, summary, checkedWith)
 }
 
 // auditToken finds the token to check the log at path with: as "vramseal
@@ -198,12 +222,15 @@ func wrongKey(s audit.Summary, key *audit.Key, tokenAt string) error {
 }
 
 // printSummary writes what an intact log records.
-func printSummary(w io.Writer, path string, r audit.Report, s audit.Summary, checkedWith string) error {
+func printSummary(w io.Writer, path string, r audit.Report, held audit.HeadReport, s audit.Summary, checkedWith string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "audit log %s is intact: %d records by worker %q, head %s\n", path, r.Records, r.WorkerID, r.Head)
 	fmt.Fprintf(&b, "  token:      %s\n", checkedWith)
 	fmt.Fprintf(&b, "  time span:  %s to %s (%s)\n", s.First.Format(time.RFC3339), s.Last.Format(time.RFC3339), s.Last.Sub(s.First).Round(time.Second))
 	fmt.Fprintf(&b, "  workers:    %s\n", strings.Join(s.Workers, ", "))
+	if held.Checked > 0 {
+		fmt.Fprintf(&b, "  heads:      holds all %d given, the last at seq %d\n", held.Checked, held.LastMatched.Seq)
+	}
 	critical := 0
 	var kinds []string
 	for _, event := range slices.Sorted(maps.Keys(s.Critical)) {

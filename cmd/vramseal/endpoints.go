@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/gpuhealth"
 	"github.com/vramseal/vramseal/messages"
 )
@@ -18,13 +19,19 @@ const endpointList = `vramseal worker
 /healthz  200 while the worker runs, 503 once it has stopped
 /readyz   200 once every shard was sealed and verified within the freshness window and nothing failed, else 503 and why
 /shards   the sealed shards as JSON: id, device, size, digest, sealed_at, last_verified, tensors
+/audit/head  the audit log's head as JSON: worker_id, seq, mac and time of its last durable record
 `
 
 // newHandler serves the worker's endpoints: / (the list), /metrics
 // (Prometheus), /healthz (200 while the worker runs), /readyz (200 once
-// every shard is freshly verified) and /shards (JSON).
-func newHandler(rt runtimeView, stopped <-chan struct{}, m *metrics, ready *gpuhealth.Readiness) http.Handler {
+// every shard is freshly verified), /shards (JSON) and /audit/head (JSON,
+// from auditHead).
+func newHandler(rt runtimeView, stopped <-chan struct{}, m *metrics, ready *gpuhealth.Readiness, auditHead func() audit.Head) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /audit/head", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(auditHead())
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if isClosed(stopped) {

@@ -26,6 +26,10 @@ const (
 	// than the ones that wrote the log, so it cannot tell whether the log
 	// was tampered with.
 	exitWrongKey = 5
+	// exitHeadMismatch: "audit verify" found the log intact, but it does
+	// not hold a head the worker published: it was cut before that head
+	// (truncated) or rewritten from before it (diverged).
+	exitHeadMismatch = 6
 )
 
 // exitError is an error that decides the process's exit code.

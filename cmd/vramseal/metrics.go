@@ -43,6 +43,8 @@ type metrics struct {
 	// lastPass and passDuration describe each device's last full scrub pass.
 	lastPass     *prometheus.GaugeVec
 	passDuration *prometheus.GaugeVec
+	// headPublishedAt is when the audit log's head was last published.
+	headPublishedAt prometheus.Gauge
 }
 
 // newMetrics registers the build information, the operation counters, the
@@ -75,6 +77,10 @@ func newMetrics(queueDepth func() int, uuids []string) (*metrics, error) {
 			Name: "vram_scrub_pass_duration_seconds",
 			Help: "How long the device's last full background scrub pass took.",
 		}, deviceLabels),
+		headPublishedAt: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vram_audit_head_published_timestamp_seconds",
+			Help: "Unix time at which the worker last published its audit log's head (the \"audit head\" log line).",
+		}),
 	}
 	b := readBuildInfo()
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -99,6 +105,7 @@ func newMetrics(queueDepth func() int, uuids []string) (*metrics, error) {
 		m.registry.Register(m.passDuration),
 		m.registry.Register(buildInfo),
 		m.registry.Register(queue),
+		m.registry.Register(m.headPublishedAt),
 		m.registry.Register(collectors.NewGoCollector()),
 		m.registry.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
 	)
@@ -129,6 +136,19 @@ func (m *metrics) watchWorker(ready, failStopped func() bool) error {
 		m.registry.Register(gauge("vram_ready", "1 while /readyz answers 200: every shard sealed and freshly verified, nothing failed.", ready)),
 		m.registry.Register(gauge("vram_failstopped", "1 once the worker has fail-stopped on an integrity, device or policy failure.", failStopped)),
 	)
+}
+
+// watchAudit adds the audit log's head, read at each scrape.
+func (m *metrics) watchAudit(head func() audit.Head) error {
+	return m.registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vram_audit_head_seq",
+		Help: "Seq of the audit log's last durable record (its head; GET /audit/head gives its mac). It never goes down while the log is the same.",
+	}, func() float64 { return float64(head().Seq) }))
+}
+
+// headPublished records that a head was published at the time at.
+func (m *metrics) headPublished(at time.Time) {
+	m.headPublishedAt.Set(float64(at.UnixNano()) / 1e9)
 }
 
 // scrubPass records a device's completed scrub pass.

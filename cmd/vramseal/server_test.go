@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/audit"
 )
 
 // serveMetrics serves the worker's endpoints over idle metrics on a free
@@ -22,7 +24,7 @@ func serveMetrics(t *testing.T, limits serverLimits) string {
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	s := startServer(ln, newHandler(stoppedRuntime{}, make(chan struct{}), m, nil), limits, slog.New(slog.DiscardHandler))
+	s := startServer(ln, newHandler(stoppedRuntime{}, make(chan struct{}), m, nil, func() audit.Head { return audit.Head{} }), limits, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -44,6 +44,7 @@ type worker struct {
 	watch    *gpuhealth.Watch // NVML's watch over real GPUs; nil without
 	keys     *supervisor.Keys
 	auditLog *audit.Log
+	heads    *audit.HeadPublisher // publishes the log's head; closed after the log
 	ready    *gpuhealth.Readiness
 	scrub    *scrubReport
 	flip     *simfault.Flip // --sim-fault's bit, once planned
@@ -259,16 +260,23 @@ func (w *worker) start(ctx context.Context) error {
 		uuids[i] = d.Properties().UUID
 	}
 	m, err := newMetrics(auditLog.QueueDepth, uuids)
+	if err == nil {
+		err = m.watchAudit(auditLog.Head)
+	}
 	if err != nil {
 		return err
 	}
+	w.heads = audit.PublishHeads(auditLog, audit.HeadConfig{Publish: func(h audit.Head) {
+		w.logger.Info(audit.HeadLogMessage, h.LogAttrs()...)
+		m.headPublished(time.Now())
+	}})
 	var gpuCheck func() error
 	if w.watch != nil {
 		gpuCheck = w.watch.NotReady
 	}
 	w.ready = gpuhealth.NewReadiness(gpuCheck)
 	w.scrub = newScrubReport(w.logger, o.verifyInterval)
-	sink := &observedSink{next: auditLog, observers: []func(audit.Record){m.observe, w.ready.Observe, w.scrub.observe}}
+	sink := &observedSink{next: w.heads, observers: []func(audit.Record){m.observe, w.ready.Observe, w.scrub.observe}}
 	devices, kind := w.devices.Devices, w.devices.Kind
 	w.devices = nil // Start owns them from the call on, even when it fails
 	rt, err := supervisor.Start(context.WithoutCancel(ctx), supervisor.Config{
@@ -300,6 +308,7 @@ func (w *worker) start(ctx context.Context) error {
 		return err
 	}
 	w.rt = rt
+	w.heads.Publish() // the head at start: the WorkerStarted record
 	if w.watch != nil {
 		w.watch.StartHealth(rt, o.ignoreXIDs.xids)
 	}
@@ -315,9 +324,9 @@ func (w *worker) start(ctx context.Context) error {
 		"verify_interval", o.verifyInterval, "chunk_size", formatSize(o.chunkSize.bytes))
 	if w.listener != nil {
 		addr := w.listener.Addr().String()
-		w.server = startServer(w.listener, newHandler(rt, rt.Done(), m, w.ready), defaultServerLimits, w.logger)
+		w.server = startServer(w.listener, newHandler(rt, rt.Done(), m, w.ready, w.auditLog.Head), defaultServerLimits, w.logger)
 		w.listener = nil
-		w.logger.Info("serving", "addr", addr, "endpoints", "/ /metrics /healthz /readyz /shards")
+		w.logger.Info("serving", "addr", addr, "endpoints", "/ /metrics /healthz /readyz /shards /audit/head")
 	}
 	return nil
 }
@@ -342,6 +351,7 @@ func (w *worker) sealAndServe(ctx context.Context, p *progress) error {
 		w.logger.Warn("the scrub cannot keep shards as fresh as --verify-interval asks: " + warning)
 	}
 	w.logger.Info("every shard sealed and verified", "shards", len(shards), "verify_interval", w.opts.verifyInterval)
+	w.heads.Publish() // the head that holds every seal
 	w.service.ready(fmt.Sprintf("shards sealed and verified: %d", len(shards)), w.runtimeAnswers)
 	if w.watch != nil {
 		if err := w.watch.StartContention(w.opts.contention, w.opts.contentionInterval, w.rt, w.ready); err != nil {
@@ -452,6 +462,9 @@ func (w *worker) close(runErr error) error {
 		} else {
 			stopErrs = append(stopErrs, err)
 		}
+	}
+	if w.heads != nil {
+		w.heads.Close() // the head at stop: the log's last record
 	}
 	if w.keys != nil {
 		w.keys.Zero()
