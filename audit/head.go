@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"time"
 )
 
@@ -52,7 +53,10 @@ func foundHead(workerID string, res scanResult) *Head {
 	h := &Head{WorkerID: workerID, Seq: res.lastSeq}
 	if res.lastSeq > 0 {
 		h.MAC = res.Head
-		h.Time, _ = time.Parse(TimeLayout, res.lastTime) // a line that verified was written in this layout
+		var stamp string
+		if json.Unmarshal(res.lastTime, &stamp) == nil {
+			h.Time, _ = time.Parse(TimeLayout, stamp) // a line that verified was written in this layout
+		}
 	}
 	return h
 }

@@ -85,9 +85,9 @@ func (c *chain) appendLine(dst []byte, seq uint64, stamp []byte, tail encodedTai
 
 // parsedLine is what a line says about itself.
 type parsedLine struct {
-	Seq      uint64 `json:"seq"`
-	WorkerID string `json:"worker_id"`
-	Time     string `json:"time"`
+	Seq      uint64          `json:"seq"`
+	WorkerID string          `json:"worker_id"`
+	Time     json.RawMessage `json:"time"` // any JSON value: only an intact line's is read
 	body     []byte
 	mac      [sha256.Size]byte
 	hasMAC   bool // the line ended in a well-formed mac, whatever its body

@@ -67,7 +67,7 @@ type scanResult struct {
 	lastSeq   uint64
 	head      [sha256.Size]byte // mac of the last intact record, or genesis
 	goodBytes int64             // length of the intact prefix of the file
-	lastTime  string            // time of the last intact record, as its line says it
+	lastTime  []byte            // time of the last intact record, as its line says it (JSON)
 	// unterminated is true when the last record is intact but for its
 	// newline: it is kept, and a writer ends it before appending.
 	unterminated bool
