@@ -16,9 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/internal/auditdoc"
 	"github.com/vramseal/vramseal/internal/modeltest"
 )
 
@@ -228,15 +230,21 @@ type auditLine struct {
 	Fields   map[string]any `json:"fields"`
 }
 
-// readAuditLog parses every line of the audit log at path.
+// readAuditLog parses every line of the audit log at path, and fails the
+// test on a record docs/audit-format.md's catalogue lacks: every test that
+// reads the log a worker wrote checks that its events and fields are
+// published.
 func readAuditLog(t *testing.T, path string) []auditLine {
 	t.Helper()
 	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	catalogue, err := auditdoc.Load()
 	require.NoError(t, err)
 	var lines []auditLine
 	for _, text := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
 		var line auditLine
 		require.NoError(t, json.Unmarshal([]byte(text), &line), "audit line %q", text)
+		assert.NoError(t, catalogue.Check(line.Event, line.Severity.String(), line.Fields), "audit line %q", text)
 		lines = append(lines, line)
 	}
 	return lines
