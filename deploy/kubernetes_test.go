@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -226,6 +227,13 @@ func TestPrometheusRuleAlertsOnFailStopAndUnverifiedShards(t *testing.T) {
 	assert.Greater(t, time.Duration(seconds)*time.Second, 3*interval,
 		"the alert waits out the freshness window, three scrub cycles of --verify-interval")
 	assert.Equal(t, "critical", stale.Labels["severity"])
+
+	back, ok := rules["VramsealAuditHeadWentBack"]
+	require.True(t, ok, "an alert for a head seq that goes backwards")
+	assert.Contains(t, back.Expr.String(), "max by (node) (vram_audit_head_seq)")
+	assert.Equal(t, "critical", back.Labels["severity"])
+	require.Len(t, m.monitor.Spec.PodMetricsEndpoints, 1)
+	assert.Contains(t, fmt.Sprint(m.monitor.Spec.PodMetricsEndpoints[0].RelabelConfigs), "node", "the head is followed per node: the series carry it")
 
 	// Every vram_* series the rules name is one the worker exports.
 	exported := workerSeries(t)
