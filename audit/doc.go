@@ -20,8 +20,11 @@
 // token with HKDF under its own label, so whoever edits, deletes, reorders
 // or inserts lines without the token cannot repair the chain; Verify finds
 // the first bad line and says which of these happened. Deleting records
-// from the end leaves a shorter intact log: compare Report.Head with a copy
-// kept elsewhere to catch that.
+// from the end leaves a shorter intact log: to catch that, a HeadPublisher
+// ships the log's Head (seq, mac and time of its last durable record) off
+// the host as it grows, and VerifyHeads checks that a log still holds every
+// head published from it. docs/audit-format.md, in the repository, is the
+// format to the byte and the catalogue of events.
 //
 // # Durability
 //
