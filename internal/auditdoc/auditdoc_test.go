@@ -31,12 +31,14 @@ func TestCheckNamesWhatTheCatalogueLacks(t *testing.T) {
 	assert.NoError(t, c.Check("VramDeallocated", "info", map[string]any{"device": 1.0}), "JSON numbers that are whole")
 	assert.NoError(t, c.Check("SealVerificationFailed", "critical", map[string]any{"tensors": []any{"a", "b"}}))
 	for name, bad := range map[string]func() error{
-		"unknown event":      func() error { return c.Check("VramMelted", "info", nil) },
-		"unknown severity":   func() error { return c.Check("VramSealed", "critical", nil) },
-		"unknown field":      func() error { return c.Check("VramSealed", "info", map[string]any{"address": "0x7f"}) },
-		"integer as string":  func() error { return c.Check("VramSealed", "info", map[string]any{"size": "12"}) },
-		"fraction":           func() error { return c.Check("VramSealed", "info", map[string]any{"size": 1.5}) },
-		"array of non-text":  func() error { return c.Check("SealVerificationFailed", "critical", map[string]any{"tensors": []any{1}}) },
+		"unknown event":     func() error { return c.Check("VramMelted", "info", nil) },
+		"unknown severity":  func() error { return c.Check("VramSealed", "critical", nil) },
+		"unknown field":     func() error { return c.Check("VramSealed", "info", map[string]any{"address": "0x7f"}) },
+		"integer as string": func() error { return c.Check("VramSealed", "info", map[string]any{"size": "12"}) },
+		"fraction":          func() error { return c.Check("VramSealed", "info", map[string]any{"size": 1.5}) },
+		"array of non-text": func() error {
+			return c.Check("SealVerificationFailed", "critical", map[string]any{"tensors": []any{1}})
+		},
 		"boolean as integer": func() error { return c.Check("WorkerStopped", "info", map[string]any{"graceful": 1}) },
 	} {
 		assert.Error(t, bad(), name)
