@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -144,6 +145,15 @@ func (m *metrics) watchAudit(head func() audit.Head) error {
 		Name: "vram_audit_head_seq",
 		Help: "Seq of the audit log's last durable record (its head; GET /audit/head gives its mac). It never goes down while the log is the same.",
 	}, func() float64 { return float64(head().Seq) }))
+}
+
+// publishHeads publishes log's head as the worker does: an "audit head"
+// log line, and the time of it in m.
+func publishHeads(log *audit.Log, logger *slog.Logger, m *metrics) *audit.HeadPublisher {
+	return audit.PublishHeads(log, audit.HeadConfig{Publish: func(h audit.Head) {
+		logger.Info(audit.HeadLogMessage, h.LogAttrs()...)
+		m.headPublished(time.Now())
+	}})
 }
 
 // headPublished records that a head was published at the time at.

@@ -266,10 +266,7 @@ func (w *worker) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.heads = audit.PublishHeads(auditLog, audit.HeadConfig{Publish: func(h audit.Head) {
-		w.logger.Info(audit.HeadLogMessage, h.LogAttrs()...)
-		m.headPublished(time.Now())
-	}})
+	w.heads = publishHeads(auditLog, w.logger, m)
 	var gpuCheck func() error
 	if w.watch != nil {
 		gpuCheck = w.watch.NotReady
