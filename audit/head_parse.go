@@ -40,11 +40,12 @@ func ParseHead(s string) (Head, error) {
 // another message is not a head. The error wraps ErrBadHead.
 func ParseHeadLine(line string) (Head, error) {
 	line = strings.TrimSpace(line)
-	if i := strings.IndexByte(line, '{'); i >= 0 {
-		return parseHeadJSON(line[i:])
-	}
-	if strings.Contains(line, "msg=") {
-		return parseHeadText(line)
+	brace, msg := strings.IndexByte(line, '{'), strings.Index(line, "msg=")
+	switch {
+	case msg >= 0 && (brace < 0 || msg < brace): // a text line, whose values may hold a brace
+		return parseHeadText(line[msg:])
+	case brace >= 0:
+		return parseHeadJSON(line[brace:])
 	}
 	return ParseHead(line)
 }
@@ -75,10 +76,10 @@ func parseHeadJSON(s string) (Head, error) {
 	return Head{WorkerID: v.WorkerID, Seq: seq, MAC: mac}, nil
 }
 
-// parseHeadText reads a head from slog's text form:
-// time=... level=INFO msg="audit head" worker_id=w1 seq=7 mac=... record_time=...
+// parseHeadText reads a head from slog's text form, from its msg on:
+// msg="audit head" worker_id=w1 seq=7 mac=... record_time=...
 func parseHeadText(s string) (Head, error) {
-	attrs, err := parseKeyValues(s[strings.Index(s, "msg="):])
+	attrs, err := parseKeyValues(s)
 	if err != nil {
 		return Head{}, fmt.Errorf("%w: %v", ErrBadHead, err)
 	}

@@ -116,6 +116,7 @@ func TestParseHeadReadsEveryShippedForm(t *testing.T) {
 		"json log line":  `{"time":"2026-01-02T03:04:05Z","level":"INFO","msg":"audit head","worker_id":"w 1","seq":12,"mac":"` + mac + `","record_time":"x"}`,
 		"endpoint":       `{"worker_id":"w 1","seq":12,"mac":"` + strings.ToUpper(mac) + `","time":"2026-01-02T03:04:05Z"}`,
 		"text log line":  `time=2026-01-02T03:04:05.000Z level=INFO msg="audit head" worker_id="w 1" seq=12 mac=` + mac + ` record_time=2026`,
+		"brace in text":  `time=2026 level=INFO msg="audit head" worker_id="w 1" seq=12 mac=` + mac + ` note="{"`,
 		"journal prefix": `Dec 07 07:00:00 gpu1 vramseal[42]: time=2026 level=INFO msg="audit head" worker_id="w 1" seq=12 mac=` + mac,
 	} {
 		got, err := ParseHeadLine(line)

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"cmp"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -66,7 +67,7 @@ func VerifyHeads(r io.Reader, key *Key, heads []Head) (Report, HeadReport, error
 			return Report{}, HeadReport{}, fmt.Errorf("%w: head seq %d: mac is not 64 hex digits", messages.ErrInvalidInput, h.Seq)
 		}
 		if prev, ok := want[h.Seq]; ok {
-			if prev != mac {
+			if !hmac.Equal(prev[:], mac[:]) {
 				return Report{}, HeadReport{}, fmt.Errorf("%w: two heads of seq %d with different macs: they cannot both be this log's", messages.ErrInvalidInput, h.Seq)
 			}
 			continue
@@ -95,7 +96,7 @@ func VerifyHeads(r io.Reader, key *Key, heads []Head) (Report, HeadReport, error
 		case !held:
 			hr.Problem, hr.Missed = HeadTruncated, h
 			hr.Detail = fmt.Sprintf("the log ends at seq %d, before the published head at seq %d", res.lastSeq, h.Seq)
-		case mac != want[h.Seq]:
+		case !hmac.Equal(mac[:], wantMAC(want, h.Seq)):
 			hr.Problem, hr.Missed = HeadDiverged, h
 			hr.Detail = fmt.Sprintf("the record at seq %d has mac %s, not the published %s", h.Seq, hex.EncodeToString(mac[:]), h.MAC)
 		default:
@@ -106,4 +107,10 @@ func VerifyHeads(r io.Reader, key *Key, heads []Head) (Report, HeadReport, error
 		return res.Report, hr, fmt.Errorf("%w: %s at seq %d: %s", ErrHeadMismatch, hr.Problem, h.Seq, hr.Detail)
 	}
 	return res.Report, hr, nil
+}
+
+// wantMAC is the mac expected at seq, as a slice for hmac.Equal.
+func wantMAC(want map[uint64][sha256.Size]byte, seq uint64) []byte {
+	mac := want[seq]
+	return mac[:]
 }

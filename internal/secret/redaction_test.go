@@ -73,6 +73,14 @@ var holders = map[string]holder{
 		require.NoError(t, l.Close())
 		return []any{l, struct{ *audit.Log }{l}}
 	},
+	"audit.HeadPublisher": func(t *testing.T) []any {
+		l, err := audit.Open(filepath.Join(t.TempDir(), "audit.log"), audit.LogConfig{Key: auditKey(t)})
+		require.NoError(t, err)
+		p := audit.PublishHeads(l, audit.HeadConfig{Publish: func(audit.Head) {}})
+		require.NoError(t, p.Record(context.Background(), audit.Record{Event: "Probe", Severity: audit.SeverityCritical}))
+		t.Cleanup(func() { require.NoError(t, l.Close()); p.Close() })
+		return []any{p, struct{ *audit.HeadPublisher }{p}}
+	},
 	"supervisor.Config": func(t *testing.T) []any {
 		c := supervisor.Config{Key: sealKey(t), WorkerID: testWorker}
 		return []any{c, struct{ supervisor.Config }{c}}
