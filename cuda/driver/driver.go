@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/messages"
@@ -29,6 +30,15 @@ type Device struct {
 	// load. Both are set at Open and never change.
 	kernel    cudaKernel
 	kernelErr error
+
+	// lanes hold the launch lanes (laneCount of them) while no hash uses
+	// them; nil when the kernel did not load. regrow is set when memory is
+	// freed, so that a lane that gave up its digest buffer tries again.
+	lanes     chan *lane
+	laneCount int
+	regrow    atomic.Bool
+	reserved  atomic.Int64 // bytes of digest buffers the lanes hold
+	stats     hashStats
 
 	// mu guards table. Copies run outside it, under the allocation's lock.
 	mu    sync.Mutex
@@ -72,7 +82,9 @@ func Open(index int, opts ...Option) (*Device, error) {
 		return nil, errors.Join(err, dev.release())
 	}
 	d := &Device{dev: dev, props: props, table: cuda.NewAllocTable[devicePtr](fmt.Sprintf("cuda device %d", index))}
-	d.loadHashKernel(o)
+	if err := d.loadHashKernel(o); err != nil {
+		return nil, errors.Join(err, d.dev.release())
+	}
 	return d, nil
 }
 
@@ -80,7 +92,9 @@ func Open(index int, opts ...Option) (*Device, error) {
 func (d *Device) Properties() cuda.Properties { return d.props }
 
 // MemInfo returns the device's free and total memory as the driver reports
-// them; other processes' allocations count against free memory.
+// them; other processes' allocations count against free memory, the launch
+// lanes' digest buffers do not (Allocate takes them back when it needs
+// them).
 func (d *Device) MemInfo() (free, total int64, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -91,10 +105,13 @@ func (d *Device) MemInfo() (free, total int64, err error) {
 	if res != cudaSuccess {
 		return 0, 0, cudaError(d.dev.index, "cuMemGetInfo", res)
 	}
-	return free, total, nil
+	return free + d.reserved.Load(), total, nil
 }
 
-// Allocate reserves size bytes of device memory with cuMemAlloc.
+// Allocate reserves size bytes of device memory with cuMemAlloc. If the
+// driver is out of memory, the launch lanes not hashing now give up their
+// digest buffers (HashStats counts the hashes that then run on the host) and
+// the allocation is tried once more.
 func (d *Device) Allocate(size int64) (cuda.Handle, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -108,6 +125,15 @@ func (d *Device) Allocate(size int64) (cuda.Handle, error) {
 		return 0, d.insufficientLocked(size)
 	}
 	ptr, res := d.dev.alloc(size)
+	if res == cudaErrorOutOfMemory {
+		freed, err := d.yieldBuffers()
+		if err != nil {
+			return 0, err
+		}
+		if freed {
+			ptr, res = d.dev.alloc(size)
+		}
+	}
 	switch res {
 	case cudaSuccess:
 	case cudaErrorOutOfMemory:
@@ -124,6 +150,7 @@ func (d *Device) insufficientLocked(size int64) error {
 	if res != cudaSuccess {
 		free = 0
 	}
+	free += d.reserved.Load()
 	return &messages.InsufficientVRAMError{Device: d.dev.index, Needed: size, Available: free}
 }
 
@@ -135,7 +162,9 @@ func (d *Device) Free(h cuda.Handle) error {
 	if err != nil {
 		return err
 	}
-	return d.release(a)
+	err = d.release(a)
+	d.regrow.Store(true)
+	return err
 }
 
 // release frees a's memory once no copy is using it.
@@ -178,8 +207,10 @@ func (d *Device) Read(h cuda.Handle, offset int64, p []byte) error {
 }
 
 // Close frees every outstanding allocation, waiting for copies and hashes
-// under way, unloads the kernel and releases the primary context. Later calls other than Close, Properties and
-// Outstanding fail with messages.ErrStopped. It is idempotent.
+// under way, frees the launch lanes' digest buffers and streams, unloads the
+// kernel and releases the primary context. Later calls other than Close,
+// Properties, Outstanding and HashStats fail with messages.ErrStopped. It
+// is idempotent.
 func (d *Device) Close() error {
 	d.mu.Lock()
 	if d.table.Closed() {
@@ -194,7 +225,7 @@ func (d *Device) Close() error {
 		errs = append(errs, d.release(a))
 	}
 	if d.HashesOnDevice() {
-		errs = append(errs, d.dev.unloadKernel(d.kernel))
+		errs = append(errs, d.closeLanes(), d.dev.unloadKernel(d.kernel))
 	}
 	errs = append(errs, d.dev.release())
 	return errors.Join(errs...)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/vramseal/vramseal/cuda"
-	"github.com/vramseal/vramseal/messages"
 )
 
 // copyOutPiece is how much of a chunk the host fallback copies out at a
@@ -24,10 +23,11 @@ func (d *Device) HashChunks(h cuda.Handle, offset, length, chunkSize int64) ([][
 }
 
 // HashSpans returns the SHA-256 of each chunk of every span. With the
-// kernel loaded (HashesOnDevice), one launch runs a GPU thread for each
-// chunk of all the spans, hashing it where it lies, and only the digests,
-// 32 bytes a chunk, are copied back; otherwise the chunks are copied out
-// and hashed on the calling core.
+// kernel loaded (HashesOnDevice), a launch runs a GPU thread for each chunk,
+// up to 65,536 chunks of all the spans at once, hashing it where it lies, and
+// only the digests, 32 bytes a chunk, are copied back; otherwise, or while
+// device memory is too full for a digest buffer (see Allocate), the chunks
+// are copied out and hashed on the calling core.
 func (d *Device) HashSpans(spans []cuda.Span) ([][][sha256.Size]byte, error) {
 	d.mu.Lock()
 	allocs, err := d.table.Spans("hash", spans)
@@ -40,8 +40,19 @@ func (d *Device) HashSpans(spans []cuda.Span) ([][][sha256.Size]byte, error) {
 		return nil, err
 	}
 	err = cuda.SharedAll(d.table.Name(), "hash", spans, allocs, func(ptrs []devicePtr) error {
+		if chunks == 0 {
+			return nil
+		}
 		if d.HashesOnDevice() {
-			return d.hashOnDevice(spans, ptrs, chunks, sums)
+			l, err := d.takeLane()
+			if err != nil {
+				return err
+			}
+			defer func() { d.lanes <- l }()
+			if l.buf != 0 {
+				return d.hashOnDevice(l, spans, ptrs, sums)
+			}
+			d.stats.hostFallbacks.Add(1)
 		}
 		for i, s := range spans {
 			if err := d.hashCopyingOut(ptrs[i], s.Offset, s.Length, s.ChunkSize, sums[i]); err != nil {
@@ -56,32 +67,59 @@ func (d *Device) HashSpans(spans []cuda.Span) ([][][sha256.Size]byte, error) {
 	return sums, nil
 }
 
-// hashOnDevice runs the kernel once over every non-empty span, one thread
-// per chunk, and copies the digests back into sums.
-func (d *Device) hashOnDevice(spans []cuda.Span, ptrs []devicePtr, chunks int64, sums [][][sha256.Size]byte) error {
-	if chunks == 0 {
+// BatchChunks is how many chunks a HashSpans call should carry: those of a
+// whole launch while the kernel hashes (a GPU wants thousands of chunks at
+// once, where host cores want a few each), zero otherwise.
+func (d *Device) BatchChunks() int64 {
+	if d.HashesOnDevice() {
+		return launchChunks
+	}
+	return 0
+}
+
+// hashOnDevice hashes the spans' chunks with the kernel on l, one thread per
+// chunk, in as few launches of up to launchChunks chunks and launchSpans
+// spans as they fill, and copies the digests back into sums.
+func (d *Device) hashOnDevice(l *lane, spans []cuda.Span, ptrs []devicePtr, sums [][][sha256.Size]byte) error {
+	var launch []deviceSpan
+	var dst [][][sha256.Size]byte // where each launched span's digests go
+	var chunks int64
+	out := make([]byte, launchChunks*sha256.Size)
+	flush := func() error {
+		if chunks == 0 {
+			return nil
+		}
+		blocks := (chunks + hashThreads - 1) / hashThreads
+		if err := d.dev.runHashKernel(d.kernel, l.stream, l.buf, launch, chunks, uint32(blocks), hashThreads, out); err != nil {
+			return err
+		}
+		d.stats.launches.Add(1)
+		d.stats.chunks.Add(chunks)
+		rest := out
+		for _, sums := range dst {
+			for c := range sums {
+				rest = rest[copy(sums[c][:], rest):]
+			}
+		}
+		launch, dst, chunks = launch[:0], dst[:0], 0
 		return nil
 	}
-	blocks := (chunks + hashThreads - 1) / hashThreads
-	if blocks > maxGridBlocks {
-		return fmt.Errorf("%s: hash %d chunks: more than one kernel launch can hold: %w", d.table.Name(), chunks, messages.ErrInvalidInput)
-	}
-	var launch []deviceSpan
 	for i, s := range spans {
-		if s.Length > 0 {
-			launch = append(launch, deviceSpan{ptr: ptrs[i], offset: s.Offset, length: s.Length, chunkSize: s.ChunkSize})
+		for c := int64(0); c < int64(len(sums[i])); {
+			n := min(int64(len(sums[i]))-c, launchChunks-chunks)
+			off := c * s.ChunkSize
+			launch = append(launch, deviceSpan{ptr: ptrs[i], offset: s.Offset + off, length: min(n*s.ChunkSize, s.Length-off), chunkSize: s.ChunkSize})
+			dst = append(dst, sums[i][c:c+n])
+			chunks += n
+			c += n
+			if chunks == launchChunks || len(launch) == launchSpans {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 		}
 	}
-	out := make([]byte, chunks*sha256.Size)
-	if err := d.dev.runHashKernel(d.kernel, launch, chunks, uint32(blocks), hashThreads, out); err != nil {
-		return err
-	}
-	for i := range sums {
-		for c := range sums[i] {
-			out = out[copy(sums[i][c][:], out):]
-		}
-	}
-	return nil
+	return flush()
 }
 
 // hashCopyingOut hashes the span's chunks on the host, copying each out in

@@ -16,8 +16,12 @@ import (
 )
 
 // launchErrorEnv makes every cuLaunchKernel of the fake libcuda fail with
-// the CUresult it holds.
-const launchErrorEnv = "VRAMSEAL_FAKE_CUDA_LAUNCH_ERROR"
+// the CUresult it holds, and syncErrorEnv every cuStreamSynchronize after a
+// launch, as a fault inside the kernel would.
+const (
+	launchErrorEnv = "VRAMSEAL_FAKE_CUDA_LAUNCH_ERROR"
+	syncErrorEnv   = "VRAMSEAL_FAKE_CUDA_SYNC_ERROR"
+)
 
 // hostSums is crypto/sha256 of each chunk of p, the last one short.
 func hostSums(p []byte, chunkSize int64) [][sha256.Size]byte {
@@ -125,21 +129,95 @@ func TestDriverOnDeviceLaunchFailure(t *testing.T) {
 	if os.Getenv(fakeCUDAEnv) == "" {
 		t.Skip("launch failures are injected by the fake libcuda only")
 	}
+	for _, tc := range []struct {
+		env, code, want string
+	}{
+		{launchErrorEnv, "719", "device fault: cuda device 0: cuLaunchKernel: CUDA_ERROR_LAUNCH_FAILED"},
+		{syncErrorEnv, "700", "device fault: cuda device 0: cuStreamSynchronize after the kernel: CUDA_ERROR_ILLEGAL_ADDRESS"},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			d := openTestDriver(t)
+			h, data := filledAllocation(t, d, 256<<10)
+			free, _, err := d.MemInfo()
+			require.NoError(t, err)
+
+			t.Setenv(tc.env, tc.code)
+			_, err = d.HashChunks(h, 0, int64(len(data)), 64<<10)
+			assert.ErrorIs(t, err, messages.ErrDeviceFault)
+			assert.EqualError(t, err, tc.want)
+			after, _, err := d.MemInfo()
+			require.NoError(t, err)
+			assert.Equal(t, free, after, "a failed launch allocates nothing: its lane's buffer was reserved at Open")
+
+			require.NoError(t, os.Unsetenv(tc.env))
+			got, err := d.HashChunks(h, 0, int64(len(data)), 64<<10)
+			require.NoError(t, err)
+			assert.Equal(t, hostSums(data, 64<<10), got, "launches work again")
+		})
+	}
+}
+
+func TestDriverOnDeviceReservesLaunchBuffersAtOpen(t *testing.T) {
 	d := openTestDriver(t)
-	h, data := filledAllocation(t, d, 256<<10)
+	require.True(t, d.HashesOnDevice(), "the embedded kernel loads")
+	h, data := filledAllocation(t, d, 1<<20)
 	free, _, err := d.MemInfo()
 	require.NoError(t, err)
-
-	t.Setenv(launchErrorEnv, "719")
-	_, err = d.HashChunks(h, 0, int64(len(data)), 64<<10)
-	assert.ErrorIs(t, err, messages.ErrDeviceFault)
-	assert.EqualError(t, err, "device fault: cuda device 0: cuLaunchKernel: CUDA_ERROR_LAUNCH_FAILED")
+	before := d.HashStats()
+	for range 3 {
+		got, err := d.HashChunks(h, 0, int64(len(data)), 64<<10)
+		require.NoError(t, err)
+		assert.Equal(t, hostSums(data, 64<<10), got)
+	}
 	after, _, err := d.MemInfo()
 	require.NoError(t, err)
-	assert.Equal(t, free, after, "the digest buffer of the failed launch is freed")
+	assert.Equal(t, free, after, "hashing allocates nothing")
+	stats := d.HashStats()
+	assert.Equal(t, before.Launches+3, stats.Launches, "a launch a call")
+	assert.Equal(t, before.Chunks+3*16, stats.Chunks, "16 chunks a launch")
+	assert.Equal(t, before.HostFallbacks, stats.HostFallbacks, "nothing hashed on the host")
+}
 
-	require.NoError(t, os.Unsetenv(launchErrorEnv))
-	got, err := d.HashChunks(h, 0, int64(len(data)), 64<<10)
+func TestDriverOnDeviceSplitsLaunchesAtTheirCapacity(t *testing.T) {
+	d := openTestDriver(t)
+	require.True(t, d.HashesOnDevice(), "the embedded kernel loads")
+	const chunk = 64
+	h, data := filledAllocation(t, d, 2*launchChunks*chunk+1000)
+	spans := []cuda.Span{
+		{Handle: h, Length: launchChunks*chunk - 10, ChunkSize: chunk}, // a launch, bar one chunk
+		{Handle: h, Offset: 7, Length: int64(len(data)) - 7, ChunkSize: chunk},
+	}
+	before := d.HashStats()
+	got, err := d.HashSpans(spans)
 	require.NoError(t, err)
-	assert.Equal(t, hostSums(data, 64<<10), got, "launches work again")
+	assert.Equal(t, [][][sha256.Size]byte{hostSums(data[:launchChunks*chunk-10], chunk), hostSums(data[7:], chunk)}, got)
+	total := int64(len(got[0]) + len(got[1]))
+	assert.Equal(t, (total+launchChunks-1)/launchChunks, d.HashStats().Launches-before.Launches,
+		"%d chunks in as few launches of %d as hold them", total, launchChunks)
+}
+
+func TestDriverOnDeviceFullDeviceHashesOnTheHost(t *testing.T) {
+	if os.Getenv(fakeCUDAEnv) == "" {
+		t.Skip("a GPU's context keeps some memory, so only the fake libcuda can be filled exactly")
+	}
+	d := openTestDriver(t)
+	require.True(t, d.HashesOnDevice(), "the embedded kernel loads")
+	h, data := filledAllocation(t, d, int(d.Properties().TotalMemory))
+	free, _, err := d.MemInfo()
+	require.NoError(t, err)
+	assert.Zero(t, free, "the allocation took the lanes' digest buffers")
+
+	before := d.HashStats()
+	got, err := d.HashChunks(h, 0, int64(len(data)), 4<<20)
+	require.NoError(t, err)
+	assert.Equal(t, hostSums(data, 4<<20), got, "hashed on the host")
+	assert.Equal(t, before.HostFallbacks+1, d.HashStats().HostFallbacks, "the fallback is counted")
+	assert.Equal(t, before.Launches, d.HashStats().Launches)
+
+	require.NoError(t, d.Free(h))
+	small, more := filledAllocation(t, d, 1<<20)
+	got, err = d.HashChunks(small, 0, int64(len(more)), 64<<10)
+	require.NoError(t, err)
+	assert.Equal(t, hostSums(more, 64<<10), got)
+	assert.Equal(t, before.Launches+1, d.HashStats().Launches, "once memory is freed, a lane reserves its buffer again")
 }

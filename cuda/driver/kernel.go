@@ -2,6 +2,7 @@ package driver
 
 import (
 	_ "embed" // the kernel's PTX
+	"errors"
 	"log/slog"
 )
 
@@ -17,9 +18,6 @@ const sha256Entry = "vs_sha256_spans"
 // hashThreads is how many threads, one per chunk, a block of the kernel's
 // grid has.
 const hashThreads = 128
-
-// maxGridBlocks is the most blocks a grid may have along x.
-const maxGridBlocks = 1<<31 - 1
 
 // Option configures Open.
 type Option func(*driverOptions)
@@ -42,15 +40,21 @@ func withKernelPTX(ptx []byte) Option {
 	return func(o *driverOptions) { o.ptx = ptx }
 }
 
-// loadHashKernel loads the SHA-256 kernel into the device's context. If it
-// does not load, it logs why, once for the device, and the driver hashes
-// by copying chunks out.
-func (d *Device) loadHashKernel(o driverOptions) {
+// loadHashKernel loads the SHA-256 kernel into the device's context and
+// opens its launch lanes. If it does not load, it logs why, once for the
+// device, and the driver hashes by copying chunks out. It fails only if the
+// lanes cannot be opened, having unloaded the kernel.
+func (d *Device) loadHashKernel(o driverOptions) error {
 	d.kernel, d.kernelErr = d.dev.loadKernel(o.ptx, sha256Entry)
 	if d.kernelErr != nil {
 		o.log.Warn("SHA-256 kernel did not load; hashing on the host by copying chunks out",
 			"device", d.dev.index, "err", d.kernelErr)
+		return nil
 	}
+	if err := d.openLanes(); err != nil {
+		return errors.Join(err, d.dev.unloadKernel(d.kernel))
+	}
+	return nil
 }
 
 // HashesOnDevice reports whether HashChunks runs the SHA-256 kernel on the

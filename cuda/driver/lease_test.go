@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"os"
 	"testing"
 	"time"
 
@@ -95,4 +96,28 @@ func TestDriverOnDeviceLeasePointerReachesTheSealedBytes(t *testing.T) {
 
 	require.NoError(t, stop())
 	assert.Zero(t, d.Outstanding(), "Stop and the eviction freed the shard")
+}
+
+// TestDriverOnDeviceSealsAndVerifiesAModelTheSizeOfTheDevice seals a shard
+// as large as the fake libcuda's whole device through the embedding API and
+// verifies it: the launch lanes give up their digest buffers to the shard,
+// and Verify hashes on the host, counted in HashStats.
+func TestDriverOnDeviceSealsAndVerifiesAModelTheSizeOfTheDevice(t *testing.T) {
+	if os.Getenv("VRAMSEAL_FAKE_LIBCUDA") == "" {
+		t.Skip("a GPU's context keeps some memory, so only the fake libcuda can be filled exactly")
+	}
+	d := driver.OpenTestDriver(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang, not a speed, bound
+	defer cancel()
+	rig, err := supervisor.MakeRig(ctx, supervisor.RigConfig{Config: supervisor.Config{Devices: []cuda.Device{d}, Backend: "cuda"}})
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, rig.Stop(ctx)) }()
+
+	weights := make([]byte, d.Properties().TotalMemory)
+	_, _ = rand.Read(weights) // crypto/rand.Read never fails
+	shard, err := rig.Seal(ctx, messages.SealRequest{ID: "whole-device", Data: bytes.NewReader(weights), Size: int64(len(weights))})
+	require.NoError(t, err, "a model the size of the device seals")
+	before := d.HashStats()
+	require.NoError(t, rig.Verify(ctx, shard), "and verifies")
+	assert.Greater(t, d.HashStats().HostFallbacks, before.HostFallbacks, "hashed on the host, for want of a digest buffer")
 }

@@ -38,6 +38,11 @@ static vs_CUresult (*vs_cuModuleUnload)(vs_CUmodule);
 static vs_CUresult (*vs_cuModuleGetFunction)(vs_CUfunction *, vs_CUmodule, const char *);
 static vs_CUresult (*vs_cuLaunchKernel)(vs_CUfunction, unsigned int, unsigned int, unsigned int,
 	unsigned int, unsigned int, unsigned int, unsigned int, vs_CUstream, void **, void **);
+static vs_CUresult (*vs_cuStreamCreate)(vs_CUstream *, unsigned int);
+static vs_CUresult (*vs_cuStreamDestroy)(vs_CUstream);
+static vs_CUresult (*vs_cuStreamSynchronize)(vs_CUstream);
+static vs_CUresult (*vs_cuMemcpyHtoDAsync)(vs_CUdeviceptr, const void *, size_t, vs_CUstream);
+static vs_CUresult (*vs_cuMemcpyDtoHAsync)(void *, vs_CUdeviceptr, size_t, vs_CUstream);
 
 // vs_sym resolves name in lib into *fn; it reports whether it was found.
 static int vs_sym(void *lib, void **fn, const char *name) {
@@ -75,6 +80,11 @@ static int vs_load(const char **missing) {
 		{(void **)&vs_cuModuleUnload, "cuModuleUnload"},
 		{(void **)&vs_cuModuleGetFunction, "cuModuleGetFunction"},
 		{(void **)&vs_cuLaunchKernel, "cuLaunchKernel"},
+		{(void **)&vs_cuStreamCreate, "cuStreamCreate"},
+		{(void **)&vs_cuStreamDestroy, "cuStreamDestroy_v2"},
+		{(void **)&vs_cuStreamSynchronize, "cuStreamSynchronize"},
+		{(void **)&vs_cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2"},
+		{(void **)&vs_cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2"},
 	};
 	for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
 		if (vs_sym(lib, syms[i].fn, syms[i].name)) {
@@ -172,45 +182,54 @@ static vs_CUresult vs_module_unload(vs_CUcontext ctx, vs_CUmodule mod) {
 	return r != 0 ? r : vs_cuModuleUnload(mod);
 }
 
+// vs_stream_create creates a stream that does not synchronize with the
+// legacy default stream (CU_STREAM_NON_BLOCKING), so that one lane's hash
+// never waits for another's or for the copies of Read and Write.
+static vs_CUresult vs_stream_create(vs_CUcontext ctx, vs_CUstream *stream) {
+	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
+	return r != 0 ? r : vs_cuStreamCreate(stream, 1);
+}
+
+static vs_CUresult vs_stream_destroy(vs_CUcontext ctx, vs_CUstream stream) {
+	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
+	return r != 0 ? r : vs_cuStreamDestroy(stream);
+}
+
 // vs_span is the kernel's span descriptor (struct vs_span in
 // kernel/sha256.c).
 typedef struct {
 	unsigned long long data, length, chunk_size, first;
 } vs_span;
 
-// vs_hash_spans runs the SHA-256 kernel fn over span_count spans, a grid of
-// blocks blocks of threads threads: it copies the spans to a device buffer
-// that also holds the chunks' digests, launches, copies the digests to out
-// (chunks of them) and frees the buffer. The copy back waits for the
-// kernel. *stage says which call failed: 0 cuMemAlloc, 1 cuMemcpyHtoD, 2
-// cuLaunchKernel, 3 cuMemcpyDtoH, 4 cuMemFree.
-static vs_CUresult vs_hash_spans(vs_CUcontext ctx, vs_CUfunction fn, const vs_span *spans,
-                                 unsigned long long span_count, unsigned long long chunks,
-                                 unsigned int blocks, unsigned int threads, void *out, int *stage) {
-	size_t table = span_count * sizeof(vs_span), digest_bytes = chunks * 32;
-	vs_CUdeviceptr buf;
+// vs_hash_spans runs the SHA-256 kernel fn over span_count spans on stream,
+// a grid of blocks blocks of threads threads: it copies the spans to the
+// start of buf, a device buffer the caller owns, has the kernel write the
+// chunks' digests at buf+digests_at, synchronizes the stream, then copies
+// the digests to out (chunks of them) and synchronizes again. *stage says
+// which call failed: 0 cuMemcpyHtoDAsync, 1 cuLaunchKernel, 2
+// cuStreamSynchronize after the kernel (where a fault in the kernel shows),
+// 3 cuMemcpyDtoHAsync, 4 cuStreamSynchronize after the copy.
+static vs_CUresult vs_hash_spans(vs_CUcontext ctx, vs_CUfunction fn, vs_CUstream stream, vs_CUdeviceptr buf,
+                                 size_t digests_at, const vs_span *spans, unsigned long long span_count,
+                                 unsigned long long chunks, unsigned int blocks, unsigned int threads,
+                                 void *out, int *stage) {
 	*stage = 0;
 	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
-	if (r == 0) r = vs_cuMemAlloc(&buf, table + digest_bytes);
+	if (r == 0) r = vs_cuMemcpyHtoDAsync(buf, spans, span_count * sizeof(vs_span), stream);
 	if (r != 0) return r;
+	vs_CUdeviceptr dev_spans = buf, digests = buf + digests_at;
+	void *params[] = {&dev_spans, &span_count, &chunks, &digests};
 	*stage = 1;
-	r = vs_cuMemcpyHtoD(buf, spans, table);
-	if (r == 0) {
-		vs_CUdeviceptr dev_spans = buf, digests = buf + table;
-		void *params[] = {&dev_spans, &span_count, &chunks, &digests};
-		*stage = 2;
-		r = vs_cuLaunchKernel(fn, blocks, 1, 1, threads, 1, 1, 0, NULL, params, NULL);
-		if (r == 0) {
-			*stage = 3;
-			r = vs_cuMemcpyDtoH(out, digests, digest_bytes);
-		}
-	}
-	vs_CUresult f = vs_cuMemFree(buf);
-	if (r == 0 && f != 0) {
-		*stage = 4;
-		r = f;
-	}
-	return r;
+	r = vs_cuLaunchKernel(fn, blocks, 1, 1, threads, 1, 1, 0, stream, params, NULL);
+	if (r != 0) return r;
+	*stage = 2;
+	r = vs_cuStreamSynchronize(stream);
+	if (r != 0) return r;
+	*stage = 3;
+	r = vs_cuMemcpyDtoHAsync(out, digests, chunks * 32, stream);
+	if (r != 0) return r;
+	*stage = 4;
+	return vs_cuStreamSynchronize(stream);
 }
 */
 import "C"
@@ -421,7 +440,28 @@ func (d cudaDevice) unloadKernel(k cudaKernel) error {
 }
 
 // hashStages names the calls of vs_hash_spans by its stage numbers.
-var hashStages = [...]string{"cuMemAlloc hash buffer", "cuMemcpyHtoD spans", "cuLaunchKernel", "cuMemcpyDtoH digests", "cuMemFree hash buffer"}
+var hashStages = [...]string{"cuMemcpyHtoDAsync spans", "cuLaunchKernel", "cuStreamSynchronize after the kernel",
+	"cuMemcpyDtoHAsync digests", "cuStreamSynchronize after the digests"}
+
+// stream is a CUDA stream of the device's primary context.
+type stream C.vs_CUstream
+
+// newStream creates a non-blocking stream.
+func (d cudaDevice) newStream() (stream, error) {
+	var s C.vs_CUstream
+	if res := C.vs_stream_create(d.ctx, &s); res != cudaSuccess {
+		return nil, cudaError(d.index, "cuStreamCreate", res)
+	}
+	return stream(s), nil
+}
+
+// destroyStream destroys a stream from newStream.
+func (d cudaDevice) destroyStream(s stream) error {
+	if res := C.vs_stream_destroy(d.ctx, C.vs_CUstream(s)); res != cudaSuccess {
+		return cudaError(d.index, "cuStreamDestroy", res)
+	}
+	return nil
+}
 
 // deviceSpan is what the kernel hashes of one span: length bytes at a
 // device address, in chunks of chunkSize bytes.
@@ -430,10 +470,12 @@ type deviceSpan struct {
 	offset, length, chunkSize int64
 }
 
-// runHashKernel launches k once over spans, none empty, as blocks blocks of
-// threads threads, and copies the digests of all their chunks (chunks in
-// all) into out, 32 bytes each, in span order.
-func (d cudaDevice) runHashKernel(k cudaKernel, spans []deviceSpan, chunks int64, blocks, threads uint32, out []byte) error {
+// runHashKernel launches k once on s over spans, none empty and at most
+// launchSpans of them, as blocks blocks of threads threads, with buf (of
+// launchBufferBytes) holding the span table and the digests, and copies the
+// digests of all their chunks (chunks in all, at most launchChunks) into
+// out, 32 bytes each, in span order.
+func (d cudaDevice) runHashKernel(k cudaKernel, s stream, buf devicePtr, spans []deviceSpan, chunks int64, blocks, threads uint32, out []byte) error {
 	table := make([]C.vs_span, len(spans))
 	var first int64
 	for i, s := range spans {
@@ -444,8 +486,8 @@ func (d cudaDevice) runHashKernel(k cudaKernel, spans []deviceSpan, chunks int64
 		first += (s.length + s.chunkSize - 1) / s.chunkSize
 	}
 	var stage C.int
-	res := C.vs_hash_spans(d.ctx, k.function, &table[0], C.ulonglong(len(table)), C.ulonglong(chunks),
-		C.uint(blocks), C.uint(threads), unsafe.Pointer(&out[0]), &stage)
+	res := C.vs_hash_spans(d.ctx, k.function, C.vs_CUstream(s), C.vs_CUdeviceptr(buf), launchSpans*C.size_t(unsafe.Sizeof(C.vs_span{})),
+		&table[0], C.ulonglong(len(table)), C.ulonglong(chunks), C.uint(blocks), C.uint(threads), unsafe.Pointer(&out[0]), &stage)
 	if res != cudaSuccess {
 		return cudaError(d.index, hashStages[stage], res)
 	}

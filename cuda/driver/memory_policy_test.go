@@ -61,7 +61,9 @@ var driverSymbol = regexp.MustCompile(`"(cu[A-Z][A-Za-z0-9_]*)"\s*[})]`)
 // allowedDriverSymbols are the CUDA entry points the backend may resolve:
 // cuMemAlloc_v2 is the only allocator, and nothing maps host memory. The
 // module and launch calls run the SHA-256 kernel, which is given device
-// pointers only.
+// pointers only; the stream calls order its launches, and the async copies
+// move its span table in and its digests out between the caller's pageable
+// memory and a digest buffer from cuMemAlloc_v2.
 var allowedDriverSymbols = map[string]bool{
 	"cuInit":                       true,
 	"cuGetErrorName":               true,
@@ -84,4 +86,9 @@ var allowedDriverSymbols = map[string]bool{
 	"cuModuleUnload":               true,
 	"cuModuleGetFunction":          true,
 	"cuLaunchKernel":               true,
+	"cuStreamCreate":               true,
+	"cuStreamDestroy_v2":           true,
+	"cuStreamSynchronize":          true,
+	"cuMemcpyHtoDAsync_v2":         true,
+	"cuMemcpyDtoHAsync_v2":         true,
 }

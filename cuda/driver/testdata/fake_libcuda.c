@@ -17,6 +17,14 @@
  * VRAMSEAL_FAKE_CUDA_LAUNCH_ERROR to a CUresult makes every launch fail
  * with it.
  *
+ * Streams: the kernel launches only on a stream from cuStreamCreate with
+ * CU_STREAM_NON_BLOCKING, never on the legacy default stream, and the
+ * launch's work counts as pending until cuStreamSynchronize; async copies
+ * on a stream with a pending launch fail, as reading digests that may not
+ * be written yet would be a bug. Setting VRAMSEAL_FAKE_CUDA_SYNC_ERROR to a
+ * CUresult makes every cuStreamSynchronize after a launch fail with it, as a
+ * fault inside a kernel surfaces on a GPU.
+ *
  * Build: cc -shared -fPIC -O2 -o libcuda.so.1 driver_fake_libcuda.c ../kernel/sha256.c -lpthread
  */
 #include <pthread.h>
@@ -33,7 +41,7 @@ typedef unsigned long long CUdeviceptr;
 typedef struct { unsigned char bytes[16]; } CUuuid;
 typedef struct fake_module *CUmodule;
 typedef struct fake_module *CUfunction;
-typedef void *CUstream;
+typedef struct fake_stream *CUstream;
 
 /* The kernel's span descriptor and its host build, from ../kernel/sha256.c. */
 struct vs_span {
@@ -51,6 +59,7 @@ enum {
 	FAKE_INVALID_CONTEXT = 201,
 	FAKE_INVALID_PTX = 218,
 	FAKE_INVALID_HANDLE = 400,
+	FAKE_NOT_READY = 600,
 	FAKE_NOT_FOUND = 500,
 	FAKE_ILLEGAL_ADDRESS = 700,
 	FAKE_LAUNCH_FAILED = 719,
@@ -74,12 +83,20 @@ struct fake_module {
 	struct fake_module *next;
 };
 
+/* A stream made by cuStreamCreate; pending says a launch on it has not
+ * been synchronized yet. */
+struct fake_stream {
+	int pending;
+	struct fake_stream *next;
+};
+
 struct fake_ctx {
 	CUdevice device;
 	int retained;
 	size_t used;
 	struct fake_alloc *allocs;
 	struct fake_module *modules;
+	struct fake_stream *streams;
 };
 
 #define FAKE_KERNEL "vs_sha256_spans"
@@ -113,6 +130,7 @@ CUresult cuGetErrorName(CUresult r, const char **name) {
 	case FAKE_INVALID_CONTEXT: *name = "CUDA_ERROR_INVALID_CONTEXT"; return FAKE_SUCCESS;
 	case FAKE_INVALID_PTX: *name = "CUDA_ERROR_INVALID_PTX"; return FAKE_SUCCESS;
 	case FAKE_INVALID_HANDLE: *name = "CUDA_ERROR_INVALID_HANDLE"; return FAKE_SUCCESS;
+	case FAKE_NOT_READY: *name = "CUDA_ERROR_NOT_READY"; return FAKE_SUCCESS;
 	case FAKE_NOT_FOUND: *name = "CUDA_ERROR_NOT_FOUND"; return FAKE_SUCCESS;
 	case FAKE_ILLEGAL_ADDRESS: *name = "CUDA_ERROR_ILLEGAL_ADDRESS"; return FAKE_SUCCESS;
 	case FAKE_LAUNCH_FAILED: *name = "CUDA_ERROR_LAUNCH_FAILED"; return FAKE_SUCCESS;
@@ -185,7 +203,8 @@ CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev) {
 	if (fake_ctxs[dev].retained == 0) {
 		r = FAKE_INVALID_CONTEXT;
 	} else if (--fake_ctxs[dev].retained == 0 &&
-	           (fake_ctxs[dev].allocs != NULL || fake_ctxs[dev].modules != NULL)) {
+	           (fake_ctxs[dev].allocs != NULL || fake_ctxs[dev].modules != NULL ||
+	            fake_ctxs[dev].streams != NULL)) {
 		/* A real driver frees what the context still holds. The fake frees
 		 * it too, but reports it: the backend must free and unload
 		 * everything first. */
@@ -202,6 +221,11 @@ CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev) {
 			fake_ctxs[dev].modules = m->next;
 			free(m->ptx);
 			free(m);
+		}
+		while (fake_ctxs[dev].streams != NULL) {
+			struct fake_stream *st = fake_ctxs[dev].streams;
+			fake_ctxs[dev].streams = st->next;
+			free(st);
 		}
 	}
 	pthread_mutex_unlock(&fake_mu);
@@ -318,6 +342,99 @@ CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total_bytes) {
 	return r;
 }
 
+CUresult cuStreamCreate(CUstream *stream, unsigned int flags) {
+	if (stream == NULL || flags != 1 /* CU_STREAM_NON_BLOCKING */) return FAKE_INVALID_VALUE;
+	CUresult r = FAKE_SUCCESS;
+	pthread_mutex_lock(&fake_mu);
+	struct fake_ctx *c = current();
+	struct fake_stream *st = NULL;
+	if (c == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else if ((st = calloc(1, sizeof *st)) == NULL) {
+		r = FAKE_OUT_OF_MEMORY;
+	} else {
+		st->next = c->streams;
+		c->streams = st;
+		*stream = st;
+	}
+	pthread_mutex_unlock(&fake_mu);
+	return r;
+}
+
+/* live_stream reports whether st is a stream of c; fake_mu held. */
+static int live_stream(struct fake_ctx *c, struct fake_stream *st) {
+	for (struct fake_stream *x = c->streams; x != NULL; x = x->next) {
+		if (x == st) return 1;
+	}
+	return 0;
+}
+
+CUresult cuStreamDestroy_v2(CUstream stream) {
+	CUresult r = FAKE_INVALID_HANDLE;
+	pthread_mutex_lock(&fake_mu);
+	struct fake_ctx *c = current();
+	if (c == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else {
+		for (struct fake_stream **ps = &c->streams; *ps != NULL; ps = &(*ps)->next) {
+			if (*ps == stream) {
+				*ps = stream->next;
+				free(stream);
+				r = FAKE_SUCCESS;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&fake_mu);
+	return r;
+}
+
+CUresult cuStreamSynchronize(CUstream stream) {
+	CUresult r = FAKE_SUCCESS;
+	int pending = 0;
+	pthread_mutex_lock(&fake_mu);
+	struct fake_ctx *c = current();
+	if (c == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else if (!live_stream(c, stream)) {
+		r = FAKE_INVALID_HANDLE;
+	} else {
+		pending = stream->pending;
+		stream->pending = 0;
+	}
+	pthread_mutex_unlock(&fake_mu);
+	const char *inject = getenv("VRAMSEAL_FAKE_CUDA_SYNC_ERROR");
+	if (r == FAKE_SUCCESS && pending && inject != NULL && *inject != '\0') return (CUresult)atoi(inject);
+	return r;
+}
+
+/* async_ready checks that stream is a stream of the calling thread's
+ * context with no launch pending. */
+static CUresult async_ready(CUstream stream) {
+	CUresult r = FAKE_SUCCESS;
+	pthread_mutex_lock(&fake_mu);
+	struct fake_ctx *c = current();
+	if (c == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else if (!live_stream(c, stream)) {
+		r = FAKE_INVALID_HANDLE;
+	} else if (stream->pending) {
+		r = FAKE_NOT_READY;
+	}
+	pthread_mutex_unlock(&fake_mu);
+	return r;
+}
+
+CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstream stream) {
+	CUresult r = async_ready(stream);
+	return r != FAKE_SUCCESS ? r : cuMemcpyHtoD_v2(dst, src, n);
+}
+
+CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream stream) {
+	CUresult r = async_ready(stream);
+	return r != FAKE_SUCCESS ? r : cuMemcpyDtoH_v2(dst, src, n);
+}
+
 /* declares reports whether the PTX text declares entry name. */
 static int declares(const char *ptx, const char *name) {
 	char want[128];
@@ -412,7 +529,7 @@ CUresult cuLaunchKernel(CUfunction fn, unsigned int grid_x, unsigned int grid_y,
 	struct fake_ctx *c = current();
 	if (c == NULL) {
 		r = FAKE_INVALID_CONTEXT;
-	} else if (!live(c, fn) || !fn->has_kernel) {
+	} else if (!live(c, fn) || !fn->has_kernel || !live_stream(c, stream)) {
 		r = FAKE_INVALID_HANDLE;
 	}
 	pthread_mutex_unlock(&fake_mu);
@@ -420,7 +537,7 @@ CUresult cuLaunchKernel(CUfunction fn, unsigned int grid_x, unsigned int grid_y,
 	/* The kernel indexes along x only, uses no shared memory, and takes
 	 * its four parameters through params. */
 	if (grid_x == 0 || grid_y != 1 || grid_z != 1 || block_x == 0 || block_x > FAKE_MAX_BLOCK_THREADS ||
-	    block_y != 1 || block_z != 1 || shared_bytes != 0 || stream != NULL || params == NULL || extra != NULL) {
+	    block_y != 1 || block_z != 1 || shared_bytes != 0 || params == NULL || extra != NULL) {
 		return FAKE_INVALID_VALUE;
 	}
 	CUdeviceptr table = *(CUdeviceptr *)params[0];
@@ -444,5 +561,8 @@ CUresult cuLaunchKernel(CUfunction fn, unsigned int grid_x, unsigned int grid_y,
 		return FAKE_ILLEGAL_ADDRESS;
 	}
 	vs_sha256_spans_host(grid_x, block_x, spans, span_count, chunks, (unsigned char *)(uintptr_t)digests);
+	pthread_mutex_lock(&fake_mu);
+	stream->pending = 1;
+	pthread_mutex_unlock(&fake_mu);
 	return FAKE_SUCCESS;
 }
