@@ -19,6 +19,7 @@ type runOptions struct {
 	verifyInterval time.Duration
 	scrubRate      rateFlag
 	chunkSize      sizeFlag
+	chunkSizeSet   bool // --chunk-size given: no default by device
 	headroom       sizeFlag
 	duration       time.Duration
 	workerID       string
@@ -126,6 +127,7 @@ verify (that file's memory freed, a critical ModelRejected record).`,
   vramseal run --backend cuda --token-file /etc/vramseal/token \
     --on-contention evict --ignore-xids 31,43,45,68,109 model.safetensors`,
 		RunE: func(cmd *cobra.Command, files []string) error {
+			o.chunkSizeSet = cmd.Flags().Changed("chunk-size")
 			return o.run(cmd.Context(), a, files)
 		},
 	}
@@ -135,7 +137,7 @@ verify (that file's memory freed, a critical ModelRejected record).`,
 	f.StringVar(&o.auditLog, "audit-log", defaultAuditLog(), "append-only audit log, continued if it exists; by default in $STATE_DIRECTORY when set, else in the working directory")
 	f.DurationVar(&o.verifyInterval, "verify-interval", 30*time.Second, "pause between background scrub passes; 0 turns scrubbing off")
 	f.Var(&o.scrubRate, "scrub-rate", "bytes per second per device the scrub may read (e.g. 1GiB/s)")
-	f.Var(&o.chunkSize, "chunk-size", "unit of copying and hashing: a power of two from 64KiB to 64MiB")
+	f.Var(&o.chunkSize, "chunk-size", "unit of copying and hashing: a power of two from 64KiB to 64MiB (default 4MiB, or 64KiB on GPUs that hash on the device)")
 	f.Var(&o.headroom, "headroom", "device memory to leave free on every device (e.g. 1GiB)")
 	f.DurationVar(&o.duration, "duration", 0, "once every shard is sealed and verified, serve this long (e.g. 10s) and stop gracefully; 0 runs until SIGINT or SIGTERM")
 	f.StringVar(&o.workerID, "worker-id", defaultWorkerID(), "this worker's name in the audit log; keys are derived per worker")

@@ -111,6 +111,9 @@ func (w *worker) prepare(files []string) error {
 		return err
 	}
 	w.devices, w.sims = devices, devices.Sims
+	if !o.chunkSizeSet {
+		o.chunkSize.bytes = defaultChunkSize(devices.Devices)
+	}
 	w.logBackend()
 	if o.simFault.set && !devices.Simulated() {
 		return simFaultOnRealGPUsError()

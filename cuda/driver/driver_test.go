@@ -243,6 +243,7 @@ func TestDriverOverFakeLibcuda(t *testing.T) {
 		"TestDriverOnDeviceLaunchFailure", "TestDriverOnDeviceHashesLikeTheHost",
 		"TestDriverOnDeviceReservesLaunchBuffersAtOpen", "TestDriverOnDeviceSplitsLaunchesAtTheirCapacity",
 		"TestDriverOnDeviceFullDeviceHashesOnTheHost", "TestDriverOnDeviceSealsAndVerifiesAModelTheSizeOfTheDevice",
+		"TestDriverOnDeviceScrubsAThousandShardsInALaunch",
 		"TestDriverOnDevicePointerReachesTheBytes", "TestDriverOnDeviceLeasePointerReachesTheSealedBytes",
 	} {
 		assert.Contains(t, report, "--- PASS: "+name+" ", "%s ran and passed", name)

@@ -12,8 +12,9 @@ import (
 	"github.com/vramseal/vramseal/messages"
 )
 
-// An in-place re-hash runs in batches of chunksPerWorker chunks per worker,
-// lanes batches at once: while one batch hashes, the next takes its leases
+// An in-place re-hash runs in batches of chunksPerWorker chunks per worker
+// (or as many as a device that hashes on itself asks for, see
+// deviceBatcher), lanes batches at once: while one batch hashes, the next takes its leases
 // and starts, so no core idles at a batch's end waiting for the slowest
 // chunk, a lease or a comparison. A stop waits for the batches in flight:
 // lanes x chunksPerWorker chunks of hashing per core.
@@ -21,6 +22,24 @@ const (
 	chunksPerWorker = 2
 	lanes           = 2
 )
+
+// deviceBatcher is a ChunkHasher that hashes on its device and says how
+// many chunks a call should carry: a GPU hashes a chunk per thread and needs
+// thousands at once, where host cores need only a few each.
+type deviceBatcher interface {
+	// BatchChunks is the chunks a call should carry, or zero to batch per
+	// worker.
+	BatchChunks() int64
+}
+
+// batchLimit is how many chunks a batch holds on h: what h asks for, else
+// chunksPerWorker for each worker.
+func batchLimit(h cuda.ChunkHasher, workers int) int64 {
+	if b, ok := h.(deviceBatcher); ok && b.BatchChunks() > 0 {
+		return b.BatchChunks()
+	}
+	return int64(max(workers, 1) * chunksPerWorker)
+}
 
 // piece is a run of one shard's chunks in an in-place batch.
 type piece struct {
@@ -34,7 +53,7 @@ type piece struct {
 // goroutines that take the batches in turn. It returns at the first
 // failure, once every lane has.
 func verifyInPlace(ctx context.Context, m Memory, h cuda.ChunkHasher, shards []Shard, opts Options, matched func(int)) error {
-	batches := inPlaceBatches(shards, int64(max(opts.Workers, 1)*chunksPerWorker))
+	batches := inPlaceBatches(shards, batchLimit(h, opts.Workers))
 	prog := newProgress(shards)
 	var next atomic.Int64
 	return runOwned(ctx, int64(min(lanes, len(batches))), "re-hash lane", func(ctx context.Context) error {

@@ -73,7 +73,8 @@ func Verify(ctx context.Context, m Memory, s Shard, opts Options) error {
 }
 
 // VerifyAll re-hashes every chunk of every shard: in place, on a device
-// that hashes (cuda.ChunkHasher), in batches of a few chunks per worker, two
+// that hashes (cuda.ChunkHasher), in batches of a few chunks per worker (a
+// GPU's whole launch where it hashes on the device), two
 // batches in flight so that the next is leased while one hashes; else copied
 // out, with one pool of workers over all chunks, so that many
 // small shards keep every worker as busy as one large one. It
@@ -82,7 +83,7 @@ func Verify(ctx context.Context, m Memory, s Shard, opts Options) error {
 // the first integrity failure, device fault or end of ctx, with the errors
 // of Verify. Once ctx ends, its copy-out workers stop within one chunk and
 // its in-place lanes once their batches in flight are hashed (two chunks per
-// core each); it returns only once they have.
+// core each, or a GPU launch); it returns only once they have.
 func VerifyAll(ctx context.Context, m Memory, shards []Shard, opts Options, matched func(i int)) error {
 	// Chunks are numbered across shards: shard i owns [starts[i], starts[i+1]).
 	starts := make([]int64, len(shards)+1)

@@ -2,6 +2,7 @@ package rehash
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -267,4 +268,54 @@ func TestInPlaceLeasesTheNextBatchWhileOneIsInFlight(t *testing.T) {
 	require.NoError(t, VerifyAll(context.Background(), meeting, shards, opts(1), func(int) { matched.Add(1) }))
 	assert.Equal(t, int32(len(shards)), matched.Load(), "every shard matched, one batch each")
 	assert.Zero(t, m.open, "every read lease ended")
+}
+
+// batchingSim is a Sim that, as a GPU does, asks for batches of batch
+// chunks, and counts the HashSpans calls it gets.
+type batchingSim struct {
+	*cuda.Sim
+	batch int64
+	calls atomic.Int32
+}
+
+func (b *batchingSim) BatchChunks() int64 { return b.batch }
+
+func (b *batchingSim) HashSpans(spans []cuda.Span) ([][][sha256.Size]byte, error) {
+	b.calls.Add(1)
+	return b.Sim.HashSpans(spans)
+}
+
+// batchingMemory is a simMemory whose device is a batchingSim.
+type batchingMemory struct {
+	*simMemory
+	dev *batchingSim
+}
+
+func (m *batchingMemory) Device() cuda.Device { return m.dev }
+
+func TestInPlaceBatchesAsTheDeviceAsks(t *testing.T) {
+	m := newSimMemory(t, false, 8<<20)
+	var shards []Shard
+	for i := range 40 {
+		shards = append(shards, m.seal(t, fmt.Sprint("s", i), randomBytes(2*chunkSize+1)))
+	}
+	for _, tc := range []struct {
+		name      string
+		batch     int64
+		workers   int
+		wantCalls int32
+	}{
+		{"a device's batch: every chunk in one call", 1 << 16, 1, 1},
+		{"a device's batch of 50 chunks", 50, 1, 3},
+		{"no batch asked for: two chunks a worker", 0, 2, 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dev := &batchingSim{Sim: m.sim, batch: tc.batch}
+			var matched atomic.Int32
+			require.NoError(t, VerifyAll(context.Background(), &batchingMemory{simMemory: m, dev: dev}, shards, opts(tc.workers),
+				func(int) { matched.Add(1) }))
+			assert.Equal(t, int32(len(shards)), matched.Load())
+			assert.Equal(t, tc.wantCalls, dev.calls.Load(), "%d chunks in calls of %d", 3*len(shards), batchLimit(dev, tc.workers))
+		})
+	}
 }
