@@ -28,8 +28,9 @@ type Device struct {
 
 	// kernel is the SHA-256 kernel, unless kernelErr says why it did not
 	// load. Both are set at Open and never change.
-	kernel    cudaKernel
-	kernelErr error
+	kernel      cudaKernel
+	kernelImage string
+	kernelErr   error
 
 	// lanes hold the launch lanes (laneCount of them) while no hash uses
 	// them; nil when the kernel did not load. regrow is set when memory is
@@ -59,7 +60,7 @@ func DeviceCount() (int, error) {
 // that names no device, and with messages.ErrDeviceFault if the device does
 // not answer; a kernel that does not load is logged, not an error.
 func Open(index int, opts ...Option) (*Device, error) {
-	o := driverOptions{log: slog.Default(), ptx: sha256PTX}
+	o := driverOptions{log: slog.Default(), images: kernelImages}
 	for _, opt := range opts {
 		opt(&o)
 	}

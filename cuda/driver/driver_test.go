@@ -243,7 +243,8 @@ func TestDriverOverFakeLibcuda(t *testing.T) {
 		"TestDriverOnDeviceLaunchFailure", "TestDriverOnDeviceHashesLikeTheHost",
 		"TestDriverOnDeviceReservesLaunchBuffersAtOpen", "TestDriverOnDeviceSplitsLaunchesAtTheirCapacity",
 		"TestDriverOnDeviceFullDeviceHashesOnTheHost", "TestDriverOnDeviceSealsAndVerifiesAModelTheSizeOfTheDevice",
-		"TestDriverOnDeviceScrubsAThousandShardsInALaunch",
+		"TestDriverOnDeviceScrubsAThousandShardsInALaunch", "TestDriverOnDeviceLoadsTheMatchingKernelImage",
+		"TestDriverOnDeviceFallsBackToThePTX", "TestDriverOnDeviceUUIDIsTheInstancesOwn",
 		"TestDriverOnDevicePointerReachesTheBytes", "TestDriverOnDeviceLeasePointerReachesTheSealedBytes",
 	} {
 		assert.Contains(t, report, "--- PASS: "+name+" ", "%s ran and passed", name)

@@ -91,7 +91,7 @@ func TestDriverOnDeviceFallsBackWhenTheKernelDoesNotLoad(t *testing.T) {
 		ptx  []byte
 		op   string
 	}{
-		{"not PTX", []byte("no kernel here"), "cuModuleLoadData"},
+		{"not PTX", []byte("no kernel here"), "cuModuleLoadDataEx"},
 		{"no such entry", bytes.ReplaceAll(sha256PTX, []byte(sha256Entry), []byte("vs_other_kernel")), "cuModuleGetFunction"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,6 +121,9 @@ func TestDriverOnDeviceFallsBackWhenTheKernelDoesNotLoad(t *testing.T) {
 			assert.Contains(t, lines[0], "level=WARN")
 			assert.Contains(t, lines[0], "SHA-256 kernel did not load")
 			assert.Contains(t, lines[0], tc.op)
+			if os.Getenv(fakeCUDAEnv) != "" && tc.op == "cuModuleLoadDataEx" {
+				assert.Contains(t, lines[0], "JIT error log: fake libcuda: neither PTX nor a cubin", "the JIT's error log is in the warning")
+			}
 		})
 	}
 }

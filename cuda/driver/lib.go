@@ -23,6 +23,7 @@ static vs_CUresult (*vs_cuDeviceGetCount)(int *);
 static vs_CUresult (*vs_cuDeviceGet)(vs_CUdevice *, int);
 static vs_CUresult (*vs_cuDeviceGetName)(char *, int, vs_CUdevice);
 static vs_CUresult (*vs_cuDeviceGetUuid)(vs_CUuuid *, vs_CUdevice);
+static vs_CUresult (*vs_cuDriverGetVersion)(int *);
 static vs_CUresult (*vs_cuDeviceTotalMem)(size_t *, vs_CUdevice);
 static vs_CUresult (*vs_cuDeviceGetAttribute)(int *, int, vs_CUdevice);
 static vs_CUresult (*vs_cuDevicePrimaryCtxRetain)(vs_CUcontext *, vs_CUdevice);
@@ -33,7 +34,8 @@ static vs_CUresult (*vs_cuMemFree)(vs_CUdeviceptr);
 static vs_CUresult (*vs_cuMemcpyHtoD)(vs_CUdeviceptr, const void *, size_t);
 static vs_CUresult (*vs_cuMemcpyDtoH)(void *, vs_CUdeviceptr, size_t);
 static vs_CUresult (*vs_cuMemGetInfo)(size_t *, size_t *);
-static vs_CUresult (*vs_cuModuleLoadData)(vs_CUmodule *, const void *);
+static vs_CUresult (*vs_cuModuleLoadDataEx)(vs_CUmodule *, const void *, unsigned int, int *, void **);
+static vs_CUresult (*vs_cuFuncGetAttribute)(int *, int, vs_CUfunction);
 static vs_CUresult (*vs_cuModuleUnload)(vs_CUmodule);
 static vs_CUresult (*vs_cuModuleGetFunction)(vs_CUfunction *, vs_CUmodule, const char *);
 static vs_CUresult (*vs_cuLaunchKernel)(vs_CUfunction, unsigned int, unsigned int, unsigned int,
@@ -53,8 +55,10 @@ static int vs_sym(void *lib, void **fn, const char *name) {
 // vs_load opens libcuda.so.1 and resolves every entry point the backend uses.
 // It returns 0 on success, 1 when the library cannot be opened, and 2 when an
 // entry point is missing (then *missing names it and the library is closed).
-// cuDeviceGetUuid is optional. The library is never closed after success:
-// the CUDA driver does not support being unloaded.
+// cuDeviceGetUuid_v2 (CUDA 11.4 on: a MIG instance's own UUID, as NVML
+// gives it, where the first version gives the parent GPU's) is used where
+// present, else cuDeviceGetUuid; both are optional. The library is never
+// closed after success: the CUDA driver does not support being unloaded.
 static int vs_load(const char **missing) {
 	void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
 	if (lib == NULL) {
@@ -76,7 +80,9 @@ static int vs_load(const char **missing) {
 		{(void **)&vs_cuMemcpyHtoD, "cuMemcpyHtoD_v2"},
 		{(void **)&vs_cuMemcpyDtoH, "cuMemcpyDtoH_v2"},
 		{(void **)&vs_cuMemGetInfo, "cuMemGetInfo_v2"},
-		{(void **)&vs_cuModuleLoadData, "cuModuleLoadData"},
+		{(void **)&vs_cuDriverGetVersion, "cuDriverGetVersion"},
+		{(void **)&vs_cuModuleLoadDataEx, "cuModuleLoadDataEx"},
+		{(void **)&vs_cuFuncGetAttribute, "cuFuncGetAttribute"},
 		{(void **)&vs_cuModuleUnload, "cuModuleUnload"},
 		{(void **)&vs_cuModuleGetFunction, "cuModuleGetFunction"},
 		{(void **)&vs_cuLaunchKernel, "cuLaunchKernel"},
@@ -99,11 +105,14 @@ static int vs_load(const char **missing) {
 		dlclose(lib);
 		return 2;
 	}
-	vs_sym(lib, (void **)&vs_cuDeviceGetUuid, "cuDeviceGetUuid");
+	if (!vs_sym(lib, (void **)&vs_cuDeviceGetUuid, "cuDeviceGetUuid_v2")) {
+		vs_sym(lib, (void **)&vs_cuDeviceGetUuid, "cuDeviceGetUuid");
+	}
 	return 0;
 }
 
 static vs_CUresult vs_init(void) { return vs_cuInit(0); }
+static vs_CUresult vs_driver_version(int *v) { return vs_cuDriverGetVersion(v); }
 
 static const char *vs_error_name(vs_CUresult r) {
 	const char *name = NULL;
@@ -159,14 +168,26 @@ static vs_CUresult vs_mem_info(vs_CUcontext ctx, size_t *free, size_t *total) {
 	return r != 0 ? r : vs_cuMemGetInfo(free, total);
 }
 
-// vs_module_load loads a PTX image (NUL-terminated) and finds entry in it.
-// *stage says which call failed: 0 cuModuleLoadData, 1 cuModuleGetFunction.
-// A module whose entry is missing is unloaded again.
-static vs_CUresult vs_module_load(vs_CUcontext ctx, const char *image, const char *entry,
-                                  vs_CUmodule *mod, vs_CUfunction *fn, int *stage) {
+// vs_log_bytes is the size of each of the JIT's info and error logs.
+#define vs_log_bytes 8192
+
+// vs_module_load loads image, PTX (NUL-terminated) or a cubin, with
+// cuModuleLoadDataEx, collecting the JIT's info and error logs (each
+// vs_log_bytes, NUL-terminated) in info and error, and finds entry in it.
+// *stage says which call failed: 0 cuModuleLoadDataEx, 1
+// cuModuleGetFunction. A module whose entry is missing is unloaded again.
+static vs_CUresult vs_module_load(vs_CUcontext ctx, const void *image, const char *entry,
+                                  vs_CUmodule *mod, vs_CUfunction *fn, int *stage, char *info, char *error) {
 	*stage = 0;
+	info[0] = error[0] = '\0';
 	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
-	if (r == 0) r = vs_cuModuleLoadData(mod, image);
+	if (r != 0) return r;
+	// CU_JIT_INFO_LOG_BUFFER, its size, CU_JIT_ERROR_LOG_BUFFER, its size,
+	// CU_JIT_LOG_VERBOSE.
+	int opts[] = {3, 4, 5, 6, 12};
+	void *vals[] = {info, (void *)(size_t)vs_log_bytes, error, (void *)(size_t)vs_log_bytes, (void *)(size_t)1};
+	r = vs_cuModuleLoadDataEx(mod, image, 5, opts, vals);
+	info[vs_log_bytes - 1] = error[vs_log_bytes - 1] = '\0';
 	if (r != 0) return r;
 	*stage = 1;
 	r = vs_cuModuleGetFunction(fn, *mod, entry);
@@ -175,6 +196,12 @@ static vs_CUresult vs_module_load(vs_CUcontext ctx, const char *image, const cha
 		*mod = NULL;
 	}
 	return r;
+}
+
+// vs_func_attribute reads a CUfunction_attribute of fn.
+static vs_CUresult vs_func_attribute(vs_CUcontext ctx, vs_CUfunction fn, int attr, int *value) {
+	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
+	return r != 0 ? r : vs_cuFuncGetAttribute(value, attr, fn);
 }
 
 static vs_CUresult vs_module_unload(vs_CUcontext ctx, vs_CUmodule mod) {
@@ -236,6 +263,7 @@ import "C"
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -413,22 +441,65 @@ type cudaKernel struct {
 	function C.vs_CUfunction
 }
 
-// loadKernel loads a PTX image and finds entry in it.
-func (d cudaDevice) loadKernel(ptx []byte, entry string) (cudaKernel, error) {
-	image := C.CString(string(ptx))
-	defer C.free(unsafe.Pointer(image))
+// jitLogs are what the driver's JIT said while loading a module.
+type jitLogs struct {
+	info, error string
+}
+
+// loadKernel loads image, PTX or a cubin, and finds entry in it. The JIT's
+// logs come back either way; a failure's error carries its error log.
+func (d cudaDevice) loadKernel(image []byte, entry string) (cudaKernel, jitLogs, error) {
+	// PTX must end in a NUL; a cubin carries its own length, and one more
+	// byte does not matter to it.
+	img := C.CBytes(append(image[:len(image):len(image)], 0))
+	defer C.free(img)
 	name := C.CString(entry)
 	defer C.free(unsafe.Pointer(name))
+	info, errLog := (*C.char)(C.malloc(C.vs_log_bytes)), (*C.char)(C.malloc(C.vs_log_bytes))
+	defer C.free(unsafe.Pointer(info))
+	defer C.free(unsafe.Pointer(errLog))
 	var k cudaKernel
 	var stage C.int
-	if res := C.vs_module_load(d.ctx, image, name, &k.module, &k.function, &stage); res != cudaSuccess {
-		op := "cuModuleLoadData"
+	res := C.vs_module_load(d.ctx, img, name, &k.module, &k.function, &stage, info, errLog)
+	logs := jitLogs{info: strings.TrimSpace(C.GoString(info)), error: strings.TrimSpace(C.GoString(errLog))}
+	if res != cudaSuccess {
+		op := "cuModuleLoadDataEx"
 		if stage == 1 {
 			op = "cuModuleGetFunction " + entry
 		}
-		return cudaKernel{}, cudaError(d.index, op, res)
+		err := cudaError(d.index, op, res)
+		if logs.error != "" {
+			err = fmt.Errorf("%w: JIT error log: %s", err, logs.error)
+		}
+		return cudaKernel{}, logs, err
 	}
-	return k, nil
+	return k, logs, nil
+}
+
+// CUfunction_attribute values the backend reads.
+const (
+	cuFuncMaxThreadsPerBlock = 0
+	cuFuncLocalSizeBytes     = 3
+	cuFuncNumRegs            = 4
+)
+
+// kernelAttribute reads a CUfunction_attribute of k.
+func (d cudaDevice) kernelAttribute(k cudaKernel, attr int) (int, error) {
+	var v C.int
+	if res := C.vs_func_attribute(d.ctx, k.function, C.int(attr), &v); res != cudaSuccess {
+		return 0, cudaError(d.index, "cuFuncGetAttribute", res)
+	}
+	return int(v), nil
+}
+
+// driverVersion returns the CUDA version the driver supports, as
+// cuDriverGetVersion does: 1000*major + 10*minor.
+func driverVersion() (int, error) {
+	var v C.int
+	if res := C.vs_driver_version(&v); res != cudaSuccess {
+		return 0, cudaError(-1, "cuDriverGetVersion", res)
+	}
+	return int(v), nil
 }
 
 // unloadKernel unloads a kernel from loadKernel.

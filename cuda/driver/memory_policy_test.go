@@ -61,7 +61,8 @@ var driverSymbol = regexp.MustCompile(`"(cu[A-Z][A-Za-z0-9_]*)"\s*[})]`)
 // allowedDriverSymbols are the CUDA entry points the backend may resolve:
 // cuMemAlloc_v2 is the only allocator, and nothing maps host memory. The
 // module and launch calls run the SHA-256 kernel, which is given device
-// pointers only; the stream calls order its launches, and the async copies
+// pointers only (cuFuncGetAttribute reads its registers and local memory
+// for the log); the stream calls order its launches, and the async copies
 // move its span table in and its digests out between the caller's pageable
 // memory and a digest buffer from cuMemAlloc_v2.
 var allowedDriverSymbols = map[string]bool{
@@ -71,6 +72,8 @@ var allowedDriverSymbols = map[string]bool{
 	"cuDeviceGet":                  true,
 	"cuDeviceGetName":              true,
 	"cuDeviceGetUuid":              true,
+	"cuDeviceGetUuid_v2":           true,
+	"cuDriverGetVersion":           true,
 	"cuDeviceTotalMem_v2":          true,
 	"cuDeviceGetAttribute":         true,
 	"cuDevicePrimaryCtxRetain":     true,
@@ -82,7 +85,8 @@ var allowedDriverSymbols = map[string]bool{
 	"cuMemcpyHtoD_v2":              true,
 	"cuMemcpyDtoH_v2":              true,
 	"cuMemGetInfo_v2":              true,
-	"cuModuleLoadData":             true,
+	"cuModuleLoadDataEx":           true,
+	"cuFuncGetAttribute":           true,
 	"cuModuleUnload":               true,
 	"cuModuleGetFunction":          true,
 	"cuLaunchKernel":               true,

@@ -7,9 +7,10 @@
  * live allocation, and releasing the primary context with allocations still
  * outstanding fails with FAKE_ERROR_ALLOCATIONS_OUTSTANDING_AT_RELEASE.
  *
- * Modules: cuModuleLoadData takes PTX text and keeps a copy; the only
- * function it can run is vramseal's SHA-256 kernel, vs_sha256_spans, and
- * only from PTX that declares that entry. cuLaunchKernel runs the host build
+ * Modules: cuModuleLoadDataEx takes PTX text and keeps a copy, or a cubin
+ * for the fake devices' compute capability (9.0), and writes its info and
+ * error logs; the only function it can run is vramseal's SHA-256 kernel,
+ * vs_sha256_spans, and only from PTX that declares that entry or a cubin. cuLaunchKernel runs the host build
  * of the same kernel source (../kernel/sha256.c), thread by thread over the
  * grid it is given, after checking the grid, the parameters and that the
  * kernel's reads (its span table and every span) and writes stay inside
@@ -57,6 +58,7 @@ enum {
 	FAKE_NOT_INITIALIZED = 3,
 	FAKE_INVALID_DEVICE = 101,
 	FAKE_INVALID_CONTEXT = 201,
+	FAKE_NO_BINARY_FOR_GPU = 209,
 	FAKE_INVALID_PTX = 218,
 	FAKE_INVALID_HANDLE = 400,
 	FAKE_NOT_READY = 600,
@@ -78,7 +80,8 @@ struct fake_alloc {
 /* A loaded module; a function is the module whose PTX declares the kernel,
  * once cuModuleGetFunction has found it there. */
 struct fake_module {
-	char *ptx;
+	char *ptx; /* "cubin" for a cubin */
+	int cubin;
 	int has_kernel;
 	struct fake_module *next;
 };
@@ -100,6 +103,8 @@ struct fake_ctx {
 };
 
 #define FAKE_KERNEL "vs_sha256_spans"
+#define FAKE_CC_MAJOR 9
+#define FAKE_CC_MINOR 0
 #define FAKE_MAX_BLOCK_THREADS 1024u
 
 static pthread_mutex_t fake_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -128,6 +133,7 @@ CUresult cuGetErrorName(CUresult r, const char **name) {
 	case FAKE_NOT_INITIALIZED: *name = "CUDA_ERROR_NOT_INITIALIZED"; return FAKE_SUCCESS;
 	case FAKE_INVALID_DEVICE: *name = "CUDA_ERROR_INVALID_DEVICE"; return FAKE_SUCCESS;
 	case FAKE_INVALID_CONTEXT: *name = "CUDA_ERROR_INVALID_CONTEXT"; return FAKE_SUCCESS;
+	case FAKE_NO_BINARY_FOR_GPU: *name = "CUDA_ERROR_NO_BINARY_FOR_GPU"; return FAKE_SUCCESS;
 	case FAKE_INVALID_PTX: *name = "CUDA_ERROR_INVALID_PTX"; return FAKE_SUCCESS;
 	case FAKE_INVALID_HANDLE: *name = "CUDA_ERROR_INVALID_HANDLE"; return FAKE_SUCCESS;
 	case FAKE_NOT_READY: *name = "CUDA_ERROR_NOT_READY"; return FAKE_SUCCESS;
@@ -161,11 +167,23 @@ CUresult cuDeviceGetName(char *name, int len, CUdevice dev) {
 	return FAKE_SUCCESS;
 }
 
-CUresult cuDeviceGetUuid(CUuuid *uuid, CUdevice dev) {
+/* cuDeviceGetUuid is a MIG instance's parent's UUID, cuDeviceGetUuid_v2 the
+ * instance's own; the fake's devices stand for MIG instances, so the two
+ * differ (in the first byte: 0xa0 against 0xb0). */
+static CUresult fake_uuid(CUuuid *uuid, CUdevice dev, unsigned char first) {
 	if (dev < 0 || dev >= FAKE_DEVICES) return FAKE_INVALID_DEVICE;
 	for (int i = 0; i < 16; i++) {
-		uuid->bytes[i] = (unsigned char)(0xa0 + i + dev);
+		uuid->bytes[i] = (unsigned char)(first + i + dev);
 	}
+	return FAKE_SUCCESS;
+}
+
+CUresult cuDeviceGetUuid(CUuuid *uuid, CUdevice dev) { return fake_uuid(uuid, dev, 0xa0); }
+CUresult cuDeviceGetUuid_v2(CUuuid *uuid, CUdevice dev) { return fake_uuid(uuid, dev, 0xb0); }
+
+CUresult cuDriverGetVersion(int *version) {
+	if (version == NULL) return FAKE_INVALID_VALUE;
+	*version = 12040;
 	return FAKE_SUCCESS;
 }
 
@@ -179,8 +197,8 @@ CUresult cuDeviceGetAttribute(int *value, int attr, CUdevice dev) {
 	if (dev < 0 || dev >= FAKE_DEVICES) return FAKE_INVALID_DEVICE;
 	switch (attr) {
 	case 18: *value = 0; return FAKE_SUCCESS; /* integrated */
-	case 75: *value = 9; return FAKE_SUCCESS; /* compute capability major */
-	case 76: *value = 0; return FAKE_SUCCESS; /* compute capability minor */
+	case 75: *value = FAKE_CC_MAJOR; return FAKE_SUCCESS; /* compute capability major */
+	case 76: *value = FAKE_CC_MINOR; return FAKE_SUCCESS; /* compute capability minor */
 	case 83: *value = 1; return FAKE_SUCCESS; /* managed memory */
 	case 88: *value = 0; return FAKE_SUCCESS; /* pageable memory access */
 	}
@@ -442,14 +460,57 @@ static int declares(const char *ptx, const char *name) {
 	return strstr(ptx, want) != NULL;
 }
 
-CUresult cuModuleLoadData(CUmodule *module, const void *image) {
-	if (module == NULL || image == NULL) return FAKE_INVALID_VALUE;
-	const char *ptx = image;
-	/* Enough of PTX to tell it from anything else: a version, a target and
-	 * at least one entry. A real driver compiles it; the fake keeps it. */
-	if (strstr(ptx, ".version ") == NULL || strstr(ptx, ".target sm_") == NULL ||
-	    strstr(ptx, ".entry ") == NULL) {
+/* cubin_arch returns the SM version (80 for sm_80) of a cubin: an ELF
+ * image for EM_CUDA (190) whose e_flags' low byte is the version; 0 if
+ * image is not one. */
+static int cubin_arch(const unsigned char *image) {
+	if (memcmp(image, "\x7f" "ELF", 4) != 0 || image[4] != 2 /* 64-bit */) return 0;
+	if (image[18] != 190 || image[19] != 0) return 0;
+	return image[48];
+}
+
+/* jit_log copies msg into the log buffer of the option pair (buffer,
+ * size) if the caller gave one, and sets the size to what was written. */
+static void jit_log(unsigned int n, const int *opts, void **vals, int buf_opt, int size_opt, const char *msg) {
+	char *buf = NULL;
+	int size_at = -1;
+	for (unsigned int i = 0; i < n; i++) {
+		if (opts[i] == buf_opt) buf = vals[i];
+		if (opts[i] == size_opt) size_at = (int)i;
+	}
+	if (buf == NULL || size_at < 0) return;
+	size_t size = (size_t)(uintptr_t)vals[size_at];
+	if (size == 0) return;
+	snprintf(buf, size, "%s", msg);
+	vals[size_at] = (void *)(uintptr_t)strlen(buf);
+}
+
+CUresult cuModuleLoadDataEx(CUmodule *module, const void *image, unsigned int n, int *opts, void **vals) {
+	if (module == NULL || image == NULL || (n > 0 && (opts == NULL || vals == NULL))) return FAKE_INVALID_VALUE;
+	for (unsigned int i = 0; i < n; i++) {
+		/* The log buffers and sizes, and verbose logging: all the backend
+		 * asks for. */
+		if (opts[i] < 3 || (opts[i] > 6 && opts[i] != 12)) return FAKE_INVALID_VALUE;
+	}
+	/* A cubin runs on its own major compute capability, minor at least its
+	 * own; the fake devices are 9.0. PTX: enough of it to tell it from
+	 * anything else, a version, a target and at least one entry. A real
+	 * driver compiles it; the fake keeps it. */
+	const char *text = image;
+	int arch = cubin_arch(image);
+	if (arch != 0) {
+		if (arch / 10 != FAKE_CC_MAJOR || arch % 10 > FAKE_CC_MINOR) {
+			jit_log(n, opts, vals, 5, 6, "fake libcuda: the cubin is not for this device's compute capability");
+			return FAKE_NO_BINARY_FOR_GPU;
+		}
+		text = "cubin";
+		jit_log(n, opts, vals, 3, 4, "fake libcuda: cubin loaded as it is");
+	} else if (strstr(text, ".version ") == NULL || strstr(text, ".target sm_") == NULL ||
+	           strstr(text, ".entry ") == NULL) {
+		jit_log(n, opts, vals, 5, 6, "fake libcuda: neither PTX nor a cubin");
 		return FAKE_INVALID_PTX;
+	} else {
+		jit_log(n, opts, vals, 3, 4, "fake libcuda: PTX kept, not compiled");
 	}
 	CUresult r = FAKE_SUCCESS;
 	pthread_mutex_lock(&fake_mu);
@@ -457,10 +518,11 @@ CUresult cuModuleLoadData(CUmodule *module, const void *image) {
 	struct fake_module *m = NULL;
 	if (c == NULL) {
 		r = FAKE_INVALID_CONTEXT;
-	} else if ((m = calloc(1, sizeof *m)) == NULL || (m->ptx = strdup(ptx)) == NULL) {
+	} else if ((m = calloc(1, sizeof *m)) == NULL || (m->ptx = strdup(text)) == NULL) {
 		free(m);
 		r = FAKE_OUT_OF_MEMORY;
 	} else {
+		m->cubin = arch != 0;
 		m->next = c->modules;
 		c->modules = m;
 		*module = m;
@@ -508,7 +570,7 @@ CUresult cuModuleGetFunction(CUfunction *fn, CUmodule module, const char *name) 
 		r = FAKE_INVALID_CONTEXT;
 	} else if (!live(c, module)) {
 		r = FAKE_INVALID_HANDLE;
-	} else if (strcmp(name, FAKE_KERNEL) != 0 || !declares(module->ptx, name)) {
+	} else if (strcmp(name, FAKE_KERNEL) != 0 || (!module->cubin && !declares(module->ptx, name))) {
 		r = FAKE_NOT_FOUND;
 	} else {
 		module->has_kernel = 1;
@@ -516,6 +578,28 @@ CUresult cuModuleGetFunction(CUfunction *fn, CUmodule module, const char *name) 
 	}
 	pthread_mutex_unlock(&fake_mu);
 	return r;
+}
+
+/* cuFuncGetAttribute answers for the fake's one kernel. Its figures are
+ * the fake's, not a GPU's: no registers, no local memory. */
+CUresult cuFuncGetAttribute(int *value, int attr, CUfunction fn) {
+	if (value == NULL) return FAKE_INVALID_VALUE;
+	CUresult r = FAKE_SUCCESS;
+	pthread_mutex_lock(&fake_mu);
+	struct fake_ctx *c = current();
+	if (c == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else if (!live(c, fn) || !fn->has_kernel) {
+		r = FAKE_INVALID_HANDLE;
+	}
+	pthread_mutex_unlock(&fake_mu);
+	if (r != FAKE_SUCCESS) return r;
+	switch (attr) {
+	case 0: *value = (int)FAKE_MAX_BLOCK_THREADS; return FAKE_SUCCESS; /* max threads per block */
+	case 3: *value = 0; return FAKE_SUCCESS;                           /* local bytes */
+	case 4: *value = 0; return FAKE_SUCCESS;                           /* registers */
+	}
+	return FAKE_INVALID_VALUE;
 }
 
 CUresult cuLaunchKernel(CUfunction fn, unsigned int grid_x, unsigned int grid_y, unsigned int grid_z,
