@@ -1,150 +1,271 @@
 #!/usr/bin/env bash
-# gpucheck.sh checks vramseal on a machine with an NVIDIA GPU and driver but
-# no Go toolchain. It uses binaries built elsewhere, from the repository root:
+# gpucheck.sh is a one-shot instrument for vramseal on a machine with an
+# NVIDIA GPU and driver but no Go toolchain: one run answers everything, in
+# a bounded time, even when steps fail. Build its binaries elsewhere, from
+# the repository root:
 #
-#   ./make.sh build
-#   CGO_CFLAGS="-O2 -g -Wno-deprecated-declarations" go test -c -o bin/cuda.test ./cuda/driver/
+#   cuda/gpucheck.sh build          (bin/vramseal, bin/cuda.test and
+#                                    bin/gpucheck.commit, the commit they
+#                                    are built from)
 #
-# (the flags make.sh builds with: cgo's default -O2 -g, minus go-nvml's
-# deprecation warnings)
-#
-# Copy bin/ and this script to the GPU machine and run:
+# then copy bin/ and this script to the GPU machine and run:
 #
 #   cuda/gpucheck.sh [BIN_DIR]      (BIN_DIR defaults to ./bin)
 #
-# GPUCHECK_MODEL_BYTES changes the synthetic model's size (default 1 GiB);
-# GPUCHECK_HASH_BYTES the allocation hashed for throughput (default 4 GiB,
-# at most half the free memory); GPUCHECK_TIMEOUT the seconds the whole
-# check may take (default 540, to fit one 10-minute command of a 15-minute
-# device lease): each step gets what is left, and a step that runs out fails.
+# Every step runs, whatever the ones before it did, each under
+# "timeout -k" within its own cap and what is left of the budget,
+# GPUCHECK_TIMEOUT seconds (default 300, which leaves a 15-minute device
+# lease time for start-up and a rerun); the caps plus their kill grace fit
+# in the default budget, and the script says so before it starts. Each
+# step's full output goes to a log in $OUT (else $GPUCHECK_OUT, else a new
+# temporary directory), kept; stdout is only the header (commit, GPU,
+# driver, MIG and compute mode, clocks, glibc, libcuda) and a summary table
+# of step, result, seconds and figure, under 4,000 characters. It exits 1
+# if any step failed.
 #
-# It runs, and stops at the first failure:
-#   1. the Device contract suite against CUDA device 0 (TestDriverContract),
-#      which must run, not skip;
-#   2. vramseal devices;
-#   3. vramseal run --backend cuda for 20 s on a 1 GiB synthetic model, with a
-#      fresh 0600 token file and audit log, scrubbing every 5 s, then
-#      vramseal audit verify on the log it wrote;
-#   4. BenchmarkDriverCopy, and prints host-to-device, device-to-host and
-#      verify (device-to-host plus SHA-256) throughput;
-#   5. the SHA-256 kernel against host hashing of the same shards, 1 MiB to
-#      1 GiB, in 64 KiB and 4 MiB chunks (TestDriverOnDeviceHashesLikeTheHost:
-#      every digest equal, and the kernel must have loaded);
-#   6. device pointers reach the bytes: a copy through an allocation's
-#      pointer against its bytes (TestDriverOnDevicePointerReachesTheBytes),
-#      and, through the embedding API, a supervisor runtime over the Driver
-#      that seals a shard of random bytes and acquires it (plain and
-#      verified): Lease.Size() bytes copied device-to-host through
-#      Lease.DevicePointer() must hash to the shard record's digest
-#      (TestDriverOnDeviceLeasePointerReachesTheSealedBytes);
-#   7. BenchmarkDriverHash, and prints GB/s for hashing on the device (one
-#      thread per chunk, by chunk size, in one launch; and 4 MiB chunks in a
-#      launch per 256 MiB), for device-to-host plus SHA-256 on every core,
-#      and for device-to-host alone, with their ratios.
-# Needs: bash, coreutils, awk, grep; nvidia-smi is used when present.
-set -euo pipefail
+# Steps:
+#   contract  the Device contract suite on CUDA device 0 (TestDriverContract)
+#   device    every TestDriverOnDevice* test
+#   kernel    the SHA-256 kernel loaded (a failure here means the scrub would
+#             copy every byte out): which image, registers, local memory
+#   copy      BenchmarkDriverCopy: host-to-device and device-to-host GB/s
+#   hash      BenchmarkDriverHash: kernel GB/s by chunk size (64 KiB, 1 MiB,
+#             4 MiB) for one shard and for a whole-device batch of shards,
+#             against device-to-host plus SHA-256 on every core
+#   devices   vramseal devices (needs NVML; skipped without it)
+#   run       vramseal run --backend cuda on a synthetic model
+#             (GPUCHECK_MODEL_BYTES, default 1 GiB) for GPUCHECK_RUN_SECONDS
+#             (default 20) with scrubbing every 2 s: its scrub rate
+#   audit     vramseal audit verify on the run's audit log
+#
+# GPUCHECK_HASH_BYTES sets the bytes the hash benchmark hashes (default
+# 4 GiB, at most half the free memory). Needs bash, coreutils (timeout),
+# awk, grep; nvidia-smi and ldconfig are used when present.
+set -uo pipefail # not -e: a failed step must not stop the others
 
-bin_dir=${1:-bin}
-model_bytes=${GPUCHECK_MODEL_BYTES:-1073741824}
-budget=${GPUCHECK_TIMEOUT:-540}
-deadline=$((SECONDS + budget))
-cuda_test="$bin_dir/cuda.test"
-vramseal="$bin_dir/vramseal"
+here=$(cd "$(dirname "$0")" && pwd)
 
-fail() { printf 'gpucheck: %s\n' "$*" >&2; exit 1; }
-# left is the time the next command may take: what is left of the budget,
-# at least a second (a zero timeout would mean none).
-left() { printf '%ds' $((deadline - SECONDS > 0 ? deadline - SECONDS : 1)); }
-step() {
-	((SECONDS < deadline)) || fail "out of time: GPUCHECK_TIMEOUT is ${budget}s"
-	printf '\n== %s\n' "$*"
-}
-
-for exe in "$cuda_test" "$vramseal"; do
-	[[ -x $exe ]] || fail "$exe is missing or not executable; build it as this script's header says"
-done
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/vramseal-gpucheck.XXXXXX")
-trap 'rm -rf -- "$work"' EXIT
-
-step "GPU"
-if command -v nvidia-smi >/dev/null 2>&1; then
-	nvidia-smi --query-gpu=index,name,memory.total,memory.used,driver_version --format=csv
-else
-	echo "nvidia-smi not found; relying on the driver library alone"
+if [[ ${1:-} == build ]]; then
+	set -e
+	cd "$here/.."
+	./make.sh build
+	CGO_CFLAGS="-O2 -g -Wno-deprecated-declarations" go test -c -o bin/cuda.test ./cuda/driver/
+	{
+		git rev-parse HEAD
+		git status --porcelain --untracked-files=no | grep -q . && echo "(with uncommitted changes)"
+	} | paste -sd ' ' >bin/gpucheck.commit
+	exit 0
 fi
 
-step "Device contract on CUDA device 0"
-contract_log="$work/contract.log"
-"$cuda_test" -test.timeout "$(left)" -test.run '^TestDriverContract$' -test.v -test.count 1 2>&1 | tee "$contract_log"
-grep -q -- '--- PASS: TestDriverContract ' "$contract_log" ||
-	fail "TestDriverContract did not pass (skipped means no driver or GPU was found)"
+bin_dir=${1:-bin}
+budget=${GPUCHECK_TIMEOUT:-300}
+model_bytes=${GPUCHECK_MODEL_BYTES:-1073741824}
+run_seconds=${GPUCHECK_RUN_SECONDS:-20}
+out=${OUT:-${GPUCHECK_OUT:-}}
+[[ -n $out ]] || out=$(mktemp -d "${TMPDIR:-/tmp}/vramseal-gpucheck.XXXXXX")
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+cuda_test="$bin_dir/cuda.test"
+vramseal="$bin_dir/vramseal"
+summary="$out/summary.txt"
+: >"$summary"
 
-step "vramseal devices"
-timeout "$(left)" "$vramseal" devices
+# say prints a line of the summary and keeps it in $out/summary.txt.
+say() { printf '%s\n' "$*" | tee -a "$summary"; }
 
-step "vramseal run --backend cuda on a $model_bytes-byte synthetic model"
-(
-	umask 077
-	head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n' >"$work/token"
-	head -c "$model_bytes" /dev/urandom >"$work/model.bin"
-)
-[[ $(stat -c %a "$work/token") == 600 ]] || fail "token file is not mode 0600"
-timeout "$(left)" "$vramseal" run --backend cuda --duration 20s --verify-interval 5s --listen 127.0.0.1:0 \
-	--token-file "$work/token" --audit-log "$work/audit.jsonl" "$work/model.bin"
-timeout "$(left)" "$vramseal" audit verify --token-file "$work/token" "$work/audit.jsonl"
+# grace is the -k of every timeout: how long a command that ignores SIGTERM
+# (vramseal run waiting on a stuck copy) gets before SIGKILL.
+grace=3
+# The steps in order, with the most seconds each may take.
+steps=(contract:35 device:75 kernel:0 copy:25 hash:50 devices:10 run:45 audit:10)
+planned=0
+for s in "${steps[@]}"; do
+	cap=${s#*:}
+	((cap > 0)) && planned=$((planned + cap + grace))
+done
+deadline=$((SECONDS + budget))
 
-step "Copy throughput (BenchmarkDriverCopy)"
-bench_log="$work/bench.log"
-"$cuda_test" -test.timeout "$(left)" -test.run '^$' -test.bench '^BenchmarkDriverCopy$' -test.benchtime 20x 2>&1 | tee "$bench_log"
-awk '
-	/^BenchmarkDriverCopy\/(HtoD|DtoH|Verify)/ {
-		name = $1; sub(/^BenchmarkDriverCopy\//, "", name); sub(/-[0-9]+$/, "", name)
-		for (i = 2; i < NF; i++) if ($(i + 1) == "MB/s") rate[name] = $i
-	}
-	END {
-		if (!("HtoD" in rate) || !("DtoH" in rate) || !("Verify" in rate)) exit 1
-		printf "host-to-device: %10.0f MB/s\n", rate["HtoD"]
-		printf "device-to-host: %10.0f MB/s\n", rate["DtoH"]
-		printf "verify:         %10.0f MB/s  (device-to-host + SHA-256, one core)\n", rate["Verify"]
-	}
-' "$bench_log" || fail "BenchmarkDriverCopy reported no throughput (skipped means no driver or GPU was found)"
+# has_lib reports whether the dynamic loader would find library $1.
+has_lib() {
+	local d
+	for d in ${LD_LIBRARY_PATH//:/ }; do
+		[[ -e $d/$1 ]] && return 0
+	done
+	command -v ldconfig >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep -qF "$1 "
+}
 
-step "SHA-256 kernel against host hashing (TestDriverOnDeviceHashesLikeTheHost)"
-kernel_log="$work/kernel.log"
-"$cuda_test" -test.timeout "$(left)" -test.run '^TestDriverOnDeviceHashesLikeTheHost$' -test.v -test.count 1 2>&1 | tee "$kernel_log"
-grep -q -- '--- PASS: TestDriverOnDeviceHashesLikeTheHost ' "$kernel_log" ||
-	fail "the kernel's digests did not match host hashing, or the kernel did not load"
+# rate prints benchmark $1's MB/s from log $2 as GB/s, or "?".
+rate() {
+	awk -v want="$1" '
+		{ name = $1; sub(/-[0-9]+$/, "", name) }
+		name == want { for (i = 2; i < NF; i++) if ($(i + 1) == "MB/s") { printf "%.1f", $i / 1000; found = 1; exit } }
+		END { if (!found) printf "?" }
+	' "$2"
+}
 
-step "Device pointers reach the bytes, also a lease's through the embedding API"
-pointer_log="$work/pointer.log"
-"$cuda_test" -test.timeout "$(left)" -test.run '^TestDriverOnDevice(Lease)?PointerReaches' -test.v -test.count 1 2>&1 | tee "$pointer_log"
-grep -q -- '--- PASS: TestDriverOnDevicePointerReachesTheBytes ' "$pointer_log" ||
-	fail "a copy through an allocation's device pointer did not match its bytes"
-grep -q -- '--- PASS: TestDriverOnDeviceLeasePointerReachesTheSealedBytes ' "$pointer_log" ||
-	fail "a copy through a lease's device pointer did not match the shard's digest"
-grep -F 'bytes copied out through the device pointer of a lease' "$pointer_log" | sed 's/^ *[^ :]*:[0-9]*: //'
+# ---- header
+say "== vramseal gpucheck $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+say "commit:  $(cat "$bin_dir/gpucheck.commit" 2>/dev/null || echo "unknown (bin/gpucheck.commit missing: build with 'cuda/gpucheck.sh build')")"
+say "glibc:   $(getconf GNU_LIBC_VERSION 2>/dev/null || echo unknown); kernel $(uname -r)"
+libcuda=$(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 / { print $NF; exit }')
+say "libcuda: ${libcuda:-not in the ldconfig cache}${LD_LIBRARY_PATH:+ (LD_LIBRARY_PATH=$LD_LIBRARY_PATH)}"
+if command -v nvidia-smi >/dev/null 2>&1; then
+	timeout -k "$grace" 15 nvidia-smi >"$out/nvidia-smi.log" 2>&1
+	timeout -k "$grace" 15 nvidia-smi --format=csv,noheader --query-gpu=index,name,driver_version,mig.mode.current,compute_mode,persistence_mode,clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,memory.total,memory.used \
+		>"$out/gpus.csv" 2>&1
+	while IFS=, read -r idx name drv mig mode pers sm smax mem mmax total used; do
+		say "gpu $idx:  $name; driver $drv; MIG ${mig# }; compute mode ${mode# }; persistence ${pers# }"
+		say "         clocks SM $sm of $smax, memory $mem of $mmax; memory $used used of $total"
+	done <"$out/gpus.csv"
+else
+	say "gpu:     nvidia-smi not found; the device tests report what the driver says"
+fi
+say "time:    budget ${budget}s; steps capped at ${planned}s in all (caps plus ${grace}s kill grace each)"
+say "logs:    $out"
+say ""
+say "$(printf '%-9s %-5s %5s  %s' step result secs figure)"
 
-step "Hash throughput (BenchmarkDriverHash)"
-hash_log="$work/hash.log"
-"$cuda_test" -test.timeout "$(left)" -test.run '^$' -test.bench '^BenchmarkDriverHash$' -test.benchtime 5x 2>&1 | tee "$hash_log"
-awk '
-	/^BenchmarkDriverHash\// {
-		name = $1; sub(/^BenchmarkDriverHash\//, "", name); sub(/-[0-9]+$/, "", name)
-		for (i = 2; i < NF; i++) if ($(i + 1) == "MB/s") rate[name] = $i / 1000
-		order[++n] = name
-	}
-	END {
-		if (!("DtoH" in rate) || !("DtoH+SHA256" in rate) || !("device/4096KiB" in rate)) exit 1
-		for (i = 1; i <= n; i++) {
-			name = order[i]
-			if (name !~ /^device\//) continue
-			printf "device hashing, %-34s %8.1f GB/s  (%5.1f x DtoH, %5.1f x DtoH+SHA256)\n", substr(name, 8) " chunks:",
-				rate[name], rate[name] / rate["DtoH"], rate[name] / rate["DtoH+SHA256"]
-		}
-		printf "DtoH + SHA-256, all cores:                          %8.1f GB/s\n", rate["DtoH+SHA256"]
-		printf "DtoH alone:                                         %8.1f GB/s\n", rate["DtoH"]
-	}
-' "$hash_log" || fail "BenchmarkDriverHash reported no throughput (skipped means no driver or GPU was found)"
+failed=0
+# step NAME CAP runs step_NAME with $log and $limit set, and adds its row:
+# step_NAME returns 0 pass, 2 skip, anything else fail, and sets $figure.
+step() {
+	local name=$1 cap=$2 started=$SECONDS result rc
+	log="$out/$name.log"
+	: >"$log"
+	figure=""
+	limit=$((deadline - SECONDS - grace))
+	((limit > cap)) && limit=$cap
+	if ((cap > 0 && limit < 1)); then
+		result=SKIP figure="skipped: out of time (GPUCHECK_TIMEOUT ${budget}s)"
+	else
+		"step_$name"
+		rc=$?
+		case $rc in
+		0) result=PASS ;;
+		2) result=SKIP ;;
+		124 | 137) result=FAIL figure="timed out after ${limit}s${figure:+; $figure}" ;;
+		*) result=FAIL ;;
+		esac
+	fi
+	[[ $result == FAIL ]] && failed=$((failed + 1))
+	say "$(printf '%-9s %-5s %5d  %s' "$name" "$result" $((SECONDS - started)) "${figure:0:300}")"
+}
 
-step "gpucheck passed"
+# run_test PATTERN runs cuda.test's tests matching PATTERN into $log.
+run_test() {
+	[[ -x $cuda_test ]] || { figure="$cuda_test is missing: build with 'cuda/gpucheck.sh build'"; return 1; }
+	timeout -k "$grace" "$limit" "$cuda_test" -test.run "$1" -test.v -test.count 1 >>"$log" 2>&1
+}
+
+# run_bench PATTERN TIMES runs cuda.test's benchmarks matching PATTERN.
+run_bench() {
+	[[ -x $cuda_test ]] || { figure="$cuda_test is missing: build with 'cuda/gpucheck.sh build'"; return 1; }
+	timeout -k "$grace" "$limit" "$cuda_test" -test.run '^$' -test.bench "$1" -test.benchtime "$2" >>"$log" 2>&1
+}
+
+step_contract() {
+	run_test '^TestDriverContract$'
+	local rc=$?
+	figure="$(grep -c -- '--- PASS: TestDriverContract/' "$log") checks passed, $(grep -c -- '--- FAIL: TestDriverContract/' "$log") failed"
+	grep -q -- '--- SKIP: TestDriverContract ' "$log" && figure="skipped: no driver or GPU found" && return 1
+	((rc == 0)) && grep -q -- '--- PASS: TestDriverContract ' "$log" || return $((rc ? rc : 1))
+}
+
+step_device() {
+	run_test '^TestDriverOnDevice'
+	local rc=$? pass fail skip
+	pass=$(grep -c -- '^--- PASS: TestDriverOnDevice' "$log")
+	fail=$(grep -- '^--- FAIL: TestDriverOnDevice' "$log" | awk '{ print $3 }' | paste -sd ' ')
+	skip=$(grep -c -- '^--- SKIP: TestDriverOnDevice' "$log")
+	figure="$pass passed, $skip skipped, failed: ${fail:-none}"
+	((rc == 0 && pass > 0)) || return $((rc ? rc : 1))
+}
+
+step_kernel() {
+	local device="$out/device.log" line
+	line=$(grep -m1 -F 'SHA-256 kernel loaded' "$device")
+	printf '%s\n' "$line" >>"$log"
+	if ! grep -q -- '--- PASS: TestDriverOnDeviceLoadsTheMatchingKernelImage ' "$device" || [[ -z $line ]]; then
+		figure="no sign the kernel loaded (TestDriverOnDeviceLoadsTheMatchingKernelImage did not pass; see device.log): the scrub would copy every byte out"
+		return 1
+	fi
+	figure=$(grep -oE '(name="[^"]*"|image="[^"]*"|image=[^ ]+|compute_capability=[^ ]+|cuda_driver_version=[^ ]+|registers=[^ ]+|local_bytes=[^ ]+)' <<<"$line" |
+		paste -sd ' ')
+	grep -qE 'local_bytes=0( |$)' <<<"$line" || { figure="local memory used: $figure"; return 1; }
+}
+
+step_copy() {
+	run_bench '^BenchmarkDriverCopy$' 10x
+	local rc=$?
+	figure="HtoD $(rate BenchmarkDriverCopy/HtoD "$log") GB/s, DtoH $(rate BenchmarkDriverCopy/DtoH "$log") GB/s, DtoH+SHA-256 on one core $(rate BenchmarkDriverCopy/Verify "$log") GB/s"
+	((rc == 0)) && grep -q '^ok\|^PASS' "$log" || return $((rc ? rc : 1))
+}
+
+step_hash() {
+	run_bench '^BenchmarkDriverHash$' 5x
+	local rc=$? kind c row
+	figure="kernel GB/s at 64KiB/1MiB/4MiB chunks:"
+	for kind in shard device; do
+		row=""
+		for c in 64 1024 4096; do
+			row+="${row:+/}$(rate "BenchmarkDriverHash/$kind/${c}KiB" "$log")"
+		done
+		figure+=" $kind $row;"
+	done
+	figure+=" DtoH+SHA-256 all cores $(rate BenchmarkDriverHash/DtoH+SHA256 "$log"), DtoH $(rate BenchmarkDriverHash/DtoH "$log")"
+	((rc == 0)) && grep -q '^ok\|^PASS' "$log" || return $((rc ? rc : 1))
+}
+
+step_devices() {
+	has_lib libnvidia-ml.so.1 || { figure="skipped: no NVML (libnvidia-ml.so.1)"; return 2; }
+	[[ -x $vramseal ]] || { figure="$vramseal is missing"; return 1; }
+	timeout -k "$grace" "$limit" "$vramseal" devices >>"$log" 2>&1
+	local rc=$?
+	figure=$(grep -v '^\s*$' "$log" | head -n 2 | paste -sd ';' | cut -c1-200)
+	return $rc
+}
+
+step_run() {
+	[[ -x $vramseal ]] || { figure="$vramseal is missing: build with 'cuda/gpucheck.sh build'"; return 1; }
+	local work="$out/run"
+	mkdir -p "$work"
+	(
+		umask 077
+		head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n' >"$work/token"
+		head -c "$model_bytes" /dev/urandom >"$work/model.bin"
+	)
+	[[ $(stat -c %a "$work/token") == 600 ]] || { figure="token file is not mode 0600"; return 1; }
+	timeout -k "$grace" "$limit" "$vramseal" run --backend cuda --duration "${run_seconds}s" --verify-interval 2s \
+		--listen 127.0.0.1:0 --token-file "$work/token" --audit-log "$work/audit.jsonl" "$work/model.bin" >>"$log" 2>&1
+	local rc=$? passes rate chunk
+	rm -f -- "$work/model.bin"
+	passes=$(grep -c 'msg="scrub pass"' "$log")
+	rate=$(grep 'msg="scrub pass"' "$log" | tail -n 1 | grep -oE 'rate=("[^"]*"|[^ ]*)' | cut -d= -f2 | tr -d '"')
+	chunk=$(grep -m1 -o 'chunk_size=[^ ]*' "$log" | cut -d= -f2)
+	figure="$model_bytes-byte model, chunk size ${chunk:-?}: scrub passes $passes, the last at ${rate:-?}"
+	((rc == 0 && passes > 0)) || return $((rc ? rc : 1))
+}
+
+step_audit() {
+	[[ -x $vramseal ]] || { figure="$vramseal is missing"; return 1; }
+	[[ -s $out/run/audit.jsonl ]] || { figure="no audit log: the run step did not write one"; return 1; }
+	timeout -k "$grace" "$limit" "$vramseal" audit verify --token-file "$out/run/token" "$out/run/audit.jsonl" >>"$log" 2>&1
+	local rc=$?
+	figure=$(grep -m1 -oE 'is intact: [0-9]+ records|.*(tamper|mismatch|invalid).*' "$log" | cut -c1-200)
+	return $rc
+}
+
+for s in "${steps[@]}"; do
+	step "${s%%:*}" "${s#*:}"
+done
+
+if grep -qF 'vramseal fake CUDA device' "$out/device.log" 2>/dev/null; then
+	say "note:    the stand-in libcuda answered, not a GPU: every figure above is this host's"
+fi
+say ""
+say "time:    used $((SECONDS - deadline + budget))s of ${budget}s"
+if ((failed > 0)); then
+	say "gpucheck: FAIL ($failed of ${#steps[@]} steps failed; logs in $out)"
+	exit 1
+fi
+say "gpucheck: PASS"

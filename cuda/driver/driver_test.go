@@ -210,26 +210,11 @@ func TestDriverOnDeviceCloseFreesEverything(t *testing.T) {
 // machines without a GPU. It is not a GPU: real devices run the same tests
 // through TestDriverContract on a machine with one.
 func TestDriverOverFakeLibcuda(t *testing.T) {
-	if os.Getenv(fakeCUDAEnv) != "" {
-		t.Skip("already running over the fake libcuda")
-	}
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "cc"
-	}
-	if _, err := exec.LookPath(cc); err != nil {
-		t.Skipf("no C compiler to build the fake libcuda: %v", err)
-	}
-	dir := t.TempDir()
-	build := exec.Command(cc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", filepath.Join(dir, "libcuda.so.1"),
-		filepath.Join("testdata", "fake_libcuda.c"), filepath.Join("kernel", "sha256.c"), "-lpthread")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "building the fake libcuda:\n%s", out)
-
+	dir := buildFakeLibcuda(t)
 	child := exec.Command(os.Args[0], "-test.run=^(TestDriverContract|TestDriverOnDevice.*)$", "-test.v", "-test.count=1",
 		"-test.bench=^(BenchmarkDriverCopy|BenchmarkDriverHash)$", "-test.benchtime=2x")
 	child.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, fakeCUDAEnv+"=1")
-	out, err = child.CombinedOutput()
+	out, err := child.CombinedOutput()
 	require.NoError(t, err, "driver tests over the fake libcuda:\n%s", out)
 
 	report := string(out)
@@ -251,11 +236,35 @@ func TestDriverOverFakeLibcuda(t *testing.T) {
 	}
 	for _, name := range []string{
 		"BenchmarkDriverCopy/HtoD", "BenchmarkDriverCopy/DtoH", "BenchmarkDriverCopy/Verify",
-		"BenchmarkDriverHash/device/64KiB", "BenchmarkDriverHash/device/4096KiB",
+		"BenchmarkDriverHash/shard/64KiB", "BenchmarkDriverHash/shard/1024KiB", "BenchmarkDriverHash/shard/4096KiB",
+		"BenchmarkDriverHash/device/64KiB", "BenchmarkDriverHash/device/1024KiB", "BenchmarkDriverHash/device/4096KiB",
 		"BenchmarkDriverHash/DtoH+SHA256", "BenchmarkDriverHash/DtoH",
 	} {
 		assert.True(t, strings.Contains(report, name), "benchmark %s ran:\n%s", name, report)
 	}
+}
+
+// buildFakeLibcuda builds testdata/fake_libcuda.c as libcuda.so.1 in a
+// directory it returns, or skips the test without a C compiler or when it
+// already runs over the fake.
+func buildFakeLibcuda(t *testing.T) string {
+	t.Helper()
+	if os.Getenv(fakeCUDAEnv) != "" {
+		t.Skip("already running over the fake libcuda")
+	}
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	if _, err := exec.LookPath(cc); err != nil {
+		t.Skipf("no C compiler to build the fake libcuda: %v", err)
+	}
+	dir := t.TempDir()
+	build := exec.Command(cc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", filepath.Join(dir, "libcuda.so.1"),
+		filepath.Join("testdata", "fake_libcuda.c"), filepath.Join("kernel", "sha256.c"), "-lpthread")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "building the fake libcuda:\n%s", out)
+	return dir
 }
 
 // benchAllocation allocates size bytes on d for a benchmark, 16 MiB over

@@ -75,13 +75,15 @@ func TestDriverOnDeviceHashesLikeTheHost(t *testing.T) {
 	}
 }
 
-// BenchmarkDriverHash measures, on CUDA device 0, hashing one allocation's
-// chunks with the kernel in one launch (device/<chunk size>) and in a
-// launch per 256 MiB (device/4096KiB-a-call-per-256MiB), copying 4 MiB chunks out
-// and hashing them on every core (DtoH+SHA256, the path without the
-// kernel), and the copies alone (DtoH). The MB/s columns compare directly.
-// The allocation is 4 GiB, or GPUCHECK_HASH_BYTES, at most half the free
-// memory. It skips without a driver.
+// BenchmarkDriverHash measures, on CUDA device 0, hashing with the kernel
+// by chunk size (64 KiB, 1 MiB, 4 MiB): shard/<chunk> hashes one shard's
+// allocation in one HashChunks call, as Verify does; device/<chunk> hashes
+// the chunks of all of several such shards in one HashSpans call, as a scrub
+// pass does. DtoH+SHA256 copies 4 MiB chunks out and hashes them on every
+// core (the path without the kernel), DtoH copies alone. The MB/s columns
+// compare directly. The shards are 256 MiB each, 4 GiB in all, or
+// GPUCHECK_HASH_BYTES, at most half the free memory (16 MiB in 4 MiB shards
+// over the fake libcuda). It skips without a driver.
 func BenchmarkDriverHash(b *testing.B) {
 	d := openTestDriver(b)
 	if !d.HashesOnDevice() {
@@ -95,30 +97,33 @@ func BenchmarkDriverHash(b *testing.B) {
 	}
 	h, size := benchAllocation(b, d, want)
 	fillDevice(b, d, h, size, 1)
+	shard := min(int64(256<<20), size)
+	if os.Getenv(fakeCUDAEnv) != "" {
+		shard = 4 << 20
+	}
 
 	for _, chunk := range []int64{64 << 10, 1 << 20, 4 << 20} {
+		b.Run(fmt.Sprintf("shard/%dKiB", chunk>>10), func(b *testing.B) {
+			b.SetBytes(shard)
+			for b.Loop() {
+				if _, err := d.HashChunks(h, 0, shard, chunk); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		var spans []cuda.Span
+		for off := int64(0); off < size; off += shard {
+			spans = append(spans, cuda.Span{Handle: h, Offset: off, Length: min(shard, size-off), ChunkSize: chunk})
+		}
 		b.Run(fmt.Sprintf("device/%dKiB", chunk>>10), func(b *testing.B) {
 			b.SetBytes(size)
 			for b.Loop() {
-				if _, err := d.HashChunks(h, 0, size, chunk); err != nil {
+				if _, err := d.HashSpans(spans); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
 	}
-	// The same 4 MiB chunks, a launch per 256 MiB shard: what hashing shard
-	// by shard costs against one launch for all of them.
-	b.Run("device/4096KiB-a-call-per-256MiB", func(b *testing.B) {
-		const chunk, shard = 4 << 20, 256 << 20
-		b.SetBytes(size)
-		for b.Loop() {
-			for off := int64(0); off < size; off += shard {
-				if _, err := d.HashChunks(h, off, min(shard, size-off), chunk); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-	})
 	copyOut := func(b *testing.B, hash bool) {
 		const chunk = 4 << 20
 		b.SetBytes(size)

@@ -124,7 +124,7 @@ func (d *Device) loadHashKernel(o driverOptions) error {
 // and the most threads a block may have, the JIT's info log, and why any
 // image before it did not load.
 func (d *Device) logKernel(log *slog.Logger, logs jitLogs, skipped error) {
-	attrs := []any{"image", d.kernelImage, "compute_capability", fmt.Sprintf("%d.%d", d.props.ComputeMajor, d.props.ComputeMinor)}
+	attrs := []any{"name", d.props.Name, "image", d.kernelImage, "compute_capability", fmt.Sprintf("%d.%d", d.props.ComputeMajor, d.props.ComputeMinor)}
 	for _, a := range []struct {
 		key  string
 		attr int
