@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # build_ptx.sh regenerates sha256.ptx, the PTX of the SHA-256 kernel in
 # sha256.c, with clang for nvptx64 (no CUDA toolkit, no nvcc). Run it after
-# changing sha256.c and commit both; package kernel's TestPTXIsUpToDate fails
-# when the committed PTX is not what this script makes with the same clang.
+# changing sha256.c, then build_cubins.sh, and commit all; package kernel's
+# TestPTXIsUpToDate fails when the committed PTX is not what this script makes
+# with the same clang.
 #
 #   cuda/driver/kernel/build_ptx.sh [OUT]    (OUT defaults to sha256.ptx beside it)
 #
