@@ -84,7 +84,7 @@ func (d *Device) hashOnDevice(l *lane, spans []cuda.Span, ptrs []devicePtr, sums
 	var launch []deviceSpan
 	var dst [][][sha256.Size]byte // where each launched span's digests go
 	var chunks int64
-	out := make([]byte, launchChunks*sha256.Size)
+	out := l.out
 	flush := func() error {
 		if chunks == 0 {
 			return nil

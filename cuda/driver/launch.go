@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"crypto/sha256"
 	"errors"
 	"sync/atomic"
 )
@@ -27,10 +28,12 @@ const (
 // its digests back and the host compares them, the other's kernel runs.
 const launchLanes = 2
 
-// lane is what one launch at a time owns: a stream and, unless device
-// memory ran out, a digest buffer.
+// lane is what one launch at a time owns: a stream, the host memory its
+// digests are copied back into and, unless device memory ran out, a
+// digest buffer.
 type lane struct {
 	stream stream
+	out    []byte    // launchChunks digests
 	buf    devicePtr // zero: none, the lane hashes on the host
 }
 
@@ -66,7 +69,7 @@ func (d *Device) openLanes() error {
 		if err != nil {
 			return errors.Join(err, d.closeLanes())
 		}
-		l := &lane{stream: s}
+		l := &lane{stream: s, out: make([]byte, launchChunks*sha256.Size)}
 		d.lanes <- l
 		d.laneCount++
 		if err := d.reserve(l); err != nil {
@@ -95,13 +98,17 @@ func (d *Device) reserve(l *lane) error {
 }
 
 // takeLane waits for a free lane and, if memory was freed since a lane gave
-// up its buffer, tries to reserve one again.
+// up its buffer, tries to reserve one again; only a try that finds memory
+// still too full stops the others trying until the next Free.
 func (d *Device) takeLane() (*lane, error) {
 	l := <-d.lanes
-	if l.buf == 0 && d.regrow.Swap(false) {
+	if l.buf == 0 && d.regrow.Load() {
 		if err := d.reserve(l); err != nil {
 			d.lanes <- l
 			return nil, err
+		}
+		if l.buf == 0 {
+			d.regrow.Store(false)
 		}
 	}
 	return l, nil
