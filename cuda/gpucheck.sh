@@ -50,10 +50,11 @@ if [[ ${1:-} == build ]]; then
 	cd "$here/.."
 	./make.sh build
 	CGO_CFLAGS="-O2 -g -Wno-deprecated-declarations" go test -c -o bin/cuda.test ./cuda/driver/
-	{
-		git rev-parse HEAD
-		git status --porcelain --untracked-files=no | grep -q . && echo "(with uncommitted changes)"
-	} | paste -sd ' ' >bin/gpucheck.commit
+	commit=$(git rev-parse HEAD)
+	if [[ -n $(git status --porcelain --untracked-files=no) ]]; then
+		commit+=" (with uncommitted changes)"
+	fi
+	printf '%s\n' "$commit" >bin/gpucheck.commit
 	exit 0
 fi
 
