@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/internal/parallel"
 	"github.com/vramseal/vramseal/sealer"
 )
 
@@ -153,13 +153,13 @@ func (b *bencher) hashPasses(ctx context.Context, set []hashedShard, hash chunkH
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		var next atomic.Int64
+		queue := parallel.NewQueue(len(jobs))
 		var wg sync.WaitGroup
 		errs := make([]error, b.cores)
 		for w := range b.cores {
 			wg.Go(func() {
 				buf := make([]byte, sealer.DefaultChunkSize)
-				for k := next.Add(1) - 1; k < int64(len(jobs)); k = next.Add(1) - 1 {
+				for k, ok := queue.Next(); ok; k, ok = queue.Next() {
 					s := set[jobs[k].shard]
 					off := int64(jobs[k].chunk) * sealer.DefaultChunkSize
 					sum, err := hash(buf, s, off, min(sealer.DefaultChunkSize, s.size-off))

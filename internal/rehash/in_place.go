@@ -6,9 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/internal/parallel"
 	"github.com/vramseal/vramseal/messages"
 )
 
@@ -55,9 +55,9 @@ type piece struct {
 func verifyInPlace(ctx context.Context, m Memory, h cuda.ChunkHasher, shards []Shard, opts Options, matched func(int)) error {
 	batches := inPlaceBatches(shards, batchLimit(h, opts.Workers))
 	prog := newProgress(shards)
-	var next atomic.Int64
+	queue := parallel.NewQueue(len(batches))
 	return runOwned(ctx, int64(min(lanes, len(batches))), "re-hash lane", func(ctx context.Context) error {
-		for k := next.Add(1) - 1; k < int64(len(batches)); k = next.Add(1) - 1 {
+		for k, ok := queue.Next(); ok; k, ok = queue.Next() {
 			if err := verifyBatch(ctx, m, h, shards, batches[k], opts, prog, matched); err != nil {
 				return err
 			}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/internal/parallel"
 	"github.com/vramseal/vramseal/internal/staging"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
@@ -101,7 +102,7 @@ func VerifyAll(ctx context.Context, m Memory, shards []Shard, opts Options, matc
 	}
 	total := starts[len(shards)]
 	prog := newProgress(shards)
-	var next atomic.Int64
+	chunks := parallel.NewQueue(int(total))
 	return runOwned(ctx, min(int64(max(opts.Workers, 1)), total), "re-hash worker", func(ctx context.Context) error {
 		buf, err := opts.Buffers.Get(ctx, bufSize)
 		if err != nil {
@@ -109,11 +110,8 @@ func VerifyAll(ctx context.Context, m Memory, shards []Shard, opts Options, matc
 		}
 		defer opts.Buffers.Put(buf)
 		w := worker{m: m, buf: buf.Bytes, opts: opts}
-		for {
-			k := next.Add(1) - 1
-			if k >= total || ctx.Err() != nil {
-				return nil
-			}
+		for next, ok := chunks.Next(); ok && ctx.Err() == nil; next, ok = chunks.Next() {
+			k := int64(next)
 			i := sort.Search(len(shards), func(j int) bool { return starts[j+1] > k })
 			if prog.gone[i].Load() {
 				continue
@@ -130,6 +128,7 @@ func VerifyAll(ctx context.Context, m Memory, shards []Shard, opts Options, matc
 				return err
 			}
 		}
+		return nil
 	})
 }
 
