@@ -73,6 +73,7 @@ type Sim struct {
 	rng    *rand.Rand
 
 	bytesRead, bytesHashed atomic.Int64
+	hashing                *hashChooser // how HashSpans hashes a chunk
 }
 
 // simMemory is one allocation's bytes, and where they lie in the arena if
@@ -103,9 +104,10 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 			ComputeMajor: simComputeMajor,
 			ComputeMinor: simComputeMinor,
 		},
-		table:  NewAllocTable[simMemory]("sim"),
-		faults: simFaults{writeBudget: -1},
-		rng:    rand.New(rand.NewPCG(uint64(cfg.Seed), simRNGStream)),
+		table:   NewAllocTable[simMemory]("sim"),
+		faults:  simFaults{writeBudget: -1},
+		rng:     rand.New(rand.NewPCG(uint64(cfg.Seed), simRNGStream)),
+		hashing: newHashChooser(hashWays),
 	}
 	if cfg.Prefault {
 		s.arena = newSimArena(cfg.Capacity)
