@@ -78,12 +78,15 @@ func newHashChooser(ways [2]hashWay) *hashChooser {
 }
 
 // sum hashes data the chosen way, or, while measuring, the way whose turn
-// it is, timing it.
+// it is, timing it; a chunk under calibrationMinChunk, in place.
 func (c *hashChooser) sum(data []byte) [sha256.Size]byte {
+	if len(data) < calibrationMinChunk {
+		return sha256.Sum256(data) // small enough to sit in cache
+	}
 	bp := c.bufs.Get().(*[]byte)
 	defer c.bufs.Put(bp)
-	if k := c.chosen.Load(); k > 0 || len(data) < calibrationMinChunk {
-		return c.ways[max(k-1, 0)](data, *bp)
+	if k := c.chosen.Load(); k > 0 {
+		return c.ways[k-1](data, *bp)
 	}
 	way := int(c.turn.Add(1)-1) % len(c.ways)
 	start := time.Now()
