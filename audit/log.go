@@ -68,7 +68,7 @@ type logFile interface {
 // access, or that another Log holds open (an exclusive flock), fails Open
 // with messages.ErrConfig. Close stops the writer.
 func Open(path string, cfg LogConfig) (*Log, error) {
-	return open(path, cfg, func(f *os.File) logFile { return f }, defaultPacing)
+	return open(path, cfg, func(f *os.File) logFile { return newSyncFile(f, cpuWanted) }, defaultPacing)
 }
 
 // open is Open with the writer's view of the file chosen by wrap, and its

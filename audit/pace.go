@@ -130,6 +130,9 @@ const (
 	maxCheck = 200 * time.Microsecond
 )
 
+// cpuWanted reports whether any goroutine waits for a P.
+func cpuWanted() bool { return waitingForCPU() > 0 }
+
 // runnableSample names the count of goroutines waiting for a P.
 const runnableSample = "/sched/goroutines/runnable:goroutines"
 
