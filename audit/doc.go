@@ -35,7 +35,10 @@
 // record queued when it starts a batch, while those arriving during its
 // fsync make the next. While the CPU is saturated the writer lets a batch
 // grow a little before its fsync, so that fsyncs take at most a quarter of
-// its time; a lone record is never held back. The queue to it is bounded:
+// its time; a lone record is never held back. On Linux, while goroutines
+// wait for a CPU, the fsync is handed to the kernel (AIO) and the writer
+// parks until the kernel reports it done, so its P runs callers meanwhile;
+// no record is answered before that report. The queue to it is bounded:
 // when it is full callers wait, and no record is ever dropped. A write or fsync that fails fails the log for good (what
 // reached the disk is unknown); reopening the file checks it. A crash can
 // leave a torn last line, never acknowledged: Open cuts it off and records
