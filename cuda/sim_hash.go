@@ -3,8 +3,8 @@ package cuda
 import (
 	"crypto/sha256"
 	"runtime"
-	"sync"
-	"sync/atomic"
+
+	"github.com/vramseal/vramseal/internal/parallel"
 )
 
 var _ SpanHasher = (*Sim)(nil)
@@ -77,21 +77,8 @@ type chunkJob struct {
 // hashInPlace hashes every job the way c chooses, up to GOMAXPROCS at
 // once, and returns when all are done.
 func hashInPlace(jobs []chunkJob, c *hashChooser) {
-	workers := min(runtime.GOMAXPROCS(0), len(jobs))
-	if workers <= 1 {
-		for _, j := range jobs {
-			*j.sum = c.sum(j.data)
-		}
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
-				*jobs[i].sum = c.sum(jobs[i].data)
-			}
-		})
-	}
-	wg.Wait()
+	parallel.Each(runtime.GOMAXPROCS(0), len(jobs), func(i int) error {
+		*jobs[i].sum = c.sum(jobs[i].data)
+		return nil
+	})
 }

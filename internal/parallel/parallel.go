@@ -33,16 +33,25 @@ func (q *Queue) Next() (int, bool) {
 // Stop makes every later Next report false.
 func (q *Queue) Stop() { q.next.Store(q.n) }
 
-// Each runs work(i) for each i from 0 to n-1 on min(workers, n) goroutines
-// (at least one), each taking the next index in turn, and returns once all
-// of them have. After a work returns an error no more indices are handed
-// out; Each returns the first error.
+// Each runs work(i) for each i from 0 to n-1 on min(workers, n) goroutines,
+// each taking the next index in turn, and returns once all of them have;
+// with one worker (or one index) it runs them in the caller's goroutine.
+// After a work returns an error no more indices are handed out; Each
+// returns the first error.
 func Each(workers, n int, work func(i int) error) error {
+	if workers <= 1 || n <= 1 {
+		for i := range n {
+			if err := work(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	q := NewQueue(n)
 	var first error
 	var once sync.Once
 	var wg sync.WaitGroup
-	for range max(1, min(workers, n)) {
+	for range min(workers, n) {
 		wg.Go(func() {
 			for i, ok := q.Next(); ok; i, ok = q.Next() {
 				if err := work(i); err != nil {
