@@ -8,9 +8,6 @@ import (
 	"github.com/vramseal/vramseal/messages"
 )
 
-// MinTokenLen is the shortest worker token accepted, in bytes.
-const MinTokenLen = secret.MinTokenLen
-
 // auditPurpose is the purpose of audit keys: its label separates the audit
 // key from every other key derived from a worker token, such as the shard
 // seal key.
