@@ -11,29 +11,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/internal/testwait"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
 )
 
 const chunkSize = 64 << 10
-
-// testWait bounds every wait in these tests: generous, so that only a
-// regression reaches it, and it fails the test by name instead of timing
-// out the package.
-const testWait = 30 * time.Second
-
-// receive waits, up to testWait, for a value on ch, and fails the test,
-// naming what it waited for, if none comes.
-func receive[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(testWait):
-		t.Fatalf("%s: no %s within %v", t.Name(), what, testWait)
-		panic("unreachable")
-	}
-}
 
 // gpuFixture is one GPU actor over a simulated device, under a supervisor.
 type gpuFixture struct {
@@ -264,11 +247,11 @@ func TestGPUWriteLeaseNeedsNoMessage(t *testing.T) {
 		_, err := f.gpu.Capacity(context.Background())
 		queried <- err
 	}()
-	receive(t, held, "the actor holding a message")
+	testwait.Receive(t, held, "the actor holding a message")
 	require.NoError(t, a.Lease(), "a write lease while the mailbox is busy")
 	a.Unlease()
 	close(hold)
-	require.NoError(t, receive(t, queried, "the held query's answer"))
+	require.NoError(t, testwait.Receive(t, queried, "the held query's answer"))
 	require.NoError(t, a.Abort())
 }
 
@@ -348,7 +331,7 @@ func TestGPUFreeWaitsForLeases(t *testing.T) {
 	}
 	lease.End()
 	lease.End() // idempotent
-	require.NoError(t, receive(t, released, "end of the release once the lease ended"))
+	require.NoError(t, testwait.Receive(t, released, "end of the release once the lease ended"))
 	assert.Zero(t, f.sim.Outstanding(), "freed once the lease ended")
 }
 
@@ -358,7 +341,7 @@ func TestGPUPanicEscalatesAsASoftwareFault(t *testing.T) {
 	f.armPanic(t)
 	_, err := f.gpu.Capacity(context.Background())
 	require.ErrorIs(t, err, messages.ErrStopped)
-	err = receive(t, f.failed, "fail-stop of the escalation")
+	err = testwait.Receive(t, f.failed, "fail-stop of the escalation")
 	assert.ErrorIs(t, err, messages.ErrSoftwareFault)
 	assert.NotErrorIs(t, err, messages.ErrDeviceFault)
 	freed, leased := f.gpu.Stop()
@@ -376,7 +359,7 @@ func TestGPUPanicNeverFreesLeasedMemory(t *testing.T) {
 	f.armPanic(t)
 	_, err = f.gpu.Capacity(context.Background())
 	require.ErrorIs(t, err, messages.ErrStopped)
-	require.ErrorIs(t, receive(t, f.failed, "fail-stop of the escalation"), messages.ErrSoftwareFault)
+	require.ErrorIs(t, testwait.Receive(t, f.failed, "fail-stop of the escalation"), messages.ErrSoftwareFault)
 	freed, leased := f.gpu.Stop()
 	require.Len(t, freed, 1)
 	assert.Equal(t, "free", freed[0].Shard.ID, "only what no lease holds is freed")
@@ -423,7 +406,7 @@ func TestGPUDrainTakesWhatAnEarlierDrainGaveUpOn(t *testing.T) {
 	}
 	assert.Equal(t, 1, f.sim.Outstanding(), "memory under a lease is never freed")
 	lease.End()
-	freed := receive(t, drained, "end of the drain once the lease ended")
+	freed := testwait.Receive(t, drained, "end of the drain once the lease ended")
 	require.Len(t, freed, 1, "the second drain waited for the shard and freed it")
 	assert.Equal(t, "leased", freed[0].Shard.ID)
 	assert.Zero(t, f.sim.Outstanding())
@@ -459,11 +442,11 @@ func TestGPUDrainTakesAShardAReleaseWaitsFor(t *testing.T) {
 	drained := drainInBackground(f)
 	require.Eventually(t, func() bool { return f.drains.Load() == 1 }, 10*time.Second, time.Millisecond, "the drain reached the actor")
 	stopReleasing()
-	require.ErrorIs(t, receive(t, released, "end of the release that gave up"), messages.ErrLeaseHeld)
+	require.ErrorIs(t, testwait.Receive(t, released, "end of the release that gave up"), messages.ErrLeaseHeld)
 	_, err = f.gpu.Check(rec)
 	assert.ErrorIs(t, err, messages.ErrUnknownShard, "a drain took it: the release giving up does not put it back")
 	lease.End()
-	freed := receive(t, drained, "end of the drain once the lease ended")
+	freed := testwait.Receive(t, drained, "end of the drain once the lease ended")
 	require.Len(t, freed, 1, "the drain waited for the shard and freed it")
 	assert.Equal(t, "leased", freed[0].Shard.ID)
 	assert.Zero(t, f.sim.Outstanding())
@@ -483,9 +466,9 @@ func TestGPUDrainRevokesTheLeasesItTakes(t *testing.T) {
 	select {
 	case cause := <-revoked:
 		assert.ErrorIs(t, cause, messages.ErrStopped, "the drain's cause")
-	case <-time.After(testWait):
+	case <-time.After(testwait.Bound):
 		t.Fatal("the drain did not revoke the lease it waits for")
 	}
 	lease.End()
-	assert.Len(t, receive(t, drained, "end of the drain once the lease ended"), 1)
+	assert.Len(t, testwait.Receive(t, drained, "end of the drain once the lease ended"), 1)
 }

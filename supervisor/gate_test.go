@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/internal/testwait"
 )
 
 func TestGateWaitsForCallsInFlight(t *testing.T) {
@@ -29,13 +31,13 @@ func TestGateWaitsForCallsInFlight(t *testing.T) {
 	case <-time.After(20 * time.Millisecond):
 	}
 	g.leave()
-	receive(t, waited, "return of wait once the last call left")
+	testwait.Receive(t, waited, "return of wait once the last call left")
 }
 
 func TestGateClosedWhenIdle(t *testing.T) {
 	g := newGate()
 	g.close()
-	receive(t, g.idle, "idle signal of a gate closed with no call in flight")
+	testwait.Receive(t, g.idle, "idle signal of a gate closed with no call in flight")
 	assert.False(t, g.enter(), "a closed gate admits nobody")
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/internal/testwait"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
 )
@@ -96,7 +97,7 @@ func TestStalledReaderDelaysNeitherFailStopNorStop(t *testing.T) {
 			default:
 			}
 			close(r.unblock)
-			assert.ErrorIs(t, receive(t, sealErr, "end of the stalled seal"), messages.ErrStopped, "the seal ends once its reader returns")
+			assert.ErrorIs(t, testwait.Receive(t, sealErr, "end of the stalled seal"), messages.ErrStopped, "the seal ends once its reader returns")
 		})
 	}
 }
@@ -128,7 +129,7 @@ func TestStalledSealsDoNotDelayTheScrub(t *testing.T) {
 	assert.Equal(t, victim.ID, ie.ShardID)
 	for i, r := range readers {
 		close(r.unblock)
-		assert.Error(t, receive(t, results[i], "end of a stalled seal"))
+		assert.Error(t, testwait.Receive(t, results[i], "end of a stalled seal"))
 	}
 }
 
@@ -400,7 +401,7 @@ func TestSealsStalledBeforeDataHoldNoStaging(t *testing.T) {
 		}
 		for i, r := range readers {
 			close(r.unblock)
-			assert.ErrorIs(t, receive(t, results[i], "end of a stalled seal"), messages.ErrInvalidInput, "size %d: the stalled reader ended early", size)
+			assert.ErrorIs(t, testwait.Receive(t, results[i], "end of a stalled seal"), messages.ErrInvalidInput, "size %d: the stalled reader ended early", size)
 		}
 	}
 }

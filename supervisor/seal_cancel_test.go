@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/internal/testwait"
 	"github.com/vramseal/vramseal/messages"
 )
 
@@ -54,7 +55,7 @@ func TestCancelledSealWithAHungReaderFreesAtOnce(t *testing.T) {
 		_, err := w.Seal(ctx, messages.SealRequest{ID: "s", Data: r, Size: 10 * 64 * KiB})
 		sealed <- err
 	}()
-	receive(t, r.started, "first read of the stalled seal")
+	testwait.Receive(t, r.started, "first read of the stalled seal")
 	cancel()
 	require.Eventually(t, func() bool {
 		return w.sims[0].Outstanding() == 0 && len(w.events(audit.EventVramAllocationFailed)) == 1
@@ -67,5 +68,5 @@ func TestCancelledSealWithAHungReaderFreesAtOnce(t *testing.T) {
 	default:
 	}
 	close(r.unblock)
-	assert.ErrorIs(t, receive(t, sealed, "end of the cancelled seal"), context.Canceled)
+	assert.ErrorIs(t, testwait.Receive(t, sealed, "end of the cancelled seal"), context.Canceled)
 }

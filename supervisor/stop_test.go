@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/internal/testwait"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
 )
@@ -37,7 +38,7 @@ func TestStopWhileThousandsSeal(t *testing.T) {
 			}
 		})
 	}
-	receive(t, started, "first seal under way")
+	testwait.Receive(t, started, "first seal under way")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.NoError(t, w.Stop(ctx))

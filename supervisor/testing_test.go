@@ -12,6 +12,7 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/internal/testwait"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
 )
@@ -118,7 +119,7 @@ func (w *testWorker) events(name string) []audit.Record {
 // waitStopped waits, generously, for the runtime to stop by itself.
 func (w *testWorker) waitStopped(t *testing.T) {
 	t.Helper()
-	receive(t, w.Done(), "stop of the runtime")
+	testwait.Receive(t, w.Done(), "stop of the runtime")
 }
 
 // requireLeasedBytes checks that the memory l leases, on its open Sim,
@@ -130,22 +131,4 @@ func (w *testWorker) requireLeasedBytes(t *testing.T, l *Lease, s sealer.Shard) 
 	err := w.sims[s.Device].Read(l.held.Handle, 0, got)
 	require.NoError(t, err, "the leased memory is still there, its device open")
 	assert.Equal(t, randomData(uint64(s.Size), s.Size)[:16], got)
-}
-
-// testWait bounds every wait in these tests: generous, so that only a
-// regression reaches it, and it fails the test by name instead of timing
-// out the package.
-const testWait = 30 * time.Second
-
-// receive waits, up to testWait, for a value on ch, and fails the test,
-// naming what it waited for, if none comes.
-func receive[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(testWait):
-		t.Fatalf("%s: no %s within %v", t.Name(), what, testWait)
-		panic("unreachable")
-	}
 }
