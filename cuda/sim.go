@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -42,6 +43,10 @@ type SimConfig struct {
 	// fragmentation leave no free extent large enough for an allocation the
 	// capacity allows, that one allocation gets fresh host memory instead.
 	Prefault bool
+	// Shareable backs every allocation with a sealed memfd of its own
+	// (never the arena), which Share hands to another process to map
+	// read-only (Linux only).
+	Shareable bool
 }
 
 // AllocInfo describes one outstanding allocation of a Sim.
@@ -62,7 +67,8 @@ type AllocInfo struct {
 // (BytesRead) and hashes (BytesHashed), so tests can tell the two paths
 // apart.
 type Sim struct {
-	props Properties
+	props     Properties
+	shareable bool
 
 	// mu guards the fields below. An allocation's lock may be held while
 	// taking mu, never the other way round.
@@ -77,11 +83,15 @@ type Sim struct {
 }
 
 // simMemory is one allocation's bytes, and where they lie in the arena if
-// they came from it.
+// they came from it, or the memfd that holds them if shareable.
 type simMemory struct {
 	data    []byte
 	extent  simExtent
 	inArena bool
+	// mapping is the whole page-aligned mapping of file, of which data is
+	// the first Size bytes; both are nil unless the Sim is shareable.
+	mapping []byte
+	file    *os.File
 }
 
 var _ Device = (*Sim)(nil)
@@ -104,10 +114,11 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 			ComputeMajor: simComputeMajor,
 			ComputeMinor: simComputeMinor,
 		},
-		table:   NewAllocTable[simMemory]("sim"),
-		faults:  simFaults{writeBudget: -1},
-		rng:     rand.New(rand.NewPCG(uint64(cfg.Seed), simRNGStream)),
-		hashing: newHashChooser(hashWays),
+		table:     NewAllocTable[simMemory]("sim"),
+		faults:    simFaults{writeBudget: -1},
+		rng:       rand.New(rand.NewPCG(uint64(cfg.Seed), simRNGStream)),
+		hashing:   newHashChooser(hashWays),
+		shareable: cfg.Shareable,
 	}
 	if cfg.Prefault {
 		s.arena = newSimArena(cfg.Capacity)
@@ -157,6 +168,13 @@ func (s *Sim) Allocate(size int64) (Handle, error) {
 	}
 	if free := s.props.TotalMemory - s.table.bytes; size > free {
 		return 0, fmt.Errorf("sim: allocate %d bytes with %d free: %w", size, free, messages.ErrInsufficientVRAM)
+	}
+	if s.shareable {
+		m, err := newMemfd(size)
+		if err != nil {
+			return 0, err
+		}
+		return s.table.Add(size, m), nil
 	}
 	if s.arena != nil {
 		if x, ok := s.arena.take(size); ok {
@@ -275,6 +293,9 @@ func (s *Sim) lookup(op string, h Handle, offset, n int64) (*Allocation[simMemor
 // arena memory back for reuse.
 func (s *Sim) release(a *Allocation[simMemory]) {
 	_ = a.Release(func(m simMemory) error {
+		if m.file != nil {
+			releaseMemfd(m)
+		}
 		if m.inArena {
 			s.mu.Lock()
 			defer s.mu.Unlock()

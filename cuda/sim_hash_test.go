@@ -19,7 +19,7 @@ func TestSimHashChunksReadsNothingOut(t *testing.T) {
 	for _, mode := range memoryModes {
 		t.Run(mode.name, func(t *testing.T) {
 			const size, chunk = 3<<20 + 5, 1 << 20
-			s := newSimWith(t, cuda.SimConfig{Capacity: 8 << 20, Prefault: mode.prefault})
+			s := newSimWith(t, cuda.SimConfig{Capacity: 8 << 20, Prefault: mode.prefault, Shareable: mode.shareable})
 			data := randomBytes(7, size)
 			h := allocateFilled(t, s, data)
 

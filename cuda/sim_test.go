@@ -32,11 +32,11 @@ func newSimWith(t testing.TB, cfg cuda.SimConfig) *cuda.Sim {
 	return s
 }
 
-// memoryModes names the two ways a Sim gets host memory.
+// memoryModes names the ways a Sim gets host memory.
 var memoryModes = []struct {
-	name     string
-	prefault bool
-}{{"fresh memory", false}, {"prefaulted arena", true}}
+	name                string
+	prefault, shareable bool
+}{{"fresh memory", false, false}, {"prefaulted arena", true, false}, {"shareable memfds", false, true}}
 
 // allocateFilled allocates len(data) bytes and writes data into them.
 func allocateFilled(t *testing.T, s *cuda.Sim, data []byte) cuda.Handle {
@@ -71,7 +71,7 @@ func TestSimContract(t *testing.T) {
 			cudatest.Run(t, func(t *testing.T) cuda.Device {
 				// 16 MiB: the suite's largest need, each device prefaulted
 				// in full.
-				s, err := cuda.NewSim(cuda.SimConfig{Capacity: 16 << 20, Seed: 1, Prefault: mode.prefault})
+				s, err := cuda.NewSim(cuda.SimConfig{Capacity: 16 << 20, Seed: 1, Prefault: mode.prefault, Shareable: mode.shareable})
 				require.NoError(t, err)
 				return s
 			})
@@ -161,7 +161,7 @@ func TestSimCapacityExact(t *testing.T) {
 	} {
 		for _, mode := range memoryModes {
 			t.Run(tc.name+", "+mode.name, func(t *testing.T) {
-				s := newSimWith(t, cuda.SimConfig{Capacity: capacity, Seed: 1, Prefault: mode.prefault})
+				s := newSimWith(t, cuda.SimConfig{Capacity: capacity, Seed: 1, Prefault: mode.prefault, Shareable: mode.shareable})
 				var err error
 				var held int64
 				for _, size := range tc.sizes {

@@ -56,6 +56,7 @@ func Run(t *testing.T, newDevice func(t *testing.T) cuda.Device) {
 		{"concurrent hashing", testConcurrentHashing},
 		{"hash spans", testHashSpans},
 		{"hash spans racing frees", testHashSpansRacingFrees},
+		{"share", testShare},
 		{"close", testClose},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, open(t)) })

@@ -1,0 +1,83 @@
+package cudatest
+
+import (
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/messages"
+)
+
+// testShare checks a shareable device's descriptors: each lies within its
+// mapping, one of host memory maps read-only with the allocation's bytes
+// and refuses every way to write, and a freed handle shares nothing. A
+// Sharer not made shareable refuses to share. It skips devices that are
+// not a cuda.Sharer.
+func testShare(t *testing.T, d cuda.Device) {
+	sharer, ok := d.(cuda.Sharer)
+	if !ok {
+		t.Skip("the device does not share allocations")
+	}
+	const size = 100_003 // not a page multiple: the mapping is larger
+	h := allocate(t, d, size)
+	if !sharer.Shareable() {
+		_, err := sharer.Share(h)
+		assert.ErrorIs(t, err, messages.ErrInvalidInput, "Share on a device not made shareable")
+		return
+	}
+	want := Pattern(31, size)
+	require.NoError(t, d.Write(h, 0, want))
+
+	s, err := sharer.Share(h)
+	require.NoError(t, err, "Share")
+	defer s.File.Close()
+	assert.Contains(t, []cuda.ShareKind{cuda.ShareMemfd, cuda.ShareCUDAVMM}, s.Kind, "kind")
+	assert.GreaterOrEqual(t, s.Offset, int64(0), "offset")
+	assert.LessOrEqual(t, s.Offset+size, s.MapSize, "the allocation lies within the mapping")
+
+	if s.Kind == cuda.ShareMemfd {
+		checkReadOnlyMemfd(t, s, want)
+		// The device's own writes reach the other mapping: it is the
+		// same memory, not a copy.
+		m, err := unix.Mmap(int(s.File.Fd()), 0, int(s.MapSize), unix.PROT_READ, unix.MAP_SHARED)
+		require.NoError(t, err)
+		defer unix.Munmap(m)
+		require.NoError(t, d.Write(h, 7, []byte{^want[7]}))
+		assert.Equal(t, ^want[7], m[s.Offset+7], "a write by the device, seen through the shared mapping")
+	}
+
+	require.NoError(t, d.Free(h))
+	_, err = sharer.Share(h)
+	assert.ErrorIs(t, err, messages.ErrInvalidInput, "Share of a freed handle")
+}
+
+// checkReadOnlyMemfd maps a shared memfd as another process would and checks
+// it holds want at its offset, and that a writable shared mapping,
+// mprotect to write and write(2) all fail.
+func checkReadOnlyMemfd(t *testing.T, s cuda.Shared, want []byte) {
+	t.Helper()
+	fd := int(s.File.Fd())
+	m, err := unix.Mmap(fd, 0, int(s.MapSize), unix.PROT_READ, unix.MAP_SHARED)
+	require.NoError(t, err, "mapping the descriptor read-only")
+	defer unix.Munmap(m)
+	assert.Equal(t, want, m[s.Offset:s.Offset+int64(len(want))], "the shared bytes")
+
+	if w, err := unix.Mmap(fd, 0, int(s.MapSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err == nil {
+		unix.Munmap(w)
+		t.Error("a writable shared mapping of the descriptor succeeded")
+	}
+	assert.Error(t, unix.Mprotect(m, unix.PROT_READ|unix.PROT_WRITE), "mprotect of the read-only mapping to write")
+	_, err = unix.Pwrite(fd, []byte{1}, s.Offset)
+	assert.Error(t, err, "write(2) through the descriptor")
+	reopened, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(fd), os.O_RDWR, 0)
+	if err == nil {
+		defer reopened.Close()
+		_, err = reopened.WriteAt([]byte{1}, s.Offset)
+		assert.Error(t, err, "write(2) through the descriptor opened again read-write")
+	}
+}
