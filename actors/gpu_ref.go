@@ -216,6 +216,21 @@ func (g *GPURef) Check(record sealer.Shard) (rehash.Shard, error) {
 	return e.shard, nil
 }
 
+// Record returns the signed record of the live shard id, from the actor's
+// index, without a message; messages.ErrUnknownShard if there is none.
+func (g *GPURef) Record(id string) (sealer.Shard, error) {
+	e, err := g.lookup(id, func(e *entry) (*entry, error) {
+		if e == nil {
+			return nil, fmt.Errorf("shard %+q: %w", id, messages.ErrUnknownShard)
+		}
+		return e, nil
+	})
+	if err != nil {
+		return sealer.Shard{}, err
+	}
+	return e.shard.Record, nil
+}
+
 // lookup finds the live entry with the ID in the actor's index, without a
 // message, and checks it with check (which gets nil if there is none).
 func (g *GPURef) lookup(id string, check func(*entry) (*entry, error)) (*entry, error) {

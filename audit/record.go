@@ -24,6 +24,12 @@ const (
 	// EventModelVerified: a model's signed manifest verified and every file
 	// sealed from it matched.
 	EventModelVerified = "ModelVerified"
+	// EventLeaseGranted: the lease server granted another process a lease
+	// on a shard's memory.
+	EventLeaseGranted = "LeaseGranted"
+	// EventLeaseEnded: a lease granted to another process ended (released,
+	// disconnected, revoked or dropped).
+	EventLeaseEnded = "LeaseEnded"
 )
 
 // Severity ranks a record.

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -14,7 +15,10 @@ import (
 // AcquireOption changes what Acquire does.
 type AcquireOption func(*acquireOptions)
 
-type acquireOptions struct{ verified bool }
+type acquireOptions struct {
+	verified bool
+	peer     *Peer
+}
 
 // Verified makes Acquire re-hash the shard before it returns the lease, so
 // that "verify, then execute" is one call with no gap between the two.
@@ -25,6 +29,9 @@ func Verified() AcquireOption { return func(o *acquireOptions) { o.verified = tr
 // and Stop wait for it) and the background scrub keeps verifying it. The
 // memory's address is for kernels only: never log it or put it in an error.
 type Lease struct {
+	id      uint64
+	runtime *Runtime
+	peer    *Peer
 	device  cuda.Device
 	set     *leaseSet
 	held    *actors.ReadLease
@@ -33,6 +40,7 @@ type Lease struct {
 	once    sync.Once
 	cause   atomic.Pointer[error]
 	ended   atomic.Bool
+	closing atomic.Bool // End has begun
 }
 
 // Acquire checks a caller's record (signature, live generation, the GPU
@@ -51,7 +59,10 @@ func (r *Runtime) Acquire(ctx context.Context, shard Shard, opts ...AcquireOptio
 	if err := r.checkSigned(shard); err != nil {
 		return nil, fmt.Errorf("acquire: %w", err)
 	}
-	l := &Lease{device: r.gpus[shard.Device].Device(), set: r.leases, shard: shard, revoked: make(chan struct{})}
+	l := &Lease{
+		id: r.leaseIDs.Add(1), runtime: r, peer: o.peer,
+		device: r.gpus[shard.Device].Device(), set: r.leases, shard: shard, revoked: make(chan struct{}),
+	}
 	// The GPU actor revokes the lease when an eviction or stop takes the
 	// shard, in the message that takes it: no race with Evict can leave a
 	// lease standing on memory it is waiting to free.
@@ -75,7 +86,37 @@ func (r *Runtime) Acquire(ctx context.Context, shard Shard, opts ...AcquireOptio
 			return nil, fmt.Errorf("acquire: %w", err)
 		}
 	}
+	if o.peer != nil {
+		if err := r.record(ctx, leaseGrantedRecord(l, o.verified)); err != nil {
+			l.Release()
+			return nil, fmt.Errorf("acquire: %w", err)
+		}
+	}
 	return l, nil
+}
+
+// ID names the lease, uniquely within its runtime; it is never 0.
+func (l *Lease) ID() uint64 { return l.id }
+
+// Lookup returns the signed record of the live shard with the ID, for
+// callers that know a shard by name (such as the lease server's clients);
+// ErrUnknownShard if no device has it.
+func (r *Runtime) Lookup(id string) (Shard, error) {
+	if err := r.enter(); err != nil {
+		return Shard{}, err
+	}
+	defer r.calls.leave()
+	for _, g := range r.gpus {
+		rec, err := g.Record(id)
+		if err == nil {
+			rec.Tensors = sealer.CloneTensors(rec.Tensors) // the caller's to change
+			return rec, nil
+		}
+		if !errors.Is(err, ErrUnknownShard) {
+			return Shard{}, fmt.Errorf("lookup: %w", err)
+		}
+	}
+	return Shard{}, fmt.Errorf("lookup %+q: %w", id, ErrUnknownShard)
 }
 
 // Shard is the record of the leased shard.

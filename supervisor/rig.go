@@ -28,6 +28,9 @@ type RigConfig struct {
 	// cuda.SimConfig.Prefault), so that timings do not pay the host's first
 	// touch of each page.
 	Prefault bool
+	// Shareable makes each Sim's allocations shareable with other
+	// processes (cuda.SimConfig.Shareable), as the lease server needs.
+	Shareable bool
 	// Wrap, if set, puts device i behind another Device, such as one that
 	// injects faults; the runtime gets what it returns.
 	Wrap func(i int, sim *cuda.Sim) cuda.Device
@@ -37,7 +40,7 @@ type RigConfig struct {
 	// VerifyInterval is set (NoScrub otherwise), so that a test decides
 	// whether passes run. Devices given here (a Sim the test made
 	// first, a real GPU) are the runtime's as they are: the rig then makes no
-	// Sims, and Capacities, Name, Seed, Prefault and Wrap do not apply.
+	// Sims, and Capacities, Name, Seed, Prefault, Shareable and Wrap do not apply.
 	Config Config
 }
 
@@ -88,7 +91,7 @@ func MakeRig(ctx context.Context, rc RigConfig) (*Rig, error) {
 		rc.Capacities = nil // the runtime gets the devices given, and no Sims
 	}
 	for i, capacity := range rc.Capacities {
-		sc := cuda.SimConfig{Capacity: capacity, Seed: rc.Seed + int64(i) + 1, Prefault: rc.Prefault}
+		sc := cuda.SimConfig{Capacity: capacity, Seed: rc.Seed + int64(i) + 1, Prefault: rc.Prefault, Shareable: rc.Shareable}
 		if rc.Name != "" {
 			sc.Name = fmt.Sprintf("%s-%d", rc.Name, i)
 		}

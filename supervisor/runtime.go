@@ -26,6 +26,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"golang.org/x/time/rate"
@@ -55,6 +56,7 @@ type Runtime struct {
 	ids           *idRegistry
 	gens          *generations
 	leases        *leaseSet
+	leaseIDs      atomic.Uint64
 	calls         *gate
 
 	mu       sync.Mutex

@@ -40,6 +40,12 @@ type testWorker struct {
 // per entry in capacities, with 64 KiB chunks. edit may change the config.
 func newTestWorker(t *testing.T, capacities []int64, edit func(*Config)) *testWorker {
 	t.Helper()
+	return newRigWorker(t, RigConfig{Capacities: capacities}, edit)
+}
+
+// newRigWorker is newTestWorker over the Sims rc describes.
+func newRigWorker(t *testing.T, rc RigConfig, edit func(*Config)) *testWorker {
+	t.Helper()
 	key, err := sealer.DeriveKey([]byte("test-token-0123456789abcdef"), "test-worker")
 	require.NoError(t, err)
 	w := &testWorker{audit: audit.NewMemory()}
@@ -47,7 +53,8 @@ func newTestWorker(t *testing.T, capacities []int64, edit func(*Config)) *testWo
 	if edit != nil {
 		edit(&cfg)
 	}
-	rig, err := MakeRig(context.Background(), RigConfig{Capacities: capacities, Config: cfg})
+	rc.Config = cfg
+	rig, err := MakeRig(context.Background(), rc)
 	require.NoError(t, err)
 	w.Runtime, w.sims = rig.Runtime, rig.Sims
 	t.Cleanup(func() {
