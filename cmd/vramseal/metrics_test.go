@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/cuda/driver"
 	"github.com/vramseal/vramseal/internal/modeltest"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/supervisor"
@@ -196,4 +198,49 @@ func TestFieldInt64ReadsTheRuntimesIntegerForms(t *testing.T) {
 	assert.False(t, ok)
 	_, ok = fieldInt64(fields, "missing")
 	assert.False(t, ok)
+}
+
+// countingGPU is a device that counts its hashes, as a driver.Device does.
+type countingGPU struct {
+	cuda.Device
+	stats driver.HashStats
+}
+
+func (g *countingGPU) HashStats() driver.HashStats { return g.stats }
+
+func TestMetricsReadEachGPUsHashCounters(t *testing.T) {
+	m, err := newMetrics(func() int { return 0 }, []string{"GPU-a", "SIM-b"})
+	require.NoError(t, err)
+	sim, err := cuda.NewSim(cuda.SimConfig{Capacity: 1 << 20})
+	require.NoError(t, err)
+	defer sim.Close()
+	gpu := &countingGPU{Device: sim, stats: driver.HashStats{Launches: 3, Chunks: 3000, HostFallbacks: 1}}
+	require.NoError(t, m.watchHashes([]cuda.Device{gpu, sim}))
+
+	want := `
+# HELP vram_device_hash_chunks_total Chunks hashed on the device by those launches.
+# TYPE vram_device_hash_chunks_total counter
+vram_device_hash_chunks_total{device="0",uuid="GPU-a"} 3000
+# HELP vram_device_hash_host_fallbacks_total Hashes copied out to the host although the kernel loaded, because device memory was too full for a digest buffer.
+# TYPE vram_device_hash_host_fallbacks_total counter
+vram_device_hash_host_fallbacks_total{device="0",uuid="GPU-a"} 1
+# HELP vram_device_hash_launches_total SHA-256 kernel launches on the device.
+# TYPE vram_device_hash_launches_total counter
+vram_device_hash_launches_total{device="0",uuid="GPU-a"} 3
+`
+	assert.NoError(t, testutil.GatherAndCompare(m.registry, strings.NewReader(want),
+		"vram_device_hash_launches_total", "vram_device_hash_chunks_total", "vram_device_hash_host_fallbacks_total"),
+		"only the device that counts its hashes has series")
+}
+
+func TestMetricsAddNoHashSeriesOnSimulatedGPUs(t *testing.T) {
+	m, err := newMetrics(func() int { return 0 }, nil)
+	require.NoError(t, err)
+	sim, err := cuda.NewSim(cuda.SimConfig{Capacity: 1 << 20})
+	require.NoError(t, err)
+	defer sim.Close()
+	require.NoError(t, m.watchHashes([]cuda.Device{sim}))
+	n, err := testutil.GatherAndCount(m.registry, "vram_device_hash_launches_total")
+	require.NoError(t, err)
+	assert.Zero(t, n)
 }

@@ -264,7 +264,7 @@ func (w *worker) start(ctx context.Context) error {
 	}
 	m, err := newMetrics(auditLog.QueueDepth, uuids)
 	if err == nil {
-		err = m.watchAudit(auditLog.Head)
+		err = errors.Join(m.watchAudit(auditLog.Head), m.watchHashes(w.devices.Devices))
 	}
 	if err != nil {
 		return err
