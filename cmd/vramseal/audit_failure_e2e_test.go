@@ -54,6 +54,7 @@ func assertAuditFailStop(t *testing.T, p *process, since time.Time, want string)
 }
 
 func TestRunFailStopsWhenItsAuditLogIsDeleted(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	logPath := filepath.Join(dir, "audit.jsonl")
@@ -65,6 +66,7 @@ func TestRunFailStopsWhenItsAuditLogIsDeleted(t *testing.T) {
 }
 
 func TestRunFailStopsWhenItsIdleAuditLogIsReplaced(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	logPath := filepath.Join(dir, "audit.jsonl")
@@ -90,6 +92,7 @@ func mountTmpfs(t *testing.T, size int) string {
 }
 
 func TestRunFailStopsWhenItsAuditLogFillsItsFilesystem(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	logPath := filepath.Join(mountTmpfs(t, 64<<10), "audit.jsonl")
@@ -119,6 +122,7 @@ func TestRunFailStopsWhenItsAuditLogFillsItsFilesystem(t *testing.T) {
 }
 
 func TestRunKeepsALastRecordMissingOnlyItsNewline(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	logPath := filepath.Join(dir, "audit.jsonl")

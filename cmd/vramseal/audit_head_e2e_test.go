@@ -68,6 +68,7 @@ func assertHeadAgrees(t *testing.T, p *process, base, logPath, when string) audi
 }
 
 func TestAuditHeadIsPublishedAndCatchesALogCutAfterIt(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	logPath := filepath.Join(dir, "audit.jsonl")
@@ -133,6 +134,7 @@ func TestAuditHeadIsPublishedAndCatchesALogCutAfterIt(t *testing.T) {
 }
 
 func TestAuditHeadIsPublishedAfterAFailStop(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	file, _ := modeltest.WriteRandomFile(t, dir, "layer0.bin", 2<<20)
@@ -161,6 +163,7 @@ func TestAuditHeadIsPublishedAfterAFailStop(t *testing.T) {
 }
 
 func TestAuditVerifyRefusesBadHeads(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir, logPath, token := sealedAuditLog(t)
 	_, otherLog, otherToken := sealedAuditLog(t)
 	ours, theirs := fileHead(t, logPath), fileHead(t, otherLog)

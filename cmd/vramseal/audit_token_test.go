@@ -64,6 +64,7 @@ func TestAuditVerifyUsesTheTokenBesideALogOfSimulatedGPUsOnly(t *testing.T) {
 }
 
 func TestAuditVerifyNamesItsTokenWhenALogIsNotIntact(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	logPath, tokenAt, fp := writeLogWithBackend(t, backendSim)
 	data, err := os.ReadFile(logPath)
 	require.NoError(t, err)

@@ -19,6 +19,7 @@ import (
 )
 
 func TestDevicesListsSimulatedDevices(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	t.Run("json", func(t *testing.T) {
 		res := runVramseal(t, t.TempDir(), "devices", "--backend", "sim", "--sim-devices", "3", "--sim-vram", "512MiB", "--json")
 		require.Equal(t, exitOK, res.code, res.stderr)
@@ -53,6 +54,7 @@ func TestDevicesListsSimulatedDevices(t *testing.T) {
 }
 
 func TestDevicesAndRunSayWhenThereIsNoDriver(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	n, err := gpuhealth.OpenNVML()
 	driver := !errors.Is(err, cuda.ErrNoDriver)
 	if err == nil {
@@ -82,6 +84,7 @@ func TestDevicesAndRunSayWhenThereIsNoDriver(t *testing.T) {
 }
 
 func TestVersionPrintsVersionCommitAndGo(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	res := runVramseal(t, t.TempDir(), "version")
 	require.Equal(t, exitOK, res.code, res.stderr)
 	assert.Regexp(t, `^vramseal \S+\ncommit: \S+.*\ngo: go\S+ \w+/\w+\n$`, res.stdout)
@@ -91,6 +94,7 @@ func TestVersionPrintsVersionCommitAndGo(t *testing.T) {
 }
 
 func TestUsageErrorsBeforeAnyCommandRunsExitTwo(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	tests := []struct {
 		name string
 		args []string
@@ -113,6 +117,7 @@ func TestUsageErrorsBeforeAnyCommandRunsExitTwo(t *testing.T) {
 }
 
 func TestHelpTeachesWithExamples(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"devices", "--help"}, {"audit", "--help"}, {"audit", "verify", "--help"}, {"version", "--help"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			res := runVramseal(t, t.TempDir(), args...)
@@ -148,6 +153,7 @@ func sealedAuditLog(t *testing.T) (dir, logPath, token string) {
 }
 
 func TestAuditVerifyNamesTheFirstTamperedLine(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir, logPath, token := sealedAuditLog(t)
 	original, err := os.ReadFile(logPath)
 	require.NoError(t, err)
@@ -185,6 +191,7 @@ func TestAuditVerifyNamesTheFirstTamperedLine(t *testing.T) {
 }
 
 func TestAuditVerifyTellsAWrongKeyFromTamperingAndReadsWhatItCan(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir, logPath, token := sealedAuditLog(t)
 	otherToken := filepath.Join(t.TempDir(), "other.token")
 	require.NoError(t, os.WriteFile(otherToken, []byte("another-token-0123456789"), 0o600))
@@ -232,6 +239,7 @@ func TestAuditVerifyTellsAWrongKeyFromTamperingAndReadsWhatItCan(t *testing.T) {
 }
 
 func TestAuditVerifySumsUpALogWithAFailStop(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	file, _ := modeltest.WriteRandomFile(t, dir, "layer0.bin", 1<<20)

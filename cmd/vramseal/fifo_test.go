@@ -26,6 +26,7 @@ const refusalBound = 5 * time.Second
 // TestFIFOsAreRefusedAtOnce gives a FIFO where a file belongs; opening one
 // for reading would block until a writer came, past SIGTERM.
 func TestFIFOsAreRefusedAtOnce(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	tests := []struct {
 		name string
 		args func(dir, token, model, fifo string) []string

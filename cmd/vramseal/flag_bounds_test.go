@@ -13,6 +13,7 @@ import (
 )
 
 func TestOutOfBoundsFlagsExit2WithOneLineThatSaysWhy(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	tests := []struct {
 		flags []string
 		want  string

@@ -54,6 +54,7 @@ func requireRefusalRecord(t *testing.T, lines []auditLine, file string) {
 }
 
 func TestRunRefusesAFileThatIsNotThePublishedModel(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	modelDir, files := modeltest.WriteDir(t, dir)
@@ -103,6 +104,7 @@ func TestRunRefusesAFileThatIsNotThePublishedModel(t *testing.T) {
 }
 
 func TestRunSealsASignedModelDirectory(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	modelDir, files := modeltest.WriteDir(t, dir)
@@ -165,6 +167,7 @@ func TestRunSealsASignedModelDirectory(t *testing.T) {
 }
 
 func TestRunChecksTheModelIndex(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	modelDir, _ := modeltest.WriteDir(t, dir)
@@ -212,6 +215,7 @@ func TestRunChecksTheModelIndex(t *testing.T) {
 }
 
 func TestRunRefusesABadSafetensorsHeader(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	header := `{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"w":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}`
@@ -224,6 +228,7 @@ func TestRunRefusesABadSafetensorsHeader(t *testing.T) {
 }
 
 func TestRunNamesTheTensorsAFlippedBitLandsIn(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	modelDir, files := modeltest.WriteDir(t, dir)
@@ -255,6 +260,7 @@ func TestRunNamesTheTensorsAFlippedBitLandsIn(t *testing.T) {
 }
 
 func TestRunMatchesADirectoryAgainstItsSignedFiles(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	modelDir, files := modeltest.WriteDir(t, dir)
@@ -368,6 +374,7 @@ func TestRunMatchesADirectoryAgainstItsSignedFiles(t *testing.T) {
 }
 
 func TestRunListsTensorsInShards(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	modelDir, files := modeltest.WriteDir(t, dir)
@@ -391,6 +398,7 @@ func TestRunListsTensorsInShards(t *testing.T) {
 }
 
 func TestRunRefusesUnlistedFilesBeforeOpeningThem(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	sums := filepath.Join(dir, "sha256sums.txt")
@@ -406,6 +414,7 @@ func TestRunRefusesUnlistedFilesBeforeOpeningThem(t *testing.T) {
 }
 
 func TestRunVerifiesASignedHubLayoutModelAndNamesAnyFileChanged(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	modelDir, files := modeltest.WriteHFDir(t, dir)

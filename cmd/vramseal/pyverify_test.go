@@ -91,6 +91,7 @@ func runPyVerifier(t *testing.T, python string, args ...string) result {
 }
 
 func TestTheIndependentVerifierAgreesWithAuditVerify(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	python := python3(t)
 	dir := t.TempDir()
 	token := writeToken(t, dir)

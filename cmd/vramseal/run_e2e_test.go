@@ -37,6 +37,7 @@ func smallRunFlags(dir, token string) []string {
 }
 
 func TestRunSealsFilesServesThemAndStopsCleanlyOnSIGTERM(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	fileA, dataA := modeltest.WriteRandomFile(t, dir, "weights-a.bin", 1<<20)
@@ -155,6 +156,7 @@ func TestRunSealsFilesServesThemAndStopsCleanlyOnSIGTERM(t *testing.T) {
 }
 
 func TestRunFailStopsOnAFlippedBit(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	file, _ := modeltest.WriteRandomFile(t, dir, "layer0.bin", 2<<20)
@@ -198,6 +200,7 @@ func TestRunFailStopsOnAFlippedBit(t *testing.T) {
 }
 
 func TestRunSealsTheDemoModelWhenGivenNoFiles(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	demo := []string{"run", "--backend", "sim", "--duration", "200ms", "--verify-interval", "100ms", "--listen", "", "--log-format", "json"}
 	first := runVramseal(t, dir, demo...)
@@ -228,6 +231,7 @@ func TestRunSealsTheDemoModelWhenGivenNoFiles(t *testing.T) {
 }
 
 func TestRunWithoutATokenRefusesALogAnotherTokenWrote(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir, logPath, _ := sealedAuditLog(t)
 	res := runVramseal(t, dir, "run", "--backend", "sim", "--duration", "1ms", "--listen", "", "--audit-log", logPath)
 	assert.Equal(t, exitUsage, res.code)
@@ -291,6 +295,7 @@ func lastLine(s string) string {
 }
 
 func TestRunOnALogAnotherWorkerWritesNamesThatProcess(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	file, _ := modeltest.WriteRandomFile(t, dir, "w.bin", 256<<10)
@@ -308,6 +313,7 @@ func TestRunOnALogAnotherWorkerWritesNamesThatProcess(t *testing.T) {
 }
 
 func TestReadyzWarnsWhenTheScrubRateCannotKeepUpWithTheInterval(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	file, _ := modeltest.WriteRandomFile(t, dir, "w.bin", 1<<20)

@@ -15,6 +15,7 @@ import (
 )
 
 func TestRunRefusesBadInputWithOneLineThatNamesTheFix(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	type setup struct {
 		dir, token, model string // a fresh dir, a good token, a good 1 MiB model file
 	}

@@ -12,6 +12,7 @@ import (
 )
 
 func TestRunLogsEveryScrubPassAndSumsUpAtStop(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	fileA, _ := modeltest.WriteRandomFile(t, dir, "a.bin", 1<<20)
@@ -48,6 +49,7 @@ func TestRunLogsEveryScrubPassAndSumsUpAtStop(t *testing.T) {
 }
 
 func TestRunWithAPlantedFlipItCannotCatchWarnsAndExitsOne(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	tests := []struct {
 		name  string
 		flags []string
@@ -95,6 +97,7 @@ func TestRunWithAPlantedFlipItCannotCatchWarnsAndExitsOne(t *testing.T) {
 }
 
 func TestRunSeedChoosesTheSameFlipEveryTime(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	var files []string

@@ -57,6 +57,7 @@ func TestSignalHandlerEndsWithItsOwner(t *testing.T) {
 // connection still in the kernel's accept queue holds nothing up, since the
 // stop closes the listener and is done at once.
 func TestRunExitsAtOnceOnASecondSignal(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	dir := t.TempDir()
 	token := writeToken(t, dir)
 	model, _ := modeltest.WriteRandomFile(t, dir, "model.bin", 64<<10)

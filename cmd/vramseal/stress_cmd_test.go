@@ -9,6 +9,7 @@ import (
 )
 
 func TestStressCommand(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	small := []string{"stress", "--devices", "2", "--seals", "200", "--concurrency", "20", "--seed", "3"}
 	t.Run("json", func(t *testing.T) {
 		res := runVramseal(t, t.TempDir(), append(small, "--faults", "alloc=0.05,copy=0.05,read=0.05,bitflip=0.02,lost=0.01", "--json")...)
@@ -57,6 +58,7 @@ func TestStressCommand(t *testing.T) {
 }
 
 func TestBenchCommandRefusesArguments(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
 	res := runVramseal(t, t.TempDir(), "bench", "fast")
 	assert.Equal(t, exitUsage, res.code)
 	assert.Contains(t, res.stderr, "unknown command")
