@@ -71,6 +71,10 @@ func (l *Lease) Share() (cuda.Shared, error) {
 	return d.Share(l.held.Handle)
 }
 
+// DeviceUUID is the UUID of the leased memory's device, where the backend
+// knows it: another process finds the device by it.
+func (l *Lease) DeviceUUID() string { return l.device.Properties().UUID }
+
 // Peer is the process the lease was granted to (ForPeer), if any.
 func (l *Lease) Peer() (Peer, bool) {
 	if l.peer == nil {
