@@ -68,6 +68,16 @@ func (c *Client) Shards(ctx context.Context) ([]ShardInfo, error) {
 	return m.Shards, nil
 }
 
+// Status lists the served shards and the connected clients, with the
+// leases each holds (this client among them).
+func (c *Client) Status(ctx context.Context) ([]ShardInfo, []ClientInfo, error) {
+	m, err := c.call(ctx, request{Op: opStatus})
+	if err != nil {
+		return nil, nil, err
+	}
+	return m.Shards, m.Clients, nil
+}
+
 // Acquire takes a lease on shard id, re-hashed first if verified.
 func (c *Client) Acquire(ctx context.Context, id string, verified bool) (*RemoteLease, error) {
 	m, err := c.call(ctx, request{Op: opAcquire, ID: &id, Verified: &verified})

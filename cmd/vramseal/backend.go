@@ -25,6 +25,9 @@ type backendFlags struct {
 	kind       *choiceFlag
 	simDevices int
 	simVRAM    sizeFlag
+	// shareable makes simulated devices' memory shareable with other
+	// processes (run --serve).
+	shareable bool
 }
 
 // register adds --backend, --sim-devices and --sim-vram to cmd.
@@ -82,7 +85,7 @@ func autoSimReason(gpus gpuhealth.Source) (string, error) {
 
 // openSims makes the simulated devices the flags describe.
 func (f *backendFlags) openSims(reason string) (*backend.Set, error) {
-	set, err := backend.OpenSims(f.simDevices, f.simVRAM.bytes, reason)
+	set, err := backend.OpenSims(backend.SimSpec{Count: f.simDevices, Capacity: f.simVRAM.bytes, Shareable: f.shareable}, reason)
 	return set, withExitCode(exitUsage, err)
 }
 

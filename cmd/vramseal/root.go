@@ -80,6 +80,7 @@ says which it uses.`,
 	root.AddCommand(
 		newRunCommand(a),
 		newDevicesCommand(a),
+		newShareCommand(a),
 		newAuditCommand(a),
 		newVersionCommand(a),
 		newStressCommand(a), newBenchCommand(a),

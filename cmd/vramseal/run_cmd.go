@@ -29,6 +29,7 @@ type runOptions struct {
 	simFault       simFaultFlag
 	identity       identityOptions
 	seed           seedFlag
+	serve          serveOptions
 
 	// Real GPUs only, through NVML.
 	contention         gpuhealth.ContentionPolicy
@@ -85,6 +86,14 @@ cycle is the pause plus, with --scrub-rate, the time a pass takes; a warning
 line when --scrub-rate cannot cover the fullest device within three
 --verify-interval) and /shards (JSON).
 
+--serve PATH serves the sealed shards to other processes on the same host (an
+inference server: share/python is a Python client) over a Unix socket, mode
+0660: a client acquires a lease, verified first if it asks, and maps the
+shard's memory read-only, without a copy; a revocation (a fail-stop, a stop)
+reaches every client before the memory is freed. Peers are checked by
+SO_PEERCRED: this worker's user and root, and --serve-allow-uid and
+--serve-allow-gid. Simulated GPUs only in this version.
+
 --sim-fault plants one bit flip in simulated VRAM, in a shard, byte and bit
 chosen by --seed and logged, and warns at start when the run cannot catch it
 (--verify-interval 0, or a --duration shorter than the pause plus two passes).
@@ -119,6 +128,9 @@ verify (that file's memory freed, a critical ModelRejected record).`,
   vramseal run --token-file vramseal.token --model-ref llama-3-8b \
     model-00001-of-00002.safetensors model-00002-of-00002.safetensors
 
+  # Serve the shards to an inference process on this host (share/python)
+  vramseal run --serve /run/vramseal/share.sock --serve-allow-gid 1000
+
   # Watch a planted bit flip being caught (exits 3); --seed repeats a run's choice
   vramseal run --sim-fault bitflip@3s --verify-interval 500ms --seed 42
 
@@ -145,6 +157,7 @@ verify (that file's memory freed, a critical ModelRejected record).`,
 	f.StringVar(&o.modelRef, "model-ref", "", "model the files belong to; they become its shards, in order")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:9400", "address for /, /metrics, /healthz, /readyz and /shards (port 0 picks a free port; empty turns them off)")
 	o.identity.register(f)
+	o.serve.register(f)
 	f.Var(&o.simFault, "sim-fault", "simulated devices only: this long after sealing, flip one bit of one shard (chosen with --seed, named in the log) to show the fail-stop; a run that ends without catching it exits 1")
 	f.Var(&o.seed, "seed", "seed of --sim-fault's choice of shard, byte and bit; logged, so a run can be repeated")
 	f.Var(&o.contention, "on-contention", "real GPUs only: when another process uses a GPU holding shards, ignore it, warn, or evict the GPU's shards and turn not ready")
@@ -171,6 +184,9 @@ func (o *runOptions) validate() error {
 	}
 	if o.simFault.set && o.backend.kind.String() == backendCUDA {
 		return simFaultOnRealGPUsError()
+	}
+	if err := o.serve.validate(o.backend.kind.String()); err != nil {
+		return err
 	}
 	if err := sealer.ValidateChunkSize(o.chunkSize.bytes); err != nil {
 		return usageErrorf("--chunk-size %s: %w", o.chunkSize.String(), err)

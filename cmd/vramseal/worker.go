@@ -18,6 +18,7 @@ import (
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/model"
 	"github.com/vramseal/vramseal/sealer"
+	"github.com/vramseal/vramseal/share"
 	"github.com/vramseal/vramseal/supervisor"
 )
 
@@ -52,6 +53,7 @@ type worker struct {
 	logFailed bool
 	rt        *supervisor.Runtime
 	server    *httpServer
+	share     *share.Server // --serve's lease server
 }
 
 // run is "vramseal run": check everything that can be checked before
@@ -106,11 +108,15 @@ func (w *worker) prepare(files []string) error {
 		}
 		w.listener = ln
 	}
+	o.backend.shareable = o.serve.path != "" // --serve: memory other processes may map
 	devices, err := o.backend.openDevices(w.gpus)
 	if err != nil {
 		return err
 	}
 	w.devices, w.sims = devices, devices.Sims
+	if o.serve.path != "" && !devices.Simulated() {
+		return serveOnGPUsError()
+	}
 	if !o.chunkSizeSet {
 		o.chunkSize.bytes = defaultChunkSize(devices.Devices)
 	}
@@ -322,6 +328,11 @@ func (w *worker) start(ctx context.Context) error {
 	}
 	w.logger.Info("worker started", "worker_id", o.workerID, "key", w.keys.Fingerprint(), "audit_log", o.auditLog,
 		"verify_interval", o.verifyInterval, "chunk_size", formatSize(o.chunkSize.bytes))
+	if o.serve.path != "" {
+		if err := w.startSharing(m); err != nil {
+			return err
+		}
+	}
 	if w.listener != nil {
 		addr := w.listener.Addr().String()
 		w.server = startServer(w.listener, newHandler(rt, rt.Done(), m, w.ready, w.auditLog.Head), defaultServerLimits, w.logger)
@@ -445,6 +456,11 @@ func (w *worker) close(runErr error) error {
 		cancel()
 		failStop = w.rt.Err()
 		w.scrub.summary()
+	}
+	if w.share != nil {
+		// After the runtime: its stop revokes every lease, and the server
+		// tells each client before the memory is freed.
+		stopErrs = append(stopErrs, w.share.Close())
 	}
 	if w.devices != nil {
 		stopErrs = append(stopErrs, w.devices.Close())
