@@ -385,6 +385,58 @@ class ClientTest(unittest.TestCase):
                          [("list", 2), ("acquire", 3)])
         lease.release()
 
+    def test_revoke_right_after_grant(self) -> None:
+        client = self.connect()
+        original = self.server.respond
+
+        def grant_then_revoke(msg: dict[str, Any]) -> None:
+            original(msg)
+            if msg["op"] == "acquire":
+                self.server.send({"op": "revoke", "lease": 1, "reason": "device",
+                                  "message": "Xid 79"})
+
+        self.server.respond = grant_then_revoke
+        lease = client.acquire("layer0")
+        self.assertTrue(lease.revoked.wait(5))
+        self.assertEqual(lease.revoke_reason, "device")
+
+    def test_late_grant_after_timeout_is_released(self) -> None:
+        self.server.start()
+        client = vramseal_share.connect(self.server.path, timeout=0.2)
+        self.addCleanup(client.close)
+        original = self.server.respond
+
+        def slow(msg: dict[str, Any]) -> None:
+            if msg["op"] == "acquire":
+                time.sleep(0.5)
+            original(msg)
+
+        self.server.respond = slow
+        with self.assertRaises(ShareError):
+            client.acquire("layer0")
+        # The grant nobody waits for any more is given back.
+        self.wait_for(lambda: self.server.received[-1].get("op") == "release")
+        self.assertEqual(self.server.received[-1]["lease"], 1)
+        self.assertNotIn("req", self.server.received[-1])
+
+    @needs_numpy
+    def test_bf16_comes_as_uint16(self) -> None:
+        client = self.connect()
+        global TENSORS
+        saved = TENSORS
+        TENSORS = [{"name": "half", "dtype": "BF16", "shape": [2], "offset": 0, "size": 4}]
+        try:
+            with client.acquire("layer0") as lease:
+                raw = lease.tensor("half")
+                self.assertEqual(raw.dtype, np.uint16)
+                widened = (raw.astype(np.uint32) << 16).view(np.float32)
+                expected = np.frombuffer(SHARD_BYTES[:4], dtype="<u2")
+                np.testing.assert_array_equal(raw, expected)
+                self.assertEqual(widened.shape, (2,))
+                del raw, widened
+        finally:
+            TENSORS = saved
+
     def test_connection_closed_while_waiting_raises(self) -> None:
         client = self.connect()
 
