@@ -480,14 +480,18 @@ class Lease:
         if self.handle == HANDLE_MEMFD:
             # ACCESS_READ is MAP_SHARED + PROT_READ, and its buffer is read-only
             # to Python too. mmap keeps a dup of fd; the caller closes fd.
-            self._mm = mmap.mmap(fd, self.map_size, access=mmap.ACCESS_READ)
+            try:
+                self._mm = mmap.mmap(fd, self.map_size, access=mmap.ACCESS_READ)
+            except (OSError, ValueError) as e:
+                raise ShareError(f"map lease {self.id}'s {self.map_size} bytes: {e}") from e
         elif self.handle != HANDLE_CUDA_VMM_FD:
             raise ProtocolError(f"unknown handle kind {self.handle!r}")
 
     def memoryview(self) -> memoryview:
         """A read-only memoryview of the shard's bytes (memfd handles only)."""
-        mm = self._mapping()
-        return memoryview(mm)[self.offset : self.offset + self.size].toreadonly()
+        with self._lock:  # so a revoke's unmap cannot slip in between
+            mm = self._mapping()
+            return memoryview(mm)[self.offset : self.offset + self.size].toreadonly()
 
     def tensor(self, name: str) -> Any:
         """The named tensor as a read-only numpy array over the mapping (no copy).
@@ -497,7 +501,8 @@ class Lease:
         bits (shift left by 16 and view as float32 to widen it).
         """
         t = self._tensor_info(name)
-        mm = self._mapping()
+        with self._lock:
+            self._mapping()  # Revoked or NotImplementedError before numpy is needed
         import numpy as np
 
         spec = _DTYPES.get(t.dtype)
@@ -511,7 +516,9 @@ class Lease:
             raise ProtocolError(
                 f"tensor {name!r}: shape {list(t.shape)} of {t.dtype} is not {t.size} bytes"
             )
-        arr = np.frombuffer(mm, dtype=dtype, count=count, offset=self.offset + t.offset)
+        with self._lock:  # so a revoke's unmap cannot slip in between
+            mm = self._mapping()
+            arr = np.frombuffer(mm, dtype=dtype, count=count, offset=self.offset + t.offset)
         arr = arr.reshape(t.shape)
         arr.flags.writeable = False
         return arr
@@ -554,20 +561,20 @@ class Lease:
         raise KeyError(f"shard {self.shard_id!r} has no tensor {name!r}")
 
     def _mapping(self) -> mmap.mmap:
-        with self._lock:
-            if self.revoked.is_set():
-                raise Revoked(
-                    f"lease {self.id} was revoked ({self.revoke_reason}): {self.revoke_message}"
-                )
-            if self._released:
-                raise Revoked(f"lease {self.id} was released")
-            if self.handle != HANDLE_MEMFD:
-                raise NotImplementedError(
-                    f"lease {self.id} has a {self.handle!r} handle: mapping CUDA device "
-                    "memory is not supported in this version of vramseal_share"
-                )
-            assert self._mm is not None
-            return self._mm
+        """The live mapping, or why there is none; the caller holds _lock."""
+        if self.revoked.is_set():
+            raise Revoked(
+                f"lease {self.id} was revoked ({self.revoke_reason}): {self.revoke_message}"
+            )
+        if self._released:
+            raise Revoked(f"lease {self.id} was released")
+        if self.handle != HANDLE_MEMFD:
+            raise NotImplementedError(
+                f"lease {self.id} has a {self.handle!r} handle: mapping CUDA device "
+                "memory is not supported in this version of vramseal_share"
+            )
+        assert self._mm is not None
+        return self._mm
 
     def _revoke(self, reason: str, message: str) -> None:
         with self._lock:
