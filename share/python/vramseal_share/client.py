@@ -193,8 +193,13 @@ class Client:
             _close_fds(fds)
         with self._lock:
             early = self._granting.pop(lease.id, None)
-            self._leases[lease.id] = lease
-            dead = self._dead is not None and not self._closing
+            closing = self._closing
+            if not closing:
+                self._leases[lease.id] = lease
+            dead = self._dead is not None
+        if closing:  # close() ran meanwhile and did not see this lease
+            lease._end()
+            raise ConnectionClosed("the client is closed")
         if early is not None:
             lease._revoke(*early)
         elif dead:
