@@ -315,9 +315,11 @@ class Client:
         with self._lock:
             self._granting.pop(lease_id, None)
             dead = self._dead is not None
+            req = self._next_req  # a req nobody waits on: its reply is dropped
+            self._next_req += 1
         if release and not dead:
-            try:  # no req: the reply to it is not waited for
-                self._send({"op": "release", "lease": lease_id})
+            try:
+                self._send({"op": "release", "lease": lease_id, "req": req})
             except ShareError:
                 pass
 
