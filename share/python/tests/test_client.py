@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import vramseal_share  # noqa: E402
 from vramseal_share import ProtocolError, Revoked, ServerError, ShareError  # noqa: E402
-from vramseal_share.client import ConnectionClosed  # noqa: E402
+from vramseal_share import ConnectionClosed  # noqa: E402
 
 try:
     import numpy as np

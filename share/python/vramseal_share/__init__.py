@@ -7,6 +7,7 @@ example.
 from .client import (
     PROTOCOL_VERSION,
     Client,
+    ConnectionClosed,
     Lease,
     ProtocolError,
     Revoked,
@@ -20,6 +21,7 @@ from .client import (
 __all__ = [
     "PROTOCOL_VERSION",
     "Client",
+    "ConnectionClosed",
     "Lease",
     "ProtocolError",
     "Revoked",
