@@ -1,5 +1,5 @@
 // Package cuda is vramseal's device boundary: the Device interface and its
-// optional capabilities (ChunkHasher, SpanHasher, Pointers, Viewer), the
+// optional capabilities (ChunkHasher, SpanHasher, Pointers, Viewer, Sharer), the
 // simulated GPU (Sim), and AllocTable, the handle table every backend
 // shares. It is pure Go: the real NVIDIA backend is cuda/driver (libcuda
 // loaded at run time, cgo), and NVML lives in gpuhealth, so a worker that

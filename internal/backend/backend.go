@@ -44,16 +44,26 @@ func (s *Set) Close() error {
 	return errors.Join(errs...)
 }
 
-// OpenSims makes n simulated devices of capacity bytes each, named and
-// seeded by index; reason is the Set's Reason. A bad size is
-// messages.ErrConfig.
-func OpenSims(n int, capacity int64, reason string) (*Set, error) {
+// SimSpec describes the simulated devices OpenSims makes.
+type SimSpec struct {
+	// Count devices of Capacity bytes each.
+	Count    int
+	Capacity int64
+	// Shareable makes their memory shareable with other processes (the
+	// lease server's grants; cuda.SimConfig.Shareable).
+	Shareable bool
+}
+
+// OpenSims makes the simulated devices spec describes, named and seeded by
+// index; reason is the Set's Reason. A bad size is messages.ErrConfig.
+func OpenSims(spec SimSpec, reason string) (*Set, error) {
 	set := &Set{Kind: Sim, Reason: reason}
-	for i := range n {
+	for i := range spec.Count {
 		sim, err := cuda.NewSim(cuda.SimConfig{
-			Name:     fmt.Sprintf("%s %d", cuda.DefaultSimName, i),
-			Capacity: capacity,
-			Seed:     int64(i + 1),
+			Name:      fmt.Sprintf("%s %d", cuda.DefaultSimName, i),
+			Capacity:  spec.Capacity,
+			Seed:      int64(i + 1),
+			Shareable: spec.Shareable,
 		})
 		if err != nil {
 			return nil, errors.Join(err, set.Close())

@@ -20,7 +20,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestOpenSimsMakesNamedDevicesOfTheGivenSize(t *testing.T) {
-	set, err := OpenSims(3, 1<<20, "no NVIDIA driver found")
+	set, err := OpenSims(SimSpec{Count: 3, Capacity: 1 << 20}, "no NVIDIA driver found")
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, set.Close()) })
 	assert.True(t, set.Simulated())
@@ -37,7 +37,7 @@ func TestOpenSimsMakesNamedDevicesOfTheGivenSize(t *testing.T) {
 	}
 	assert.Len(t, uuids, 3, "each device its own")
 
-	_, err = OpenSims(2, 0, "")
+	_, err = OpenSims(SimSpec{Count: 2}, "")
 	assert.ErrorIs(t, err, messages.ErrConfig)
 }
 
