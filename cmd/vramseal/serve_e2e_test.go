@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/internal/modeltest"
+)
+
+// TestRunServesASecondProcessAndRevokesItsLeaseBeforeFailStopping runs
+// vramseal with --serve and a planted bit flip, and two Python clients
+// beside it: one maps a verified lease, hashes the bytes to the file's
+// SHA-256, cannot write them, and hears "integrity" before vramseal exits
+// 3; the other is killed while holding a lease, which the audit log then
+// shows as disconnected.
+func TestRunServesASecondProcessAndRevokesItsLeaseBeforeFailStopping(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
+	python := python3(t)
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	file, data := modeltest.WriteRandomFile(t, dir, "layer0.bin", 2<<20)
+	sum := sha256.Sum256(data)
+	sock := filepath.Join(dir, "run", "share.sock")
+	p := startVramseal(t, dir, append(smallRunFlags(dir, token), "--serve", sock, "--sim-fault", "bitflip@3s", file)...)
+
+	client := func(mode string) (*exec.Cmd, *bufio.Scanner) {
+		cmd := exec.Command(python, filepath.Join("testdata", "share_client.py"), sock, "layer0.bin", mode)
+		cmd.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join("..", "..", "share", "python"), "PYTHONDONTWRITEBYTECODE=1")
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd, bufio.NewScanner(out)
+	}
+	p.waitForLog(t, "serving leases")
+	held, heldOut := client("hold")
+	require.True(t, heldOut.Scan(), "the holding client's first line")
+	require.Equal(t, "held", heldOut.Text())
+	require.NoError(t, held.Process.Kill())
+	_ = held.Wait()
+
+	verified, out := client("verified")
+	var lines []string
+	for out.Scan() {
+		lines = append(lines, out.Text())
+	}
+	require.NoError(t, verified.Wait(), "the verifying client: %v", lines)
+	require.Equal(t, []string{"sha256 " + hex.EncodeToString(sum[:]), "write: refused", "revoked integrity"}, lines)
+
+	code := p.wait(t)
+	require.Equal(t, exitFailStop, code, "stderr:\n%s", p.stderr(t))
+
+	var ends []auditLine
+	revokedAt, freedAt := -1, -1
+	for i, l := range readAuditLog(t, filepath.Join(dir, "audit.jsonl")) {
+		switch {
+		case l.Event == audit.EventLeaseEnded:
+			ends = append(ends, l)
+			if l.Fields["ended"] == "revoked" {
+				revokedAt = i
+			}
+		case l.Event == audit.EventVramDeallocated && l.Fields["shard_id"] == "layer0.bin":
+			freedAt = i
+		}
+	}
+	require.Len(t, ends, 2, "a LeaseEnded for each client")
+	assert.Equal(t, "disconnected", ends[0].Fields["ended"], "the killed client's lease")
+	assert.Equal(t, "revoked", ends[1].Fields["ended"])
+	assert.True(t, strings.Contains(ends[1].Fields["cause"].(string), "does not match its sealed digest"), "%v", ends[1].Fields["cause"])
+	require.GreaterOrEqual(t, freedAt, 0)
+	assert.Less(t, revokedAt, freedAt, "the client was told before its memory was freed")
+}
