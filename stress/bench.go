@@ -44,7 +44,16 @@ type BenchConfig struct {
 	// "vramseal run DIR" does. Defaults: 8, 128 MiB.
 	ModelFiles    int
 	ModelFileSize int64
-	// TempDir holds the durable audit log; "" means the system's.
+	// ShareShardBytes is the shard a lease server's client acquires and
+	// maps ShareAcquires times; ShareRevokeClients clients each hold a
+	// lease when a fail-stop revokes them; ShareClients clients hold
+	// leases on the scrub row's shards. Defaults: 1 GiB, 200, 200, 1000.
+	ShareShardBytes    int64
+	ShareAcquires      int
+	ShareRevokeClients int
+	ShareClients       int
+	// TempDir holds the durable audit log and the lease server's socket;
+	// "" means the system's.
 	TempDir string
 	// Logger receives the runtimes' log lines; nil discards them.
 	Logger *slog.Logger
@@ -64,6 +73,10 @@ func (cfg BenchConfig) withDefaults() BenchConfig {
 	cfg.BigSeal = orDefault(cfg.BigSeal, 1<<30)
 	cfg.ModelFiles = orDefault(cfg.ModelFiles, 8)
 	cfg.ModelFileSize = orDefault(cfg.ModelFileSize, 128*mib)
+	cfg.ShareShardBytes = orDefault(cfg.ShareShardBytes, 1<<30)
+	cfg.ShareAcquires = orDefault(cfg.ShareAcquires, 200)
+	cfg.ShareRevokeClients = orDefault(cfg.ShareRevokeClients, 200)
+	cfg.ShareClients = orDefault(cfg.ShareClients, 1000)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -135,7 +148,9 @@ func (r BenchReport) WriteText(w io.Writer) error {
 // through the actors against the mutex Baseline, seals with a durable audit
 // log against none, the p99 of small verifies beside a large seal on the
 // same device, the p99 of Acquire+Release, one large seal and a model of
-// many files against SHA-256, and the host memory a large seal takes.
+// many files against SHA-256, the host memory a large seal takes, and the
+// lease server: a remote Acquire+map's p99, a fail-stop's revocation
+// reaching its clients, and the scrub while its clients hold leases.
 func Bench(ctx context.Context, cfg BenchConfig) (BenchReport, error) {
 	cfg = cfg.withDefaults()
 	token := make([]byte, 32)
@@ -157,6 +172,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchReport, error) {
 	steps := []func(context.Context, float64) (BenchResult, error){
 		b.scrubThroughput, b.verifyThroughput, b.deviceHashScrub, b.deviceHashVerify,
 		b.smallSeals, b.durableAudit, b.verifyBesideBigSeal, b.acquireRelease, b.bigSealRate, b.sealHostMemory, b.modelSeal,
+		b.remoteAcquire, b.revocationReach, b.sharedScrub,
 	}
 	for _, step := range steps {
 		res, err := step(ctx, hashRate)

@@ -97,7 +97,7 @@ func (b *bencher) scrubThroughput(ctx context.Context, hashRate float64) (BenchR
 	var passes int
 	var span time.Duration
 	res, err := b.hashRow(ctx, scrubRow, hashRate, func(ctx context.Context) (float64, error) {
-		rate, n, d, err := b.scrubRun(ctx)
+		rate, n, d, err := b.scrubRun(ctx, -1)
 		if err == nil && rate > best {
 			best, passes, span = rate, n, d
 		}
@@ -112,11 +112,13 @@ func (b *bencher) scrubThroughput(ctx context.Context, hashRate float64) (BenchR
 }
 
 // scrubRun is one run of the scrub row: its rate in MB/s, how many passes
-// it counted and the time they took.
-func (b *bencher) scrubRun(ctx context.Context) (float64, int, time.Duration, error) {
+// it counted and the time they took. With clients >= 0 the memory is
+// shareable and that many clients of a lease server hold a lease each on
+// the shards while the scrub is timed.
+func (b *bencher) scrubRun(ctx context.Context, clients int) (float64, int, time.Duration, error) {
 	cfg := b.cfg
 	clock := &passClock{}
-	rt, _, err := b.startRuntime(ctx, 1, cfg.ScrubBytes+64*mib, discardSink{}, func(c *supervisor.Config) {
+	rt, _, err := b.startSims(ctx, supervisor.RigConfig{Capacities: []int64{cfg.ScrubBytes + 64*mib}, Shareable: clients >= 0}, discardSink{}, func(c *supervisor.Config) {
 		c.VerifyInterval = time.Millisecond
 		c.OnScrubPass = clock.record
 	})
@@ -128,8 +130,22 @@ func (b *bencher) scrubRun(ctx context.Context) (float64, int, time.Duration, er
 	var span time.Duration
 	err = func() error {
 		size := cfg.ScrubBytes / int64(cfg.ScrubShards)
-		for i := range cfg.ScrubShards {
-			if _, err := b.sealPattern(ctx, rt.Seal, 0, fmt.Sprintf("scrub-%d", i), size); err != nil {
+		ids := make([]string, cfg.ScrubShards)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("scrub-%d", i)
+			if _, err := b.sealPattern(ctx, rt.Seal, 0, ids[i], size); err != nil {
+				return err
+			}
+		}
+		if clients > 0 {
+			path, closeServer, err := serveShare(rt, cfg.TempDir)
+			if err != nil {
+				return err
+			}
+			defer closeServer()
+			held, _, err := dialLeased(ctx, path, clients, ids)
+			defer closeClients(held)
+			if err != nil {
 				return err
 			}
 		}

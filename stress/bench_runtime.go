@@ -36,11 +36,17 @@ func newSims(n int, capacity int64) ([]*cuda.Sim, []cuda.Device, error) {
 
 // startRuntime starts a runtime over n fresh simulated GPUs.
 func (b *bencher) startRuntime(ctx context.Context, n int, capacity int64, sink audit.Sink, edit func(*supervisor.Config)) (*supervisor.Runtime, []*cuda.Sim, error) {
+	return b.startSims(ctx, supervisor.RigConfig{Capacities: slices.Repeat([]int64{capacity}, n)}, sink, edit)
+}
+
+// startSims starts a runtime over the fresh simulated GPUs rc describes.
+func (b *bencher) startSims(ctx context.Context, rc supervisor.RigConfig, sink audit.Sink, edit func(*supervisor.Config)) (*supervisor.Runtime, []*cuda.Sim, error) {
 	cfg := supervisor.Config{Key: b.key, WorkerID: "bench", Audit: sink, Logger: b.cfg.Logger}
 	if edit != nil {
 		edit(&cfg)
 	}
-	rig, err := supervisor.MakeRig(ctx, supervisor.RigConfig{Capacities: slices.Repeat([]int64{capacity}, n), Name: "bench", Seed: -1, Config: cfg})
+	rc.Name, rc.Seed, rc.Config = "bench", -1, cfg
+	rig, err := supervisor.MakeRig(ctx, rc)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -33,6 +33,15 @@ const (
 	// min(cores, files) x single-core SHA-256 / 2 (each byte is hashed
 	// twice: into its file's digest and its chunk's).
 	modelSealTarget = 0.8
+	// remoteAcquireP99Target bounds the p99 of a lease server client's
+	// Acquire and map of a large shard.
+	remoteAcquireP99Target = time.Millisecond
+	// revocationP99Target bounds the p99 of a revocation reaching a lease
+	// server's client after a fail-stop begins.
+	revocationP99Target = 20 * time.Millisecond
+	// sharedScrubTarget is the scrub with many clients holding leases
+	// against the same scrub with none.
+	sharedScrubTarget = 0.9
 )
 
 // BenchTarget is one row of Bench: its name, what it must reach, and what
@@ -70,8 +79,15 @@ var (
 		Reference: "one 4 MiB chunk"}
 	modelSealRow = ratioRow("sealing a model of many files", modelSealTarget,
 		"min(cores, files) x one core's SHA-256 / 2")
+	remoteAcquireRow = BenchTarget{Name: "remote Acquire+map p99", Want: fmt.Sprintf("< %v, no bytes copied", remoteAcquireP99Target),
+		Reference: "the target; a 1 GiB shard over the lease server"}
+	revocationRow = BenchTarget{Name: "revocation reaching clients p99", Want: fmt.Sprintf("< %v", revocationP99Target),
+		Reference: "the target; 200 clients, from FailStop"}
+	sharedScrubRow = ratioRow("scrub with 1,000 clients holding leases", sharedScrubTarget,
+		"the same scrub with no clients")
 	benchTargets = []BenchTarget{scrubRow, verifyRow, deviceHashScrubRow, deviceHashVerifyRow,
-		smallSealRow, durableAuditRow, verifyP99Row, leaseRow, bigSealRow, stagingRow, modelSealRow}
+		smallSealRow, durableAuditRow, verifyP99Row, leaseRow, bigSealRow, stagingRow, modelSealRow,
+		remoteAcquireRow, revocationRow, sharedScrubRow}
 )
 
 // BenchTargets lists the rows of Bench in order, for help texts.

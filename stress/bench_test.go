@@ -22,6 +22,7 @@ func tinyBench(t testing.TB) BenchConfig {
 		VerifyBytes: 8 * mib, VerifyRounds: 2,
 		SmallSeals: 400, Callers: 40, Devices: 2, Rounds: 1,
 		BigSeal: 32 * mib, ModelFiles: 3, ModelFileSize: 4 * mib, TempDir: t.TempDir(),
+		ShareShardBytes: 8 * mib, ShareAcquires: 20, ShareRevokeClients: 10, ShareClients: 20,
 	}
 }
 
@@ -49,7 +50,8 @@ func TestBenchReportsEveryTarget(t *testing.T) {
 		"background scrub throughput", "Verify of one large shard",
 		"device-side hashing, scrub", "device-side hashing, Verify", "small seals through actors",
 		"seals with durable audit", "Verify p99 beside a big seal", "Acquire+Release p99", "sealing one large shard", "host memory sealing a big shard",
-		"sealing a model of many files",
+		"sealing a model of many files", "remote Acquire+map p99", "revocation reaching clients p99",
+		"scrub with 1,000 clients holding leases",
 	}, names)
 }
 
