@@ -27,8 +27,12 @@ type Config struct {
 	// Runtime is the runtime whose shards are served; its devices must be
 	// shareable (a Sim with SimConfig.Shareable) for grants to succeed.
 	Runtime *supervisor.Runtime
-	// Path is the socket's path.
+	// Path is the socket's path (see ListenSocket); unused when Listener
+	// is set.
 	Path string
+	// Listener, if set, is a socket from ListenSocket to serve on; the
+	// server closes it.
+	Listener *net.UnixListener
 	// WorkerID is what welcome names the worker.
 	WorkerID string
 	// AllowUIDs and AllowGIDs are the peers allowed besides the server's
@@ -70,8 +74,8 @@ type Server struct {
 	leases, grants, revocations, drops atomic.Int64
 }
 
-// Listen starts serving cfg.Runtime on a Unix socket at cfg.Path (see
-// listenSocket for how the path is taken).
+// Listen starts serving cfg.Runtime on cfg.Listener, or on a Unix socket
+// at cfg.Path (see ListenSocket for how the path is taken).
 func Listen(cfg Config) (*Server, error) {
 	if cfg.Runtime == nil {
 		return nil, fmt.Errorf("share: no runtime to serve: %w", supervisor.ErrConfig)
@@ -88,9 +92,12 @@ func Listen(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	l, err := listenSocket(cfg.Path)
-	if err != nil {
-		return nil, err
+	l := cfg.Listener
+	if l == nil {
+		var err error
+		if l, err = ListenSocket(cfg.Path); err != nil {
+			return nil, err
+		}
 	}
 	s := &Server{cfg: cfg, allow: newAllowRule(cfg.AllowUIDs, cfg.AllowGIDs), listener: l, conns: map[*conn]struct{}{}}
 	s.wg.Go(s.accept)

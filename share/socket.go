@@ -13,10 +13,12 @@ import (
 // ErrSocketInUse means another server is listening on the socket's path.
 var ErrSocketInUse = errors.New("a lease server is already listening there")
 
-// listenSocket listens on a Unix stream socket at path, mode 0660, its
+// ListenSocket listens on a Unix stream socket at path, mode 0660, its
 // directory made 0750 if missing. A socket left by a dead server is
-// replaced; a live one, or a file that is not a socket, is refused.
-func listenSocket(path string) (*net.UnixListener, error) {
+// replaced; a live one (ErrSocketInUse), or a file that is not a socket, is
+// refused. Config.Listener takes it, for a caller that takes the path
+// before it has a runtime to serve.
+func ListenSocket(path string) (*net.UnixListener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("serve %s: %w", path, err)
 	}

@@ -119,6 +119,23 @@ func TestRunRefusesBadInputWithOneLineThatNamesTheFix(t *testing.T) {
 			wantInLine: []string{"--sim-fault", "cannot run on real GPUs", "--backend sim"},
 		},
 		{
+			name: "serve on real GPUs",
+			args: func(_ *testing.T, s setup) []string {
+				return []string{"--backend", "cuda", "--serve", filepath.Join(s.dir, "share.sock"), s.model}
+			},
+			wantInLine: []string{"--serve", "real GPUs do not share memory", "--backend sim"},
+		},
+		{
+			name:       "serve-allow-uid without serve",
+			args:       func(_ *testing.T, s setup) []string { return []string{"--serve-allow-uid", "1000", s.model} },
+			wantInLine: []string{"--serve-allow-uid", "need --serve PATH"},
+		},
+		{
+			name:       "a path that is not a socket",
+			args:       func(_ *testing.T, s setup) []string { return []string{"--serve", s.model, s.model} },
+			wantInLine: []string{"not a socket", "choose another"},
+		},
+		{
 			name:       "malformed sim-fault",
 			args:       func(_ *testing.T, s setup) []string { return []string{"--sim-fault", "bitflip", s.model} },
 			wantInLine: []string{"use bitflip@DURATION"},

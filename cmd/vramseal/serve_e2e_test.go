@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,6 +48,10 @@ func TestRunServesASecondProcessAndRevokesItsLeaseBeforeFailStopping(t *testing.
 	held, heldOut := client("hold")
 	require.True(t, heldOut.Scan(), "the holding client's first line")
 	require.Equal(t, "held", heldOut.Text())
+	list := runVramseal(t, dir, "share", "list", "--socket", sock)
+	require.Equal(t, exitOK, list.code, "share list: %s", list.stderr)
+	assert.Contains(t, list.stdout, "layer0.bin")
+	assert.Regexp(t, fmt.Sprintf(`(?m)^%d +\d+ +\d+ +\d+`, held.Process.Pid), list.stdout, "the holding client and its lease:\n%s", list.stdout)
 	require.NoError(t, held.Process.Kill())
 	_ = held.Wait()
 

@@ -13,13 +13,13 @@ import (
 func (w *worker) startSharing(m *metrics) error {
 	o := w.opts.serve
 	s, err := share.Listen(share.Config{
-		Runtime: w.rt, Path: o.path, WorkerID: w.opts.workerID,
+		Runtime: w.rt, Listener: w.shareLn, WorkerID: w.opts.workerID,
 		AllowUIDs: o.allowUIDs, AllowGIDs: o.allowGIDs, MaxClients: o.maxClients, Logger: w.logger,
 	})
 	if err != nil {
-		return withExitCode(exitUsage, err)
+		return err
 	}
-	w.share = s
+	w.shareLn, w.share = nil, s
 	w.logger.Info("serving leases", "socket", o.path, "allow_uids", o.allowUIDs, "allow_gids", o.allowGIDs, "max_clients", o.maxClients)
 	return m.watchSharing(s.Stats)
 }

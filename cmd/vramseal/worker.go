@@ -40,6 +40,7 @@ type worker struct {
 	srcs     []*model.Source
 	identity *model.Identity  // what the model must be, from the identity flags
 	listener net.Listener     // until the server takes it
+	shareLn  *net.UnixListener // --serve's socket, until the lease server takes it
 	devices  *backend.Set     // until the runtime is given them
 	sims     []*cuda.Sim      // the simulated devices, for --sim-fault
 	watch    *gpuhealth.Watch // NVML's watch over real GPUs; nil without
@@ -107,6 +108,13 @@ func (w *worker) prepare(files []string) error {
 			return err
 		}
 		w.listener = ln
+	}
+	if o.serve.path != "" {
+		ln, err := share.ListenSocket(o.serve.path)
+		if err != nil {
+			return withExitCode(exitUsage, fmt.Errorf("--serve: %w", err))
+		}
+		w.shareLn = ln
 	}
 	o.backend.shareable = o.serve.path != "" // --serve: memory other processes may map
 	devices, err := o.backend.openDevices(w.gpus)
@@ -445,6 +453,9 @@ func (w *worker) close(runErr error) error {
 	}
 	if w.listener != nil {
 		w.listener.Close()
+	}
+	if w.shareLn != nil {
+		w.shareLn.Close()
 	}
 	if w.watch != nil {
 		w.watch.StopWatchers() // before the runtime stops: they call into it
