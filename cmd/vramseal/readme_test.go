@@ -53,7 +53,7 @@ func TestQuickStartIsTwoCommandsAndTheSecondIsWhatCIRuns(t *testing.T) {
 func helpTexts(t *testing.T) map[string]string {
 	t.Helper()
 	texts := map[string]string{}
-	for _, cmd := range [][]string{{}, {"run"}, {"devices"}, {"audit"}, {"audit", "verify"}, {"version"}, {"stress"}, {"bench"}} {
+	for _, cmd := range [][]string{{}, {"run"}, {"devices"}, {"audit"}, {"audit", "verify"}, {"version"}, {"stress"}, {"bench"}, {"share"}, {"share", "list"}} {
 		texts[strings.Join(append([]string{"vramseal"}, cmd...), " ")] = helpOf(t, cmd...)
 	}
 	return texts

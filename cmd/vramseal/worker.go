@@ -38,12 +38,12 @@ type worker struct {
 	service *serviceManager
 
 	srcs     []*model.Source
-	identity *model.Identity  // what the model must be, from the identity flags
-	listener net.Listener     // until the server takes it
+	identity *model.Identity   // what the model must be, from the identity flags
+	listener net.Listener      // until the server takes it
 	shareLn  *net.UnixListener // --serve's socket, until the lease server takes it
-	devices  *backend.Set     // until the runtime is given them
-	sims     []*cuda.Sim      // the simulated devices, for --sim-fault
-	watch    *gpuhealth.Watch // NVML's watch over real GPUs; nil without
+	devices  *backend.Set      // until the runtime is given them
+	sims     []*cuda.Sim       // the simulated devices, for --sim-fault
+	watch    *gpuhealth.Watch  // NVML's watch over real GPUs; nil without
 	keys     *supervisor.Keys
 	auditLog *audit.Log
 	heads    *audit.HeadPublisher // publishes the log's head; closed after the log

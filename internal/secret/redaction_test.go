@@ -27,6 +27,7 @@ import (
 	"github.com/vramseal/vramseal/cuda"
 	"github.com/vramseal/vramseal/internal/secret"
 	"github.com/vramseal/vramseal/sealer"
+	"github.com/vramseal/vramseal/share"
 	"github.com/vramseal/vramseal/stress"
 	"github.com/vramseal/vramseal/supervisor"
 )
@@ -109,6 +110,29 @@ var holders = map[string]holder{
 	"supervisor.Runtime": func(t *testing.T) []any {
 		rt := stoppedRig(t).Runtime
 		return []any{rt, struct{ *supervisor.Runtime }{rt}}
+	},
+	"supervisor.Lease": func(t *testing.T) []any {
+		rig, err := supervisor.MakeRig(context.Background(), supervisor.RigConfig{
+			Capacities: []int64{1 << 20}, Config: supervisor.Config{Key: sealKey(t), WorkerID: testWorker},
+		})
+		require.NoError(t, err)
+		s, err := rig.Seal(context.Background(), supervisor.SealRequest{ID: "probe", Size: 4, Data: bytes.NewReader([]byte("abcd"))})
+		require.NoError(t, err)
+		l, err := rig.Acquire(context.Background(), s)
+		require.NoError(t, err)
+		l.Release()
+		require.NoError(t, rig.Stop(context.Background()))
+		return []any{l, struct{ *supervisor.Lease }{l}}
+	},
+	"share.Config": func(t *testing.T) []any {
+		c := share.Config{Runtime: stoppedRig(t).Runtime, Path: "share.sock"}
+		return []any{c, struct{ share.Config }{c}}
+	},
+	"share.Server": func(t *testing.T) []any {
+		srv, err := share.Listen(share.Config{Runtime: stoppedRig(t).Runtime, Path: filepath.Join(t.TempDir(), "share.sock")})
+		require.NoError(t, err)
+		require.NoError(t, srv.Close())
+		return []any{srv, struct{ *share.Server }{srv}}
 	},
 	"stress.BaselineConfig": func(t *testing.T) []any {
 		c := stress.BaselineConfig{Key: sealKey(t)}
