@@ -87,6 +87,7 @@ func (c *conn) serve() {
 	defer c.close()
 	r := newFrameReader(c.nc, false)
 	said := false
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.HelloTimeout))
 	for {
 		body, err := readFrame(r)
 		if err != nil {
@@ -110,6 +111,7 @@ func (c *conn) serve() {
 				return
 			}
 			said = true
+			_ = c.nc.SetReadDeadline(time.Time{})
 			c.send(reply{Op: opWelcome, Req: req.Req, Version: Version, Worker: c.s.cfg.WorkerID}, nil)
 			continue
 		}

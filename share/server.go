@@ -20,6 +20,9 @@ const (
 	// DefaultWriteTimeout bounds one frame's write to a client that does
 	// not read: then the connection is dropped.
 	DefaultWriteTimeout = 2 * time.Second
+	// DefaultHelloTimeout bounds how long a new connection may take to say
+	// hello, so that silent ones do not hold client slots.
+	DefaultHelloTimeout = 10 * time.Second
 )
 
 // Config configures a lease server.
@@ -46,6 +49,9 @@ type Config struct {
 	SendQueue int
 	// WriteTimeout bounds one frame's write; 0 means DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// HelloTimeout bounds the wait for a new connection's hello; 0 means
+	// DefaultHelloTimeout.
+	HelloTimeout time.Duration
 	// Logger gets the server's log lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -88,6 +94,9 @@ func Listen(cfg Config) (*Server, error) {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.HelloTimeout <= 0 {
+		cfg.HelloTimeout = DefaultHelloTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

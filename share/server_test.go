@@ -325,3 +325,13 @@ func TestTheGoClientListsAcquiresAndReleases(t *testing.T) {
 	assert.Equal(t, int64(0), s.server.Stats().Leases)
 	assert.Equal(t, int64(1), s.server.Stats().Grants)
 }
+
+// TestASilentClientIsClosedAfterTheHelloTimeout connects and says nothing:
+// the server closes the connection and frees its slot.
+func TestASilentClientIsClosedAfterTheHelloTimeout(t *testing.T) {
+	s := serve(t, func(c *share.Config) { c.HelloTimeout = 100 * time.Millisecond; c.MaxClients = 1 })
+	silent := dialRaw(t, s.path)
+	assert.True(t, silent.closed(), "the server closes a connection that never says hello")
+	require.Eventually(t, func() bool { return s.server.Stats().Clients == 0 }, 30*time.Second, 10*time.Millisecond, "the silent client's slot to free")
+	helloRaw(t, s.path) // the one slot serves again
+}
