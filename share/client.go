@@ -257,9 +257,6 @@ func (l *RemoteLease) Map() ([]byte, error) {
 	return m[l.Offset : l.Offset+l.Size], nil
 }
 
-// File is the grant's descriptor; it stays the lease's, closed at Release.
-func (l *RemoteLease) File() *os.File { return l.file }
-
 // Revoked closes once the server revokes the lease or the connection ends.
 func (l *RemoteLease) Revoked() <-chan struct{} { return l.revoked }
 

@@ -6,11 +6,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/internal/safetensors"
+	"github.com/vramseal/vramseal/internal/testwait"
 	"github.com/vramseal/vramseal/sealer"
 	"github.com/vramseal/vramseal/share"
 	"github.com/vramseal/vramseal/supervisor"
@@ -70,7 +73,9 @@ func safetensorsFile(t *testing.T) []byte {
 func TestThePythonClientAgainstARealServer(t *testing.T) {
 	python := pythonWithNumpy(t)
 	ctx := context.Background()
-	rig, err := supervisor.MakeRig(ctx, supervisor.RigConfig{Shareable: true, Capacities: []int64{16 << 20, 16 << 20}})
+	records := &grantWatch{Memory: audit.NewMemory(), shard: "victim", granted: make(chan struct{})}
+	rig, err := supervisor.MakeRig(ctx, supervisor.RigConfig{Shareable: true, Capacities: []int64{16 << 20, 16 << 20},
+		Config: supervisor.Config{Audit: records}})
 	require.NoError(t, err)
 	defer func() {
 		stop, cancel := context.WithTimeout(ctx, time.Minute)
@@ -91,45 +96,56 @@ func TestThePythonClientAgainstARealServer(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { assert.NoError(t, server.Close()) }()
 
+	// Once the Python side holds a lease on the victim, evict its device.
 	evicted := make(chan error, 1)
-	go func() { evicted <- evictWhenLeased(ctx, rig) }()
+	pythonDone := make(chan struct{})
+	go func() {
+		select {
+		case <-records.granted:
+			evict, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			_, err := rig.Evict(evict, 1, "test: revoke the Python client's lease")
+			evicted <- err
+		case <-pythonDone:
+			evicted <- errors.New("the Python side never leased the victim")
+		}
+	}()
 
 	cmd := exec.Command(python, "-m", "unittest", "-v", "tests.test_real_server")
 	cmd.Dir = "."
 	cmd.Env = append(os.Environ(), "VRAMSEAL_SHARE_SOCKET="+path, "PYTHONDONTWRITEBYTECODE=1")
 	out, err := cmd.CombinedOutput()
+	close(pythonDone)
 	require.NoError(t, err, "the Python client's tests:\n%s", out)
 	assert.NotContains(t, string(out), "skipped", "no Python test may skip here:\n%s", out)
 	assert.Contains(t, string(out), "OK")
-	select {
-	case err := <-evicted:
-		require.NoError(t, err, "the eviction of the victim's device")
-	case <-time.After(30 * time.Second):
-		t.Fatal("the victim's device was never evicted: the Python side never leased it")
-	}
-	for _, r := range rig.Audit.Records() {
+	require.NoError(t, testwait.Receive(t, evicted, "the eviction of the victim's device"))
+	var ended []string
+	for _, r := range records.Records() {
 		if r.Event == audit.EventLeaseEnded && r.Fields["shard_id"] == "victim" {
-			assert.Equal(t, "revoked", r.Fields["ended"])
+			ended = append(ended, r.Fields["ended"].(string))
 		}
 	}
+	assert.Equal(t, []string{"revoked"}, ended, "the victim's lease ended once, revoked")
 	t.Logf("python:\n%s", strings.TrimSpace(string(out)))
 }
 
-// evictWhenLeased evicts device 1 once a peer holds a lease on "victim".
-func evictWhenLeased(ctx context.Context, rig *supervisor.Rig) error {
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		for _, r := range rig.Audit.Records() {
-			if r.Event == audit.EventLeaseGranted && r.Fields["shard_id"] == "victim" {
-				evict, cancel := context.WithTimeout(ctx, 30*time.Second)
-				defer cancel()
-				_, err := rig.Evict(evict, 1, "test: revoke the Python client's lease")
-				return err
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
+// grantWatch is an audit sink that keeps every record and closes granted
+// once a lease on shard is granted.
+type grantWatch struct {
+	*audit.Memory
+	shard   string
+	granted chan struct{}
+	once    sync.Once
+}
+
+// Record keeps r, and tells granted of the watched shard's first grant.
+func (w *grantWatch) Record(ctx context.Context, r audit.Record) error {
+	err := w.Memory.Record(ctx, r)
+	if err == nil && r.Event == audit.EventLeaseGranted && r.Fields["shard_id"] == w.shard {
+		w.once.Do(func() { close(w.granted) })
 	}
-	return context.DeadlineExceeded
+	return err
 }
 
 // TestThePythonClientsOwnTests runs share/python/tests/test_client.py,
