@@ -15,7 +15,7 @@ import (
 )
 
 func TestConcurrentWritersShareCommits(t *testing.T) {
-	writers, perWriter := 1000, 100
+	writers, perWriter := 1000, 25 // 25,000 records: enough to interleave every writer many times
 	if testing.Short() {
 		writers = 100
 	}

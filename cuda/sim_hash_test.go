@@ -20,7 +20,7 @@ func TestSimHashChunksReadsNothingOut(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			const size, chunk = 3<<20 + 5, 1 << 20
 			s := newSimWith(t, cuda.SimConfig{Capacity: 8 << 20, Prefault: mode.prefault, Shareable: mode.shareable})
-			data := randomBytes(7, size)
+			data := cudatest.Pattern(7, int64(size))
 			h := allocateFilled(t, s, data)
 
 			got, err := s.HashChunks(h, 0, size, chunk)
@@ -48,7 +48,7 @@ func TestSimHashChunksReadsNothingOut(t *testing.T) {
 func TestSimHashChunksFindsAFlip(t *testing.T) {
 	const size, chunk = 1 << 20, 64 << 10
 	s := newSim(t, size, 1)
-	data := randomBytes(8, size)
+	data := cudatest.Pattern(8, int64(size))
 	h := allocateFilled(t, s, data)
 	const at = 9*chunk + 1000
 	require.NoError(t, s.FlipBit(h, at, 3))
@@ -64,7 +64,7 @@ func TestSimHashChunksFindsAFlip(t *testing.T) {
 
 func TestSimHashChunksTakesReadFailures(t *testing.T) {
 	s := newSim(t, 1<<20, 1)
-	h := allocateFilled(t, s, randomBytes(9, 4096))
+	h := allocateFilled(t, s, cudatest.Pattern(9, 4096))
 	s.FailReads(2)
 	_, err := s.HashChunks(h, 0, 4096, 4096)
 	assert.ErrorIs(t, err, cuda.ErrCopyFailed, "the first armed failure reaches a hash")
@@ -76,7 +76,7 @@ func TestSimHashChunksTakesReadFailures(t *testing.T) {
 
 func TestSimHashChunksOnALostDevice(t *testing.T) {
 	s := newSim(t, 1<<20, 1)
-	h := allocateFilled(t, s, randomBytes(10, 4096))
+	h := allocateFilled(t, s, cudatest.Pattern(10, 4096))
 	s.Lose()
 	_, err := s.HashChunks(h, 0, 4096, 4096)
 	assert.ErrorIs(t, err, messages.ErrDeviceFault)
@@ -90,7 +90,7 @@ func BenchmarkSimHashChunks(b *testing.B) {
 	s := newSimWith(b, cuda.SimConfig{Capacity: size, Prefault: true})
 	h, err := s.Allocate(size)
 	require.NoError(b, err)
-	require.NoError(b, s.Write(h, 0, randomBytes(12, size)))
+	require.NoError(b, s.Write(h, 0, cudatest.Pattern(12, int64(size))))
 	b.Run("in place", func(b *testing.B) {
 		b.SetBytes(size)
 		for b.Loop() {

@@ -55,16 +55,6 @@ func contents(t *testing.T, s cuda.Device, h cuda.Handle, size int64) []byte {
 	return p
 }
 
-// randomBytes returns n bytes from a generator seeded with seed.
-func randomBytes(seed uint64, n int) []byte {
-	p := make([]byte, n)
-	r := rand.New(rand.NewPCG(seed, 0))
-	for i := range p {
-		p[i] = byte(r.Uint32())
-	}
-	return p
-}
-
 func TestSimContract(t *testing.T) {
 	for _, mode := range memoryModes {
 		t.Run(mode.name, func(t *testing.T) {
@@ -291,8 +281,8 @@ func TestSimFailAllocations(t *testing.T) {
 
 func TestSimFailWriteAfter(t *testing.T) {
 	const size = 64
-	original := randomBytes(1, size)
-	update := randomBytes(2, size)
+	original := cudatest.Pattern(1, int64(size))
+	update := cudatest.Pattern(2, int64(size))
 	for _, tc := range []struct {
 		name        string
 		limit       int64
@@ -350,7 +340,7 @@ func TestSimFailWriteAfterPersistsUntilDisarmed(t *testing.T) {
 
 func TestSimFailReads(t *testing.T) {
 	const size = 256
-	data := randomBytes(3, size)
+	data := cudatest.Pattern(3, int64(size))
 	for _, n := range []int{1, 3} {
 		t.Run(fmt.Sprintf("%d failures", n), func(t *testing.T) {
 			s := newSim(t, 1<<20, 1)
@@ -371,7 +361,7 @@ func TestSimFailReads(t *testing.T) {
 
 func TestSimFlipBit(t *testing.T) {
 	const size = 4096
-	data := randomBytes(4, size)
+	data := cudatest.Pattern(4, int64(size))
 	for _, offset := range []int64{0, 1234, size - 1} {
 		for bit := range uint(8) {
 			t.Run(fmt.Sprintf("offset %d bit %d", offset, bit), func(t *testing.T) {
@@ -427,7 +417,7 @@ func TestSimFlipRandomBit(t *testing.T) {
 
 		model := map[cuda.Handle][]byte{}
 		for i, size := range []int{4096, 100, 1 << 16} {
-			data := randomBytes(uint64(i), size)
+			data := cudatest.Pattern(uint64(i), int64(size))
 			model[allocateFilled(t, s, data)] = data
 		}
 		var got []flip
@@ -519,7 +509,7 @@ func BenchmarkSimWrite(b *testing.B) {
 	s := newSim(b, size, 1)
 	h, err := s.Allocate(size)
 	require.NoError(b, err)
-	p := randomBytes(1, size)
+	p := cudatest.Pattern(1, int64(size))
 	b.SetBytes(size)
 	for b.Loop() {
 		if err := s.Write(h, 0, p); err != nil {
@@ -533,7 +523,7 @@ func BenchmarkSimRead(b *testing.B) {
 	s := newSim(b, size, 1)
 	h, err := s.Allocate(size)
 	require.NoError(b, err)
-	require.NoError(b, s.Write(h, 0, randomBytes(1, size)))
+	require.NoError(b, s.Write(h, 0, cudatest.Pattern(1, int64(size))))
 	p := make([]byte, size)
 	b.SetBytes(size)
 	for b.Loop() {

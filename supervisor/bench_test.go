@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vramseal/vramseal/cuda/cudatest"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
 )
@@ -54,7 +55,7 @@ func startBenchRuntime(b *testing.B) (*Runtime, sealer.Shard) {
 	rig, err := MakeRig(context.Background(), RigConfig{Capacities: []int64{512 * MiB}})
 	require.NoError(b, err)
 	rt := rig.Runtime
-	small, err := rt.Seal(context.Background(), messages.SealRequest{ID: "small", Data: bytes.NewReader(randomData(1, 64*KiB)), Size: 64 * KiB})
+	small, err := rt.Seal(context.Background(), messages.SealRequest{ID: "small", Data: bytes.NewReader(cudatest.Pattern(1, 64*KiB)), Size: 64 * KiB})
 	require.NoError(b, err)
 	return rt, small
 }

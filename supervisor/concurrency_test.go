@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vramseal/vramseal/cuda/cudatest"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
 )
@@ -23,7 +24,7 @@ func TestConcurrentSealsGetUniqueIDs(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Go(func() {
-			s, err := w.Seal(context.Background(), messages.SealRequest{Data: bytes.NewReader(randomData(3, MiB)), Size: MiB})
+			s, err := w.Seal(context.Background(), messages.SealRequest{Data: bytes.NewReader(cudatest.Pattern(3, MiB)), Size: MiB})
 			assert.NoError(t, err)
 			results <- s
 		})
@@ -142,7 +143,7 @@ func TestSealUntilFull(t *testing.T) {
 	for g := range 20 {
 		wg.Go(func() {
 			for i := 0; ; i++ {
-				s, err := w.Seal(context.Background(), messages.SealRequest{ID: fmt.Sprintf("g%d-%d", g, i), Data: bytes.NewReader(randomData(uint64(i), MiB)), Size: MiB})
+				s, err := w.Seal(context.Background(), messages.SealRequest{ID: fmt.Sprintf("g%d-%d", g, i), Data: bytes.NewReader(cudatest.Pattern(uint64(i), MiB)), Size: MiB})
 				if err != nil {
 					assert.True(t, errors.Is(err, messages.ErrInsufficientVRAM), "only insufficient VRAM may fail: %v", err)
 					return

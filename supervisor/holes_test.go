@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/cuda/cudatest"
 	"github.com/vramseal/vramseal/internal/testwait"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
@@ -33,7 +34,7 @@ type stalledReader struct {
 }
 
 func newStalledReader(n int64) *stalledReader {
-	return &stalledReader{data: randomData(uint64(n), n), started: make(chan struct{}), unblock: make(chan struct{})}
+	return &stalledReader{data: cudatest.Pattern(uint64(n), n), started: make(chan struct{}), unblock: make(chan struct{})}
 }
 
 func (s *stalledReader) Read(p []byte) (int, error) {
@@ -164,13 +165,14 @@ func TestStaleRecordsAreUnknownShards(t *testing.T) {
 // Hole 4: two concurrent releases of record A while its ID is sealed again
 // as B could free B: the release checked the record, then freed by ID.
 func TestStaleReleaseNeverFreesTheNewerShard(t *testing.T) {
+	t.Parallel()
 	iterations := 10_000
 	if testing.Short() {
 		iterations = 500
 	}
 	w := newTestWorker(t, []int64{16 * MiB}, nil)
 	ctx := context.Background()
-	data := randomData(1, KiB)
+	data := cudatest.Pattern(1, KiB)
 	for i := range iterations {
 		a, err := w.Seal(ctx, messages.SealRequest{ID: "x", Data: bytes.NewReader(data), Size: KiB})
 		require.NoError(t, err)
@@ -237,7 +239,7 @@ func TestTrailUnderEvictionTellsTheTruth(t *testing.T) {
 		sealing.Go(func() {
 			for i := g; i < seals; i += 20 {
 				size := int64(1+i%4) * 64 * KiB
-				_, err := w.Seal(ctx, messages.SealRequest{ID: fmt.Sprintf("s-%04d", i), Data: bytes.NewReader(randomData(uint64(i), size)), Size: size})
+				_, err := w.Seal(ctx, messages.SealRequest{ID: fmt.Sprintf("s-%04d", i), Data: bytes.NewReader(cudatest.Pattern(uint64(i), size)), Size: size})
 				if err != nil {
 					assert.ErrorIs(t, err, messages.ErrEvicted, "seal %d", i)
 				}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/cuda/cudatest"
 	"github.com/vramseal/vramseal/internal/testwait"
 )
 
@@ -22,7 +23,7 @@ import (
 func TestPeerLeaseSharesTheSealedBytesAndRecordsItsLife(t *testing.T) {
 	w := newRigWorker(t, RigConfig{Shareable: true}, nil)
 	ctx := context.Background()
-	data := randomData(7, 300_001)
+	data := cudatest.Pattern(7, 300_001)
 	s, err := w.Seal(ctx, SealRequest{ID: "w", Size: int64(len(data)), Data: bytes.NewReader(data)})
 	require.NoError(t, err)
 
@@ -69,7 +70,7 @@ func TestPeerLeaseSharesTheSealedBytesAndRecordsItsLife(t *testing.T) {
 func TestRevokedPeerLeaseRecordsTheCause(t *testing.T) {
 	w := newRigWorker(t, RigConfig{Shareable: true}, nil)
 	ctx := context.Background()
-	s, err := w.Seal(ctx, SealRequest{ID: "w", Size: 4096, Data: bytes.NewReader(randomData(1, 4096))})
+	s, err := w.Seal(ctx, SealRequest{ID: "w", Size: 4096, Data: bytes.NewReader(cudatest.Pattern(1, 4096))})
 	require.NoError(t, err)
 	l, err := w.Acquire(ctx, s, ForPeer(Peer{PID: 1}))
 	require.NoError(t, err)

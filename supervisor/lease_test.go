@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/cuda/cudatest"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
 )
@@ -31,7 +32,7 @@ func TestLeaseShowsTheSealedBytes(t *testing.T) {
 	require.NoError(t, err)
 	got, err := io.ReadAll(io.NewSectionReader(view, 0, view.Size()))
 	require.NoError(t, err)
-	assert.True(t, bytes.Equal(randomData(uint64(s.Size), s.Size), got), "the lease shows what was sealed")
+	assert.True(t, bytes.Equal(cudatest.Pattern(uint64(s.Size), s.Size), got), "the lease shows what was sealed")
 	_, err = l.DevicePointer()
 	assert.ErrorIs(t, err, messages.ErrInvalidInput, "a Sim has no device addresses")
 	assert.Len(t, w.events(audit.EventSealVerified), 1, "the verified acquire is recorded")

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/cuda/cudatest"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
 )
@@ -36,7 +37,7 @@ func safetensorsModel(t *testing.T) ([]sealer.Tensor, []byte) {
 		tensors[i].Offset, tensors[i].Size = at, int64(n)
 		at += int64(n)
 	}
-	return tensors, randomData(7, at)
+	return tensors, cudatest.Pattern(7, at)
 }
 
 func hexSHA256(b []byte) string {
@@ -124,7 +125,7 @@ func (c *stubCheck) Write(p []byte) (int, error) { c.seen += int64(len(p)); retu
 func (c *stubCheck) Result(string) error { return c.err }
 
 func TestSealChecksPublishedDigest(t *testing.T) {
-	data := randomData(3, 200*KiB+5) // four chunks, the last short
+	data := cudatest.Pattern(3, 200*KiB+5) // four chunks, the last short
 	ctx := context.Background()
 
 	t.Run("match", func(t *testing.T) {
@@ -159,7 +160,7 @@ func TestSealChecksPublishedDigest(t *testing.T) {
 }
 
 func TestSealRejectsARangeOfTheModel(t *testing.T) {
-	data := randomData(4, 300*KiB)
+	data := cudatest.Pattern(4, 300*KiB)
 	ctx := context.Background()
 	w := newTestWorker(t, []int64{10 * MiB}, nil)
 	_, err := w.Seal(ctx, messages.SealRequest{ID: "ok", Data: bytes.NewReader(data), Size: int64(len(data)), Check: &stubCheck{}})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/cuda/cudatest"
 )
 
 const openToken = "open-test-token-0123456789"
@@ -39,7 +40,7 @@ func TestOpenChainsItsLogWithTheTokensKeyAndClosesItOnStop(t *testing.T) {
 	rt, err := Open(ctx, OpenConfig{TokenFile: tokenFile(t, 0o600), AuditLog: logPath,
 		Config: Config{Devices: []cuda.Device{newSim(t)}, WorkerID: "w1", ChunkSize: 64 * KiB}})
 	require.NoError(t, err)
-	data := randomData(1, 128*KiB)
+	data := cudatest.Pattern(1, 128*KiB)
 	s, err := rt.Seal(ctx, SealRequest{ID: "s", Data: bytes.NewReader(data), Size: int64(len(data))})
 	require.NoError(t, err)
 	require.NoError(t, rt.Verify(ctx, s))
@@ -66,7 +67,7 @@ func TestOpenWithoutAnAuditLog(t *testing.T) {
 	ctx := context.Background()
 	rt, err := Open(ctx, OpenConfig{TokenFile: tokenFile(t, 0o400), Config: Config{Devices: []cuda.Device{newSim(t)}, WorkerID: "w1"}})
 	require.NoError(t, err)
-	data := randomData(2, 64*KiB)
+	data := cudatest.Pattern(2, 64*KiB)
 	_, err = rt.Seal(ctx, SealRequest{ID: "s", Data: bytes.NewReader(data), Size: int64(len(data))})
 	require.NoError(t, err)
 	require.NoError(t, rt.Stop(ctx))

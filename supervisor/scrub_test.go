@@ -60,6 +60,8 @@ func TestScrubCatchesAFlippedBitInAnyShard(t *testing.T) {
 }
 
 func TestScrubRaisesNoFalseAlarm(t *testing.T) {
+	// Parallel: the soak mostly waits, so it runs beside the CPU-bound race hunts.
+	t.Parallel()
 	soak := 10 * time.Second
 	if testing.Short() {
 		soak = 2 * time.Second

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/cuda/cudatest"
 	"github.com/vramseal/vramseal/internal/testwait"
 	"github.com/vramseal/vramseal/messages"
 )
@@ -23,7 +24,7 @@ func TestSealCancelledWhileRecordingStillSeals(t *testing.T) {
 	w := newTestWorker(t, []int64{10 * MiB}, func(c *Config) { c.Audit = sink })
 	ctx, cancel := context.WithCancel(context.Background())
 	sink.cancel = cancel
-	data := randomData(5, 100*KiB)
+	data := cudatest.Pattern(5, 100*KiB)
 	s, err := w.Seal(ctx, messages.SealRequest{ID: "m", Data: bytes.NewReader(data), Size: int64(len(data))})
 	require.NoError(t, err)
 	require.NoError(t, w.Verify(context.Background(), s))

@@ -3,7 +3,6 @@ package supervisor
 import (
 	"bytes"
 	"context"
-	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/vramseal/vramseal/audit"
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/cuda/cudatest"
 	"github.com/vramseal/vramseal/internal/testwait"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
@@ -74,20 +74,10 @@ func newRigWorker(t *testing.T, rc RigConfig, edit func(*Config)) *testWorker {
 	return w
 }
 
-// randomData returns n deterministic pseudo-random bytes.
-func randomData(seed uint64, n int64) []byte {
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rng.Uint32())
-	}
-	return b
-}
-
 // seal seals size random bytes on device as id and requires success.
 func (w *testWorker) seal(t *testing.T, device int, id string, size int64) sealer.Shard {
 	t.Helper()
-	s, err := w.Seal(context.Background(), messages.SealRequest{Device: device, ID: id, Data: bytes.NewReader(randomData(uint64(size), size)), Size: size})
+	s, err := w.Seal(context.Background(), messages.SealRequest{Device: device, ID: id, Data: bytes.NewReader(cudatest.Pattern(uint64(size), size)), Size: size})
 	require.NoError(t, err)
 	return s
 }
@@ -137,5 +127,5 @@ func (w *testWorker) requireLeasedBytes(t *testing.T, l *Lease, s sealer.Shard) 
 	got := make([]byte, 16)
 	err := w.sims[s.Device].Read(l.held.Handle, 0, got)
 	require.NoError(t, err, "the leased memory is still there, its device open")
-	assert.Equal(t, randomData(uint64(s.Size), s.Size)[:16], got)
+	assert.Equal(t, cudatest.Pattern(uint64(s.Size), s.Size)[:16], got)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/cuda/cudatest"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
 )
@@ -55,7 +56,7 @@ func TestVerifyAlteredRecordFailStops(t *testing.T) {
 	for name, alter := range cases {
 		t.Run(name, func(t *testing.T) {
 			w := newTestWorker(t, []int64{10 * MiB, 10 * MiB}, nil)
-			s, err := w.Seal(context.Background(), messages.SealRequest{ID: "target", Data: bytes.NewReader(randomData(1, 200*KiB)),
+			s, err := w.Seal(context.Background(), messages.SealRequest{ID: "target", Data: bytes.NewReader(cudatest.Pattern(1, 200*KiB)),
 				Size: 200 * KiB, ModelRef: "model", ShardIndex: 0, TotalShards: 4})
 			require.NoError(t, err)
 			alter(&s)

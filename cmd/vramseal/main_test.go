@@ -1,10 +1,13 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -14,6 +17,8 @@ import (
 var vramsealBinary string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	raiseParallelism()
 	dir, err := os.MkdirTemp("", "vramseal-cmd-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "make temp dir:", err)
@@ -29,6 +34,22 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(code)
 	}))
+}
+
+// subprocessesPerCore is how many parallel tests run per core unless
+// -test.parallel says otherwise: most of this package's tests wait on a
+// vramseal process of their own, so GOMAXPROCS at a time (go test's
+// default) leaves the cores idle.
+const subprocessesPerCore = 4
+
+// raiseParallelism sets -test.parallel to subprocessesPerCore × GOMAXPROCS
+// when the command line did not set it.
+func raiseParallelism() {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", strconv.Itoa(subprocessesPerCore*runtime.GOMAXPROCS(0))) // the flag exists: testing defines it
+	}
 }
 
 // buildBinary builds this command into path, with the race detector when

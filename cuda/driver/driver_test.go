@@ -210,6 +210,8 @@ func TestDriverOnDeviceCloseFreesEverything(t *testing.T) {
 // machines without a GPU. It is not a GPU: real devices run the same tests
 // through TestDriverContract on a machine with one.
 func TestDriverOverFakeLibcuda(t *testing.T) {
+	// Parallel, as the gpucheck dry runs: each waits on processes of its own.
+	t.Parallel()
 	dir := buildFakeLibcuda(t)
 	child := exec.Command(os.Args[0], "-test.run=^(TestDriverContract|TestDriverOnDevice.*)$", "-test.v", "-test.count=1",
 		"-test.bench=^(BenchmarkDriverCopy|BenchmarkDriverHash)$", "-test.benchtime=2x")

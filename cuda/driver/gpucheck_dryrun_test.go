@@ -84,6 +84,7 @@ func gpucheckRows(t *testing.T, stdout string) map[string][2]string {
 // NVML step says it skipped, the summary fits 4,000 characters, the time
 // the steps may take fits the 300 s budget, and the full logs are in $OUT.
 func TestGPUCheckDryRun(t *testing.T) {
+	t.Parallel()
 	lib := buildFakeLibcuda(t)
 	stdout, out, code := runGPUCheck(t, lib, gpucheckBin(t, true))
 	t.Logf("gpucheck.sh's stdout:\n%s", stdout)
@@ -135,6 +136,7 @@ func TestGPUCheckDryRun(t *testing.T) {
 // libcuda whose every kernel launch fails: the steps that hash fail, and
 // every step after them still runs, and the script exits 1.
 func TestGPUCheckRunsEveryStepAfterFailures(t *testing.T) {
+	t.Parallel()
 	lib := buildFakeLibcuda(t)
 	stdout, _, code := runGPUCheck(t, lib, gpucheckBin(t, true), launchErrorEnv+"=719")
 	t.Logf("gpucheck.sh's stdout:\n%s", stdout)

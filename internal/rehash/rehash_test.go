@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/cuda/cudatest"
 	"github.com/vramseal/vramseal/internal/staging"
 	"github.com/vramseal/vramseal/messages"
 	"github.com/vramseal/vramseal/sealer"
@@ -85,15 +85,6 @@ func (m *simMemory) seal(t *testing.T, id string, data []byte) Shard {
 	return Shard{Record: sealer.Shard{ID: id, Size: int64(len(data)), Digest: sums.Digest, ChunkSize: chunkSize, ChunkRoot: sums.ChunkRoot, SealedAt: time.Now(), Generation: m.gens[id]}, Chunks: sums.Chunks}
 }
 
-func randomBytes(n int) []byte {
-	rng := rand.New(rand.NewPCG(1, 2))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rng.Uint32())
-	}
-	return b
-}
-
 func opts(workers int) Options {
 	return Options{Workers: workers, ReadRetries: 2, Buffers: staging.NewPool(chunkSize, 8*chunkSize)}
 }
@@ -101,7 +92,7 @@ func opts(workers int) Options {
 func TestVerifyPassesIntactMemory(t *testing.T) {
 	bothPaths(t, func(t *testing.T, copyOut bool) {
 		m := newSimMemory(t, copyOut, 4<<20)
-		s := m.seal(t, "intact", randomBytes(5*chunkSize+17))
+		s := m.seal(t, "intact", cudatest.Pattern(1, int64(5*chunkSize+17)))
 		for _, workers := range []int{1, 2, 8} {
 			assert.NoError(t, Verify(context.Background(), m, s, opts(workers)))
 		}
@@ -116,7 +107,7 @@ func TestVerifyNamesTheCorruptedChunk(t *testing.T) {
 	bothPaths(t, func(t *testing.T, copyOut bool) {
 		for _, offset := range []int64{0, chunkSize - 1, 3*chunkSize + 5, 5*chunkSize + 16} {
 			m := newSimMemory(t, copyOut, 4<<20)
-			s := m.seal(t, "victim", randomBytes(5*chunkSize+17))
+			s := m.seal(t, "victim", cudatest.Pattern(1, int64(5*chunkSize+17)))
 			require.NoError(t, m.sim.FlipBit(m.handles["victim"], offset, 7))
 			err := Verify(context.Background(), m, s, opts(2))
 			var ie *messages.IntegrityError
@@ -140,7 +131,7 @@ func TestVerifyNamesTheCorruptedChunk(t *testing.T) {
 func TestVerifyLeasesTheRecordsGeneration(t *testing.T) {
 	bothPaths(t, func(t *testing.T, copyOut bool) {
 		m := newSimMemory(t, copyOut, 4<<20)
-		old := m.seal(t, "resealed", randomBytes(2*chunkSize))
+		old := m.seal(t, "resealed", cudatest.Pattern(1, int64(2*chunkSize)))
 		current := m.seal(t, "resealed", make([]byte, 2*chunkSize))
 		require.NotEqual(t, old.Record.Generation, current.Record.Generation)
 		err := Verify(context.Background(), m, old, opts(2))
@@ -155,7 +146,7 @@ func TestVerifyLeasesTheRecordsGeneration(t *testing.T) {
 func TestVerifyChecksTheChunkTable(t *testing.T) {
 	bothPaths(t, func(t *testing.T, copyOut bool) {
 		m := newSimMemory(t, copyOut, 4<<20)
-		s := m.seal(t, "table", randomBytes(3*chunkSize))
+		s := m.seal(t, "table", cudatest.Pattern(1, int64(3*chunkSize)))
 		s.Chunks = append([]sealer.ChunkDigest(nil), s.Chunks...)
 		s.Chunks[1][0] ^= 1
 		var ie *messages.IntegrityError
@@ -167,7 +158,7 @@ func TestVerifyChecksTheChunkTable(t *testing.T) {
 func TestVerifyRetriesReads(t *testing.T) {
 	bothPaths(t, func(t *testing.T, copyOut bool) {
 		m := newSimMemory(t, copyOut, 4<<20)
-		s := m.seal(t, "flaky", randomBytes(chunkSize))
+		s := m.seal(t, "flaky", cudatest.Pattern(1, int64(chunkSize)))
 		m.sim.FailReads(2)
 		assert.NoError(t, Verify(context.Background(), m, s, opts(1)))
 		m.sim.FailReads(3)
@@ -180,7 +171,7 @@ func TestVerifyRetriesReads(t *testing.T) {
 func TestVerifyStopsWithItsContext(t *testing.T) {
 	bothPaths(t, func(t *testing.T, copyOut bool) {
 		m := newSimMemory(t, copyOut, 4<<20)
-		s := m.seal(t, "slow", randomBytes(4*chunkSize))
+		s := m.seal(t, "slow", cudatest.Pattern(1, int64(4*chunkSize)))
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		assert.ErrorIs(t, Verify(ctx, m, s, opts(2)), context.Canceled)
@@ -192,7 +183,7 @@ func TestVerifyAllPoolsChunksAcrossShards(t *testing.T) {
 		m := newSimMemory(t, copyOut, 8<<20)
 		var shards []Shard
 		for i, size := range []int{100, chunkSize, 3*chunkSize + 1, 7} {
-			shards = append(shards, m.seal(t, fmt.Sprint("s", i), randomBytes(size)))
+			shards = append(shards, m.seal(t, fmt.Sprint("s", i), cudatest.Pattern(1, int64(size))))
 		}
 		m.gone["s2"] = true
 		var mu sync.Mutex
@@ -228,7 +219,7 @@ func (panickingMemory) LeaseRead(string, uint64) (cuda.Handle, func(), error) {
 func TestAWorkerPanicIsASoftwareFault(t *testing.T) {
 	bothPaths(t, func(t *testing.T, copyOut bool) {
 		m := newSimMemory(t, copyOut, 4<<20)
-		s := m.seal(t, "a", randomBytes(3*chunkSize))
+		s := m.seal(t, "a", cudatest.Pattern(1, int64(3*chunkSize)))
 		err := Verify(context.Background(), panickingMemory{m}, s, opts(2))
 		assert.ErrorIs(t, err, messages.ErrSoftwareFault, "the panic ends the re-hash as a software fault, not the process")
 	})
@@ -261,7 +252,7 @@ func TestInPlaceLeasesTheNextBatchWhileOneIsInFlight(t *testing.T) {
 	m := newSimMemory(t, false, 8<<20)
 	var shards []Shard
 	for i := range 4 {
-		shards = append(shards, m.seal(t, fmt.Sprint("s", i), randomBytes(chunksPerWorker*chunkSize)))
+		shards = append(shards, m.seal(t, fmt.Sprint("s", i), cudatest.Pattern(1, int64(chunksPerWorker*chunkSize))))
 	}
 	meeting := &meetingMemory{simMemory: m, bothIn: make(chan struct{})}
 	var matched atomic.Int32
@@ -297,7 +288,7 @@ func TestInPlaceBatchesAsTheDeviceAsks(t *testing.T) {
 	m := newSimMemory(t, false, 8<<20)
 	var shards []Shard
 	for i := range 40 {
-		shards = append(shards, m.seal(t, fmt.Sprint("s", i), randomBytes(2*chunkSize+1)))
+		shards = append(shards, m.seal(t, fmt.Sprint("s", i), cudatest.Pattern(1, int64(2*chunkSize+1))))
 	}
 	for _, tc := range []struct {
 		name      string
