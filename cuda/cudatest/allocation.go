@@ -26,20 +26,22 @@ func testProperties(t *testing.T, d cuda.Device) {
 	assert.LessOrEqual(t, free, total, "MemInfo free <= total")
 }
 
-// testMemInfoFollowsAllocations checks free memory drops by at least the
-// allocation's size and comes back when it is freed.
+// testMemInfoFollowsAllocations checks free memory drops by the
+// allocation's size and comes back when it is freed, within one page of the
+// device's allocation granularity either way.
 func testMemInfoFollowsAllocations(t *testing.T, d cuda.Device) {
-	const size = 1 << 20
+	page := pageSlack(d)
+	size := max(int64(1<<20), 2*page) // more than a page, so the drop shows
 	before := freeMemory(t, d)
-	require.GreaterOrEqual(t, before, int64(size), "the device needs %d bytes free", size)
+	require.GreaterOrEqual(t, before, size, "the device needs %d bytes free", size)
 
 	h := allocate(t, d, size)
 	allocated := freeMemory(t, d)
-	assert.LessOrEqual(t, allocated, before-size, "free memory after allocating %d bytes", size)
+	assert.LessOrEqual(t, allocated, before-size+page, "free memory after allocating %d bytes", size)
 
 	require.NoError(t, d.Free(h))
 	freed := freeMemory(t, d)
-	assert.GreaterOrEqual(t, freed, allocated+size, "free memory after freeing %d bytes", size)
+	assert.GreaterOrEqual(t, freed, allocated+size-page, "free memory after freeing %d bytes", size)
 }
 
 // testInvalidAllocationSizes checks sizes that are not positive are refused
@@ -99,7 +101,7 @@ func testManyAllocations(t *testing.T, d cuda.Device) {
 	for i, h := range handles {
 		require.NoError(t, d.Free(h), "freeing allocation %d", i)
 	}
-	assert.GreaterOrEqual(t, freeMemory(t, d), before, "free memory after freeing everything")
+	assert.GreaterOrEqual(t, freeMemory(t, d), before-pageSlack(d), "free memory after freeing everything")
 }
 
 // testHandlesNotReused checks a freed handle is not handed out again.
@@ -114,9 +116,27 @@ func testHandlesNotReused(t *testing.T, d cuda.Device) {
 	}
 }
 
-// assertNothingHeld checks free memory has not dropped below before: refused
+// assertNothingHeld checks free memory has not dropped below before, by
+// more than a page of the device's allocation granularity: refused
 // allocations must reserve nothing.
 func assertNothingHeld(t *testing.T, d cuda.Device, before int64) {
 	t.Helper()
-	assert.GreaterOrEqual(t, freeMemory(t, d), before, "free memory after refused allocations")
+	assert.GreaterOrEqual(t, freeMemory(t, d), before-pageSlack(d), "free memory after refused allocations")
+}
+
+// granular is implemented by devices that hand out memory in pages: CUDA's
+// allocator works in 2 MiB pages and packs small allocations into them, so
+// its free memory moves in whole pages, not by each allocation's bytes.
+type granular interface {
+	AllocationGranularity() int64
+}
+
+// pageSlack is how far free memory may stray from byte-exact accounting
+// on d: one page of its allocation granularity, or nothing on a device
+// that accounts by the byte (the Sim).
+func pageSlack(d cuda.Device) int64 {
+	if g, ok := d.(granular); ok {
+		return g.AllocationGranularity()
+	}
+	return 0
 }

@@ -24,7 +24,9 @@ type outstandingReporter interface {
 // Run runs the Device contract as subtests of t. newDevice must return a
 // fresh, empty device each time it is called; the suite closes it. If the
 // device also has an Outstanding() int method, the suite checks it reports
-// no allocations after Close. The hashing tests run on devices that are a
+// no allocations after Close; if it has an AllocationGranularity() int64
+// method, the free-memory checks allow one page of that size. The hashing
+// tests run on devices that are a
 // cuda.ChunkHasher (or cuda.SpanHasher) and skip on others.
 func Run(t *testing.T, newDevice func(t *testing.T) cuda.Device) {
 	t.Helper()

@@ -1,0 +1,14 @@
+package driver
+
+// pageSize is the granularity in which CUDA's allocator takes device
+// memory: 2 MiB pages on every GPU the backend supports, into which it packs
+// smaller cuMemAlloc allocations. Free memory (cuMemGetInfo) moves by whole
+// pages.
+const pageSize = 2 << 20
+
+// AllocationGranularity returns the size of the pages device memory is
+// taken in, so that a check of free memory knows how far it may stray from
+// the bytes allocated.
+func (d *Device) AllocationGranularity() int64 {
+	return pageSize
+}
