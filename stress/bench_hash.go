@@ -21,20 +21,7 @@ const (
 // best of a few windows.
 func measureSHA256(ctx context.Context) (float64, error) {
 	buf := newDataPool(2)[:shaBuffer]
-	best := 0.0
-	for range shaRounds {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		var n int64
-		start := time.Now()
-		for time.Since(start) < shaWindow {
-			sha256.Sum256(buf)
-			n += shaBuffer
-		}
-		best = max(best, mbps(n, time.Since(start)))
-	}
-	return best, nil
+	return bestRate(ctx, func() { sha256.Sum256(buf) })
 }
 
 // copySource is the memory measureCopySHA256 copies from: larger than any
@@ -51,6 +38,18 @@ func measureCopySHA256(ctx context.Context) (float64, error) {
 		off += copy(src[off:], pool)
 	}
 	buf := make([]byte, shaBuffer)
+	var at int
+	return bestRate(ctx, func() {
+		copy(buf, src[at:])
+		sha256.Sum256(buf)
+		at = (at + shaBuffer) % copySource
+	})
+}
+
+// bestRate runs step, which processes shaBuffer bytes, for shaRounds
+// windows of shaWindow each on this goroutine, and returns the best
+// window's rate in MB/s.
+func bestRate(ctx context.Context, step func()) (float64, error) {
 	best := 0.0
 	for range shaRounds {
 		if err := ctx.Err(); err != nil {
@@ -59,8 +58,7 @@ func measureCopySHA256(ctx context.Context) (float64, error) {
 		var n int64
 		start := time.Now()
 		for time.Since(start) < shaWindow {
-			copy(buf, src[n%copySource:])
-			sha256.Sum256(buf)
+			step()
 			n += shaBuffer
 		}
 		best = max(best, mbps(n, time.Since(start)))
