@@ -13,7 +13,9 @@ const recordVersion = "vramseal/shard-record/v3"
 // exactly; the tensor table is its digest (empty without one). Distinct
 // records always encode differently.
 func canonicalRecord(s *Shard) []byte {
-	b := make([]byte, 0, 256+len(s.ID)+len(s.ModelRef))
+	// 15 fields' length prefixes, six integers, the time, two digests and the
+	// tensor table's: under 512 bytes besides the ID, version and model ref.
+	b := make([]byte, 0, 512+len(recordVersion)+len(s.ID)+len(s.ModelRef))
 	b = appendBytes(b, recordVersion)
 	b = appendBytes(b, s.ID)
 	b = appendInt(b, int64(s.Device))
