@@ -26,14 +26,44 @@
  * CUresult makes every cuStreamSynchronize after a launch fail with it, as a
  * fault inside a kernel surfaces on a GPU.
  *
+ * Virtual memory management (VMM), the calls that share device memory with
+ * another process: cuMemGetAllocationGranularity answers 2 MiB, an H100's
+ * granularity; cuMemCreate makes a memfd of exactly the size asked for (a
+ * multiple of the granularity), sealed against growing and shrinking, and
+ * only an allocation created with CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR
+ * may be exported. cuMemAddressReserve and cuMemAddressFree reserve and
+ * free a PROT_NONE range of host address space; cuMemMap maps the memfd
+ * MAP_SHARED into a reserved range and cuMemUnmap turns the range back to
+ * PROT_NONE; cuMemSetAccess mprotects it (READ is PROT_READ, READWRITE is
+ * PROT_READ|PROT_WRITE) and remembers the flags, so that a copy into or a
+ * kernel write to a mapping without write access fails with
+ * CUDA_ERROR_ILLEGAL_ADDRESS, and a read from one without read access too,
+ * instead of faulting the process. A mapped range is a live allocation of
+ * the context current at cuMemMap, exactly like cuMemAlloc memory: copies
+ * and kernel spans may use it, cuMemGetInfo counts it, and releasing the
+ * primary context while it is mapped fails as above. cuMemRelease of a
+ * handle still mapped takes effect at its last cuMemUnmap, as on a GPU.
+ * cuMemExportToShareableHandle writes a new file descriptor on each call;
+ * cuMemImportFromShareableHandle takes one (osHandle is the descriptor
+ * cast to a pointer), accepts only a memfd whose size is a multiple of the
+ * granularity, and dups it, so the caller may close its own at once. An
+ * importer may be another process loading this same library: nothing but
+ * the descriptor is shared with the exporter. The fake refuses
+ * cuMemFree_v2 of a mapped range, as a real driver does.
+ *
  * Build: cc -shared -fPIC -O2 -o libcuda.so.1 driver_fake_libcuda.c ../kernel/sha256.c -lpthread
  */
+#define _GNU_SOURCE
+#include <fcntl.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef int CUresult;
 typedef int CUdevice;
@@ -65,15 +95,34 @@ enum {
 	FAKE_NOT_FOUND = 500,
 	FAKE_ILLEGAL_ADDRESS = 700,
 	FAKE_LAUNCH_FAILED = 719,
+	FAKE_NOT_SUPPORTED = 801,
 	FAKE_LEAKED = 999,
 };
 
 #define FAKE_DEVICES 2
 #define FAKE_TOTAL_MEMORY (64ull << 20)
 
+/* A VMM allocation from cuMemCreate or cuMemImportFromShareableHandle:
+ * its memfd, its size, whether it may be exported, how many mappings it
+ * has, and whether cuMemRelease has been called (it is freed when both say
+ * it is unused). */
+struct fake_vmm {
+	int fd;
+	size_t size;
+	int exportable;
+	int maps;
+	int released;
+	struct fake_vmm *next;
+};
+
+/* A live allocation: cuMemAlloc memory (vmm NULL, access READWRITE) or a
+ * VMM mapping (vmm its allocation, access the flags cuMemSetAccess gave,
+ * PROT_NONE until then). */
 struct fake_alloc {
 	CUdeviceptr ptr;
 	size_t size;
+	struct fake_vmm *vmm;
+	int access;
 	struct fake_alloc *next;
 };
 
@@ -107,10 +156,26 @@ struct fake_ctx {
 #define FAKE_CC_MINOR 0
 #define FAKE_MAX_BLOCK_THREADS 1024u
 
+/* CUmemAccess_flags. */
+#define FAKE_ACCESS_NONE 0
+#define FAKE_ACCESS_READ 1
+#define FAKE_ACCESS_READWRITE 3
+
+/* A VA range from cuMemAddressReserve. */
+struct fake_reservation {
+	CUdeviceptr ptr;
+	size_t size;
+	struct fake_reservation *next;
+};
+
 static pthread_mutex_t fake_mu = PTHREAD_MUTEX_INITIALIZER;
 static int fake_initialised;
 static struct fake_ctx fake_ctxs[FAKE_DEVICES];
 static __thread CUcontext fake_current;
+static struct fake_vmm *fake_vmms;
+static struct fake_reservation *fake_reservations;
+
+static void unmap_alloc(struct fake_alloc *a);
 
 CUresult cuInit(unsigned int flags) {
 	if (flags != 0) {
@@ -140,6 +205,7 @@ CUresult cuGetErrorName(CUresult r, const char **name) {
 	case FAKE_NOT_FOUND: *name = "CUDA_ERROR_NOT_FOUND"; return FAKE_SUCCESS;
 	case FAKE_ILLEGAL_ADDRESS: *name = "CUDA_ERROR_ILLEGAL_ADDRESS"; return FAKE_SUCCESS;
 	case FAKE_LAUNCH_FAILED: *name = "CUDA_ERROR_LAUNCH_FAILED"; return FAKE_SUCCESS;
+	case FAKE_NOT_SUPPORTED: *name = "CUDA_ERROR_NOT_SUPPORTED"; return FAKE_SUCCESS;
 	case FAKE_LEAKED: *name = "FAKE_ERROR_ALLOCATIONS_OUTSTANDING_AT_RELEASE"; return FAKE_SUCCESS;
 	}
 	*name = NULL;
@@ -230,7 +296,11 @@ CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev) {
 		while (fake_ctxs[dev].allocs != NULL) {
 			struct fake_alloc *a = fake_ctxs[dev].allocs;
 			fake_ctxs[dev].allocs = a->next;
-			free((void *)(uintptr_t)a->ptr);
+			if (a->vmm != NULL) {
+				unmap_alloc(a);
+			} else {
+				free((void *)(uintptr_t)a->ptr);
+			}
 			free(a);
 		}
 		fake_ctxs[dev].used = 0;
@@ -281,6 +351,8 @@ CUresult cuMemAlloc_v2(CUdeviceptr *ptr, size_t size) {
 		} else {
 			a->ptr = (CUdeviceptr)(uintptr_t)p;
 			a->size = size;
+			a->vmm = NULL;
+			a->access = FAKE_ACCESS_READWRITE;
 			a->next = c->allocs;
 			c->allocs = a;
 			c->used += size;
@@ -299,7 +371,7 @@ CUresult cuMemFree_v2(CUdeviceptr ptr) {
 		r = FAKE_INVALID_CONTEXT;
 	} else {
 		for (struct fake_alloc **pa = &c->allocs; *pa != NULL; pa = &(*pa)->next) {
-			if ((*pa)->ptr == ptr) {
+			if ((*pa)->ptr == ptr && (*pa)->vmm == NULL) {
 				struct fake_alloc *a = *pa;
 				*pa = a->next;
 				c->used -= a->size;
@@ -315,8 +387,9 @@ CUresult cuMemFree_v2(CUdeviceptr ptr) {
 }
 
 /* inside reports whether [ptr, ptr+n) lies in one live allocation of the
- * calling thread's context. */
-static CUresult inside(CUdeviceptr ptr, size_t n) {
+ * calling thread's context (CUDA_ERROR_INVALID_VALUE if not) that grants
+ * the access asked for (CUDA_ERROR_ILLEGAL_ADDRESS if not). */
+static CUresult inside(CUdeviceptr ptr, size_t n, int access) {
 	CUresult r = FAKE_INVALID_VALUE;
 	pthread_mutex_lock(&fake_mu);
 	struct fake_ctx *c = current();
@@ -325,7 +398,7 @@ static CUresult inside(CUdeviceptr ptr, size_t n) {
 	} else {
 		for (struct fake_alloc *a = c->allocs; a != NULL; a = a->next) {
 			if (ptr >= a->ptr && n <= a->size && ptr - a->ptr <= a->size - n) {
-				r = FAKE_SUCCESS;
+				r = (a->access & access) == access ? FAKE_SUCCESS : FAKE_ILLEGAL_ADDRESS;
 				break;
 			}
 		}
@@ -335,13 +408,13 @@ static CUresult inside(CUdeviceptr ptr, size_t n) {
 }
 
 CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n) {
-	CUresult r = inside(dst, n);
+	CUresult r = inside(dst, n, FAKE_ACCESS_READWRITE);
 	if (r == FAKE_SUCCESS) memcpy((void *)(uintptr_t)dst, src, n);
 	return r;
 }
 
 CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n) {
-	CUresult r = inside(src, n);
+	CUresult r = inside(src, n, FAKE_ACCESS_READ);
 	if (r == FAKE_SUCCESS) memcpy(dst, (const void *)(uintptr_t)src, n);
 	return r;
 }
@@ -630,18 +703,18 @@ CUresult cuLaunchKernel(CUfunction fn, unsigned int grid_x, unsigned int grid_y,
 	CUdeviceptr digests = *(CUdeviceptr *)params[3];
 	/* On a GPU, a read or write outside device memory faults the context.
 	 * The threads that write are those with a chunk. */
-	if (span_count > 0 && inside(table, span_count * sizeof(struct vs_span)) != FAKE_SUCCESS) {
+	if (span_count > 0 && inside(table, span_count * sizeof(struct vs_span), FAKE_ACCESS_READ) != FAKE_SUCCESS) {
 		return FAKE_ILLEGAL_ADDRESS;
 	}
 	const struct vs_span *spans = (const struct vs_span *)(uintptr_t)table;
 	for (unsigned long long i = 0; i < span_count; i++) {
-		if (spans[i].length > 0 && inside(spans[i].data, spans[i].length) != FAKE_SUCCESS) {
+		if (spans[i].length > 0 && inside(spans[i].data, spans[i].length, FAKE_ACCESS_READ) != FAKE_SUCCESS) {
 			return FAKE_ILLEGAL_ADDRESS;
 		}
 	}
 	unsigned long long threads = (unsigned long long)grid_x * block_x;
 	unsigned long long writers = chunks < threads ? chunks : threads;
-	if (writers > 0 && inside(digests, 32 * writers) != FAKE_SUCCESS) {
+	if (writers > 0 && inside(digests, 32 * writers, FAKE_ACCESS_READWRITE) != FAKE_SUCCESS) {
 		return FAKE_ILLEGAL_ADDRESS;
 	}
 	vs_sha256_spans_host(grid_x, block_x, spans, span_count, chunks, (unsigned char *)(uintptr_t)digests);
@@ -649,4 +722,392 @@ CUresult cuLaunchKernel(CUfunction fn, unsigned int grid_x, unsigned int grid_y,
 	stream->pending = 1;
 	pthread_mutex_unlock(&fake_mu);
 	return FAKE_SUCCESS;
+}
+
+/* Virtual memory management, with cuda.h's types and layouts. */
+
+typedef unsigned long long CUmemGenericAllocationHandle;
+
+typedef struct {
+	int type; /* CUmemLocationType: 1 is CU_MEM_LOCATION_TYPE_DEVICE */
+	int id;
+} CUmemLocation;
+
+typedef struct {
+	int type;                 /* CUmemAllocationType: 1 is CU_MEM_ALLOCATION_TYPE_PINNED */
+	int requestedHandleTypes; /* CUmemAllocationHandleType */
+	CUmemLocation location;
+	void *win32HandleMetaData;
+	struct {
+		unsigned char compressionType;
+		unsigned char gpuDirectRDMACapable;
+		unsigned short usage;
+		unsigned char reserved[4];
+	} allocFlags;
+} CUmemAllocationProp;
+
+typedef struct {
+	CUmemLocation location;
+	int flags; /* CUmemAccess_flags */
+} CUmemAccessDesc;
+
+#define FAKE_GRANULARITY (2ull << 20)
+#define FAKE_HANDLE_TYPE_NONE 0
+#define FAKE_HANDLE_TYPE_POSIX_FD 1
+#define FAKE_LOCATION_DEVICE 1
+
+/* check_prop checks an allocation's properties: a pinned allocation on the
+ * current context's device, with no handle type or a POSIX descriptor, the
+ * only one the fake can export. */
+static CUresult check_prop(struct fake_ctx *c, const CUmemAllocationProp *prop) {
+	if (c == NULL) return FAKE_INVALID_CONTEXT;
+	if (prop == NULL || prop->type != 1 || prop->location.type != FAKE_LOCATION_DEVICE ||
+	    prop->win32HandleMetaData != NULL) {
+		return FAKE_INVALID_VALUE;
+	}
+	if (prop->location.id != c->device) return FAKE_INVALID_DEVICE;
+	if (prop->requestedHandleTypes != FAKE_HANDLE_TYPE_NONE && prop->requestedHandleTypes != FAKE_HANDLE_TYPE_POSIX_FD) {
+		return FAKE_NOT_SUPPORTED;
+	}
+	return FAKE_SUCCESS;
+}
+
+CUresult cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop, int option) {
+	if (granularity == NULL || (option != 0 && option != 1)) return FAKE_INVALID_VALUE;
+	pthread_mutex_lock(&fake_mu);
+	CUresult r = check_prop(current(), prop);
+	pthread_mutex_unlock(&fake_mu);
+	if (r == FAKE_SUCCESS) *granularity = FAKE_GRANULARITY;
+	return r;
+}
+
+/* new_vmm records a VMM allocation over fd; fake_mu held. */
+static struct fake_vmm *new_vmm(int fd, size_t size, int exportable) {
+	struct fake_vmm *v = calloc(1, sizeof *v);
+	if (v == NULL) return NULL;
+	v->fd = fd;
+	v->size = size;
+	v->exportable = exportable;
+	v->next = fake_vmms;
+	fake_vmms = v;
+	return v;
+}
+
+/* find_vmm returns the live (not released) allocation named by handle, or
+ * NULL; fake_mu held. */
+static struct fake_vmm *find_vmm(CUmemGenericAllocationHandle handle) {
+	for (struct fake_vmm *v = fake_vmms; v != NULL; v = v->next) {
+		if ((CUmemGenericAllocationHandle)(uintptr_t)v == handle && !v->released) return v;
+	}
+	return NULL;
+}
+
+/* free_vmm frees v if it is released and unmapped; fake_mu held. */
+static void free_vmm(struct fake_vmm *v) {
+	if (!v->released || v->maps > 0) return;
+	for (struct fake_vmm **pv = &fake_vmms; *pv != NULL; pv = &(*pv)->next) {
+		if (*pv == v) {
+			*pv = v->next;
+			break;
+		}
+	}
+	close(v->fd);
+	free(v);
+}
+
+/* unmap_alloc turns a VMM mapping back into reserved PROT_NONE address
+ * space and drops its hold on the allocation; the caller unlinks and frees
+ * a. fake_mu held. */
+static void unmap_alloc(struct fake_alloc *a) {
+	mmap((void *)(uintptr_t)a->ptr, a->size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+	a->vmm->maps--;
+	free_vmm(a->vmm);
+}
+
+CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop,
+                     unsigned long long flags) {
+	if (handle == NULL || flags != 0) return FAKE_INVALID_VALUE;
+	pthread_mutex_lock(&fake_mu);
+	struct fake_ctx *c = current();
+	CUresult r = check_prop(c, prop);
+	if (r != FAKE_SUCCESS) {
+		/* r says why. */
+	} else if (size == 0 || size % FAKE_GRANULARITY != 0) {
+		r = FAKE_INVALID_VALUE;
+	} else if (size > FAKE_TOTAL_MEMORY - c->used) {
+		r = FAKE_OUT_OF_MEMORY;
+	} else {
+		int fd = memfd_create("vramseal-fake-vmm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		struct fake_vmm *v = NULL;
+		if (fd < 0 || ftruncate(fd, (off_t)size) != 0 ||
+		    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0 ||
+		    (v = new_vmm(fd, size, prop->requestedHandleTypes == FAKE_HANDLE_TYPE_POSIX_FD)) == NULL) {
+			if (fd >= 0) close(fd);
+			r = FAKE_OUT_OF_MEMORY;
+		} else {
+			*handle = (CUmemGenericAllocationHandle)(uintptr_t)v;
+		}
+	}
+	pthread_mutex_unlock(&fake_mu);
+	return r;
+}
+
+CUresult cuMemRelease(CUmemGenericAllocationHandle handle) {
+	CUresult r = FAKE_SUCCESS;
+	pthread_mutex_lock(&fake_mu);
+	struct fake_vmm *v = NULL;
+	if (current() == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else if ((v = find_vmm(handle)) == NULL) {
+		r = FAKE_INVALID_VALUE;
+	} else {
+		v->released = 1;
+		free_vmm(v);
+	}
+	pthread_mutex_unlock(&fake_mu);
+	return r;
+}
+
+CUresult cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment, CUdeviceptr addr,
+                             unsigned long long flags) {
+	(void)addr; /* a hint, which the fake does not take */
+	if (ptr == NULL || flags != 0 || size == 0 || size % FAKE_GRANULARITY != 0 ||
+	    (alignment & (alignment - 1)) != 0) {
+		return FAKE_INVALID_VALUE;
+	}
+	size_t align = alignment > FAKE_GRANULARITY ? alignment : FAKE_GRANULARITY;
+	CUresult r = FAKE_SUCCESS;
+	pthread_mutex_lock(&fake_mu);
+	struct fake_reservation *res = NULL;
+	if (current() == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else if ((res = calloc(1, sizeof *res)) == NULL) {
+		r = FAKE_OUT_OF_MEMORY;
+	} else {
+		void *p = mmap(NULL, size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED) {
+			free(res);
+			r = FAKE_OUT_OF_MEMORY;
+		} else {
+			uintptr_t start = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+			if (start > (uintptr_t)p) munmap(p, start - (uintptr_t)p);
+			uintptr_t end = (uintptr_t)p + size + align;
+			if (end > start + size) munmap((void *)(start + size), end - (start + size));
+			res->ptr = (CUdeviceptr)start;
+			res->size = size;
+			res->next = fake_reservations;
+			fake_reservations = res;
+			*ptr = res->ptr;
+		}
+	}
+	pthread_mutex_unlock(&fake_mu);
+	return r;
+}
+
+/* mapped reports whether any context has a VMM mapping overlapping
+ * [ptr, ptr+size); fake_mu held. */
+static int mapped(CUdeviceptr ptr, size_t size) {
+	for (int i = 0; i < FAKE_DEVICES; i++) {
+		for (struct fake_alloc *a = fake_ctxs[i].allocs; a != NULL; a = a->next) {
+			if (a->vmm != NULL && a->ptr < ptr + size && ptr < a->ptr + a->size) return 1;
+		}
+	}
+	return 0;
+}
+
+CUresult cuMemAddressFree(CUdeviceptr ptr, size_t size) {
+	CUresult r = FAKE_INVALID_VALUE;
+	pthread_mutex_lock(&fake_mu);
+	if (current() == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else {
+		for (struct fake_reservation **pr = &fake_reservations; *pr != NULL; pr = &(*pr)->next) {
+			struct fake_reservation *res = *pr;
+			if (res->ptr == ptr && res->size == size) {
+				if (!mapped(ptr, size)) {
+					*pr = res->next;
+					munmap((void *)(uintptr_t)res->ptr, res->size);
+					free(res);
+					r = FAKE_SUCCESS;
+				}
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&fake_mu);
+	return r;
+}
+
+/* reserved reports whether [ptr, ptr+size) lies in one reservation;
+ * fake_mu held. */
+static int reserved(CUdeviceptr ptr, size_t size) {
+	for (struct fake_reservation *res = fake_reservations; res != NULL; res = res->next) {
+		if (ptr >= res->ptr && size <= res->size && ptr - res->ptr <= res->size - size) return 1;
+	}
+	return 0;
+}
+
+CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle,
+                  unsigned long long flags) {
+	if (flags != 0 || size == 0 || size % FAKE_GRANULARITY != 0 || ptr % FAKE_GRANULARITY != 0 ||
+	    offset % FAKE_GRANULARITY != 0) {
+		return FAKE_INVALID_VALUE;
+	}
+	CUresult r = FAKE_SUCCESS;
+	pthread_mutex_lock(&fake_mu);
+	struct fake_ctx *c = current();
+	struct fake_vmm *v = NULL;
+	struct fake_alloc *a = NULL;
+	if (c == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else if ((v = find_vmm(handle)) == NULL || offset > v->size || size > v->size - offset ||
+	           !reserved(ptr, size) || mapped(ptr, size)) {
+		r = FAKE_INVALID_VALUE;
+	} else if ((a = calloc(1, sizeof *a)) == NULL ||
+	           mmap((void *)(uintptr_t)ptr, size, PROT_NONE, MAP_SHARED | MAP_FIXED, v->fd, (off_t)offset) == MAP_FAILED) {
+		free(a);
+		r = FAKE_OUT_OF_MEMORY;
+	} else {
+		a->ptr = ptr;
+		a->size = size;
+		a->vmm = v;
+		a->access = FAKE_ACCESS_NONE;
+		a->next = c->allocs;
+		c->allocs = a;
+		c->used += size;
+		v->maps++;
+	}
+	pthread_mutex_unlock(&fake_mu);
+	return r;
+}
+
+/* whole reports whether [ptr, ptr+size) is exactly a set of whole VMM
+ * mappings of c; fake_mu held. */
+static int whole(struct fake_ctx *c, CUdeviceptr ptr, size_t size) {
+	size_t covered = 0;
+	for (struct fake_alloc *a = c->allocs; a != NULL; a = a->next) {
+		if (a->ptr < ptr + size && ptr < a->ptr + a->size) {
+			if (a->vmm == NULL || a->ptr < ptr || a->ptr + a->size > ptr + size) return 0;
+			covered += a->size;
+		}
+	}
+	return size > 0 && covered == size;
+}
+
+CUresult cuMemUnmap(CUdeviceptr ptr, size_t size) {
+	CUresult r = FAKE_SUCCESS;
+	pthread_mutex_lock(&fake_mu);
+	struct fake_ctx *c = current();
+	if (c == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else if (!whole(c, ptr, size)) {
+		r = FAKE_INVALID_VALUE;
+	} else {
+		for (struct fake_alloc **pa = &c->allocs; *pa != NULL;) {
+			struct fake_alloc *a = *pa;
+			if (a->ptr >= ptr && a->ptr < ptr + size) {
+				*pa = a->next;
+				c->used -= a->size;
+				unmap_alloc(a);
+				free(a);
+			} else {
+				pa = &a->next;
+			}
+		}
+	}
+	pthread_mutex_unlock(&fake_mu);
+	return r;
+}
+
+CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count) {
+	if (desc == NULL || count == 0) return FAKE_INVALID_VALUE;
+	CUresult r = FAKE_SUCCESS;
+	pthread_mutex_lock(&fake_mu);
+	struct fake_ctx *c = current();
+	int access = -1;
+	if (c == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else {
+		/* One address space: the access given to the current context's
+		 * device is the one the fake applies; others are checked only. */
+		for (size_t i = 0; i < count && r == FAKE_SUCCESS; i++) {
+			int f = desc[i].flags;
+			if (desc[i].location.type != FAKE_LOCATION_DEVICE) {
+				r = FAKE_INVALID_VALUE;
+			} else if (desc[i].location.id < 0 || desc[i].location.id >= FAKE_DEVICES) {
+				r = FAKE_INVALID_DEVICE;
+			} else if (f != FAKE_ACCESS_NONE && f != FAKE_ACCESS_READ && f != FAKE_ACCESS_READWRITE) {
+				r = FAKE_INVALID_VALUE;
+			} else if (desc[i].location.id == c->device) {
+				access = f;
+			}
+		}
+		if (r == FAKE_SUCCESS && !whole(c, ptr, size)) r = FAKE_INVALID_VALUE;
+	}
+	if (r == FAKE_SUCCESS && access >= 0) {
+		int prot = access == FAKE_ACCESS_READWRITE ? PROT_READ | PROT_WRITE
+		           : access == FAKE_ACCESS_READ    ? PROT_READ
+		                                           : PROT_NONE;
+		for (struct fake_alloc *a = c->allocs; a != NULL; a = a->next) {
+			if (a->ptr >= ptr && a->ptr < ptr + size) {
+				if (mprotect((void *)(uintptr_t)a->ptr, a->size, prot) != 0) {
+					r = FAKE_OUT_OF_MEMORY;
+					break;
+				}
+				a->access = access;
+			}
+		}
+	}
+	pthread_mutex_unlock(&fake_mu);
+	return r;
+}
+
+CUresult cuMemExportToShareableHandle(void *shareable, CUmemGenericAllocationHandle handle, int type,
+                                      unsigned long long flags) {
+	if (shareable == NULL || flags != 0) return FAKE_INVALID_VALUE;
+	if (type != FAKE_HANDLE_TYPE_POSIX_FD) return FAKE_NOT_SUPPORTED;
+	CUresult r = FAKE_SUCCESS;
+	pthread_mutex_lock(&fake_mu);
+	struct fake_vmm *v = NULL;
+	if (current() == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else if ((v = find_vmm(handle)) == NULL || !v->exportable) {
+		r = FAKE_INVALID_VALUE;
+	} else {
+		int fd = fcntl(v->fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0) {
+			r = FAKE_OUT_OF_MEMORY;
+		} else {
+			*(int *)shareable = fd;
+		}
+	}
+	pthread_mutex_unlock(&fake_mu);
+	return r;
+}
+
+CUresult cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *handle, void *os_handle, int type) {
+	if (handle == NULL) return FAKE_INVALID_VALUE;
+	if (type != FAKE_HANDLE_TYPE_POSIX_FD) return FAKE_NOT_SUPPORTED;
+	int fd = (int)(uintptr_t)os_handle;
+	CUresult r = FAKE_SUCCESS;
+	struct stat st;
+	pthread_mutex_lock(&fake_mu);
+	if (current() == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else if (fcntl(fd, F_GET_SEALS) < 0 || fstat(fd, &st) != 0 || st.st_size <= 0 ||
+	           (unsigned long long)st.st_size % FAKE_GRANULARITY != 0) {
+		/* Only a memfd of whole granules is an exported allocation. */
+		r = FAKE_INVALID_VALUE;
+	} else {
+		int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		struct fake_vmm *v = NULL;
+		if (own < 0 || (v = new_vmm(own, (size_t)st.st_size, 1)) == NULL) {
+			if (own >= 0) close(own);
+			r = FAKE_OUT_OF_MEMORY;
+		} else {
+			*handle = (CUmemGenericAllocationHandle)(uintptr_t)v;
+		}
+	}
+	pthread_mutex_unlock(&fake_mu);
+	return r;
 }
