@@ -51,6 +51,9 @@
  * the descriptor is shared with the exporter. The fake refuses
  * cuMemFree_v2 of a mapped range, as a real driver does.
  *
+ * Each device has 64 MiB of memory; VRAMSEAL_FAKE_CUDA_MEMORY_MIB sets
+ * another size, in MiB.
+ *
  * Build: cc -shared -fPIC -O2 -o libcuda.so.1 driver_fake_libcuda.c ../kernel/sha256.c -lpthread
  */
 #define _GNU_SOURCE
@@ -100,7 +103,10 @@ enum {
 };
 
 #define FAKE_DEVICES 2
-#define FAKE_TOTAL_MEMORY (64ull << 20)
+/* Each device's memory: 64 MiB, or VRAMSEAL_FAKE_CUDA_MEMORY_MIB MiB if set
+ * (read by cuInit). */
+static size_t fake_total_memory = 64ull << 20;
+#define FAKE_TOTAL_MEMORY fake_total_memory
 
 /* A VMM allocation from cuMemCreate or cuMemImportFromShareableHandle:
  * its memfd, its size, whether it may be exported, how many mappings it
@@ -182,6 +188,8 @@ CUresult cuInit(unsigned int flags) {
 		return FAKE_INVALID_VALUE;
 	}
 	pthread_mutex_lock(&fake_mu);
+	const char *mib = getenv("VRAMSEAL_FAKE_CUDA_MEMORY_MIB");
+	if (mib != NULL && atoll(mib) > 0) fake_total_memory = (size_t)atoll(mib) << 20;
 	fake_initialised = 1;
 	for (int i = 0; i < FAKE_DEVICES; i++) {
 		fake_ctxs[i].device = i;
