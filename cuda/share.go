@@ -1,12 +1,15 @@
 package cuda
 
-import "os"
+import (
+	"io"
+	"os"
+)
 
 // Sharer is an optional Device capability: allocations another process on
 // the same host can map without a copy, and only read-only. A backend
 // shares the allocations it was configured to make shareable
-// (SimConfig.Shareable; cuda/driver's Config.Shareable); Share on any other
-// fails with messages.ErrInvalidInput.
+// (SimConfig.Shareable; cuda/driver's WithShareable option); Share on any
+// other fails with messages.ErrInvalidInput.
 type Sharer interface {
 	// Shareable reports whether the device makes its allocations
 	// shareable.
@@ -44,4 +47,23 @@ type Shared struct {
 	// Offset is where the allocation's bytes begin in that mapping: they
 	// are [Offset, Offset+size).
 	Offset int64
+}
+
+// SharedImporter is an optional Sharer capability, for descriptors only a
+// driver can map (ShareCUDAVMM): mapping one read-only as another process
+// would, so that a test or a check can read through it and try to write.
+type SharedImporter interface {
+	// ImportShared maps s read-only in this process. The caller closes the
+	// mapping; s.File stays the caller's.
+	ImportShared(s Shared) (SharedMapping, error)
+}
+
+// SharedMapping is a Shared descriptor mapped read-only. ReadAt copies bytes
+// out of the mapping (offsets from its start, as Shared.Offset counts);
+// WriteAt tries to write through it, which a read-only mapping refuses with
+// an error; Close unmaps it.
+type SharedMapping interface {
+	io.ReaderAt
+	io.WriterAt
+	io.Closer
 }

@@ -15,7 +15,10 @@ import (
 
 // testShare checks a shareable device's descriptors: each lies within its
 // mapping, one of host memory maps read-only with the allocation's bytes
-// and refuses every way to write, and a freed handle shares nothing. A
+// and refuses every way to write, one of CUDA virtual memory imports
+// (through the device's cuda.SharedImporter) read-only with the
+// allocation's bytes and refuses a write, and a freed handle shares
+// nothing. A
 // Sharer not made shareable refuses to share. A device that is not a
 // cuda.Sharer has nothing to check (the driver suite runs every test and
 // allows no skip).
@@ -52,6 +55,11 @@ func testShare(t *testing.T, d cuda.Device) {
 		require.NoError(t, d.Write(h, 7, []byte{^want[7]}))
 		assert.Equal(t, ^want[7], m[s.Offset+7], "a write by the device, seen through the shared mapping")
 	}
+	if s.Kind == cuda.ShareCUDAVMM {
+		importer, ok := d.(cuda.SharedImporter)
+		require.True(t, ok, "a device sharing CUDA VMM descriptors is a cuda.SharedImporter")
+		checkReadOnlyImport(t, d, importer, h, s, want)
+	}
 
 	require.NoError(t, d.Free(h))
 	_, err = sharer.Share(h)
@@ -82,4 +90,31 @@ func checkReadOnlyMemfd(t *testing.T, s cuda.Shared, want []byte) {
 		_, err = reopened.WriteAt([]byte{1}, s.Offset)
 		assert.Error(t, err, "write(2) through the descriptor opened again read-write")
 	}
+}
+
+// checkReadOnlyImport imports a shared CUDA VMM descriptor as another
+// process would and checks it holds want at its offset, that a write
+// through the mapping is refused and changes nothing, and that the
+// device's own writes reach it.
+func checkReadOnlyImport(t *testing.T, d cuda.Device, importer cuda.SharedImporter, h cuda.Handle, s cuda.Shared, want []byte) {
+	t.Helper()
+	m, err := importer.ImportShared(s)
+	require.NoError(t, err, "importing the descriptor")
+	defer func() { assert.NoError(t, m.Close(), "closing the imported mapping") }()
+	got := make([]byte, len(want))
+	_, err = m.ReadAt(got, s.Offset)
+	require.NoError(t, err, "reading through the imported mapping")
+	assert.Equal(t, want, got, "the shared bytes")
+
+	_, err = m.WriteAt([]byte{^want[3]}, s.Offset+3)
+	assert.Error(t, err, "a write through the read-only mapping")
+	one := make([]byte, 1)
+	_, err = m.ReadAt(one, s.Offset+3)
+	require.NoError(t, err)
+	assert.Equal(t, want[3], one[0], "the byte a refused write aimed at")
+
+	require.NoError(t, d.Write(h, 7, []byte{^want[7]}))
+	_, err = m.ReadAt(one, s.Offset+7)
+	require.NoError(t, err)
+	assert.Equal(t, ^want[7], one[0], "a write by the device, seen through the imported mapping")
 }

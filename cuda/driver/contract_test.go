@@ -27,3 +27,24 @@ func TestDriverContract(t *testing.T) {
 		return d
 	})
 }
+
+// TestDriverContractShareable runs the Device contract against CUDA device
+// 0 opened WithShareable: every allocation a CUDA virtual memory
+// allocation, shared as a cuda-vmm-fd descriptor that the suite imports,
+// reads back and tries to write through. It skips as TestDriverContract
+// does.
+func TestDriverContractShareable(t *testing.T) {
+	count, err := driver.DeviceCount()
+	if err != nil {
+		t.Skipf("no NVIDIA driver: %v", err)
+	}
+	if count == 0 {
+		t.Skip("no NVIDIA driver: the driver reports no CUDA device")
+	}
+	cudatest.Run(t, func(t *testing.T) cuda.Device {
+		d, err := driver.Open(0, driver.WithShareable())
+		require.NoError(t, err)
+		require.True(t, d.Shareable(), "opened WithShareable")
+		return d
+	})
+}

@@ -15,7 +15,8 @@ import (
 // is loaded with dlopen at run time, so programs using it build and run
 // on machines without a GPU; Open then fails with ErrNoDriver.
 //
-// Memory comes only from cuMemAlloc: dedicated device memory, never managed,
+// Memory comes only from cuMemAlloc, or, on a device opened WithShareable,
+// from cuMemCreate (see Share): dedicated device memory, never managed,
 // host-mapped or pinned host memory. Copies are synchronous cuMemcpy calls
 // from and to the caller's buffers, with the device's primary context made
 // current on the calling OS thread within each call.
@@ -41,9 +42,16 @@ type Device struct {
 	reserved  atomic.Int64 // bytes of digest buffers the lanes hold
 	stats     hashStats
 
-	// mu guards table. Copies run outside it, under the allocation's lock.
+	// granularity is the size shareable allocations are rounded up to;
+	// zero unless the device was opened WithShareable.
+	granularity int64
+
+	// mu guards table and vmm. Copies run outside it, under the
+	// allocation's lock.
 	mu    sync.Mutex
 	table cuda.AllocTable[devicePtr]
+	// vmm holds the CUDA handle of each shareable allocation, by address.
+	vmm map[devicePtr]vmmMem
 }
 
 var _ cuda.Device = (*Device)(nil)
@@ -58,7 +66,9 @@ func DeviceCount() (int, error) {
 // the SHA-256 kernel into it (see HashesOnDevice). It fails with
 // ErrNoDriver without a driver, with messages.ErrInvalidInput for an index
 // that names no device, and with messages.ErrDeviceFault if the device does
-// not answer; a kernel that does not load is logged, not an error.
+// not answer; a kernel that does not load is logged, not an error. Opened
+// WithShareable on a driver without virtual memory management, it fails
+// with ErrNoVMM.
 func Open(index int, opts ...Option) (*Device, error) {
 	o := driverOptions{log: slog.Default(), images: kernelImages}
 	for _, opt := range opts {
@@ -83,6 +93,15 @@ func Open(index int, opts ...Option) (*Device, error) {
 		return nil, errors.Join(err, dev.release())
 	}
 	d := &Device{dev: dev, props: props, table: cuda.NewAllocTable[devicePtr](fmt.Sprintf("cuda device %d", index))}
+	if o.shareable {
+		if !hasVMM() {
+			return nil, errors.Join(fmt.Errorf("cuda device %d: %w", index, ErrNoVMM), dev.release())
+		}
+		if d.granularity, err = dev.vmmGranularity(); err != nil {
+			return nil, errors.Join(err, dev.release())
+		}
+		d.vmm = make(map[devicePtr]vmmMem)
+	}
 	if err := d.loadHashKernel(o); err != nil {
 		return nil, errors.Join(err, d.dev.release())
 	}
@@ -109,8 +128,9 @@ func (d *Device) MemInfo() (free, total int64, err error) {
 	return free + d.reserved.Load(), total, nil
 }
 
-// Allocate reserves size bytes of device memory with cuMemAlloc. If the
-// driver is out of memory, the launch lanes not hashing now give up their
+// Allocate reserves size bytes of device memory with cuMemAlloc, or on a
+// device opened WithShareable a virtual memory allocation of size rounded
+// up to the allocation granularity. If the driver is out of memory, the launch lanes not hashing now give up their
 // digest buffers (HashStats counts the hashes that then run on the host) and
 // the allocation is tried once more.
 func (d *Device) Allocate(size int64) (cuda.Handle, error) {
@@ -125,14 +145,14 @@ func (d *Device) Allocate(size int64) (cuda.Handle, error) {
 	if size > d.props.TotalMemory {
 		return 0, d.insufficientLocked(size)
 	}
-	ptr, res := d.dev.alloc(size)
+	ptr, mem, res, op := d.allocLocked(size)
 	if res == cudaErrorOutOfMemory {
 		freed, err := d.yieldBuffers()
 		if err != nil {
 			return 0, err
 		}
 		if freed {
-			ptr, res = d.dev.alloc(size)
+			ptr, mem, res, op = d.allocLocked(size)
 		}
 	}
 	switch res {
@@ -140,9 +160,24 @@ func (d *Device) Allocate(size int64) (cuda.Handle, error) {
 	case cudaErrorOutOfMemory:
 		return 0, d.insufficientLocked(size)
 	default:
-		return 0, cudaError(d.dev.index, fmt.Sprintf("cuMemAlloc %d bytes", size), res)
+		return 0, cudaError(d.dev.index, fmt.Sprintf("%s %d bytes", op, size), res)
+	}
+	if d.vmm != nil {
+		d.vmm[ptr] = mem
 	}
 	return d.table.Add(size, ptr), nil
+}
+
+// allocLocked makes one allocation of size bytes: cuMemAlloc, or a
+// shareable one rounded up to the granularity. op names the call that
+// failed.
+func (d *Device) allocLocked(size int64) (devicePtr, vmmMem, cudaResult, string) {
+	if d.vmm == nil {
+		const op = "cuMemAlloc"
+		ptr, res := d.dev.alloc(size)
+		return ptr, vmmMem{}, res, op
+	}
+	return d.dev.vmmAlloc((size + d.granularity - 1) / d.granularity * d.granularity)
 }
 
 // insufficientLocked reports a refused allocation with the memory free now.
@@ -168,9 +203,17 @@ func (d *Device) Free(h cuda.Handle) error {
 	return err
 }
 
-// release frees a's memory once no copy is using it.
+// release frees a's memory once no copy is using it: a shareable
+// allocation is unmapped, its address range freed and its handle released.
 func (d *Device) release(a *cuda.Allocation[devicePtr]) error {
 	return a.Release(func(ptr devicePtr) error {
+		d.mu.Lock()
+		mem, shared := d.vmm[ptr]
+		delete(d.vmm, ptr)
+		d.mu.Unlock()
+		if shared {
+			return d.dev.vmmUnmap(ptr, mem)
+		}
 		if res := d.dev.free(ptr); res != cudaSuccess {
 			return cudaError(d.dev.index, "cuMemFree", res)
 		}

@@ -246,6 +246,24 @@ func TestDriverOverFakeLibcuda(t *testing.T) {
 	}
 }
 
+// TestDriverShareableOverFakeLibcuda runs TestDriverContractShareable in a
+// child process over the fake libcuda, as TestDriverOverFakeLibcuda runs
+// the rest: CUDA virtual memory allocations shared as memfds, imported
+// and mapped read-only again. The fake's devices get 256 MiB, as the
+// contract's 64 live allocations take a 2 MiB granule each.
+func TestDriverShareableOverFakeLibcuda(t *testing.T) {
+	t.Parallel()
+	dir := buildFakeLibcuda(t)
+	child := exec.Command(os.Args[0], "-test.run=^TestDriverContractShareable$", "-test.v", "-test.count=1")
+	child.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, fakeCUDAEnv+"=1", "VRAMSEAL_FAKE_CUDA_MEMORY_MIB=256")
+	out, err := child.CombinedOutput()
+	require.NoError(t, err, "the shareable contract over the fake libcuda:\n%s", out)
+	report := string(out)
+	assert.NotContains(t, report, "--- SKIP", report)
+	assert.Contains(t, report, "--- PASS: TestDriverContractShareable/share ", report)
+	assert.Contains(t, report, "--- PASS: TestDriverContractShareable ", report)
+}
+
 // buildFakeLibcuda builds testdata/fake_libcuda.c as libcuda.so.1 in a
 // directory it returns, or skips the test without a C compiler or when it
 // already runs over the fake.

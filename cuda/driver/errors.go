@@ -1,10 +1,16 @@
 package driver
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/vramseal/vramseal/messages"
 )
+
+// ErrNoVMM is returned by a shareable Open (WithShareable) when the driver
+// lacks CUDA's virtual memory management calls (cuMemCreate and the calls
+// around it, CUDA 10.2 on).
+var ErrNoVMM = errors.New("the CUDA driver lacks virtual memory management (cuMemCreate), which shareable allocations need")
 
 // CUresult codes the driver backend treats specially, from the CUDA driver
 // API's cudaError_enum.

@@ -8,7 +8,11 @@ const pageSize = 2 << 20
 
 // AllocationGranularity returns the size of the pages device memory is
 // taken in, so that a check of free memory knows how far it may stray from
-// the bytes allocated.
+// the bytes allocated: on a device opened WithShareable, the granularity
+// its allocations are rounded up to.
 func (d *Device) AllocationGranularity() int64 {
+	if d.Shareable() {
+		return d.granularity
+	}
 	return pageSize
 }

@@ -60,8 +60,18 @@ type Option func(*driverOptions)
 
 // driverOptions are what DriverOptions set.
 type driverOptions struct {
-	log    *slog.Logger
-	images func(major, minor int) []kernelImage
+	log       *slog.Logger
+	images    func(major, minor int) []kernelImage
+	shareable bool
+}
+
+// WithShareable makes every allocation shareable with another process
+// (cuda.Sharer): a CUDA virtual memory allocation (cuMemCreate with the
+// POSIX file-descriptor handle type, its size rounded up to the allocation
+// granularity) instead of cuMemAlloc memory. Open then fails with ErrNoVMM
+// if the driver lacks the virtual memory management calls.
+func WithShareable() Option {
+	return func(o *driverOptions) { o.shareable = true }
 }
 
 // WithLogger sends the driver's log lines (which kernel loaded and how, or

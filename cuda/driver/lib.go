@@ -16,6 +16,21 @@ typedef struct { unsigned char bytes[16]; } vs_CUuuid;
 typedef void *vs_CUmodule;
 typedef void *vs_CUfunction;
 typedef void *vs_CUstream;
+typedef unsigned long long vs_CUmemHandle; // CUmemGenericAllocationHandle
+typedef struct { int type; int id; } vs_CUmemLocation;
+typedef struct {
+	int type;
+	int requestedHandleTypes;
+	vs_CUmemLocation location;
+	void *win32HandleMetaData;
+	struct {
+		unsigned char compressionType;
+		unsigned char gpuDirectRDMACapable;
+		unsigned short usage;
+		unsigned char reserved[4];
+	} allocFlags;
+} vs_CUmemAllocationProp;
+typedef struct { vs_CUmemLocation location; int flags; } vs_CUmemAccessDesc;
 
 static vs_CUresult (*vs_cuInit)(unsigned int);
 static vs_CUresult (*vs_cuGetErrorName)(vs_CUresult, const char **);
@@ -46,6 +61,20 @@ static vs_CUresult (*vs_cuStreamSynchronize)(vs_CUstream);
 static vs_CUresult (*vs_cuMemcpyHtoDAsync)(vs_CUdeviceptr, const void *, size_t, vs_CUstream);
 static vs_CUresult (*vs_cuMemcpyDtoHAsync)(void *, vs_CUdeviceptr, size_t, vs_CUstream);
 
+// The virtual memory management calls, optional (vs_vmm says whether all
+// of them resolved): shareable allocations need them.
+static int vs_vmm;
+static vs_CUresult (*vs_cuMemGetAllocationGranularity)(size_t *, const vs_CUmemAllocationProp *, int);
+static vs_CUresult (*vs_cuMemCreate)(vs_CUmemHandle *, size_t, const vs_CUmemAllocationProp *, unsigned long long);
+static vs_CUresult (*vs_cuMemRelease)(vs_CUmemHandle);
+static vs_CUresult (*vs_cuMemAddressReserve)(vs_CUdeviceptr *, size_t, size_t, vs_CUdeviceptr, unsigned long long);
+static vs_CUresult (*vs_cuMemAddressFree)(vs_CUdeviceptr, size_t);
+static vs_CUresult (*vs_cuMemMap)(vs_CUdeviceptr, size_t, size_t, vs_CUmemHandle, unsigned long long);
+static vs_CUresult (*vs_cuMemUnmap)(vs_CUdeviceptr, size_t);
+static vs_CUresult (*vs_cuMemSetAccess)(vs_CUdeviceptr, size_t, const vs_CUmemAccessDesc *, size_t);
+static vs_CUresult (*vs_cuMemExportToShareableHandle)(void *, vs_CUmemHandle, int, unsigned long long);
+static vs_CUresult (*vs_cuMemImportFromShareableHandle)(vs_CUmemHandle *, void *, int);
+
 // vs_sym resolves name in lib into *fn; it reports whether it was found.
 static int vs_sym(void *lib, void **fn, const char *name) {
 	*fn = dlsym(lib, name);
@@ -57,7 +86,9 @@ static int vs_sym(void *lib, void **fn, const char *name) {
 // entry point is missing (then *missing names it and the library is closed).
 // cuDeviceGetUuid_v2 (CUDA 11.4 on: a MIG instance's own UUID, as NVML
 // gives it, where the first version gives the parent GPU's) is used where
-// present, else cuDeviceGetUuid; both are optional. The library is never
+// present, else cuDeviceGetUuid; both are optional. So are the virtual
+// memory management calls (CUDA 10.2 on), all or none: vs_vmm says which.
+// The library is never
 // closed after success: the CUDA driver does not support being unloaded.
 static int vs_load(const char **missing) {
 	void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -108,8 +139,26 @@ static int vs_load(const char **missing) {
 	if (!vs_sym(lib, (void **)&vs_cuDeviceGetUuid, "cuDeviceGetUuid_v2")) {
 		vs_sym(lib, (void **)&vs_cuDeviceGetUuid, "cuDeviceGetUuid");
 	}
+	struct { void **fn; const char *name; } vmm[] = {
+		{(void **)&vs_cuMemGetAllocationGranularity, "cuMemGetAllocationGranularity"},
+		{(void **)&vs_cuMemCreate, "cuMemCreate"},
+		{(void **)&vs_cuMemRelease, "cuMemRelease"},
+		{(void **)&vs_cuMemAddressReserve, "cuMemAddressReserve"},
+		{(void **)&vs_cuMemAddressFree, "cuMemAddressFree"},
+		{(void **)&vs_cuMemMap, "cuMemMap"},
+		{(void **)&vs_cuMemUnmap, "cuMemUnmap"},
+		{(void **)&vs_cuMemSetAccess, "cuMemSetAccess"},
+		{(void **)&vs_cuMemExportToShareableHandle, "cuMemExportToShareableHandle"},
+		{(void **)&vs_cuMemImportFromShareableHandle, "cuMemImportFromShareableHandle"},
+	};
+	vs_vmm = 1;
+	for (size_t i = 0; i < sizeof vmm / sizeof vmm[0]; i++) {
+		vs_vmm = vs_vmm && vs_sym(lib, vmm[i].fn, vmm[i].name);
+	}
 	return 0;
 }
+
+static int vs_has_vmm(void) { return vs_vmm; }
 
 static vs_CUresult vs_init(void) { return vs_cuInit(0); }
 static vs_CUresult vs_driver_version(int *v) { return vs_cuDriverGetVersion(v); }
@@ -166,6 +215,92 @@ static vs_CUresult vs_copy_from_device(vs_CUcontext ctx, void *dst, vs_CUdevicep
 static vs_CUresult vs_mem_info(vs_CUcontext ctx, size_t *free, size_t *total) {
 	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
 	return r != 0 ? r : vs_cuMemGetInfo(free, total);
+}
+
+// CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, CU_MEM_LOCATION_TYPE_DEVICE,
+// CU_MEM_ALLOCATION_TYPE_PINNED.
+#define vs_handle_posix_fd 1
+#define vs_location_device 1
+#define vs_allocation_pinned 1
+
+// vs_vmm_granularity asks the minimum granularity of a shareable
+// allocation on dev.
+static vs_CUresult vs_vmm_granularity(vs_CUcontext ctx, vs_CUdevice dev, size_t *granularity) {
+	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
+	if (r != 0) return r;
+	vs_CUmemAllocationProp prop = {0};
+	prop.type = vs_allocation_pinned;
+	prop.requestedHandleTypes = vs_handle_posix_fd;
+	prop.location.type = vs_location_device;
+	prop.location.id = dev;
+	return vs_cuMemGetAllocationGranularity(granularity, &prop, 0); // CU_MEM_ALLOC_GRANULARITY_MINIMUM
+}
+
+// vs_vmm_unmap undoes what vs_vmm_map did, in order: cuMemUnmap,
+// cuMemAddressFree, cuMemRelease; *stage says which failed (0, 1, 2). A
+// failure stops it, as the steps after it would fail too.
+static vs_CUresult vs_vmm_unmap(vs_CUcontext ctx, vs_CUdeviceptr ptr, size_t size, vs_CUmemHandle handle, int *stage) {
+	*stage = 0;
+	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
+	if (r == 0) r = vs_cuMemUnmap(ptr, size);
+	if (r != 0) return r;
+	*stage = 1;
+	if ((r = vs_cuMemAddressFree(ptr, size)) != 0) return r;
+	*stage = 2;
+	return vs_cuMemRelease(handle);
+}
+
+// vs_vmm_map reserves size bytes of address space, maps handle there and
+// gives dev the access flags (1 read, 3 read-write). If fd is not negative,
+// handle is first imported from that descriptor (which stays the
+// caller's); otherwise it is the caller's. *stage says which call failed:
+// 0 cuMemImportFromShareableHandle, 1 cuMemAddressReserve, 2 cuMemMap, 3
+// cuMemSetAccess. On failure nothing is left reserved, mapped or imported.
+static vs_CUresult vs_vmm_map(vs_CUcontext ctx, vs_CUdevice dev, int fd, size_t size, int flags,
+                              vs_CUmemHandle *handle, vs_CUdeviceptr *ptr, int *stage) {
+	*stage = 0;
+	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
+	if (r != 0) return r;
+	if (fd >= 0 && (r = vs_cuMemImportFromShareableHandle(handle, (void *)(size_t)fd, vs_handle_posix_fd)) != 0) return r;
+	*stage = 1;
+	if ((r = vs_cuMemAddressReserve(ptr, size, 0, 0, 0)) == 0) {
+		*stage = 2;
+		if ((r = vs_cuMemMap(*ptr, size, 0, *handle, 0)) == 0) {
+			*stage = 3;
+			vs_CUmemAccessDesc access = {{vs_location_device, dev}, flags};
+			if ((r = vs_cuMemSetAccess(*ptr, size, &access, 1)) == 0) return 0;
+			vs_cuMemUnmap(*ptr, size);
+		}
+		vs_cuMemAddressFree(*ptr, size);
+	}
+	if (fd >= 0) vs_cuMemRelease(*handle);
+	return r;
+}
+
+// vs_vmm_alloc makes a shareable allocation of size bytes (a multiple of
+// the granularity) on dev: cuMemCreate with the POSIX descriptor handle
+// type, then vs_vmm_map read-write. *stage is -1 when cuMemCreate failed,
+// else vs_vmm_map's; on failure nothing is left.
+static vs_CUresult vs_vmm_alloc(vs_CUcontext ctx, vs_CUdevice dev, size_t size, vs_CUmemHandle *handle,
+                                vs_CUdeviceptr *ptr, int *stage) {
+	*stage = -1;
+	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
+	if (r != 0) return r;
+	vs_CUmemAllocationProp prop = {0};
+	prop.type = vs_allocation_pinned;
+	prop.requestedHandleTypes = vs_handle_posix_fd;
+	prop.location.type = vs_location_device;
+	prop.location.id = dev;
+	if ((r = vs_cuMemCreate(handle, size, &prop, 0)) != 0) return r;
+	r = vs_vmm_map(ctx, dev, -1, size, 3, handle, ptr, stage);
+	if (r != 0) vs_cuMemRelease(*handle);
+	return r;
+}
+
+// vs_vmm_export writes a new POSIX descriptor of handle's memory to *fd.
+static vs_CUresult vs_vmm_export(vs_CUcontext ctx, vs_CUmemHandle handle, int *fd) {
+	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
+	return r != 0 ? r : vs_cuMemExportToShareableHandle(fd, handle, vs_handle_posix_fd, 0);
 }
 
 // vs_log_bytes is the size of each of the JIT's info and error logs.
@@ -263,6 +398,7 @@ import "C"
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"unsafe"
@@ -315,6 +451,9 @@ func loadCUDA() (noDevices bool, err error) {
 	})
 	return cudaLib.noDevices, cudaLib.err
 }
+
+// cudaResult is a CUresult, for code outside this file.
+type cudaResult = C.vs_CUresult
 
 // cudaError describes a failed call; see cudaResultError.
 func cudaError(device int, op string, res C.vs_CUresult) error {
@@ -570,4 +709,72 @@ func (d cudaDevice) memInfo() (free, total int64, res C.vs_CUresult) {
 	var f, t C.size_t
 	res = C.vs_mem_info(d.ctx, &f, &t)
 	return int64(f), int64(t), res
+}
+
+// hasVMM reports whether the driver has the virtual memory management
+// calls shareable allocations need; loadCUDA must have succeeded.
+func hasVMM() bool { return C.vs_has_vmm() != 0 }
+
+// vmmMem is a virtual memory allocation's CUDA handle and mapped size.
+type vmmMem struct {
+	handle C.vs_CUmemHandle
+	size   int64
+}
+
+// vmmMapStages names the calls of vs_vmm_map by its stage numbers.
+var vmmMapStages = [...]string{"cuMemImportFromShareableHandle", "cuMemAddressReserve", "cuMemMap", "cuMemSetAccess"}
+
+// vmmGranularity returns the minimum granularity of a shareable allocation.
+func (d cudaDevice) vmmGranularity() (int64, error) {
+	var g C.size_t
+	if res := C.vs_vmm_granularity(d.ctx, d.dev, &g); res != cudaSuccess {
+		return 0, cudaError(d.index, "cuMemGetAllocationGranularity", res)
+	}
+	return int64(g), nil
+}
+
+// vmmAlloc makes a shareable allocation of size bytes, a multiple of the
+// granularity, mapped read-write for the device. op names the call that
+// failed.
+func (d cudaDevice) vmmAlloc(size int64) (ptr devicePtr, mem vmmMem, res C.vs_CUresult, op string) {
+	var p C.vs_CUdeviceptr
+	var stage C.int
+	mem.size = size
+	res = C.vs_vmm_alloc(d.ctx, d.dev, C.size_t(size), &mem.handle, &p, &stage)
+	op = "cuMemCreate"
+	if stage >= 0 {
+		op = vmmMapStages[stage]
+	}
+	return devicePtr(p), mem, res, op
+}
+
+// vmmImport imports a descriptor from cuMemExportToShareableHandle and maps
+// size bytes of it read-only for the device. fd stays the caller's.
+func (d cudaDevice) vmmImport(fd int, size int64) (devicePtr, vmmMem, error) {
+	var p C.vs_CUdeviceptr
+	var stage C.int
+	mem := vmmMem{size: size}
+	if res := C.vs_vmm_map(d.ctx, d.dev, C.int(fd), C.size_t(size), 1, &mem.handle, &p, &stage); res != cudaSuccess {
+		return 0, vmmMem{}, cudaError(d.index, vmmMapStages[stage], res)
+	}
+	return devicePtr(p), mem, nil
+}
+
+// vmmUnmap unmaps and releases a virtual memory allocation from vmmAlloc or
+// vmmImport.
+func (d cudaDevice) vmmUnmap(ptr devicePtr, mem vmmMem) error {
+	var stage C.int
+	if res := C.vs_vmm_unmap(d.ctx, C.vs_CUdeviceptr(ptr), C.size_t(mem.size), mem.handle, &stage); res != cudaSuccess {
+		return cudaError(d.index, [...]string{"cuMemUnmap", "cuMemAddressFree", "cuMemRelease"}[stage], res)
+	}
+	return nil
+}
+
+// vmmExport returns a new descriptor of mem's memory.
+func (d cudaDevice) vmmExport(mem vmmMem) (*os.File, error) {
+	var fd C.int
+	if res := C.vs_vmm_export(d.ctx, mem.handle, &fd); res != cudaSuccess {
+		return nil, cudaError(d.index, "cuMemExportToShareableHandle", res)
+	}
+	return os.NewFile(uintptr(fd), "cuda-vmm-fd"), nil
 }

@@ -64,7 +64,11 @@ var driverSymbol = regexp.MustCompile(`"(cu[A-Z][A-Za-z0-9_]*)"\s*[})]`)
 // pointers only (cuFuncGetAttribute reads its registers and local memory
 // for the log); the stream calls order its launches, and the async copies
 // move its span table in and its digests out between the caller's pageable
-// memory and a digest buffer from cuMemAlloc_v2.
+// memory and a digest buffer from cuMemAlloc_v2. The virtual memory calls
+// make shareable allocations (WithShareable): cuMemCreate of pinned device
+// memory on the device itself (CU_MEM_LOCATION_TYPE_DEVICE), mapped into
+// the device's address space and exported or imported as a POSIX
+// descriptor; none of them maps host memory.
 var allowedDriverSymbols = map[string]bool{
 	"cuInit":                       true,
 	"cuGetErrorName":               true,
@@ -95,4 +99,15 @@ var allowedDriverSymbols = map[string]bool{
 	"cuStreamSynchronize":          true,
 	"cuMemcpyHtoDAsync_v2":         true,
 	"cuMemcpyDtoHAsync_v2":         true,
+
+	"cuMemGetAllocationGranularity":  true,
+	"cuMemCreate":                    true,
+	"cuMemRelease":                   true,
+	"cuMemAddressReserve":            true,
+	"cuMemAddressFree":               true,
+	"cuMemMap":                       true,
+	"cuMemUnmap":                     true,
+	"cuMemSetAccess":                 true,
+	"cuMemExportToShareableHandle":   true,
+	"cuMemImportFromShareableHandle": true,
 }
