@@ -19,6 +19,10 @@ type Source struct {
 	DeviceCount func() (int, error)
 	// OpenDevice opens the GPU with the given CUDA ordinal.
 	OpenDevice func(ordinal int) (cuda.Device, error)
+	// OpenShareable opens it as OpenDevice does, with its memory shareable
+	// with other processes (cuda.Sharer; run --serve). Nil when the source
+	// cannot share.
+	OpenShareable func(ordinal int) (cuda.Device, error)
 	// OpenNVML opens NVML; without a driver the error wraps cuda.ErrNoDriver.
 	OpenNVML func() (*NVML, error)
 }
@@ -26,14 +30,18 @@ type Source struct {
 // Driver is the NVIDIA driver on this machine, loaded at run time.
 func Driver() Source {
 	return Source{
-		DeviceCount: driver.DeviceCount,
-		OpenDevice: func(ordinal int) (cuda.Device, error) {
-			d, err := driver.Open(ordinal)
-			if err != nil {
-				return nil, err // not a typed nil inside the interface
-			}
-			return d, nil
-		},
-		OpenNVML: OpenNVML,
+		DeviceCount:   driver.DeviceCount,
+		OpenDevice:    func(ordinal int) (cuda.Device, error) { return openDriver(ordinal) },
+		OpenShareable: func(ordinal int) (cuda.Device, error) { return openDriver(ordinal, driver.WithShareable()) },
+		OpenNVML:      OpenNVML,
 	}
+}
+
+// openDriver opens a GPU with the driver backend.
+func openDriver(ordinal int, opts ...driver.Option) (cuda.Device, error) {
+	d, err := driver.Open(ordinal, opts...)
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
+	}
+	return d, nil
 }

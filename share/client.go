@@ -257,6 +257,23 @@ func (l *RemoteLease) Map() ([]byte, error) {
 	return m[l.Offset : l.Offset+l.Size], nil
 }
 
+// DupFile returns a duplicate of the grant's descriptor, which the caller
+// owns and closes: how a cuda-vmm-fd grant is handed to the CUDA driver
+// (cuda/driver's Import), which Map cannot map. It fails once the lease is
+// released.
+func (l *RemoteLease) DupFile() (*os.File, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.file == nil {
+		return nil, fmt.Errorf("share: lease %d: released", l.Lease)
+	}
+	fd, err := unix.FcntlInt(l.file.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("share: lease %d: duplicate its descriptor: %w", l.Lease, err)
+	}
+	return os.NewFile(uintptr(fd), l.Handle), nil
+}
+
 // Revoked closes once the server revokes the lease or the connection ends.
 func (l *RemoteLease) Revoked() <-chan struct{} { return l.revoked }
 

@@ -25,8 +25,9 @@ type backendFlags struct {
 	kind       *choiceFlag
 	simDevices int
 	simVRAM    sizeFlag
-	// shareable makes simulated devices' memory shareable with other
-	// processes (run --serve).
+	// shareable makes the devices' memory shareable with other processes
+	// (run --serve): memfds on simulated devices, CUDA virtual memory
+	// allocations on GPUs.
 	shareable bool
 }
 
@@ -58,7 +59,7 @@ func (f *backendFlags) openDevices(gpus gpuhealth.Source) (*backend.Set, error) 
 	case backendSim:
 		return f.openSims("")
 	case backendCUDA:
-		set, err := openGPUs(gpus)
+		set, err := openGPUs(gpus, f.shareable)
 		if errors.Is(err, cuda.ErrNoDriver) {
 			return nil, usageErrorf("--backend cuda: %v; install the NVIDIA driver, or use --backend sim for simulated devices", err)
 		}
@@ -71,7 +72,7 @@ func (f *backendFlags) openDevices(gpus gpuhealth.Source) (*backend.Set, error) 
 	case reason != "":
 		return f.openSims(reason)
 	}
-	return openGPUs(gpus)
+	return openGPUs(gpus, f.shareable)
 }
 
 // autoSimReason is backend.AutoSimReason, its error saying how to run anyway.
@@ -89,10 +90,10 @@ func (f *backendFlags) openSims(reason string) (*backend.Set, error) {
 	return set, withExitCode(exitUsage, err)
 }
 
-// openGPUs opens every GPU the CUDA driver reports; a driver that reports
-// none is a usage error.
-func openGPUs(gpus gpuhealth.Source) (*backend.Set, error) {
-	set, err := backend.OpenGPUs(gpus)
+// openGPUs opens every GPU the CUDA driver reports, shareable if asked; a
+// driver that reports none is a usage error.
+func openGPUs(gpus gpuhealth.Source, shareable bool) (*backend.Set, error) {
+	set, err := backend.OpenGPUs(gpus, shareable)
 	if errors.Is(err, messages.ErrConfig) {
 		return nil, withExitCode(exitUsage, fmt.Errorf("%w; use --backend sim for simulated devices", err))
 	}

@@ -92,7 +92,10 @@ inference server: share/python is a Python client) over a Unix socket, mode
 shard's memory read-only, without a copy; a revocation (a fail-stop, a stop)
 reaches every client before the memory is freed. Peers are checked by
 SO_PEERCRED: this worker's user and root, and --serve-allow-uid and
---serve-allow-gid. Simulated GPUs only in this version.
+--serve-allow-gid. On simulated GPUs a shard is a sealed memfd; on real ones
+every allocation is made shareable (CUDA VMM, rounded up to the 2 MiB
+granularity) and a client imports it read-only in the GPU's primary context.
+vramseal share check --socket PATH maps every shard as a client would.
 
 --sim-fault plants one bit flip in simulated VRAM, in a shard, byte and bit
 chosen by --seed and logged, and warns at start when the run cannot catch it
@@ -185,7 +188,7 @@ func (o *runOptions) validate() error {
 	if o.simFault.set && o.backend.kind.String() == backendCUDA {
 		return simFaultOnRealGPUsError()
 	}
-	if err := o.serve.validate(o.backend.kind.String()); err != nil {
+	if err := o.serve.validate(); err != nil {
 		return err
 	}
 	if err := sealer.ValidateChunkSize(o.chunkSize.bytes); err != nil {

@@ -119,11 +119,13 @@ func TestRunRefusesBadInputWithOneLineThatNamesTheFix(t *testing.T) {
 			wantInLine: []string{"--sim-fault", "cannot run on real GPUs", "--backend sim"},
 		},
 		{
-			name: "serve on real GPUs",
+			// --serve is no longer refused on real GPUs: here, with no
+			// driver, the backend is what fails.
+			name: "serve on real GPUs without a driver",
 			args: func(_ *testing.T, s setup) []string {
 				return []string{"--backend", "cuda", "--serve", filepath.Join(s.dir, "share.sock"), s.model}
 			},
-			wantInLine: []string{"--serve", "real GPUs do not share memory", "--backend sim"},
+			wantInLine: []string{"--backend cuda", "install the NVIDIA driver"},
 		},
 		{
 			name:       "serve-allow-uid without serve",

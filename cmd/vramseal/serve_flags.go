@@ -16,26 +16,19 @@ type serveOptions struct {
 
 // register adds --serve and the flags that shape it.
 func (o *serveOptions) register(f *pflag.FlagSet) {
-	f.StringVar(&o.path, "serve", "", "serve the sealed shards to other processes on this Unix socket path (simulated GPUs only in this version): zero-copy, read-only mappings; docs/share-protocol.md")
+	f.StringVar(&o.path, "serve", "", "serve the sealed shards to other processes on this Unix socket path (memfds on simulated GPUs, CUDA VMM descriptors on real ones): zero-copy, read-only mappings; docs/share-protocol.md")
 	f.IntSliceVar(&o.allowUIDs, "serve-allow-uid", nil, "user IDs that may connect to --serve besides this worker's own and root (comma-separated or repeated)")
 	f.IntSliceVar(&o.allowGIDs, "serve-allow-gid", nil, "group IDs that may connect to --serve (comma-separated or repeated)")
 	f.IntVar(&o.maxClients, "serve-max-clients", share.DefaultMaxClients, "most connections --serve holds at once; one more is refused")
 }
 
 // validate checks the flags with no devices at hand.
-func (o *serveOptions) validate(backendKind string) error {
+func (o *serveOptions) validate() error {
 	switch {
 	case o.path == "" && (len(o.allowUIDs) > 0 || len(o.allowGIDs) > 0):
 		return usageErrorf("--serve-allow-uid and --serve-allow-gid need --serve PATH")
 	case o.maxClients < 1:
 		return usageErrorf("--serve-max-clients %d: need at least 1", o.maxClients)
-	case o.path != "" && backendKind == backendCUDA:
-		return serveOnGPUsError()
 	}
 	return nil
-}
-
-// serveOnGPUsError says that GPUs cannot be served yet.
-func serveOnGPUsError() error {
-	return usageErrorf("--serve: real GPUs do not share memory with other processes in this version (CUDA VMM sharing is not built yet); serve simulated GPUs with --backend sim")
 }

@@ -55,7 +55,9 @@ Exit codes: 0 listed; 1 the server could not be reached or refused; 2 bad usage.
 		},
 	}
 	list.Flags().StringVar(&socket, "socket", "", "the lease server's Unix socket (run --serve PATH)")
-	cmd.AddCommand(list)
+	check := newShareCheckCommand(&socket)
+	check.Flags().StringVar(&socket, "socket", "", "the lease server's Unix socket (run --serve PATH)")
+	cmd.AddCommand(list, check)
 	return cmd
 }
 

@@ -122,9 +122,6 @@ func (w *worker) prepare(files []string) error {
 		return err
 	}
 	w.devices, w.sims = devices, devices.Sims
-	if o.serve.path != "" && !devices.Simulated() {
-		return serveOnGPUsError()
-	}
 	if !o.chunkSizeSet {
 		o.chunkSize.bytes = defaultChunkSize(devices.Devices)
 	}

@@ -74,10 +74,18 @@ func OpenSims(spec SimSpec, reason string) (*Set, error) {
 	return set, nil
 }
 
-// OpenGPUs opens every GPU the CUDA driver reports. Without a driver the
-// error wraps cuda.ErrNoDriver; a driver that reports no GPUs is
-// messages.ErrConfig.
-func OpenGPUs(gpus gpuhealth.Source) (*Set, error) {
+// OpenGPUs opens every GPU the CUDA driver reports, shareable with other
+// processes if shareable is set (gpus.OpenShareable). Without a driver the
+// error wraps cuda.ErrNoDriver; a driver that reports no GPUs, or a source
+// that cannot share when asked to, is messages.ErrConfig.
+func OpenGPUs(gpus gpuhealth.Source, shareable bool) (*Set, error) {
+	open := gpus.OpenDevice
+	if shareable {
+		if gpus.OpenShareable == nil {
+			return nil, fmt.Errorf("%w: these GPUs cannot be opened shareable", messages.ErrConfig)
+		}
+		open = gpus.OpenShareable
+	}
 	count, err := gpus.DeviceCount()
 	if err != nil {
 		return nil, err
@@ -87,7 +95,7 @@ func OpenGPUs(gpus gpuhealth.Source) (*Set, error) {
 	}
 	set := &Set{Kind: CUDA}
 	for i := range count {
-		d, err := gpus.OpenDevice(i)
+		d, err := open(i)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("open GPU %d: %w", i, err), set.Close())
 		}

@@ -73,7 +73,7 @@ func newMachine(t *testing.T, n int) *machine {
 
 func TestOpenGPUsOpensEveryGPUOrNone(t *testing.T) {
 	m := newMachine(t, 2)
-	set, err := OpenGPUs(m.source())
+	set, err := OpenGPUs(m.source(), false)
 	require.NoError(t, err)
 	assert.False(t, set.Simulated())
 	assert.Equal(t, CUDA, set.Kind)
@@ -82,18 +82,18 @@ func TestOpenGPUsOpensEveryGPUOrNone(t *testing.T) {
 
 	m = newMachine(t, 2)
 	m.failAt = 1
-	_, err = OpenGPUs(m.source())
+	_, err = OpenGPUs(m.source(), false)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "open GPU 1: driver said no")
 	_, err = m.sims[0].Allocate(1)
 	assert.Error(t, err, "the GPU opened before the failure is closed again")
 	require.NoError(t, m.sims[1].Close())
 
-	_, err = OpenGPUs(newMachine(t, 0).source())
+	_, err = OpenGPUs(newMachine(t, 0).source(), false)
 	assert.ErrorIs(t, err, messages.ErrConfig, "a driver without GPUs")
 
 	noDriver := &machine{countErr: fmt.Errorf("load libcuda: %w", cuda.ErrNoDriver)}
-	_, err = OpenGPUs(noDriver.source())
+	_, err = OpenGPUs(noDriver.source(), false)
 	assert.ErrorIs(t, err, cuda.ErrNoDriver)
 }
 
