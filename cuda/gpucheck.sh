@@ -37,6 +37,13 @@
 #             (GPUCHECK_MODEL_BYTES, default 1 GiB) for GPUCHECK_RUN_SECONDS
 #             (default 20) with scrubbing every 2 s: its scrub rate
 #   audit     vramseal audit verify on the run's audit log
+#   share     vramseal run --backend cuda --serve on a synthetic model
+#             (GPUCHECK_SHARE_BYTES, default 64 MiB and 5 bytes, so that the
+#             shard does not fill its last 2 MiB granule) and, beside it, the
+#             second process vramseal share check: it imports each shard's
+#             cuda-vmm-fd, maps it with CU_MEM_ACCESS_FLAGS_PROT_READ, copies
+#             it out, compares its SHA-256 with the grant's and tries a
+#             write through the mapping, which must be refused
 #
 # GPUCHECK_HASH_BYTES sets the bytes the hash benchmark hashes (default
 # 4 GiB, at most half the free memory). Needs bash, coreutils (timeout),
@@ -62,6 +69,7 @@ bin_dir=${1:-bin}
 budget=${GPUCHECK_TIMEOUT:-300}
 model_bytes=${GPUCHECK_MODEL_BYTES:-1073741824}
 run_seconds=${GPUCHECK_RUN_SECONDS:-20}
+share_bytes=${GPUCHECK_SHARE_BYTES:-67108869}
 out=${OUT:-${GPUCHECK_OUT:-}}
 [[ -n $out ]] || out=$(mktemp -d "${TMPDIR:-/tmp}/vramseal-gpucheck.XXXXXX")
 mkdir -p "$out"
@@ -78,7 +86,7 @@ say() { printf '%s\n' "$*" | tee -a "$summary"; }
 # (vramseal run waiting on a stuck copy) gets before SIGKILL.
 grace=3
 # The steps in order, with the most seconds each may take.
-steps=(contract:35 device:75 kernel:0 copy:25 hash:50 devices:10 run:45 audit:10)
+steps=(contract:35 device:75 kernel:0 copy:25 hash:50 devices:10 run:45 audit:10 share:20)
 planned=0
 for s in "${steps[@]}"; do
 	cap=${s#*:}
@@ -253,6 +261,37 @@ step_audit() {
 	timeout -k "$grace" "$limit" "$vramseal" audit verify --token-file "$out/run/token" "$out/run/audit.jsonl" >>"$log" 2>&1
 	local rc=$?
 	figure=$(grep -m1 -oE 'is intact: [0-9]+ records|.*(tamper|mismatch|invalid).*' "$log" | cut -c1-200)
+	return $rc
+}
+
+step_share() {
+	[[ -x $vramseal ]] || { figure="$vramseal is missing: build with 'cuda/gpucheck.sh build'"; return 1; }
+	local work="$out/share" pid rc=1 i
+	mkdir -p "$work"
+	(
+		umask 077
+		head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n' >"$work/token"
+		head -c "$share_bytes" /dev/urandom >"$work/model.bin"
+	)
+	timeout -k "$grace" "$limit" "$vramseal" run --backend cuda --serve "$work/share.sock" --listen 127.0.0.1:0 \
+		--token-file "$work/token" --audit-log "$work/audit.jsonl" "$work/model.bin" >>"$log" 2>&1 &
+	pid=$!
+	for ((i = 0; i < limit * 10; i++)); do
+		grep -q 'serving leases' "$log" && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if grep -q 'serving leases' "$log"; then
+		timeout -k "$grace" "$limit" "$vramseal" share check --socket "$work/share.sock" >"$work/check.txt" 2>>"$log"
+		rc=$?
+		cat "$work/check.txt" >>"$log"
+		figure="$share_bytes-byte shard, second process: $(head -n 1 "$work/check.txt" | cut -c1-220)"
+	else
+		figure="the server did not start serving: see share.log"
+	fi
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid"
+	rm -f -- "$work/model.bin"
 	return $rc
 }
 

@@ -16,7 +16,7 @@ import (
 )
 
 // gpucheckSteps are the steps gpucheck.sh reports, in order.
-var gpucheckSteps = []string{"contract", "device", "kernel", "copy", "hash", "devices", "run", "audit"}
+var gpucheckSteps = []string{"contract", "device", "kernel", "copy", "hash", "devices", "run", "audit", "share"}
 
 // gpucheckBin makes a BIN_DIR for gpucheck.sh: this test binary as
 // cuda.test and, with vramseal true, bin/vramseal built with go.
@@ -50,7 +50,7 @@ func runGPUCheck(t *testing.T, lib, bin string, env ...string) (string, string, 
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", filepath.Join("..", "gpucheck.sh"), bin)
 	cmd.Env = append(os.Environ(), append([]string{"LD_LIBRARY_PATH=" + lib, fakeCUDAEnv + "=1", "OUT=" + out,
-		"GPUCHECK_MODEL_BYTES=16777216", "GPUCHECK_RUN_SECONDS=3", "PATH=" + os.Getenv("PATH")}, env...)...)
+		"GPUCHECK_MODEL_BYTES=16777216", "GPUCHECK_RUN_SECONDS=3", "GPUCHECK_SHARE_BYTES=8388613", "PATH=" + os.Getenv("PATH")}, env...)...)
 	var stdout strings.Builder
 	cmd.Stdout = &stdout
 	err := cmd.Run()
@@ -107,6 +107,7 @@ func TestGPUCheckDryRun(t *testing.T) {
 	}
 	assert.NotContains(t, rows["hash"][1]+rows["copy"][1], "?", "every rate was measured")
 	assert.Regexp(t, `chunk size 64KiB: scrub passes [1-9]\d*, the last at \d`, rows["run"][1])
+	assert.Regexp(t, `^8388613-byte shard, second process: model.bin ok  8\.0 MiB cuda-vmm-fd sha256 match; write refused: .*CUDA_ERROR_ILLEGAL_ADDRESS`, rows["share"][1])
 	assert.Contains(t, stdout, "commit:  0123abcd (dry run)")
 	assert.Contains(t, stdout, "the stand-in libcuda answered, not a GPU")
 
@@ -148,7 +149,7 @@ func TestGPUCheckRunsEveryStepAfterFailures(t *testing.T) {
 		assert.Equal(t, want, rows[name][0], "step %s: %s", name, rows[name][1])
 	}
 	assert.Contains(t, rows["device"][1], "TestDriverOnDeviceHashesWithTheKernel", "the failed tests are named")
-	assert.Regexp(t, `gpucheck: FAIL \(\d+ of 8 steps failed`, stdout)
+	assert.Regexp(t, `gpucheck: FAIL \(\d+ of 9 steps failed`, stdout)
 }
 
 // TestGPUCheckKeepsToItsBudget runs gpucheck.sh with a budget too short for
@@ -165,7 +166,7 @@ func TestGPUCheckKeepsToItsBudget(t *testing.T) {
 	assert.Equal(t, "PASS", rows["contract"][0], rows["contract"][1])
 	assert.Equal(t, "FAIL", rows["device"][0])
 	assert.Regexp(t, `^timed out after \d+s`, rows["device"][1], "the device tests ran into the budget")
-	for _, name := range []string{"copy", "hash", "run", "audit"} {
+	for _, name := range []string{"copy", "hash", "run", "audit", "share"} {
 		assert.Equal(t, [2]string{"SKIP", "skipped: out of time (GPUCHECK_TIMEOUT 8s)"}, rows[name], "step %s", name)
 	}
 }
