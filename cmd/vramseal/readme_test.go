@@ -53,7 +53,7 @@ func TestQuickStartIsTwoCommandsAndTheSecondIsWhatCIRuns(t *testing.T) {
 func helpTexts(t *testing.T) map[string]string {
 	t.Helper()
 	texts := map[string]string{}
-	for _, cmd := range [][]string{{}, {"run"}, {"devices"}, {"audit"}, {"audit", "verify"}, {"version"}, {"stress"}, {"bench"}, {"share"}, {"share", "list"}} {
+	for _, cmd := range [][]string{{}, {"run"}, {"devices"}, {"audit"}, {"audit", "verify"}, {"version"}, {"stress"}, {"bench"}, {"share"}, {"share", "list"}, {"share", "check"}} {
 		texts[strings.Join(append([]string{"vramseal"}, cmd...), " ")] = helpOf(t, cmd...)
 	}
 	return texts
