@@ -233,6 +233,7 @@ func TestDriverOverFakeLibcuda(t *testing.T) {
 		"TestDriverOnDeviceScrubsAThousandShardsInALaunch", "TestDriverOnDeviceLoadsTheMatchingKernelImage",
 		"TestDriverOnDeviceFallsBackToThePTX", "TestDriverOnDeviceUUIDIsTheInstancesOwn",
 		"TestDriverOnDevicePointerReachesTheBytes", "TestDriverOnDeviceLeasePointerReachesTheSealedBytes",
+		"TestDriverOnDeviceImportsASharedAllocationByUUID",
 	} {
 		assert.Contains(t, report, "--- PASS: "+name+" ", "%s ran and passed", name)
 	}
@@ -265,9 +266,9 @@ func TestDriverShareableOverFakeLibcuda(t *testing.T) {
 }
 
 // buildFakeLibcuda builds testdata/fake_libcuda.c as libcuda.so.1 in a
-// directory it returns, or skips the test without a C compiler or when it
-// already runs over the fake.
-func buildFakeLibcuda(t *testing.T) string {
+// directory it returns, with the C compiler flags given (-DFAKE_NO_VMM), or
+// skips the test without a C compiler or when it already runs over the fake.
+func buildFakeLibcuda(t *testing.T, cflags ...string) string {
 	t.Helper()
 	if os.Getenv(fakeCUDAEnv) != "" {
 		t.Skip("already running over the fake libcuda")
@@ -280,8 +281,9 @@ func buildFakeLibcuda(t *testing.T) string {
 		t.Skipf("no C compiler to build the fake libcuda: %v", err)
 	}
 	dir := t.TempDir()
-	build := exec.Command(cc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", filepath.Join(dir, "libcuda.so.1"),
-		filepath.Join("testdata", "fake_libcuda.c"), filepath.Join("kernel", "sha256.c"), "-lpthread")
+	args := append([]string{"-shared", "-fPIC", "-O2", "-Wall", "-Werror"}, cflags...)
+	build := exec.Command(cc, append(args, "-o", filepath.Join(dir, "libcuda.so.1"),
+		filepath.Join("testdata", "fake_libcuda.c"), filepath.Join("kernel", "sha256.c"), "-lpthread")...)
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "building the fake libcuda:\n%s", out)
 	return dir

@@ -732,7 +732,12 @@ CUresult cuLaunchKernel(CUfunction fn, unsigned int grid_x, unsigned int grid_y,
 	return FAKE_SUCCESS;
 }
 
-/* Virtual memory management, with cuda.h's types and layouts. */
+/* Virtual memory management, with cuda.h's types and layouts. Built with
+ * -DFAKE_NO_VMM, the library lacks cuMemCreate, as drivers before CUDA 10.2
+ * do, so that the backend's check for the VMM calls can be tested. */
+#ifdef FAKE_NO_VMM
+#define cuMemCreate fake_no_cuMemCreate
+#endif
 
 typedef unsigned long long CUmemGenericAllocationHandle;
 
