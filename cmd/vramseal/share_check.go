@@ -37,7 +37,8 @@ compares them with the grant's SHA-256, then tries to write the byte it read bac
 through the mapping (a memfd: mprotect and write(2); CUDA: cuMemcpyHtoD), which
 must be refused. It prints one line per shard:
 
-  SHARD ok|FAIL  SIZE HANDLE sha256 match|MISMATCH; write refused: REASON
+  SHARD ok  SIZE HANDLE sha256 match; write refused: WHAT REFUSED IT
+  SHARD FAIL  WHAT WENT WRONG (a digest MISMATCH, a write ACCEPTED, ...)
 
 On a GPU a refused write can leave this process's CUDA context unusable, so each
 shard's write is tried last, and a later shard may then fail to import: check

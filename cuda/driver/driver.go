@@ -130,9 +130,10 @@ func (d *Device) MemInfo() (free, total int64, err error) {
 
 // Allocate reserves size bytes of device memory with cuMemAlloc, or on a
 // device opened WithShareable a virtual memory allocation of size rounded
-// up to the allocation granularity. If the driver is out of memory, the launch lanes not hashing now give up their
-// digest buffers (HashStats counts the hashes that then run on the host) and
-// the allocation is tried once more.
+// up to the allocation granularity. If the driver is out of memory, the
+// launch lanes not hashing now give up their digest buffers (HashStats
+// counts the hashes that then run on the host) and the allocation is tried
+// once more.
 func (d *Device) Allocate(size int64) (cuda.Handle, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
