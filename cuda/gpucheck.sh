@@ -282,10 +282,10 @@ step_share() {
 		sleep 0.1
 	done
 	if grep -q 'serving leases' "$log"; then
-		timeout -k "$grace" "$limit" "$vramseal" share check --socket "$work/share.sock" >"$work/check.txt" 2>>"$log"
+		timeout -k "$grace" "$limit" "$vramseal" share check --socket "$work/share.sock" >"$work/check.txt" 2>"$work/check.err"
 		rc=$?
-		cat "$work/check.txt" >>"$log"
-		figure="$share_bytes-byte shard, second process: $(head -n 1 "$work/check.txt" | cut -c1-220)"
+		cat "$work/check.txt" "$work/check.err" >>"$log"
+		figure="$share_bytes-byte shard, second process: $(cat "$work/check.txt" "$work/check.err" | head -n 1 | cut -c1-220)"
 	else
 		figure="the server did not start serving: see share.log"
 	fi

@@ -145,6 +145,7 @@ func TestGPUCheckRunsEveryStepAfterFailures(t *testing.T) {
 	rows := gpucheckRows(t, stdout)
 	for name, want := range map[string]string{
 		"contract": "FAIL", "device": "FAIL", "kernel": "PASS", "copy": "PASS", "hash": "FAIL", "devices": "SKIP", "run": "FAIL",
+		"share": "FAIL",
 	} {
 		assert.Equal(t, want, rows[name][0], "step %s: %s", name, rows[name][1])
 	}
