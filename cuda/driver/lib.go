@@ -500,6 +500,21 @@ func cudaOpen(index int) (cudaDevice, error) {
 	return d, nil
 }
 
+// cudaDeviceUUID returns the UUID of the device at index, as
+// cuda.Properties.UUID gives it, without retaining its primary context; ""
+// if the driver cannot say.
+func cudaDeviceUUID(index int) (string, error) {
+	var dev C.vs_CUdevice
+	if res := C.vs_device_get(&dev, C.int(index)); res != cudaSuccess {
+		return "", cudaError(index, "cuDeviceGet", res)
+	}
+	var uuid C.vs_CUuuid
+	if res := C.vs_device_uuid(&uuid, dev); res != cudaSuccess {
+		return "", nil
+	}
+	return formatGPUUUID(C.GoBytes(unsafe.Pointer(&uuid.bytes[0]), 16)), nil
+}
+
 // release releases the primary context.
 func (d cudaDevice) release() error {
 	if res := C.vs_primary_ctx_release(d.dev); res != cudaSuccess {

@@ -79,21 +79,24 @@ func Import(uuid string, s cuda.Shared) (*Mapping, error) {
 		return nil, ErrNoVMM
 	}
 	for i := range count {
+		// Only the device that matches gets a context: one costs memory
+		// and time on every GPU it is made on.
+		id, err := cudaDeviceUUID(i)
+		if err != nil {
+			return nil, err
+		}
+		if id != uuid || uuid == "" {
+			continue
+		}
 		dev, err := cudaOpen(i)
 		if err != nil {
 			return nil, err
 		}
-		props, err := dev.properties()
-		if err == nil && props.UUID == uuid && uuid != "" {
-			m, err := mapShared(dev, true, s)
-			if err != nil {
-				return nil, errors.Join(err, dev.release())
-			}
-			return m, nil
+		m, err := mapShared(dev, true, s)
+		if err != nil {
+			return nil, errors.Join(err, dev.release())
 		}
-		if err = errors.Join(err, dev.release()); err != nil {
-			return nil, err
-		}
+		return m, nil
 	}
 	return nil, fmt.Errorf("%w: no cuda device has UUID %q (%d devices)", messages.ErrInvalidInput, uuid, count)
 }
