@@ -103,7 +103,9 @@ class FakeServer:
     Hooks let a test change its answers: on_hello(msg) returns the hello
     reply (or None to say welcome); before_reply(msg) runs before each
     answer to a request after hello; respond(msg) answers it (a test may
-    replace it); handle is the grant's handle kind.
+    replace it); handle is the grant's handle kind, memory() makes the fd
+    each grant carries (a sealed memfd of map_size bytes holding the shard
+    at SHARD_OFFSET) and device_uuid is the grant's.
     """
 
     def __init__(self) -> None:
@@ -118,6 +120,9 @@ class FakeServer:
         self.received: list[dict[str, Any]] = []
         self.next_lease = 1
         self.handle = "memfd"
+        self.map_size = MAP_SIZE
+        self.memory: Callable[[], int] = lambda: sealed_memfd(SHARD_BYTES, SHARD_OFFSET, MAP_SIZE)
+        self.device_uuid = "GPU-fake"
         self.on_connect: Optional[Callable[[socket.socket], bool]] = None
         self.on_hello: Optional[Callable[[dict[str, Any]], Optional[dict[str, Any]]]] = None
         self.before_reply: Optional[Callable[[dict[str, Any]], None]] = None
@@ -185,13 +190,13 @@ class FakeServer:
                 return
             lease = self.next_lease
             self.next_lease += 1
-            fd = sealed_memfd(SHARD_BYTES, SHARD_OFFSET, MAP_SIZE)
+            fd = self.memory()
             try:
                 self.send({"op": "grant", "req": req, "lease": lease, "id": SHARD["id"],
                            "size": SHARD["size"], "digest": SHARD["digest"],
                            "chunk_size": 1 << 20, "handle": self.handle,
-                           "offset": SHARD_OFFSET, "map_size": MAP_SIZE,
-                           "device_uuid": "GPU-fake", "tensors": TENSORS}, fd)
+                           "offset": SHARD_OFFSET, "map_size": self.map_size,
+                           "device_uuid": self.device_uuid, "tensors": TENSORS}, fd)
             finally:
                 os.close(fd)
         elif op == "release":
@@ -466,15 +471,26 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(ProtocolError):
             client.shards()
 
-    def test_cuda_handle_tensor_not_implemented(self) -> None:
+    def test_a_cuda_grant_that_cannot_be_mapped_is_released(self) -> None:
+        # A memfd is no CUDA allocation: without a driver loading libcuda
+        # fails, with one the import does. (tests/test_cuda.py maps real ones.)
         self.server.handle = "cuda-vmm-fd"
         client = self.connect()
+        with self.assertRaises(ShareError):
+            client.acquire("layer0")
+        self.wait_for(lambda: self.server.received[-1].get("op") == "release")
+        self.assertEqual(self.server.received[-1], {"op": "release", "lease": 1, "req": 3})
+        self.assertEqual(client.shards()[0].id, "layer0")
+
+    def test_read_copies_the_shard_bytes(self) -> None:
+        client = self.connect()
         with client.acquire("layer0") as lease:
-            self.assertEqual(lease.handle, "cuda-vmm-fd")
-            with self.assertRaises(NotImplementedError):
-                lease.tensor("weight")
-            with self.assertRaises(NotImplementedError):
-                lease.memoryview()
+            self.assertEqual(lease.read(), SHARD_BYTES)
+            self.assertEqual(lease.read(48, 4), SHARD_BYTES[48:52])
+            with self.assertRaises(ValueError):
+                lease.read(58, 4)
+        with self.assertRaises(Revoked):
+            lease.read()
 
     def test_close_leaves_no_thread_and_no_fd(self) -> None:
         self.server.start()

@@ -14,7 +14,9 @@ unsolicited "revoke" for a lease, after which that lease is over.
 One background thread per Client reads every frame: it hands replies to the
 callers waiting on their "req" and applies revokes to their leases.
 
-Only the standard library is needed, and numpy for Lease.tensor() alone.
+Only the standard library is needed, and numpy for a memfd Lease.tensor().
+A cuda-vmm-fd grant is mapped through libcuda.so.1 (cuda.py), loaded on the
+first such grant only.
 """
 
 from __future__ import annotations
@@ -453,9 +455,12 @@ class Lease:
     id is the lease number, shard_id the shard's id. revoked is a
     threading.Event the client sets when the server revokes the lease (or the
     connection is lost, reason "closed"); revoke_reason and revoke_message
-    say why. Once revoked or released, memoryview() and tensor() raise
-    Revoked. Views and arrays taken before keep the mapping alive until they
-    are dropped, but must not be used any more.
+    say why. Once revoked or released, memoryview(), read() and tensor()
+    raise Revoked, and so does a DeviceTensor's every use. Views, arrays and
+    DeviceTensors taken before (and the torch or cupy tensors made from
+    them, which hold them) keep the mapping alive until they are dropped,
+    but must not be used any more: drop them on a revoke, so the device's
+    memory can be freed.
     """
 
     def __init__(self, client: Client, grant: dict[str, Any], fd: int) -> None:
@@ -484,6 +489,7 @@ class Lease:
         self._lock = threading.Lock()
         self._released = False
         self._mm: Optional[mmap.mmap] = None
+        self._device: Optional[Any] = None  # a cuda.DeviceMapping
         if self.handle == HANDLE_MEMFD:
             # ACCESS_READ is MAP_SHARED + PROT_READ, and its buffer is read-only
             # to Python too. mmap keeps a dup of fd; the caller closes fd.
@@ -491,41 +497,74 @@ class Lease:
                 self._mm = mmap.mmap(fd, self.map_size, access=mmap.ACCESS_READ)
             except (OSError, ValueError) as e:
                 raise ShareError(f"map lease {self.id}'s {self.map_size} bytes: {e}") from e
-        elif self.handle != HANDLE_CUDA_VMM_FD:
+        elif self.handle == HANDLE_CUDA_VMM_FD:
+            from . import cuda  # loads libcuda.so.1 on the first CUDA grant
+
+            self._device = cuda.DeviceMapping(fd, self.map_size, self.device_uuid)
+        else:
             raise ProtocolError(f"unknown handle kind {self.handle!r}")
 
     def memoryview(self) -> memoryview:
-        """A read-only memoryview of the shard's bytes (memfd handles only)."""
+        """A read-only memoryview of the shard's bytes (memfd handles only:
+        device memory has no host view; read() copies it)."""
         with self._lock:  # so a revoke's unmap cannot slip in between
-            mm = self._mapping()
+            mm = self._host_mapping()
             return memoryview(mm)[self.offset : self.offset + self.size].toreadonly()
 
+    def read(self, start: int = 0, n: Optional[int] = None) -> bytes:
+        """A copy of the shard's bytes [start, start+n) (n None: to the end),
+        for either handle; from device memory with cuMemcpyDtoH."""
+        if n is None:
+            n = self.size - start
+        if start < 0 or n < 0 or start + n > self.size:
+            raise ValueError(f"[{start}, {start + n}) is outside the shard's {self.size} bytes")
+        with self._lock:
+            self._check_live()
+            device = self._device
+            if device is None:
+                assert self._mm is not None
+                return self._mm[self.offset + start : self.offset + start + n]
+            device.hold()  # a revoke meanwhile unmaps after the copy
+        try:
+            return device.copy_to_host(self.offset + start, n)
+        finally:
+            device.drop()
+
     def tensor(self, name: str) -> Any:
-        """The named tensor as a read-only numpy array over the mapping (no copy).
+        """The named tensor, over the mapping (no copy), read-only.
+
+        memfd: a numpy array. cuda-vmm-fd: a DeviceTensor, which torch and
+        cupy take through __cuda_array_interface__ (or DLPack), and which
+        copies to the host with to_bytes() or numpy().
 
         dtypes are safetensors' (F64 F32 F16 I64 I32 I16 I8 U8 BOOL, ...).
         BF16 has no numpy dtype and comes as uint16 holding the raw bfloat16
-        bits (shift left by 16 and view as float32 to widen it).
+        bits (shift left by 16 and view as float32 to widen it); so it is
+        '<u2' in __cuda_array_interface__ too, but bfloat16 in DLPack.
         """
         t = self._tensor_info(name)
-        with self._lock:
-            self._mapping()  # Revoked or NotImplementedError before numpy is needed
-        import numpy as np
-
         spec = _DTYPES.get(t.dtype)
         if spec is None:
             raise ShareError(f"tensor {name!r}: dtype {t.dtype!r} is not supported")
-        dtype = np.dtype(spec)
         count = 1
         for d in t.shape:
             count *= d
-        if count * dtype.itemsize != t.size:
+        if count * _itemsize(spec) != t.size:
             raise ProtocolError(
                 f"tensor {name!r}: shape {list(t.shape)} of {t.dtype} is not {t.size} bytes"
             )
+        with self._lock:
+            self._check_live()  # Revoked before numpy is needed
+            device = self._device
+            if device is not None:
+                from .device_tensor import DeviceTensor
+
+                return DeviceTensor(self, t, spec, device)
+        import numpy as np
+
         with self._lock:  # so a revoke's unmap cannot slip in between
-            mm = self._mapping()
-            arr = np.frombuffer(mm, dtype=dtype, count=count, offset=self.offset + t.offset)
+            mm = self._host_mapping()
+            arr = np.frombuffer(mm, dtype=np.dtype(spec), count=count, offset=self.offset + t.offset)
         arr = arr.reshape(t.shape)
         arr.flags.writeable = False
         return arr
@@ -537,17 +576,18 @@ class Lease:
             if self._released:
                 return
             self._released = True
-        self._unmap()
+        unmap_error = self._unmap()
         self._client._forget(self.id)
-        if self.revoked.is_set():
-            return
-        try:
-            self._client._release(self.id)
-        except ConnectionClosed:
-            pass  # the connection's end ended the lease
-        except ServerError:
-            if not self.revoked.is_set():  # a revoke that crossed our release is fine
-                raise
+        if not self.revoked.is_set():
+            try:
+                self._client._release(self.id)
+            except ConnectionClosed:
+                pass  # the connection's end ended the lease
+            except ServerError:
+                if not self.revoked.is_set():  # a revoke that crossed our release is fine
+                    raise
+        if unmap_error is not None:
+            raise unmap_error
 
     def __enter__(self) -> "Lease":
         return self
@@ -567,20 +607,23 @@ class Lease:
                 return t
         raise KeyError(f"shard {self.shard_id!r} has no tensor {name!r}")
 
-    def _mapping(self) -> mmap.mmap:
-        """The live mapping, or why there is none; the caller holds _lock."""
+    def _check_live(self) -> None:
+        """Raise Revoked unless the lease is live; the caller holds _lock."""
         if self.revoked.is_set():
             raise Revoked(
                 f"lease {self.id} was revoked ({self.revoke_reason}): {self.revoke_message}"
             )
         if self._released:
             raise Revoked(f"lease {self.id} was released")
-        if self.handle != HANDLE_MEMFD:
-            raise NotImplementedError(
-                f"lease {self.id} has a {self.handle!r} handle: mapping CUDA device "
-                "memory is not supported in this version of vramseal_share"
+
+    def _host_mapping(self) -> mmap.mmap:
+        """The live memfd mapping, or why there is none; the caller holds _lock."""
+        self._check_live()
+        if self._mm is None:
+            raise ShareError(
+                f"lease {self.id}'s {self.handle!r} memory is on the device, not in this "
+                "process's memory: use tensor() or read()"
             )
-        assert self._mm is not None
         return self._mm
 
     def _revoke(self, reason: str, message: str) -> None:
@@ -598,14 +641,28 @@ class Lease:
             self._released = True
         self._unmap()
 
-    def _unmap(self) -> None:
+    def _unmap(self) -> Optional[ShareError]:
+        """Unmap, or leave it to the last view, array or DeviceTensor that
+        still uses the mapping; return a failure to unmap device memory."""
         with self._lock:
             mm, self._mm = self._mm, None
+            device, self._device = self._device, None
         if mm is not None:
             try:
                 mm.close()
             except BufferError:
                 pass  # views or arrays still use it: it unmaps when they go
+        if device is not None:
+            try:
+                device.retire()
+            except ShareError as e:
+                return e
+        return None
+
+
+def _itemsize(spec: str) -> int:
+    """The size in bytes of one element of a numpy dtype string of _DTYPES."""
+    return 1 if spec == "?" else int(spec.lstrip("<|")[1:])
 
 
 def _raise_error(reply: dict[str, Any]) -> None:
