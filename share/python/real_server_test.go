@@ -151,6 +151,7 @@ func (w *grantWatch) Record(ctx context.Context, r audit.Record) error {
 // TestThePythonClientsOwnTests runs share/python/tests/test_client.py,
 // the client's tests against a fake server of their own.
 func TestThePythonClientsOwnTests(t *testing.T) {
+	t.Parallel()
 	python := pythonWithNumpy(t)
 	cmd := exec.Command(python, "-m", "unittest", "-v", "tests.test_client")
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")

@@ -1,7 +1,8 @@
 """Python client for vramseal's lease server, protocol v1.
 
 See client.py for the protocol and README.md beside this package for an
-example.
+example. cuda.py maps cuda-vmm-fd grants (CudaError is its failure) and
+device_tensor.py is the tensor they give.
 """
 
 from .client import (
@@ -17,11 +18,15 @@ from .client import (
     Tensor,
     connect,
 )
+from .cuda import CudaError
+from .device_tensor import DeviceTensor
 
 __all__ = [
     "PROTOCOL_VERSION",
     "Client",
     "ConnectionClosed",
+    "CudaError",
+    "DeviceTensor",
     "Lease",
     "ProtocolError",
     "Revoked",
