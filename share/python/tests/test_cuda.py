@@ -35,6 +35,7 @@ from vramseal_share.cuda import (  # noqa: E402
     CUmemLocation,
     driver,
 )
+from tests import test_client  # noqa: E402
 from tests.test_client import SHARD_BYTES, SHARD_OFFSET, WEIGHT, FakeServer, fd_count  # noqa: E402
 
 try:
@@ -194,6 +195,29 @@ class CudaGrantTest(unittest.TestCase):
         self.assertEqual(self.exporter.free_bytes(), self.free_before)
         lease.release()  # a no-op: the revoke ended it
         self.assertEqual([m["op"] for m in self.server.received], ["hello", "acquire"])
+
+    def test_a_revoke_unmaps_on_the_reader_thread(self) -> None:
+        lease = self.client.acquire("layer0")
+        self.assertEqual(self.exporter.free_bytes(), self.free_before - SIZE)
+        self.server.send({"op": "revoke", "lease": lease.id, "reason": "evicted", "message": "x"})
+        self.assertTrue(lease.revoked.wait(5))
+        # The reader made the primary context current on its own thread.
+        self.wait_for(lambda: self.exporter.free_bytes() == self.free_before)
+
+    def test_bf16_is_uint16_to_the_array_interface_and_bfloat16_to_dlpack(self) -> None:
+        global_tensors = test_client.TENSORS
+        test_client.TENSORS = [{"name": "half", "dtype": "BF16", "shape": [2], "offset": 0, "size": 4}]
+        try:
+            with self.client.acquire("layer0") as lease:
+                half = lease.tensor("half")
+                self.assertEqual(half.__cuda_array_interface__["typestr"], "<u2")
+                cap = half.__dlpack__(max_version=(1, 0))
+                m = dlpack.DLManagedTensorVersioned.from_address(capsule_pointer(cap, b"dltensor_versioned"))
+                self.assertEqual((m.dl_tensor.dtype.code, m.dl_tensor.dtype.bits), (4, 16))
+                self.assertEqual(half.to_bytes(), SHARD_BYTES[:4])
+                del half, cap, m
+        finally:
+            test_client.TENSORS = global_tensors
 
     def test_closing_the_client_unmaps(self) -> None:
         leases = [self.client.acquire("layer0"), self.client.acquire("layer0")]

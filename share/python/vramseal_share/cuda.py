@@ -233,7 +233,10 @@ class DeviceMapping:
                                          CU_MEM_ACCESS_FLAGS_PROT_READ)
                 drv.call("cuMemSetAccess", ptr, map_size, ctypes.byref(access), 1)
         except BaseException:
-            self._state.free()
+            try:
+                self._state.free()
+            except CudaError:
+                pass  # the failure that brought us here is the one to report
             raise
         self.ptr: int = self._state.ptr
         self._users = 0
