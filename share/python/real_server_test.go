@@ -3,16 +3,16 @@
 package python_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -68,12 +68,15 @@ func safetensorsFile(t *testing.T) []byte {
 // TestThePythonClientAgainstARealServer serves a safetensors shard on
 // device 0 and an opaque one ("victim") on device 1, and runs
 // share/python/tests/test_real_server.py against them; when the Python
-// side holds a lease on the victim, the device is evicted, and the client
-// must hear it.
+// side holds a lease on the victim (it says so on a pipe, fd 3, once
+// acquire has returned), the device is evicted, and the client must hear
+// it. (The LeaseGranted record comes before the grant is sent: an eviction
+// at the record could end the lease before its grant, and the acquire
+// would fail instead.)
 func TestThePythonClientAgainstARealServer(t *testing.T) {
 	python := pythonWithNumpy(t)
 	ctx := context.Background()
-	records := &grantWatch{Memory: audit.NewMemory(), shard: "victim", granted: make(chan struct{})}
+	records := audit.NewMemory()
 	rig, err := supervisor.MakeRig(ctx, supervisor.RigConfig{Shareable: true, Capacities: []int64{16 << 20, 16 << 20},
 		Config: supervisor.Config{Audit: records}})
 	require.NoError(t, err)
@@ -96,29 +99,36 @@ func TestThePythonClientAgainstARealServer(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { assert.NoError(t, server.Close()) }()
 
-	// Once the Python side holds a lease on the victim, evict its device.
-	evicted := make(chan error, 1)
-	pythonDone := make(chan struct{})
-	go func() {
-		select {
-		case <-records.granted:
-			evict, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			_, err := rig.Evict(evict, 1, "test: revoke the Python client's lease")
-			evicted <- err
-		case <-pythonDone:
-			evicted <- errors.New("the Python side never leased the victim")
-		}
-	}()
-
+	leased, leasedW, err := os.Pipe()
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, leased.Close()) }()
+	var out bytes.Buffer
 	cmd := exec.Command(python, "-m", "unittest", "-v", "tests.test_real_server")
 	cmd.Dir = "."
-	cmd.Env = append(os.Environ(), "VRAMSEAL_SHARE_SOCKET="+path, "PYTHONDONTWRITEBYTECODE=1")
-	out, err := cmd.CombinedOutput()
-	close(pythonDone)
-	require.NoError(t, err, "the Python client's tests:\n%s", out)
-	assert.NotContains(t, string(out), "skipped", "no Python test may skip here:\n%s", out)
-	assert.Contains(t, string(out), "OK")
+	cmd.Env = append(os.Environ(), "VRAMSEAL_SHARE_SOCKET="+path, "VRAMSEAL_LEASED_FD=3", "PYTHONDONTWRITEBYTECODE=1")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.ExtraFiles = []*os.File{leasedW}
+	err = cmd.Start()
+	assert.NoError(t, leasedW.Close()) // the child has its copy: its exit ends the pipe
+	require.NoError(t, err)
+
+	// Once the Python side holds a lease on the victim, evict its device.
+	evicted := make(chan error, 1)
+	go func() {
+		line, err := bufio.NewReader(leased).ReadString('\n')
+		if line != "leased\n" {
+			evicted <- fmt.Errorf("the Python side never said it leased the victim: %q, %v", line, err)
+			return
+		}
+		evict, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		_, err = rig.Evict(evict, 1, "test: revoke the Python client's lease")
+		evicted <- err
+	}()
+	err = cmd.Wait()
+	require.NoError(t, err, "the Python client's tests:\n%s", out.String())
+	assert.NotContains(t, out.String(), "skipped", "no Python test may skip here:\n%s", out.String())
+	assert.Contains(t, out.String(), "OK")
 	require.NoError(t, testwait.Receive(t, evicted, "the eviction of the victim's device"))
 	var ended []string
 	for _, r := range records.Records() {
@@ -127,25 +137,7 @@ func TestThePythonClientAgainstARealServer(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"revoked"}, ended, "the victim's lease ended once, revoked")
-	t.Logf("python:\n%s", strings.TrimSpace(string(out)))
-}
-
-// grantWatch is an audit sink that keeps every record and closes granted
-// once a lease on shard is granted.
-type grantWatch struct {
-	*audit.Memory
-	shard   string
-	granted chan struct{}
-	once    sync.Once
-}
-
-// Record keeps r, and tells granted of the watched shard's first grant.
-func (w *grantWatch) Record(ctx context.Context, r audit.Record) error {
-	err := w.Memory.Record(ctx, r)
-	if err == nil && r.Event == audit.EventLeaseGranted && r.Fields["shard_id"] == w.shard {
-		w.once.Do(func() { close(w.granted) })
-	}
-	return err
+	t.Logf("python:\n%s", strings.TrimSpace(out.String()))
 }
 
 // TestThePythonClientsOwnTests runs share/python/tests/test_client.py,

@@ -51,8 +51,11 @@ class RealServerTest(unittest.TestCase):
         self.assertEqual(caught.exception.code, "unknown_shard")
 
     def test_zz_an_eviction_revokes_the_lease(self) -> None:
-        # go test evicts the victim's device once this lease is granted.
+        # go test evicts the victim's device once we say we hold this lease.
         lease = self.client.acquire("victim", verified=False)
+        leased_fd = os.environ.get("VRAMSEAL_LEASED_FD")
+        if leased_fd is not None:
+            os.write(int(leased_fd), b"leased\n")
         self.assertTrue(lease.revoked.wait(30), "no revoke within 30 s")
         self.assertEqual(lease.revoke_reason, "evicted")
         with self.assertRaises(vramseal_share.Revoked):
