@@ -20,7 +20,7 @@ from __future__ import annotations
 import ctypes
 import threading
 import weakref
-from typing import Optional
+from typing import Any, Optional
 
 from .client import ShareError
 
@@ -67,7 +67,7 @@ class CudaError(ShareError):
         self.name = name
 
 
-# name -> (restype-less argtypes); every one returns CUresult.
+# name -> argtypes of the calls a client needs; every one returns CUresult.
 _SIGNATURES = {
     "cuInit": [ctypes.c_uint],
     "cuGetErrorName": [CUresult, ctypes.POINTER(ctypes.c_char_p)],
@@ -104,7 +104,7 @@ class Driver:
 
     def __init__(self, lib: ctypes.CDLL) -> None:
         self._lib = lib
-        self._fn: dict[str, ctypes._CFuncPtr] = {}
+        self._fn: dict[str, Any] = {}  # ctypes function pointers
         for table, required in ((_SIGNATURES, True), (_OPTIONAL, False)):
             for name, argtypes in table.items():
                 try:
@@ -183,7 +183,7 @@ def driver() -> Driver:
 
 
 class _InContext:
-    """A with-block in which dev's primary context ctx is current on this thread."""
+    """A with-block in which the context ctx is current on this thread."""
 
     def __init__(self, drv: Driver, ctx: int) -> None:
         self._drv = drv
