@@ -213,7 +213,7 @@ class DeviceMapping:
         self.device = drv.find_device(device_uuid)
         self.size = map_size
         self._drv = drv
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a tensor collected by the GC inside may drop()
         ctx = CUcontext()
         drv.call("cuDevicePrimaryCtxRetain", ctypes.byref(ctx), self.device)
         self._ctx: int = ctx.value or 0
