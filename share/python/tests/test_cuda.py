@@ -138,9 +138,11 @@ class CudaGrantTest(unittest.TestCase):
     def tearDown(self) -> None:
         self.client.close()
         self.server.close()
-        self.assertEqual(self.exporter.free_bytes(), self.free_before, "the client's mapping outlived it")
-        self.assertEqual(fd_count(), self.fds_before, "a descriptor leaked")
-        self.exporter.close()
+        try:
+            self.assertEqual(self.exporter.free_bytes(), self.free_before, "the client's mapping outlived it")
+            self.assertEqual(fd_count(), self.fds_before, "a descriptor leaked")
+        finally:
+            self.exporter.close()
         # Had the client kept its retain of the primary context, it would
         # still be live: the stand-in refuses calls in a released one.
         self.assertEqual(self.exporter.call("cuMemGetInfo_v2", ctypes.byref(ctypes.c_size_t()),
@@ -291,6 +293,29 @@ class CudaGrantTest(unittest.TestCase):
         self.assertEqual(self.exporter.free_bytes(), self.free_before - SIZE)
         m.deleter(ctypes.pointer(m))
         self.assertEqual(self.exporter.free_bytes(), self.free_before)
+
+    def test_a_second_process_maps_the_grant(self) -> None:
+        # The real case: only the descriptor crosses from the exporting
+        # process (this one) to the client's.
+        other = FakeServer()
+        other.handle, other.map_size, other.memory = "cuda-vmm-fd", SIZE, self.exporter.export
+        other.device_uuid = self.server.device_uuid
+        other.start()
+        code = ("import sys, vramseal_share\n"
+                "with vramseal_share.connect(sys.argv[1], timeout=10) as c:\n"
+                "    lease = c.acquire('layer0')\n"
+                "    t = lease.tensor('weight')\n"
+                "    print(t.to_bytes().hex(), t.__cuda_array_interface__['data'][1], t.device)\n"
+                "    del t\n"
+                "    lease.release()\n")
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        try:
+            out = subprocess.run([sys.executable, "-c", code, other.path], cwd=here, check=True, timeout=30,
+                                 capture_output=True, text=True).stdout
+            self.assertEqual(out.split(), [SHARD_BYTES[:48].hex(), "True", str(DEVICE)])
+            self.wait_for(lambda: [m["op"] for m in other.received] == ["hello", "acquire", "release"])
+        finally:
+            other.close()
 
     def test_dlpack_wants_a_consumer_that_knows_read_only(self) -> None:
         with self.client.acquire("layer0") as lease:
