@@ -83,12 +83,19 @@ type process struct {
 // startVramseal starts vramseal in dir.
 func startVramseal(t *testing.T, dir string, args ...string) *process {
 	t.Helper()
+	return startVramsealEnv(t, dir, nil, args...)
+}
+
+// startVramsealEnv is startVramseal with env ("KEY=value") added to the
+// process's environment.
+func startVramsealEnv(t *testing.T, dir string, env []string, args ...string) *process {
+	t.Helper()
 	stderrPath := filepath.Join(t.TempDir(), "stderr")
 	stderr, err := os.Create(stderrPath)
 	require.NoError(t, err)
 	t.Cleanup(func() { stderr.Close() })
 	cmd := exec.Command(vramsealBinary, args...)
-	cmd.Dir, cmd.Env, cmd.Stderr = dir, testEnv(), stderr
+	cmd.Dir, cmd.Env, cmd.Stderr = dir, append(testEnv(), env...), stderr
 	require.NoError(t, cmd.Start())
 	p := &process{cmd: cmd, stderrPath: stderrPath, done: make(chan struct{})}
 	go func() {

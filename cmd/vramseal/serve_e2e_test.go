@@ -9,12 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/audit"
+	"github.com/vramseal/vramseal/internal/fakecuda"
 	"github.com/vramseal/vramseal/internal/modeltest"
 )
 
@@ -88,4 +90,47 @@ func TestRunServesASecondProcessAndRevokesItsLeaseBeforeFailStopping(t *testing.
 	assert.True(t, strings.Contains(ends[1].Fields["cause"].(string), "does not match its sealed digest"), "%v", ends[1].Fields["cause"])
 	require.GreaterOrEqual(t, freedAt, 0)
 	assert.Less(t, revokedAt, freedAt, "the client was told before its memory was freed")
+}
+
+// TestRunOnCUDAServesAPythonProcessThroughVMM runs vramseal --backend cuda
+// --serve over the stand-in libcuda, and the Python client beside it as a
+// second process: its grant is a cuda-vmm-fd, which it imports, maps
+// read-only and copies out through libcuda to the file's SHA-256; its
+// release ends the lease in the audit log, and the worker then stops
+// cleanly.
+func TestRunOnCUDAServesAPythonProcessThroughVMM(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
+	python := python3(t)
+	lib := fakecuda.Build(t)
+	env := []string{"LD_LIBRARY_PATH=" + lib, fakecuda.Env + "=1"}
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	file, data := modeltest.WriteRandomFile(t, dir, "layer0.bin", 3<<20+5) // not a 2 MiB multiple
+	sum := sha256.Sum256(data)
+	sock := filepath.Join(dir, "share.sock")
+	p := startVramsealEnv(t, dir, env, "run", "--backend", "cuda", "--serve", sock, "--listen", "127.0.0.1:0",
+		"--token-file", token, "--audit-log", filepath.Join(dir, "audit.jsonl"), "--log-format", "json", file)
+	p.waitForLog(t, "serving leases")
+
+	cmd := exec.Command(python, filepath.Join("testdata", "share_client.py"), sock, "layer0.bin", "copy")
+	cmd.Env = append(os.Environ(), append(env, "PYTHONPATH="+filepath.Join("..", "..", "share", "python"), "PYTHONDONTWRITEBYTECODE=1")...)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "the Python client:\n%s\nvramseal:\n%s", out, p.stderr(t))
+	assert.Equal(t, "handle cuda-vmm-fd\nsha256 "+hex.EncodeToString(sum[:])+"\nreleased\n", string(out))
+
+	p.signal(t, syscall.SIGTERM)
+	require.Equal(t, exitOK, p.wait(t), "stderr:\n%s", p.stderr(t))
+	var granted, ended []auditLine
+	for _, l := range readAuditLog(t, filepath.Join(dir, "audit.jsonl")) {
+		switch l.Event {
+		case audit.EventLeaseGranted:
+			granted = append(granted, l)
+		case audit.EventLeaseEnded:
+			ended = append(ended, l)
+		}
+	}
+	require.Len(t, granted, 1, "one LeaseGranted")
+	assert.Equal(t, true, granted[0].Fields["verified"])
+	require.Len(t, ended, 1, "one LeaseEnded")
+	assert.Equal(t, "released", ended[0].Fields["ended"])
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -16,12 +15,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/internal/fakecuda"
 	"github.com/vramseal/vramseal/messages"
 )
 
 // fakeCUDAEnv is set in the child test process that runs the driver tests
 // over testdata/fake_libcuda.c instead of a real driver.
-const fakeCUDAEnv = "VRAMSEAL_FAKE_LIBCUDA"
+const fakeCUDAEnv = fakecuda.Env
 
 // openTestDriver opens CUDA device 0 and closes it when the test ends, or
 // skips the test when this machine has no driver or no GPU.
@@ -273,20 +273,7 @@ func buildFakeLibcuda(t *testing.T, cflags ...string) string {
 	if os.Getenv(fakeCUDAEnv) != "" {
 		t.Skip("already running over the fake libcuda")
 	}
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "cc"
-	}
-	if _, err := exec.LookPath(cc); err != nil {
-		t.Skipf("no C compiler to build the fake libcuda: %v", err)
-	}
-	dir := t.TempDir()
-	args := append([]string{"-shared", "-fPIC", "-O2", "-Wall", "-Werror"}, cflags...)
-	build := exec.Command(cc, append(args, "-o", filepath.Join(dir, "libcuda.so.1"),
-		filepath.Join("testdata", "fake_libcuda.c"), filepath.Join("kernel", "sha256.c"), "-lpthread")...)
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "building the fake libcuda:\n%s", out)
-	return dir
+	return fakecuda.Build(t, cflags...)
 }
 
 // benchAllocation allocates size bytes on d for a benchmark, 16 MiB over

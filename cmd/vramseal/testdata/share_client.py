@@ -1,10 +1,12 @@
 """A second process for serve_e2e_test.go: an inference process's side.
 
-usage: share_client.py SOCKET SHARD verified|hold
+usage: share_client.py SOCKET SHARD verified|hold|copy
 
 verified: acquire SHARD verified, print its bytes' sha256, show that the
 mapping refuses writes, then wait for the revoke and print its reason.
 hold: acquire SHARD, print "held", and wait to be killed.
+copy: acquire SHARD verified, print the grant's handle and the sha256 of
+the bytes copied out of the mapping (lease.read(), either handle), release.
 """
 
 import hashlib
@@ -24,7 +26,14 @@ while True:  # the worker may still be sealing
         sys.exit(f"shard {shard} never appeared")
     time.sleep(0.05)
 
-lease = client.acquire(shard, verified=(mode == "verified"))
+lease = client.acquire(shard, verified=(mode != "hold"))
+if mode == "copy":
+    print("handle", lease.handle, flush=True)
+    print("sha256", hashlib.sha256(lease.read()).hexdigest(), flush=True)
+    lease.release()
+    client.close()
+    print("released", flush=True)
+    sys.exit(0)
 if mode == "hold":
     print("held", flush=True)
     time.sleep(120)
