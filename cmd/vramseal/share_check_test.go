@@ -24,6 +24,7 @@ func TestShareCheckMapsEveryShardAndSeesWritesRefused(t *testing.T) {
 	sock := filepath.Join(dir, "run", "share.sock")
 	p := startVramseal(t, dir, append(smallRunFlags(dir, token), "--serve", sock, first, second)...)
 	p.waitForLog(t, "serving leases")
+	p.waitForLog(t, "every shard sealed and verified") // the socket serves shards as they are sealed
 
 	check := runVramseal(t, dir, "share", "check", "--socket", sock)
 	require.Equal(t, exitOK, check.code, "share check: %s%s", check.stdout, check.stderr)
