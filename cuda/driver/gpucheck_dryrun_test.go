@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 var gpucheckSteps = []string{"contract", "device", "kernel", "copy", "hash", "devices", "run", "audit", "share"}
 
 // gpucheckBin makes a BIN_DIR for gpucheck.sh: this test binary as
-// cuda.test and, with vramseal true, bin/vramseal built with go.
+// cuda.test and, with vramseal true, bin/vramseal (built once per run).
 func gpucheckBin(t *testing.T, vramseal bool) string {
 	t.Helper()
 	bin := t.TempDir()
@@ -28,16 +29,40 @@ func gpucheckBin(t *testing.T, vramseal bool) string {
 	require.NoError(t, os.Symlink(self, filepath.Join(bin, "cuda.test")))
 	require.NoError(t, os.WriteFile(filepath.Join(bin, "gpucheck.commit"), []byte("0123abcd (dry run)\n"), 0o644))
 	if vramseal {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			t.Skipf("no go tool to build bin/vramseal: %v", err)
-		}
-		build := exec.Command(goTool, "build", "-o", filepath.Join(bin, "vramseal"), "../../cmd/vramseal")
-		build.Env = append(os.Environ(), "CGO_CFLAGS=-O2 -g -Wno-deprecated-declarations")
-		out, err := build.CombinedOutput()
-		require.NoError(t, err, "building vramseal:\n%s", out)
+		require.NoError(t, os.Symlink(builtVramseal(t), filepath.Join(bin, "vramseal")))
 	}
 	return bin
+}
+
+// vramsealBuild is bin/vramseal, built by the first test that needs it into
+// the package's scratch directory.
+var vramsealBuild struct {
+	once sync.Once
+	path string
+	out  []byte
+	err  error
+}
+
+// builtVramseal returns the path of a vramseal built with go, building it
+// on the first call.
+func builtVramseal(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go tool to build bin/vramseal: %v", err)
+	}
+	b := &vramsealBuild
+	b.once.Do(func() {
+		if scratchDir, b.err = os.MkdirTemp("", "vramseal-driver-test"); b.err != nil {
+			return
+		}
+		b.path = filepath.Join(scratchDir, "vramseal")
+		build := exec.Command(goTool, "build", "-o", b.path, "../../cmd/vramseal")
+		build.Env = append(os.Environ(), "CGO_CFLAGS=-O2 -g -Wno-deprecated-declarations")
+		b.out, b.err = build.CombinedOutput()
+	})
+	require.NoError(t, b.err, "building vramseal:\n%s", b.out)
+	return b.path
 }
 
 // runGPUCheck runs gpucheck.sh over the fake libcuda in lib with bin as its
