@@ -14,18 +14,7 @@ import (
 // skips on machines without an NVIDIA driver or GPU; gpucheck.sh runs it on
 // one that has both.
 func TestDriverContract(t *testing.T) {
-	count, err := driver.DeviceCount()
-	if err != nil {
-		t.Skipf("no NVIDIA driver: %v", err)
-	}
-	if count == 0 {
-		t.Skip("no NVIDIA driver: the driver reports no CUDA device")
-	}
-	cudatest.Run(t, func(t *testing.T) cuda.Device {
-		d, err := driver.Open(0)
-		require.NoError(t, err)
-		return d
-	})
+	runContract(t, false)
 }
 
 // TestDriverContractShareable runs the Device contract against CUDA device
@@ -34,6 +23,12 @@ func TestDriverContract(t *testing.T) {
 // reads back and tries to write through. It skips as TestDriverContract
 // does.
 func TestDriverContractShareable(t *testing.T) {
+	runContract(t, true)
+}
+
+// runContract runs the Device contract against CUDA device 0, opened
+// WithShareable if shareable, or skips without a driver or a device.
+func runContract(t *testing.T, shareable bool) {
 	count, err := driver.DeviceCount()
 	if err != nil {
 		t.Skipf("no NVIDIA driver: %v", err)
@@ -41,10 +36,14 @@ func TestDriverContractShareable(t *testing.T) {
 	if count == 0 {
 		t.Skip("no NVIDIA driver: the driver reports no CUDA device")
 	}
+	var opts []driver.Option
+	if shareable {
+		opts = append(opts, driver.WithShareable())
+	}
 	cudatest.Run(t, func(t *testing.T) cuda.Device {
-		d, err := driver.Open(0, driver.WithShareable())
+		d, err := driver.Open(0, opts...)
 		require.NoError(t, err)
-		require.True(t, d.Shareable(), "opened WithShareable")
+		require.Equal(t, shareable, d.Shareable(), "opened shareable exactly when asked")
 		return d
 	})
 }

@@ -223,16 +223,23 @@ static vs_CUresult vs_mem_info(vs_CUcontext ctx, size_t *free, size_t *total) {
 #define vs_location_device 1
 #define vs_allocation_pinned 1
 
-// vs_vmm_granularity asks the minimum granularity of a shareable
-// allocation on dev.
-static vs_CUresult vs_vmm_granularity(vs_CUcontext ctx, vs_CUdevice dev, size_t *granularity) {
-	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
-	if (r != 0) return r;
+// vs_shareable_prop describes a shareable allocation on dev: device
+// memory, exportable as a POSIX file descriptor.
+static vs_CUmemAllocationProp vs_shareable_prop(vs_CUdevice dev) {
 	vs_CUmemAllocationProp prop = {0};
 	prop.type = vs_allocation_pinned;
 	prop.requestedHandleTypes = vs_handle_posix_fd;
 	prop.location.type = vs_location_device;
 	prop.location.id = dev;
+	return prop;
+}
+
+// vs_vmm_granularity asks the minimum granularity of a shareable
+// allocation on dev.
+static vs_CUresult vs_vmm_granularity(vs_CUcontext ctx, vs_CUdevice dev, size_t *granularity) {
+	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
+	if (r != 0) return r;
+	vs_CUmemAllocationProp prop = vs_shareable_prop(dev);
 	return vs_cuMemGetAllocationGranularity(granularity, &prop, 0); // CU_MEM_ALLOC_GRANULARITY_MINIMUM
 }
 
@@ -286,11 +293,7 @@ static vs_CUresult vs_vmm_alloc(vs_CUcontext ctx, vs_CUdevice dev, size_t size, 
 	*stage = -1;
 	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
 	if (r != 0) return r;
-	vs_CUmemAllocationProp prop = {0};
-	prop.type = vs_allocation_pinned;
-	prop.requestedHandleTypes = vs_handle_posix_fd;
-	prop.location.type = vs_location_device;
-	prop.location.id = dev;
+	vs_CUmemAllocationProp prop = vs_shareable_prop(dev);
 	if ((r = vs_cuMemCreate(handle, size, &prop, 0)) != 0) return r;
 	r = vs_vmm_map(ctx, dev, -1, size, 3, handle, ptr, stage);
 	if (r != 0) vs_cuMemRelease(*handle);
