@@ -276,18 +276,23 @@ step_share() {
 	timeout -k "$grace" "$limit" "$vramseal" run --backend cuda --serve "$work/share.sock" --listen 127.0.0.1:0 \
 		--token-file "$work/token" --audit-log "$work/audit.jsonl" "$work/model.bin" >>"$log" 2>&1 &
 	pid=$!
+	# Wait until the shard is sealed (the socket serves shards as they are),
+	# within the step's one cap, which share check then gets the rest of.
+	local started=$SECONDS
 	for ((i = 0; i < limit * 10; i++)); do
-		grep -q 'serving leases' "$log" && break
+		grep -q 'every shard sealed and verified' "$log" && break
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	if grep -q 'serving leases' "$log"; then
-		timeout -k "$grace" "$limit" "$vramseal" share check --socket "$work/share.sock" >"$work/check.txt" 2>"$work/check.err"
+	if grep -q 'every shard sealed and verified' "$log"; then
+		timeout -k "$grace" "$((limit - (SECONDS - started) > 1 ? limit - (SECONDS - started) : 1))" \
+			"$vramseal" share check --socket "$work/share.sock" >"$work/check.txt" 2>"$work/check.err"
 		rc=$?
 		cat "$work/check.txt" "$work/check.err" >>"$log"
-		figure="$share_bytes-byte shard, second process: $(cat "$work/check.txt" "$work/check.err" | head -n 1 | cut -c1-220)"
+		# The hash's line, then the write's (tried last: see share check --help).
+		figure="$share_bytes-byte shard, second process: $(cat "$work/check.txt" "$work/check.err" | sed -n '1p;$p' | cut -c1-200 | paste -sd '|' | sed 's/|/ | /')"
 	else
-		figure="the server did not start serving: see share.log"
+		figure="the server did not seal and serve the shard: see share.log"
 	fi
 	kill -TERM "$pid" 2>/dev/null
 	wait "$pid"

@@ -132,7 +132,8 @@ func TestGPUCheckDryRun(t *testing.T) {
 	}
 	assert.NotContains(t, rows["hash"][1]+rows["copy"][1], "?", "every rate was measured")
 	assert.Regexp(t, `chunk size 64KiB: scrub passes [1-9]\d*, the last at \d`, rows["run"][1])
-	assert.Regexp(t, `^8388613-byte shard, second process: model.bin ok  8\.0 MiB cuda-vmm-fd sha256 match; write refused: .*CUDA_ERROR_ILLEGAL_ADDRESS`, rows["share"][1])
+	assert.Regexp(t, `^8388613-byte shard, second process: model.bin ok  8\.0 MiB cuda-vmm-fd sha256 match; write tried below \| `+
+		`model.bin ok  write through the read-only mapping refused: .*CUDA_ERROR_ILLEGAL_ADDRESS`, rows["share"][1])
 	assert.Contains(t, stdout, "commit:  0123abcd (dry run)")
 	assert.Contains(t, stdout, "the stand-in libcuda answered, not a GPU")
 
