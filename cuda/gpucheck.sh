@@ -24,7 +24,8 @@
 # if any step failed.
 #
 # Steps:
-#   contract  the Device contract suite on CUDA device 0 (TestDriverContract)
+#   contract  the Device contract suite on CUDA device 0, plain and opened
+#             shareable (TestDriverContract, TestDriverContractShareable)
 #   device    every TestDriverOnDevice* test
 #   kernel    the SHA-256 kernel loaded (a failure here means the scrub would
 #             copy every byte out): which image, registers, local memory
@@ -173,11 +174,11 @@ run_bench() {
 }
 
 step_contract() {
-	run_test '^TestDriverContract$'
+	run_test '^TestDriverContract(Shareable)?$'
 	local rc=$?
-	figure="$(grep -c -- '--- PASS: TestDriverContract/' "$log") checks passed, $(grep -c -- '--- FAIL: TestDriverContract/' "$log") failed"
+	figure="$(grep -cE -- '--- PASS: TestDriverContract(Shareable)?/' "$log") checks passed, $(grep -cE -- '--- FAIL: TestDriverContract(Shareable)?/' "$log") failed (plain and shareable)"
 	grep -q -- '--- SKIP: TestDriverContract ' "$log" && figure="skipped: no driver or GPU found" && return 1
-	((rc == 0)) && grep -q -- '--- PASS: TestDriverContract ' "$log" || return $((rc ? rc : 1))
+	((rc == 0)) && grep -q -- '--- PASS: TestDriverContract ' "$log" && grep -q -- '--- PASS: TestDriverContractShareable ' "$log" || return $((rc ? rc : 1))
 }
 
 step_device() {

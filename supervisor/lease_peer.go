@@ -56,7 +56,7 @@ func (l *Lease) End(how LeaseEnd) error {
 
 // Share returns a descriptor of the leased memory for another process to
 // map, read-only and without a copy, on a device made shareable (a Sim with
-// SimConfig.Shareable, a GPU with cuda/driver's Config.Shareable); else
+// SimConfig.Shareable, a GPU opened with cuda/driver's WithShareable); else
 // ErrInvalidInput. It fails like View once the lease is revoked or
 // released. The caller closes the descriptor; a mapping made of it outlives
 // the lease, so the holder must stop using it when the lease ends.

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vramseal/vramseal/cuda"
+	"github.com/vramseal/vramseal/cuda/driver"
 	"github.com/vramseal/vramseal/gpuhealth"
 	"github.com/vramseal/vramseal/internal/backend"
 	"github.com/vramseal/vramseal/messages"
@@ -91,11 +92,14 @@ func (f *backendFlags) openSims(reason string) (*backend.Set, error) {
 }
 
 // openGPUs opens every GPU the CUDA driver reports, shareable if asked; a
-// driver that reports none is a usage error.
+// driver that reports none, or cannot share when asked, is a usage error.
 func openGPUs(gpus gpuhealth.Source, shareable bool) (*backend.Set, error) {
 	set, err := backend.OpenGPUs(gpus, shareable)
-	if errors.Is(err, messages.ErrConfig) {
+	switch {
+	case errors.Is(err, messages.ErrConfig):
 		return nil, withExitCode(exitUsage, fmt.Errorf("%w; use --backend sim for simulated devices", err))
+	case errors.Is(err, driver.ErrNoVMM):
+		return nil, withExitCode(exitUsage, fmt.Errorf("--serve: %w; run without --serve to seal without serving", err))
 	}
 	return set, err
 }

@@ -134,3 +134,22 @@ func TestRunOnCUDAServesAPythonProcessThroughVMM(t *testing.T) {
 	require.Len(t, ended, 1, "one LeaseEnded")
 	assert.Equal(t, "released", ended[0].Fields["ended"])
 }
+
+// TestRunOnCUDARefusesToServeFromDevicesThatCannotShare runs vramseal
+// --backend cuda --serve over a stand-in whose devices do not support CUDA
+// virtual memory management: a usage error (exit 2) that says to run
+// without --serve, before anything is sealed.
+func TestRunOnCUDARefusesToServeFromDevicesThatCannotShare(t *testing.T) {
+	t.Parallel() // a vramseal process of its own, in a directory of its own
+	lib := fakecuda.Build(t)
+	dir := t.TempDir()
+	token := writeToken(t, dir)
+	file, _ := modeltest.WriteRandomFile(t, dir, "layer0.bin", 1<<20)
+	res := runVramsealEnv(t, dir, []string{"LD_LIBRARY_PATH=" + lib, fakecuda.Env + "=1", "VRAMSEAL_FAKE_CUDA_NO_VMM_SUPPORT=1"},
+		"run", "--backend", "cuda", "--serve", filepath.Join(dir, "share.sock"), "--listen", "127.0.0.1:0",
+		"--token-file", token, "--audit-log", filepath.Join(dir, "audit.jsonl"), file)
+	assert.Equal(t, exitUsage, res.code, res.stderr)
+	assert.Contains(t, res.stderr, "run without --serve")
+	assert.Contains(t, res.stderr, "POSIX descriptor")
+	assert.NotContains(t, res.stderr, "sealed", "nothing was sealed")
+}

@@ -18,7 +18,7 @@ type serveOptions struct {
 func (o *serveOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.path, "serve", "", "serve the sealed shards to other processes on this Unix socket path (memfds on simulated GPUs, CUDA VMM descriptors on real ones): zero-copy, read-only mappings; docs/share-protocol.md")
 	f.IntSliceVar(&o.allowUIDs, "serve-allow-uid", nil, "user IDs that may connect to --serve besides this worker's own and root (comma-separated or repeated)")
-	f.IntSliceVar(&o.allowGIDs, "serve-allow-gid", nil, "group IDs that may connect to --serve (comma-separated or repeated)")
+	f.IntSliceVar(&o.allowGIDs, "serve-allow-gid", nil, "primary group IDs that may connect to --serve (comma-separated or repeated)")
 	f.IntVar(&o.maxClients, "serve-max-clients", share.DefaultMaxClients, "most connections --serve holds at once; one more is refused")
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -172,12 +173,26 @@ func checkMemfd(lease *share.RemoteLease) (sum []byte, refused, err error) {
 	errProtect := unix.Mprotect(page, unix.PROT_READ|unix.PROT_WRITE)
 	var errWrite error
 	if len(b) > 0 {
-		_, errWrite = unix.Pwrite(int(f.Fd()), b[:1], lease.Offset)
+		// Through the descriptor opened again read-write, so that it is
+		// the memfd's seal that refuses, not the read-only descriptor.
+		errWrite = writeReopened(f, b[:1], lease.Offset)
 	}
 	if errProtect == nil || (len(b) > 0 && errWrite == nil) {
 		return h[:], nil, nil
 	}
 	return h[:], fmt.Errorf("mprotect: %v; write(2): %v", errProtect, errWrite), nil
+}
+
+// writeReopened opens f again read-write through /proc/self/fd and writes p
+// at off through it; it returns what refused the open or the write.
+func writeReopened(f *os.File, p []byte, off int64) error {
+	rw, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer rw.Close()
+	_, err = rw.WriteAt(p, off)
+	return err
 }
 
 // importCUDAVMM imports a cuda-vmm-fd grant read-only on its GPU.

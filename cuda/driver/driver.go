@@ -43,8 +43,10 @@ type Device struct {
 	stats     hashStats
 
 	// granularity is the size shareable allocations are rounded up to;
-	// zero unless the device was opened WithShareable.
+	// zero unless the device was opened WithShareable. zeros, as long,
+	// clears the padding past an allocation's size, which clients map too.
 	granularity int64
+	zeros       []byte
 
 	// mu guards table and vmm. Copies run outside it, under the
 	// allocation's lock.
@@ -94,12 +96,13 @@ func Open(index int, opts ...Option) (*Device, error) {
 	}
 	d := &Device{dev: dev, props: props, table: cuda.NewAllocTable[devicePtr](fmt.Sprintf("cuda device %d", index))}
 	if o.shareable {
-		if !hasVMM() {
-			return nil, errors.Join(fmt.Errorf("cuda device %d: %w", index, ErrNoVMM), dev.release())
+		if err := checkVMM(index); err != nil {
+			return nil, errors.Join(err, dev.release())
 		}
 		if d.granularity, err = dev.vmmGranularity(); err != nil {
 			return nil, errors.Join(err, dev.release())
 		}
+		d.zeros = make([]byte, d.granularity)
 		d.vmm = make(map[devicePtr]vmmMem)
 	}
 	if err := d.loadHashKernel(o); err != nil {
@@ -164,6 +167,13 @@ func (d *Device) Allocate(size int64) (cuda.Handle, error) {
 		return 0, cudaError(d.dev.index, fmt.Sprintf("%s %d bytes", op, size), res)
 	}
 	if d.vmm != nil {
+		// The padding may hold an earlier allocation's bytes; a client
+		// granted this one maps it too.
+		if pad := mem.size - size; pad > 0 {
+			if res := d.dev.copyToDevice(ptr, size, d.zeros[:pad]); res != cudaSuccess {
+				return 0, errors.Join(cudaError(d.dev.index, fmt.Sprintf("cuMemcpyHtoD clearing %d bytes of padding", pad), res), d.dev.vmmUnmap(ptr, mem))
+			}
+		}
 		d.vmm[ptr] = mem
 	}
 	return d.table.Add(size, ptr), nil

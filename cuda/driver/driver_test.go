@@ -256,7 +256,7 @@ func TestDriverShareableOverFakeLibcuda(t *testing.T) {
 	t.Parallel()
 	dir := buildFakeLibcuda(t)
 	child := exec.Command(os.Args[0], "-test.run=^TestDriverContractShareable$", "-test.v", "-test.count=1")
-	child.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, fakeCUDAEnv+"=1", "VRAMSEAL_FAKE_CUDA_MEMORY_MIB=256")
+	child.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, fakeCUDAEnv+"=1")
 	out, err := child.CombinedOutput()
 	require.NoError(t, err, "the shareable contract over the fake libcuda:\n%s", out)
 	report := string(out)

@@ -7,10 +7,11 @@ import (
 	"github.com/vramseal/vramseal/messages"
 )
 
-// ErrNoVMM is returned by a shareable Open (WithShareable) when the driver
-// lacks CUDA's virtual memory management calls (cuMemCreate and the calls
-// around it, CUDA 10.2 on).
-var ErrNoVMM = errors.New("the CUDA driver lacks virtual memory management (cuMemCreate), which shareable allocations need")
+// ErrNoVMM is returned by a shareable Open (WithShareable), and by Import,
+// when the driver lacks CUDA's virtual memory management calls (cuMemCreate
+// and the calls around it, CUDA 10.2 on) or the device does not support
+// them with POSIX file descriptor handles.
+var ErrNoVMM = errors.New("shareable allocations need CUDA virtual memory management with POSIX descriptors (cuMemCreate), which this driver or device lacks")
 
 // CUresult codes the driver backend treats specially, from the CUDA driver
 // API's cudaError_enum.

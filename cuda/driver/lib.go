@@ -244,36 +244,45 @@ static vs_CUresult vs_vmm_granularity(vs_CUcontext ctx, vs_CUdevice dev, size_t 
 }
 
 // vs_vmm_unmap undoes what vs_vmm_map did, in order: cuMemUnmap,
-// cuMemAddressFree, cuMemRelease; *stage says which failed (0, 1, 2). A
-// failure stops it, as the steps after it would fail too.
+// cuMemAddressFree, cuMemRelease. Each is tried even after one before it
+// failed, so that what can be freed is (the driver frees released memory
+// once its last mapping goes); the first failure is returned, and *stage
+// says which call it was (0 cuCtxSetCurrent, then 1, 2, 3).
 static vs_CUresult vs_vmm_unmap(vs_CUcontext ctx, vs_CUdeviceptr ptr, size_t size, vs_CUmemHandle handle, int *stage) {
 	*stage = 0;
 	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
-	if (r == 0) r = vs_cuMemUnmap(ptr, size);
 	if (r != 0) return r;
-	*stage = 1;
-	if ((r = vs_cuMemAddressFree(ptr, size)) != 0) return r;
-	*stage = 2;
-	return vs_cuMemRelease(handle);
+	vs_CUresult rs[3];
+	rs[0] = vs_cuMemUnmap(ptr, size);
+	rs[1] = vs_cuMemAddressFree(ptr, size);
+	rs[2] = vs_cuMemRelease(handle);
+	for (int i = 0; i < 3; i++) {
+		if (rs[i] != 0) {
+			*stage = i + 1;
+			return rs[i];
+		}
+	}
+	return 0;
 }
 
 // vs_vmm_map reserves size bytes of address space, maps handle there and
 // gives dev the access flags (1 read, 3 read-write). If fd is not negative,
 // handle is first imported from that descriptor (which stays the
 // caller's); otherwise it is the caller's. *stage says which call failed:
-// 0 cuMemImportFromShareableHandle, 1 cuMemAddressReserve, 2 cuMemMap, 3
-// cuMemSetAccess. On failure nothing is left reserved, mapped or imported.
+// 0 cuCtxSetCurrent, 1 cuMemImportFromShareableHandle, 2
+// cuMemAddressReserve, 3 cuMemMap, 4 cuMemSetAccess. On failure nothing is left reserved, mapped or imported.
 static vs_CUresult vs_vmm_map(vs_CUcontext ctx, vs_CUdevice dev, int fd, size_t size, int flags,
                               vs_CUmemHandle *handle, vs_CUdeviceptr *ptr, int *stage) {
 	*stage = 0;
 	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
 	if (r != 0) return r;
-	if (fd >= 0 && (r = vs_cuMemImportFromShareableHandle(handle, (void *)(size_t)fd, vs_handle_posix_fd)) != 0) return r;
 	*stage = 1;
+	if (fd >= 0 && (r = vs_cuMemImportFromShareableHandle(handle, (void *)(size_t)fd, vs_handle_posix_fd)) != 0) return r;
+	*stage = 2;
 	if ((r = vs_cuMemAddressReserve(ptr, size, 0, 0, 0)) == 0) {
-		*stage = 2;
+		*stage = 3;
 		if ((r = vs_cuMemMap(*ptr, size, 0, *handle, 0)) == 0) {
-			*stage = 3;
+			*stage = 4;
 			vs_CUmemAccessDesc access = {{vs_location_device, dev}, flags};
 			if ((r = vs_cuMemSetAccess(*ptr, size, &access, 1)) == 0) return 0;
 			vs_cuMemUnmap(*ptr, size);
@@ -290,9 +299,10 @@ static vs_CUresult vs_vmm_map(vs_CUcontext ctx, vs_CUdevice dev, int fd, size_t 
 // else vs_vmm_map's; on failure nothing is left.
 static vs_CUresult vs_vmm_alloc(vs_CUcontext ctx, vs_CUdevice dev, size_t size, vs_CUmemHandle *handle,
                                 vs_CUdeviceptr *ptr, int *stage) {
-	*stage = -1;
+	*stage = 0;
 	vs_CUresult r = vs_cuCtxSetCurrent(ctx);
 	if (r != 0) return r;
+	*stage = -1;
 	vs_CUmemAllocationProp prop = vs_shareable_prop(dev);
 	if ((r = vs_cuMemCreate(handle, size, &prop, 0)) != 0) return r;
 	r = vs_vmm_map(ctx, dev, -1, size, 3, handle, ptr, stage);
@@ -416,6 +426,8 @@ const (
 	cuAttrComputeMinor         = 76
 	cuAttrManagedMemory        = 83
 	cuAttrPageableMemoryAccess = 88
+	cuAttrVMMSupported         = 102 // CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED
+	cuAttrPOSIXFDSupported     = 103 // CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED
 )
 
 // deviceNameLen is the buffer cuDeviceGetName fills.
@@ -733,14 +745,45 @@ func (d cudaDevice) memInfo() (free, total int64, res C.vs_CUresult) {
 // calls shareable allocations need; loadCUDA must have succeeded.
 func hasVMM() bool { return C.vs_has_vmm() != 0 }
 
+// checkVMM fails with ErrNoVMM unless the driver has the virtual memory
+// management calls and device index supports them with POSIX descriptors:
+// a driver may have the symbols on a device or setup (some vGPUs, WSL)
+// that cannot use them, where cuMemCreate would fail at the first seal.
+func checkVMM(index int) error {
+	if !hasVMM() {
+		return fmt.Errorf("cuda device %d: %w", index, ErrNoVMM)
+	}
+	var dev C.vs_CUdevice
+	if res := C.vs_device_get(&dev, C.int(index)); res != cudaSuccess {
+		return cudaError(index, "cuDeviceGet", res)
+	}
+	for _, a := range []struct {
+		attr int
+		what string
+	}{{cuAttrVMMSupported, "virtual memory management"}, {cuAttrPOSIXFDSupported, "POSIX descriptor handles"}} {
+		var v C.int
+		if res := C.vs_device_attribute(&v, C.int(a.attr), dev); res != cudaSuccess {
+			return cudaError(index, "cuDeviceGetAttribute "+a.what, res)
+		}
+		if v == 0 {
+			return fmt.Errorf("cuda device %d does not support %s: %w", index, a.what, ErrNoVMM)
+		}
+	}
+	return nil
+}
+
 // vmmMem is a virtual memory allocation's CUDA handle and mapped size.
 type vmmMem struct {
 	handle C.vs_CUmemHandle
 	size   int64
 }
 
-// vmmMapStages names the calls of vs_vmm_map by its stage numbers.
-var vmmMapStages = [...]string{"cuMemImportFromShareableHandle", "cuMemAddressReserve", "cuMemMap", "cuMemSetAccess"}
+// vmmMapStages names the calls of vs_vmm_map by its stage numbers, and
+// vmmUnmapStages those of vs_vmm_unmap.
+var (
+	vmmMapStages   = [...]string{"cuCtxSetCurrent", "cuMemImportFromShareableHandle", "cuMemAddressReserve", "cuMemMap", "cuMemSetAccess"}
+	vmmUnmapStages = [...]string{"cuCtxSetCurrent", "cuMemUnmap", "cuMemAddressFree", "cuMemRelease"}
+)
 
 // vmmGranularity returns the minimum granularity of a shareable allocation.
 func (d cudaDevice) vmmGranularity() (int64, error) {
@@ -783,7 +826,7 @@ func (d cudaDevice) vmmImport(fd int, size int64) (devicePtr, vmmMem, error) {
 func (d cudaDevice) vmmUnmap(ptr devicePtr, mem vmmMem) error {
 	var stage C.int
 	if res := C.vs_vmm_unmap(d.ctx, C.vs_CUdeviceptr(ptr), C.size_t(mem.size), mem.handle, &stage); res != cudaSuccess {
-		return cudaError(d.index, [...]string{"cuMemUnmap", "cuMemAddressFree", "cuMemRelease"}[stage], res)
+		return cudaError(d.index, vmmUnmapStages[stage], res)
 	}
 	return nil
 }

@@ -88,6 +88,9 @@ func Import(uuid string, s cuda.Shared) (*Mapping, error) {
 		if id != uuid || uuid == "" {
 			continue
 		}
+		if err := checkVMM(i); err != nil {
+			return nil, err
+		}
 		dev, err := cudaOpen(i)
 		if err != nil {
 			return nil, err

@@ -85,30 +85,47 @@ func TestDriverOnDeviceImportsASharedAllocationByUUID(t *testing.T) {
 }
 
 // TestDriverShareableNeedsVMMOverFakeLibcuda runs TestDriverWithoutVMM in a
-// child process over a stand-in libcuda built without cuMemCreate.
+// child process over a stand-in libcuda built without cuMemCreate, and over
+// one that has the calls on devices that say they do not support them.
 func TestDriverShareableNeedsVMMOverFakeLibcuda(t *testing.T) {
 	t.Parallel()
-	dir := buildFakeLibcuda(t, "-DFAKE_NO_VMM")
-	child := exec.Command(os.Args[0], "-test.run=^TestDriverWithoutVMM$", "-test.v", "-test.count=1")
-	child.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, fakeCUDAEnv+"=1", noVMMEnv+"=1")
-	out, err := child.CombinedOutput()
-	require.NoError(t, err, "over the stand-in without VMM:\n%s", out)
-	assert.Contains(t, string(out), "--- PASS: TestDriverWithoutVMM ", "%s", out)
+	for _, tc := range []struct {
+		name   string
+		cflags []string
+		env    string
+	}{
+		{"no VMM calls", []string{"-DFAKE_NO_VMM"}, ""},
+		{"devices without VMM support", nil, "VRAMSEAL_FAKE_CUDA_NO_VMM_SUPPORT=1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := buildFakeLibcuda(t, tc.cflags...)
+			child := exec.Command(os.Args[0], "-test.run=^TestDriverWithoutVMM$", "-test.v", "-test.count=1")
+			child.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, fakeCUDAEnv+"=1", noVMMEnv+"=1", tc.env)
+			out, err := child.CombinedOutput()
+			require.NoError(t, err, "over the stand-in without VMM:\n%s", out)
+			assert.Contains(t, string(out), "--- PASS: TestDriverWithoutVMM ", "%s", out)
+		})
+	}
 }
 
-// TestDriverWithoutVMM checks, over a driver without the virtual memory
-// management calls, that a shareable Open and Import fail with ErrNoVMM
-// and a plain Open works.
+// TestDriverWithoutVMM checks, over a driver without usable virtual memory
+// management, that a shareable Open and an Import on the device fail with
+// ErrNoVMM, and a plain Open works.
 func TestDriverWithoutVMM(t *testing.T) {
 	if os.Getenv(noVMMEnv) == "" {
 		t.Skip("runs over the stand-in libcuda built without VMM (TestDriverShareableNeedsVMMOverFakeLibcuda)")
 	}
-	_, err := Open(0, WithShareable())
-	require.ErrorIs(t, err, ErrNoVMM)
-	_, err = Import("GPU-00000000-0000-0000-0000-000000000000", cuda.Shared{})
-	assert.ErrorIs(t, err, ErrNoVMM)
 	d, err := Open(0)
 	require.NoError(t, err, "a plain Open needs no VMM")
 	assert.False(t, d.Shareable())
-	require.NoError(t, d.Close(), "the failed Open released what it took")
+	uuid := d.Properties().UUID
+	require.NoError(t, d.Close())
+
+	_, err = Open(0, WithShareable())
+	require.ErrorIs(t, err, ErrNoVMM)
+	_, err = Import(uuid, cuda.Shared{Kind: cuda.ShareCUDAVMM, File: os.Stdin, MapSize: 2 << 20})
+	assert.ErrorIs(t, err, ErrNoVMM)
+	d, err = Open(0)
+	require.NoError(t, err, "the failed Open released what it took")
+	require.NoError(t, d.Close())
 }

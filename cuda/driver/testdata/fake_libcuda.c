@@ -51,8 +51,10 @@
  * the descriptor is shared with the exporter. The fake refuses
  * cuMemFree_v2 of a mapped range, as a real driver does.
  *
- * Each device has 64 MiB of memory; VRAMSEAL_FAKE_CUDA_MEMORY_MIB sets
- * another size, in MiB.
+ * Each device has 64 MiB of memory. The devices say they support virtual memory
+ * management with POSIX descriptors (attributes 102 and 103) unless built
+ * with -DFAKE_NO_VMM or run with VRAMSEAL_FAKE_CUDA_NO_VMM_SUPPORT set, as a
+ * driver that has the calls on a device that cannot use them does.
  *
  * Build: cc -shared -fPIC -O2 -o libcuda.so.1 driver_fake_libcuda.c ../kernel/sha256.c -lpthread
  */
@@ -103,10 +105,7 @@ enum {
 };
 
 #define FAKE_DEVICES 2
-/* Each device's memory: 64 MiB, or VRAMSEAL_FAKE_CUDA_MEMORY_MIB MiB if set
- * (read by cuInit). */
-static size_t fake_total_memory = 64ull << 20;
-#define FAKE_TOTAL_MEMORY fake_total_memory
+#define FAKE_TOTAL_MEMORY (64ull << 20) /* each device's memory */
 
 /* A VMM allocation from cuMemCreate or cuMemImportFromShareableHandle:
  * its memfd, its size, whether it may be exported, how many mappings it
@@ -188,8 +187,6 @@ CUresult cuInit(unsigned int flags) {
 		return FAKE_INVALID_VALUE;
 	}
 	pthread_mutex_lock(&fake_mu);
-	const char *mib = getenv("VRAMSEAL_FAKE_CUDA_MEMORY_MIB");
-	if (mib != NULL && atoll(mib) > 0) fake_total_memory = (size_t)atoll(mib) << 20;
 	fake_initialised = 1;
 	for (int i = 0; i < FAKE_DEVICES; i++) {
 		fake_ctxs[i].device = i;
@@ -275,6 +272,14 @@ CUresult cuDeviceGetAttribute(int *value, int attr, CUdevice dev) {
 	case 76: *value = FAKE_CC_MINOR; return FAKE_SUCCESS; /* compute capability minor */
 	case 83: *value = 1; return FAKE_SUCCESS; /* managed memory */
 	case 88: *value = 0; return FAKE_SUCCESS; /* pageable memory access */
+	case 102: /* virtual memory management */
+	case 103: /* POSIX file descriptor handles */
+#ifdef FAKE_NO_VMM
+		*value = 0;
+#else
+		*value = getenv("VRAMSEAL_FAKE_CUDA_NO_VMM_SUPPORT") == NULL;
+#endif
+		return FAKE_SUCCESS;
 	}
 	return FAKE_INVALID_VALUE;
 }
@@ -504,6 +509,21 @@ CUresult cuStreamSynchronize(CUstream stream) {
 	pthread_mutex_unlock(&fake_mu);
 	const char *inject = getenv("VRAMSEAL_FAKE_CUDA_SYNC_ERROR");
 	if (r == FAKE_SUCCESS && pending && inject != NULL && *inject != '\0') return (CUresult)atoi(inject);
+	return r;
+}
+
+/* cuCtxSynchronize waits for all the calling thread's context's work: every
+ * stream's pending launch is done. */
+CUresult cuCtxSynchronize(void) {
+	CUresult r = FAKE_SUCCESS;
+	pthread_mutex_lock(&fake_mu);
+	struct fake_ctx *c = current();
+	if (c == NULL) {
+		r = FAKE_INVALID_CONTEXT;
+	} else {
+		for (struct fake_stream *st = c->streams; st != NULL; st = st->next) st->pending = 0;
+	}
+	pthread_mutex_unlock(&fake_mu);
 	return r;
 }
 

@@ -76,6 +76,7 @@ _SIGNATURES = {
     "cuDevicePrimaryCtxRetain": [ctypes.POINTER(CUcontext), CUdevice],
     "cuDevicePrimaryCtxRelease_v2": [CUdevice],
     "cuCtxSetCurrent": [CUcontext],
+    "cuCtxSynchronize": [],
     "cuMemImportFromShareableHandle": [
         ctypes.POINTER(CUmemGenericAllocationHandle), ctypes.c_void_p, ctypes.c_int],
     "cuMemAddressReserve": [
@@ -310,6 +311,10 @@ class _Resources:
             with _InContext(self.drv, self.ctx):
                 if self.mapped:
                     self.mapped = False
+                    # cuMemUnmap does not wait for work still reading the
+                    # range (a kernel torch queued on a tensor just dropped):
+                    # let it finish first, or it faults the context.
+                    step("cuCtxSynchronize")
                     step("cuMemUnmap", CUdeviceptr(self.ptr), self.size)
                 if self.size:
                     size, self.size = self.size, 0
