@@ -49,19 +49,21 @@ type aioContext uintptr
 // iocb is the kernel's struct iocb (linux/aio_abi.h), 64 bytes, for a
 // little-endian host; big-endian ones swap aio_key and aio_rw_flags, both
 // zero here.
+// Only the opcode and the descriptor are set; the other fields keep the
+// layout and stay zero.
 type iocb struct {
-	data      uint64
-	key       uint32
-	rwFlags   int32
-	opcode    uint16
-	reqprio   int16
-	fildes    uint32
-	buf       uint64
-	nbytes    uint64
-	offset    int64
-	reserved2 uint64
-	flags     uint32
-	resfd     uint32
+	_      uint64 // aio_data
+	_      uint32 // aio_key
+	_      int32  // aio_rw_flags
+	opcode uint16 // aio_lio_opcode
+	_      int16  // aio_reqprio
+	fildes uint32 // aio_fildes
+	_      uint64 // aio_buf
+	_      uint64 // aio_nbytes
+	_      int64  // aio_offset
+	_      uint64 // aio_reserved2
+	_      uint32 // aio_flags
+	_      uint32 // aio_resfd
 }
 
 // ioEvent is the kernel's struct io_event.

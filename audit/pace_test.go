@@ -206,6 +206,7 @@ func TestWaitingForCPUCountsGoroutinesWaitingForAP(t *testing.T) {
 				select {
 				case <-stop:
 					return
+				//lint:ignore SA5004 the goroutines spin on purpose, to keep every P busy
 				default:
 				}
 			}

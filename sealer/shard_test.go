@@ -94,6 +94,7 @@ func TestShardPrintedForms(t *testing.T) {
 
 	forms := map[string]string{
 		"%v": fmt.Sprintf("%v", s), "%+v": fmt.Sprintf("%+v", s), "%#v": fmt.Sprintf("%#v", s),
+		//lint:ignore S1025 the test checks what the %s verb prints
 		"%v of *Shard": fmt.Sprintf("%v", &s), "%s": fmt.Sprintf("%s", s), "JSON": string(js),
 	}
 	for name, out := range forms {
