@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 
@@ -201,68 +199,6 @@ func TestDriverOnDeviceCloseFreesEverything(t *testing.T) {
 	after, _, err := again.MemInfo()
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, after, before-(1<<20), "the freed memory is back, give or take other processes")
-}
-
-// TestDriverOverFakeLibcuda runs the tests that need a driver in a child
-// process whose libcuda.so.1 is testdata/fake_libcuda.c: host memory
-// standing in for a GPU, strict about contexts, bounds and leaks. It proves
-// the dlopen path, symbol loading, per-thread contexts and error mapping on
-// machines without a GPU. It is not a GPU: real devices run the same tests
-// through TestDriverContract on a machine with one.
-func TestDriverOverFakeLibcuda(t *testing.T) {
-	// Parallel, as the gpucheck dry runs: each waits on processes of its own.
-	t.Parallel()
-	dir := buildFakeLibcuda(t)
-	child := exec.Command(os.Args[0], "-test.run=^(TestDriverContract|TestDriverOnDevice.*)$", "-test.v", "-test.count=1",
-		"-test.bench=^(BenchmarkDriverCopy|BenchmarkDriverHash)$", "-test.benchtime=2x")
-	child.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, fakeCUDAEnv+"=1")
-	out, err := child.CombinedOutput()
-	require.NoError(t, err, "driver tests over the fake libcuda:\n%s", out)
-
-	report := string(out)
-	assert.NotContains(t, report, "--- SKIP", "every driver test ran:\n%s", report)
-	assert.NotContains(t, report, "--- FAIL", report)
-	for _, name := range []string{
-		"TestDriverContract", "TestDriverOnDeviceRejectsMissingIndex", "TestDriverOnDeviceErrorsCarryNoAddress",
-		"TestDriverOnDeviceCopiesFromAnyThread", "TestDriverOnDeviceCloseFreesEverything",
-		"TestDriverOnDeviceHashesWithTheKernel", "TestDriverOnDeviceHashesSpansInOneLaunch",
-		"TestDriverOnDeviceFallsBackWhenTheKernelDoesNotLoad",
-		"TestDriverOnDeviceLaunchFailure", "TestDriverOnDeviceHashesLikeTheHost",
-		"TestDriverOnDeviceReservesLaunchBuffersAtOpen", "TestDriverOnDeviceSplitsLaunchesAtTheirCapacity",
-		"TestDriverOnDeviceFullDeviceHashesOnTheHost", "TestDriverOnDeviceSealsAndVerifiesAModelTheSizeOfTheDevice",
-		"TestDriverOnDeviceScrubsAThousandShardsInALaunch", "TestDriverOnDeviceLoadsTheMatchingKernelImage",
-		"TestDriverOnDeviceFallsBackToThePTX", "TestDriverOnDeviceUUIDIsTheInstancesOwn",
-		"TestDriverOnDevicePointerReachesTheBytes", "TestDriverOnDeviceLeasePointerReachesTheSealedBytes",
-		"TestDriverOnDeviceImportsASharedAllocationByUUID",
-	} {
-		assert.Contains(t, report, "--- PASS: "+name+" ", "%s ran and passed", name)
-	}
-	for _, name := range []string{
-		"BenchmarkDriverCopy/HtoD", "BenchmarkDriverCopy/DtoH", "BenchmarkDriverCopy/Verify",
-		"BenchmarkDriverHash/shard/64KiB", "BenchmarkDriverHash/shard/1024KiB", "BenchmarkDriverHash/shard/4096KiB",
-		"BenchmarkDriverHash/device/64KiB", "BenchmarkDriverHash/device/1024KiB", "BenchmarkDriverHash/device/4096KiB",
-		"BenchmarkDriverHash/DtoH+SHA256", "BenchmarkDriverHash/DtoH",
-	} {
-		assert.True(t, strings.Contains(report, name), "benchmark %s ran:\n%s", name, report)
-	}
-}
-
-// TestDriverShareableOverFakeLibcuda runs TestDriverContractShareable in a
-// child process over the fake libcuda, as TestDriverOverFakeLibcuda runs
-// the rest: CUDA virtual memory allocations shared as memfds, imported
-// and mapped read-only again. The fake's devices get 256 MiB, as the
-// contract's 64 live allocations take a 2 MiB granule each.
-func TestDriverShareableOverFakeLibcuda(t *testing.T) {
-	t.Parallel()
-	dir := buildFakeLibcuda(t)
-	child := exec.Command(os.Args[0], "-test.run=^TestDriverContractShareable$", "-test.v", "-test.count=1")
-	child.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, fakeCUDAEnv+"=1")
-	out, err := child.CombinedOutput()
-	require.NoError(t, err, "the shareable contract over the fake libcuda:\n%s", out)
-	report := string(out)
-	assert.NotContains(t, report, "--- SKIP", report)
-	assert.Contains(t, report, "--- PASS: TestDriverContractShareable/share ", report)
-	assert.Contains(t, report, "--- PASS: TestDriverContractShareable ", report)
 }
 
 // buildFakeLibcuda builds testdata/fake_libcuda.c as libcuda.so.1 in a

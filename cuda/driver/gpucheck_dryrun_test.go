@@ -154,9 +154,40 @@ func TestGPUCheckDryRun(t *testing.T) {
 	for _, name := range gpucheckSteps {
 		assert.FileExists(t, filepath.Join(out, name+".log"), "$OUT keeps step %s's log", name)
 	}
-	device, err := os.ReadFile(filepath.Join(out, "device.log"))
-	require.NoError(t, err)
-	assert.Contains(t, string(device), "--- PASS: TestDriverOnDeviceScrubsAThousandShardsInALaunch", "the full log is kept")
+	checkDriverTestsRan(t, out)
+}
+
+// checkDriverTestsRan checks, in the full logs gpucheck.sh kept in out,
+// that every test that needs a driver ran over the stand-in and passed:
+// the contract, plain and shareable, and each on-device test. The dry run
+// is where they run on a machine without a GPU.
+func checkDriverTestsRan(t *testing.T, out string) {
+	t.Helper()
+	var logs strings.Builder
+	for _, name := range []string{"contract.log", "device.log"} {
+		b, err := os.ReadFile(filepath.Join(out, name))
+		require.NoError(t, err, "$OUT keeps %s", name)
+		logs.Write(b)
+	}
+	report := logs.String()
+	assert.NotContains(t, report, "--- SKIP", "every driver test ran:\n%s", report)
+	assert.NotContains(t, report, "--- FAIL", report)
+	for _, name := range []string{
+		"TestDriverContract", "TestDriverContractShareable", "TestDriverContractShareable/share",
+		"TestDriverOnDeviceRejectsMissingIndex", "TestDriverOnDeviceErrorsCarryNoAddress",
+		"TestDriverOnDeviceCopiesFromAnyThread", "TestDriverOnDeviceCloseFreesEverything",
+		"TestDriverOnDeviceHashesWithTheKernel", "TestDriverOnDeviceHashesSpansInOneLaunch",
+		"TestDriverOnDeviceFallsBackWhenTheKernelDoesNotLoad",
+		"TestDriverOnDeviceLaunchFailure", "TestDriverOnDeviceHashesLikeTheHost",
+		"TestDriverOnDeviceReservesLaunchBuffersAtOpen", "TestDriverOnDeviceSplitsLaunchesAtTheirCapacity",
+		"TestDriverOnDeviceFullDeviceHashesOnTheHost", "TestDriverOnDeviceSealsAndVerifiesAModelTheSizeOfTheDevice",
+		"TestDriverOnDeviceScrubsAThousandShardsInALaunch", "TestDriverOnDeviceLoadsTheMatchingKernelImage",
+		"TestDriverOnDeviceFallsBackToThePTX", "TestDriverOnDeviceUUIDIsTheInstancesOwn",
+		"TestDriverOnDevicePointerReachesTheBytes", "TestDriverOnDeviceLeasePointerReachesTheSealedBytes",
+		"TestDriverOnDeviceImportsASharedAllocationByUUID",
+	} {
+		assert.Contains(t, report, "--- PASS: "+name+" ", "%s ran over the stand-in and passed", name)
+	}
 }
 
 // TestGPUCheckRunsEveryStepAfterFailures runs gpucheck.sh over a fake

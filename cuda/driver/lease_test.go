@@ -25,7 +25,7 @@ import (
 // DevicePointer, copied out for Size bytes with cuMemcpyDtoH as inference
 // code would read it, must hash to the record's digest; once an eviction
 // revokes a lease, its DevicePointer fails with ErrRevoked. gpucheck.sh runs it
-// on a GPU and TestDriverOverFakeLibcuda over the stand-in libcuda; without
+// on a GPU and TestGPUCheckDryRun over the stand-in libcuda; without
 // a driver it skips.
 func TestDriverOnDeviceLeasePointerReachesTheSealedBytes(t *testing.T) {
 	d := driver.OpenTestDriver(t)

@@ -10,7 +10,7 @@ import (
 // TestDriverOnDevicePointerReachesTheBytes copies an allocation out through
 // its device pointer (what a lease hands inference code) and compares it
 // with what was written. gpucheck.sh runs it on a GPU and
-// TestDriverOverFakeLibcuda over the stand-in libcuda; without a driver it
+// TestGPUCheckDryRun over the stand-in libcuda; without a driver it
 // skips.
 func TestDriverOnDevicePointerReachesTheBytes(t *testing.T) {
 	d := openTestDriver(t)
