@@ -164,6 +164,7 @@ func TestTheIndependentVerifierAgreesWithAuditVerify(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // two processes per case, each in its own directory
 			path := filepath.Join(t.TempDir(), "audit.jsonl")
 			require.NoError(t, os.WriteFile(path, tc.log, 0o600))
 			flags := tc.flags
