@@ -210,7 +210,18 @@ def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-class ClientTest(unittest.TestCase):
+class Waits(unittest.TestCase):
+    """A test case that can wait, within 5 s, for a condition."""
+
+    def wait_for(self, cond: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 5
+        while not cond():
+            if time.monotonic() > deadline:
+                self.fail("condition not met in 5s")
+            time.sleep(0.01)
+
+
+class ClientTest(Waits):
     def setUp(self) -> None:
         self.threads_before = threading.active_count()
         self.fds_before = fd_count()
@@ -226,13 +237,6 @@ class ClientTest(unittest.TestCase):
         client = vramseal_share.connect(self.server.path, timeout=5)
         self.addCleanup(client.close)
         return client
-
-    def wait_for(self, cond: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + 5
-        while not cond():
-            if time.monotonic() > deadline:
-                self.fail("condition not met in 5s")
-            time.sleep(0.01)
 
     def test_hello_welcome(self) -> None:
         client = self.connect()

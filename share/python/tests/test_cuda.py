@@ -18,9 +18,7 @@ import ctypes
 import os
 import subprocess
 import sys
-import time
 import unittest
-from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -121,7 +119,7 @@ class Exporter:
 
 
 @unittest.skipUnless(FAKE, "VRAMSEAL_FAKE_LIBCUDA is not 1: go test runs these over the stand-in libcuda")
-class CudaGrantTest(unittest.TestCase):
+class CudaGrantTest(test_client.Waits):
     def setUp(self) -> None:
         self.exporter = Exporter()
         self.fds_before = fd_count()
@@ -253,13 +251,6 @@ class CudaGrantTest(unittest.TestCase):
         self.assertIn("CUDA_ERROR_INVALID_VALUE", str(caught.exception))
         self.wait_for(lambda: self.server.received[-1]["op"] == "release")
         # tearDown checks that nothing stayed imported, reserved or retained.
-
-    def wait_for(self, cond: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + 5
-        while not cond():
-            if time.monotonic() > deadline:
-                self.fail("condition not met in 5s")
-            time.sleep(0.01)
 
     def test_dlpack_capsule_is_read_only_and_holds_the_mapping(self) -> None:
         lease = self.client.acquire("layer0")
