@@ -68,15 +68,13 @@ func (d *Device) ImportShared(s cuda.Shared) (cuda.SharedMapping, error) {
 // cuMemAddressReserve, cuMemMap and cuMemSetAccess with
 // CU_MEM_ACCESS_FLAGS_PROT_READ. s.File stays the caller's and may be
 // closed at once. It fails with ErrNoDriver without a driver, ErrNoVMM
-// without virtual memory management, and messages.ErrInvalidInput for
-// another kind of descriptor or a UUID no device has.
+// when the driver or that device lacks virtual memory management, and
+// messages.ErrInvalidInput for another kind of descriptor or a UUID no
+// device has.
 func Import(uuid string, s cuda.Shared) (*Mapping, error) {
 	count, err := cudaDeviceCount()
 	if err != nil {
 		return nil, err
-	}
-	if !hasVMM() {
-		return nil, ErrNoVMM
 	}
 	for i := range count {
 		// Only the device that matches gets a context: one costs memory
