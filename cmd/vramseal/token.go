@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
@@ -18,8 +19,8 @@ const (
 	// credentialName is the token's name in systemd's $CREDENTIALS_DIRECTORY
 	// (LoadCredential=vramseal-token:/etc/vramseal/token).
 	credentialName = "vramseal-token"
-	// ephemeralTokenBytes is the size of a random token made for a run on
-	// simulated devices without one (see simToken).
+	// ephemeralTokenBytes is how many random bytes a token made for a run on
+	// simulated devices without one holds (see simToken).
 	ephemeralTokenBytes = 32
 )
 
@@ -60,10 +61,14 @@ func readToken(path string) ([]byte, error) {
 	return token, nil
 }
 
-// ephemeralToken returns a new random token.
+// ephemeralToken returns a new random token, hex-encoded: a token file keeps
+// text as it is, whereas raw bytes ending in a newline would lose it when
+// read back (secret.ReadTokenFile cuts one) and derive another key.
 func ephemeralToken() []byte {
-	token := make([]byte, ephemeralTokenBytes)
-	rand.Read(token)
+	var random [ephemeralTokenBytes]byte
+	rand.Read(random[:])
+	token := hex.AppendEncode(nil, random[:])
+	clear(random[:])
 	return token
 }
 

@@ -147,6 +147,28 @@ func TestEphemeralTokensAreLongEnoughAndDiffer(t *testing.T) {
 	assert.NotEqual(t, a, b)
 }
 
+// TestSimTokenReadsBackTheTokenItMade defends a log continued by the next run
+// on simulated GPUs: the token kept beside the log must derive the key the
+// run that made it used. Raw random bytes ended in a newline one time in
+// 256, which the token file reader cuts.
+func TestSimTokenReadsBackTheTokenItMade(t *testing.T) {
+	for range 4096 {
+		token := ephemeralToken()
+		require.Len(t, token, 2*ephemeralTokenBytes)
+		_, err := hex.DecodeString(string(token))
+		require.NoError(t, err, "a made token is hex text, which a token file keeps as it is: %q", token)
+	}
+	logPath := filepath.Join(t.TempDir(), auditLogName)
+	made, path, created, err := simToken(logPath)
+	require.NoError(t, err)
+	require.True(t, created)
+	again, againPath, created, err := simToken(logPath)
+	require.NoError(t, err)
+	assert.False(t, created, "the second run reads the kept token")
+	assert.Equal(t, path, againPath)
+	assert.Equal(t, made, again, "the kept token reads back as the one the first run used")
+}
+
 // TestWorkerKeysPrintNoSecret covers the CLI's one key holder, which the
 // secret package's walk over exported types cannot reach.
 func TestWorkerKeysPrintNoSecret(t *testing.T) {
