@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
 	"github.com/vramseal/vramseal/internal/secret"
 	"github.com/vramseal/vramseal/supervisor"
 )
