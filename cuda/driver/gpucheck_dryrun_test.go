@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -211,8 +212,10 @@ func TestGPUCheckRunsEveryStepAfterFailures(t *testing.T) {
 }
 
 // TestGPUCheckKeepsToItsBudget runs gpucheck.sh with a budget too short for
-// the device tests: they time out (timeout -k), the steps left say they are
-// out of time, and the script exits 1 within the budget.
+// the device tests: the step the budget runs out in times out (timeout -k),
+// the timed steps before it pass, those after it say they are out of time,
+// and the script exits 1 within the budget. Which step that is depends on
+// the machine's load (on a quiet one, device).
 func TestGPUCheckKeepsToItsBudget(t *testing.T) {
 	lib := buildFakeLibcuda(t)
 	started := time.Now()
@@ -221,10 +224,20 @@ func TestGPUCheckKeepsToItsBudget(t *testing.T) {
 	assert.Less(t, time.Since(started), 20*time.Second, "8 s of budget, a few of kill grace")
 	assert.Equal(t, 1, code, "gpucheck.sh failed")
 	rows := gpucheckRows(t, stdout)
-	assert.Equal(t, "PASS", rows["contract"][0], rows["contract"][1])
-	assert.Equal(t, "FAIL", rows["device"][0])
-	assert.Regexp(t, `^timed out after \d+s`, rows["device"][1], "the device tests ran into the budget")
-	for _, name := range []string{"copy", "hash", "run", "audit", "share"} {
-		assert.Equal(t, [2]string{"SKIP", "skipped: out of time (GPUCHECK_TIMEOUT 8s)"}, rows[name], "step %s", name)
+	timedOut := slices.IndexFunc(gpucheckSteps, func(name string) bool {
+		return strings.HasPrefix(rows[name][1], "timed out after ")
+	})
+	require.GreaterOrEqual(t, timedOut, 0, "a step ran into the budget")
+	require.Less(t, timedOut, slices.Index(gpucheckSteps, "copy"), "the device tests cannot fit in 8 s")
+	for i, name := range gpucheckSteps {
+		switch {
+		case name == "kernel": // reads device.log, and takes no time of its own
+		case i < timedOut:
+			assert.Equal(t, "PASS", rows[name][0], "step %s, before the budget ran out: %s", name, rows[name][1])
+		case i == timedOut:
+			assert.Equal(t, "FAIL", rows[name][0], "step %s ran into the budget", name)
+		default:
+			assert.Equal(t, [2]string{"SKIP", "skipped: out of time (GPUCHECK_TIMEOUT 8s)"}, rows[name], "step %s", name)
+		}
 	}
 }
