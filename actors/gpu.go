@@ -48,7 +48,10 @@ type gpuActor struct {
 	live *liveIndex
 	// stopReply takes the actor's answer to its stop.
 	stopReply chan<- stopReport
-	t         *table
+	// mailbox is the goroutine the actor runs on, which its last turn lets
+	// end.
+	mailbox *ownGoroutine
+	t       *table
 }
 
 // Receive handles one message.
@@ -107,6 +110,8 @@ func (a *gpuActor) Receive(c actor.Context) {
 		// actor is gone, so it stays allocated until the process exits.
 		freed, leased := a.freeEverything()
 		a.stopReply <- stopReport{freed: freed, leased: leased}
+	case *actor.Stopped:
+		a.mailbox.close()
 	}
 }
 

@@ -34,6 +34,8 @@ type GPURef struct {
 	// stopReply is the actor's answer to its stop, sent in its last turn
 	// (protoactor's stop carries no reply channel, so the spawn makes it).
 	stopReply <-chan stopReport
+	// mailbox is the goroutine the actor runs on; Stop waits for it.
+	mailbox *ownGoroutine
 }
 
 // stopReport is what a GPU actor freed as it stopped, and how many
@@ -333,6 +335,7 @@ func (g *GPURef) MarkVerified(rec sealer.Shard, at time.Time) {
 func (g *GPURef) Stop() (freed []Freed, leased int) {
 	g.stop()
 	<-g.stopped
+	g.mailbox.wait()
 	select {
 	case r := <-g.stopReply:
 		return r.freed, r.leased

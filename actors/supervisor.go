@@ -69,16 +69,21 @@ func SpawnSupervisor(system *actor.ActorSystem, cfg SupervisorConfig) (*Supervis
 func (s *SupervisorRef) SpawnGPU(cfg GPUConfig) (*GPURef, error) {
 	live := newLiveIndex()
 	stopReply := make(chan stopReport, 1)
-	props := actor.PropsFromProducer(func() actor.Actor { return &gpuActor{cfg: cfg, live: live, stopReply: stopReply} })
+	mailbox := startOwnGoroutine()
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &gpuActor{cfg: cfg, live: live, stopReply: stopReply, mailbox: mailbox}
+	}, actor.WithDispatcher(mailbox))
 	child, err := s.spawn(s.gpus, props, fmt.Sprintf("gpu-%d", cfg.Index))
 	if err != nil {
+		mailbox.close()
+		mailbox.wait()
 		return nil, err
 	}
 	return &GPURef{
 		index: cfg.Index, device: cfg.Device, live: live, onAcquire: cfg.OnAcquire,
 		send:    func(msg any) { s.root.Send(child.pid, msg) },
 		stop:    func() { s.root.Stop(child.pid) },
-		stopped: child.stopped, stopReply: stopReply,
+		stopped: child.stopped, stopReply: stopReply, mailbox: mailbox,
 	}, nil
 }
 
