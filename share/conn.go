@@ -203,12 +203,13 @@ func (c *conn) acquire(reqID *int64, id string, verified bool) {
 	}
 	shared, err := l.Share()
 	if err != nil {
-		how, code := supervisor.LeaseReleased, CodeUnshareable
 		if l.Err() != nil {
-			how, code = supervisor.LeaseRevoked, CodeStopped
+			c.logEnd(l.End(supervisor.LeaseRevoked))
+			c.fail(reqID, CodeStopped, err.Error())
+			return
 		}
-		c.logEnd(l.End(how))
-		c.fail(reqID, code, err.Error())
+		c.logEnd(l.EndUnshared(err))
+		c.fail(reqID, CodeUnshareable, err.Error())
 		return
 	}
 	h := &heldLease{lease: l, gone: make(chan struct{})}

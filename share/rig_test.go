@@ -34,7 +34,13 @@ type served struct {
 // the test stops both.
 func serve(t *testing.T, edit func(*share.Config)) *served {
 	t.Helper()
-	rig, err := supervisor.MakeRig(context.Background(), supervisor.RigConfig{Shareable: true})
+	return serveOn(t, supervisor.RigConfig{Shareable: true}, edit)
+}
+
+// serveOn is serve on a rig made with cfg.
+func serveOn(t *testing.T, rigCfg supervisor.RigConfig, edit func(*share.Config)) *served {
+	t.Helper()
+	rig, err := supervisor.MakeRig(context.Background(), rigCfg)
 	require.NoError(t, err)
 	s := &served{rig: rig, path: filepath.Join(t.TempDir(), "run", "share.sock"), data: make([]byte, 300_001)}
 	for i := range s.data {

@@ -326,6 +326,27 @@ func TestTheGoClientListsAcquiresAndReleases(t *testing.T) {
 	assert.Equal(t, int64(1), s.server.Stats().Grants)
 }
 
+// TestAnUnshareableGrantIsRecordedAsNeverHandedOver serves a Sim that
+// cannot share memory: the client is told unshareable, and the trail says
+// the lease ended unshared, and why, not that the client released it.
+func TestAnUnshareableGrantIsRecordedAsNeverHandedOver(t *testing.T) {
+	s := serveOn(t, supervisor.RigConfig{}, nil)
+	ctx := context.Background()
+	c, err := share.Dial(ctx, s.path)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Acquire(ctx, "w", false)
+	var se *share.Error
+	require.True(t, errors.As(err, &se), "%v", err)
+	assert.Equal(t, share.CodeUnshareable, se.Code)
+	assert.Equal(t, int64(0), s.server.Stats().Leases)
+
+	ended := s.events(audit.EventLeaseEnded)
+	require.Len(t, ended, 1)
+	assert.Equal(t, "unshared", ended[0].Fields["ended"])
+	assert.Contains(t, ended[0].Fields["cause"], "does not share memory with other processes")
+}
+
 // TestASilentClientIsClosedAfterTheHelloTimeout connects and says nothing:
 // the server closes the connection and frees its slot.
 func TestASilentClientIsClosedAfterTheHelloTimeout(t *testing.T) {

@@ -33,6 +33,9 @@ const (
 	// LeaseDropped: the server dropped the peer's connection, which did not
 	// keep up with what it was sent.
 	LeaseDropped LeaseEnd = "dropped"
+	// LeaseUnshared: the memory could not be shared with the peer, which
+	// was never sent the lease (EndUnshared records why).
+	LeaseUnshared LeaseEnd = "unshared"
 )
 
 // End ends a peer's lease: it makes a LeaseEnded record (the shard, the
@@ -41,12 +44,19 @@ const (
 // Only the first End of a lease records, and none after its Release; End
 // of a lease granted without ForPeer just releases it. The lease is
 // released even if the record fails, which End then returns.
-func (l *Lease) End(how LeaseEnd) error {
+func (l *Lease) End(how LeaseEnd) error { return l.end(how, l.Err()) }
+
+// EndUnshared ends a peer's lease whose memory Share could not hand over,
+// as End does, with cause (Share's error) as the record's cause.
+func (l *Lease) EndUnshared(cause error) error { return l.end(LeaseUnshared, cause) }
+
+// end is End with the record's cause, if any.
+func (l *Lease) end(how LeaseEnd, cause error) error {
 	if l.peer == nil || !l.closing.CompareAndSwap(false, true) || l.ended.Load() {
 		l.Release()
 		return nil
 	}
-	err := l.runtime.record(context.Background(), leaseEndedRecord(l, how))
+	err := l.runtime.record(context.Background(), leaseEndedRecord(l, how, cause))
 	l.Release()
 	if err != nil {
 		return fmt.Errorf("lease %d: %w", l.id, err)
@@ -90,12 +100,13 @@ func leaseGrantedRecord(l *Lease, verified bool) audit.Record {
 	return audit.Record{Event: audit.EventLeaseGranted, Severity: audit.SeverityInfo, Fields: f}
 }
 
-// leaseEndedRecord is the record of a peer's lease ending.
-func leaseEndedRecord(l *Lease, how LeaseEnd) audit.Record {
+// leaseEndedRecord is the record of a peer's lease ending, and why, if
+// cause is set.
+func leaseEndedRecord(l *Lease, how LeaseEnd, cause error) audit.Record {
 	f := leaseFields(l)
 	f["ended"] = string(how)
-	if err := l.Err(); err != nil {
-		f["cause"] = err.Error()
+	if cause != nil {
+		f["cause"] = cause.Error()
 	}
 	return audit.Record{Event: audit.EventLeaseEnded, Severity: audit.SeverityInfo, Fields: f}
 }
