@@ -18,7 +18,10 @@ import ctypes
 import os
 import subprocess
 import sys
+import threading
 import unittest
+from typing import Any
+from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -202,6 +205,36 @@ class CudaGrantTest(test_client.Waits):
         self.server.send({"op": "revoke", "lease": lease.id, "reason": "evicted", "message": "x"})
         self.assertTrue(lease.revoked.wait(5))
         # The reader made the primary context current on its own thread.
+        self.wait_for(lambda: self.exporter.free_bytes() == self.free_before)
+
+    def test_a_long_read_holds_up_neither_a_revoke_nor_the_reader_thread(self) -> None:
+        reading, other = self.client.acquire("layer0"), self.client.acquire("layer0")
+        drv, copying, finish = driver(), threading.Event(), threading.Event()
+        call = drv.call
+
+        def slow_copy(name: str, *args: Any) -> None:
+            if name == "cuMemcpyDtoH_v2":
+                copying.set()
+                finish.wait(30)
+            call(name, *args)
+
+        got: list[bytes] = []
+        with mock.patch.object(drv, "call", slow_copy):
+            reader = threading.Thread(target=lambda: got.append(reading.read()))
+            reader.start()
+            try:
+                self.assertTrue(copying.wait(5), "the read to start copying")
+                self.server.send({"op": "revoke", "lease": reading.id, "reason": "evicted", "message": "x"})
+                self.server.send({"op": "revoke", "lease": other.id, "reason": "evicted", "message": "y"})
+                self.assertTrue(reading.revoked.wait(5), "the revoke of the lease being read")
+                self.assertTrue(other.revoked.wait(5), "the next frame, while the read still copies")
+                # The other lease unmaps; the one being read stays mapped
+                # until its copy ends.
+                self.wait_for(lambda: self.exporter.free_bytes() == self.free_before - SIZE)
+            finally:
+                finish.set()
+                reader.join(30)
+        self.assertEqual(got, [SHARD_BYTES], "the copy begun before the revoke completes")
         self.wait_for(lambda: self.exporter.free_bytes() == self.free_before)
 
     def test_bf16_is_uint16_to_the_array_interface_and_bfloat16_to_dlpack(self) -> None:

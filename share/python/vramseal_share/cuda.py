@@ -265,16 +265,21 @@ class DeviceMapping:
                 self._finalizer()
 
     def copy_to_host(self, offset: int, n: int) -> bytes:
-        """n bytes from offset of the mapping, copied to host memory."""
+        """n bytes from offset of the mapping, copied to host memory. The
+        caller is a user (hold), so the mapping stays while it copies; the
+        copy takes no lock, so a revoke meanwhile (retire) does not wait for
+        it, nor does the client's reader thread that handles the revoke."""
         if offset < 0 or n < 0 or offset + n > self.size:
             raise ValueError(f"[{offset}, {offset + n}) is outside the mapping's {self.size} bytes")
-        buf = ctypes.create_string_buffer(n)
         with self._lock:
             if not self._finalizer.alive:
                 raise ShareError("the device mapping is unmapped")
-            if n:
-                with _InContext(self._drv, self._ctx):
-                    self._drv.call("cuMemcpyDtoH_v2", buf, CUdeviceptr(self.ptr + offset), n)
+            if self._users == 0:
+                raise ShareError("copy_to_host without hold(): the mapping may go while it copies")
+        buf = ctypes.create_string_buffer(n)
+        if n:
+            with _InContext(self._drv, self._ctx):
+                self._drv.call("cuMemcpyDtoH_v2", buf, CUdeviceptr(self.ptr + offset), n)
         return buf.raw
 
     @property
