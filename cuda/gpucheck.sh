@@ -21,7 +21,8 @@
 # temporary directory), kept; stdout is only the header (commit, GPU,
 # driver, MIG and compute mode, clocks, glibc, libcuda) and a summary table
 # of step, result, seconds and figure, under 4,000 characters. It exits 1
-# if any step failed.
+# if any step failed, or was not run for want of time: a check cut short is
+# not a pass.
 #
 # Steps:
 #   contract  the Device contract suite on CUDA device 0, plain and opened
@@ -135,7 +136,8 @@ say "logs:    $out"
 say ""
 say "$(printf '%-9s %-5s %5s  %s' step result secs figure)"
 
-failed=0
+failed=0 # steps that failed
+unrun=0  # steps skipped for want of time: the check is not complete
 # step NAME CAP runs step_NAME with $log and $limit set, and adds its row:
 # step_NAME returns 0 pass, 2 skip, anything else fail, and sets $figure.
 step() {
@@ -147,6 +149,7 @@ step() {
 	((limit > cap)) && limit=$cap
 	if ((cap > 0 && limit < 1)); then
 		result=SKIP figure="skipped: out of time (GPUCHECK_TIMEOUT ${budget}s)"
+		unrun=$((unrun + 1))
 	else
 		"step_$name"
 		rc=$?
@@ -310,8 +313,8 @@ if grep -qF 'vramseal fake CUDA device' "$out/device.log" 2>/dev/null; then
 fi
 say ""
 say "time:    used $((SECONDS - deadline + budget))s of ${budget}s"
-if ((failed > 0)); then
-	say "gpucheck: FAIL ($failed of ${#steps[@]} steps failed; logs in $out)"
+if ((failed > 0 || unrun > 0)); then
+	say "gpucheck: FAIL ($failed of ${#steps[@]} steps failed, $unrun not run for want of time; logs in $out)"
 	exit 1
 fi
 say "gpucheck: PASS"

@@ -211,33 +211,38 @@ func TestGPUCheckRunsEveryStepAfterFailures(t *testing.T) {
 	assert.Regexp(t, `gpucheck: FAIL \(\d+ of 9 steps failed`, stdout)
 }
 
-// TestGPUCheckKeepsToItsBudget runs gpucheck.sh with a budget too short for
-// the device tests: the step the budget runs out in times out (timeout -k),
-// the timed steps before it pass, those after it say they are out of time,
-// and the script exits 1 within the budget. Which step that is depends on
-// the machine's load (on a quiet one, device).
+// TestGPUCheckKeepsToItsBudget runs gpucheck.sh with a budget far too
+// short for its steps. Where the budget runs out depends on the machine's
+// load, so the test holds wherever it does: the steps before pass (devices
+// skips: no NVML), the one it runs out in times out or is the first not run,
+// every timed step after says it is out of time, and the script reports FAIL
+// and exits 1 within the budget and its kill grace, since a check cut short
+// is not a pass.
 func TestGPUCheckKeepsToItsBudget(t *testing.T) {
-	lib := buildFakeLibcuda(t)
+	lib, bin := buildFakeLibcuda(t), gpucheckBin(t, true)
 	started := time.Now()
-	stdout, _, code := runGPUCheck(t, lib, gpucheckBin(t, false), "GPUCHECK_TIMEOUT=8")
+	stdout, _, code := runGPUCheck(t, lib, bin, "GPUCHECK_TIMEOUT=8")
 	t.Logf("gpucheck.sh's stdout:\n%s", stdout)
 	assert.Less(t, time.Since(started), 20*time.Second, "8 s of budget, a few of kill grace")
 	assert.Equal(t, 1, code, "gpucheck.sh failed")
+	assert.Regexp(t, `gpucheck: FAIL \(\d+ of 9 steps failed, [1-9]\d* not run for want of time`, stdout)
 	rows := gpucheckRows(t, stdout)
-	timedOut := slices.IndexFunc(gpucheckSteps, func(name string) bool {
-		return strings.HasPrefix(rows[name][1], "timed out after ")
+	outOfTime := [2]string{"SKIP", "skipped: out of time (GPUCHECK_TIMEOUT 8s)"}
+	cut := slices.IndexFunc(gpucheckSteps, func(name string) bool {
+		return strings.HasPrefix(rows[name][1], "timed out after ") || rows[name] == outOfTime
 	})
-	require.GreaterOrEqual(t, timedOut, 0, "a step ran into the budget")
-	require.Less(t, timedOut, slices.Index(gpucheckSteps, "copy"), "the device tests cannot fit in 8 s")
+	require.GreaterOrEqual(t, cut, 0, "the budget ran out in some step")
 	for i, name := range gpucheckSteps {
 		switch {
 		case name == "kernel": // reads device.log, and takes no time of its own
-		case i < timedOut:
+		case i < cut && name == "devices":
+			assert.Equal(t, "SKIP", rows[name][0], "step %s: %s", name, rows[name][1])
+		case i < cut:
 			assert.Equal(t, "PASS", rows[name][0], "step %s, before the budget ran out: %s", name, rows[name][1])
-		case i == timedOut:
+		case i == cut && rows[name] != outOfTime:
 			assert.Equal(t, "FAIL", rows[name][0], "step %s ran into the budget", name)
 		default:
-			assert.Equal(t, [2]string{"SKIP", "skipped: out of time (GPUCHECK_TIMEOUT 8s)"}, rows[name], "step %s", name)
+			assert.Equal(t, outOfTime, rows[name], "step %s", name)
 		}
 	}
 }

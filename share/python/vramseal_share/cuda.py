@@ -266,9 +266,11 @@ class DeviceMapping:
 
     def copy_to_host(self, offset: int, n: int) -> bytes:
         """n bytes from offset of the mapping, copied to host memory. The
-        caller is a user (hold), so the mapping stays while it copies; the
-        copy takes no lock, so a revoke meanwhile (retire) does not wait for
-        it, nor does the client's reader thread that handles the revoke."""
+        caller must be a user (hold), so the mapping stays while it copies
+        (a call with no user at all is refused; one that merely shares
+        another's hold is not caught); the copy takes no lock, so a revoke
+        meanwhile (retire) does not wait for it, nor does the client's
+        reader thread that handles the revoke."""
         if offset < 0 or n < 0 or offset + n > self.size:
             raise ValueError(f"[{offset}, {offset + n}) is outside the mapping's {self.size} bytes")
         with self._lock:
